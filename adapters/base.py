@@ -1,0 +1,122 @@
+"""What every channel adapter is: verify a delivery, parse it into contacts,
+answer handshakes, and shape the reply the provider expects.
+
+Adapters are pure: they see a ``WebhookRequest`` (raw bytes and headers) and
+return models; they never touch the network or the database.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, TypeVar
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from router.errors import FieldError, PayloadError, UnsupportedMediaType
+from router.models import Contact, Routed, WebhookReply, WebhookRequest
+
+M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    """The contacts one delivery carries, and how many events were skipped
+    (status callbacks, read receipts, echoes, typing indicators)."""
+
+    contacts: Sequence[Contact]
+    ignored: int = 0
+    reply: WebhookReply | None = None  # set when the delivery was only a handshake
+
+
+@dataclass(frozen=True, slots=True)
+class AdapterSpec:
+    """One configured adapter instance: its URL name, kind, secrets and options."""
+
+    name: str
+    kind: str
+    secrets: tuple[str, ...]
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Adapter(ABC):
+    """Base of all adapters; subclasses set ``kind`` and implement the hooks."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, spec: AdapterSpec) -> None:
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @abstractmethod
+    def verify(self, request: WebhookRequest) -> None:
+        """Raise ``SignatureError`` unless the delivery is authentic and fresh."""
+
+    @abstractmethod
+    def parse(self, request: WebhookRequest) -> Parsed:
+        """Turn a verified delivery into normalized contacts (``PayloadError`` if bad)."""
+
+    def handshake(self, request: WebhookRequest) -> WebhookReply:
+        """Answer a GET verification handshake; adapters without one answer 405."""
+        return json_reply({"error": "method_not_allowed",
+                           "message": f"adapter kind {self.kind!r} has no GET handshake"},
+                          status=405)
+
+    def reply(self, routed: Sequence[Routed], parsed: Parsed) -> WebhookReply:
+        """The answer to a delivery whose contacts were all routed and recorded."""
+        return json_reply(
+            {
+                "contacts": [
+                    r.model_dump(mode="json", exclude={"external_id"}) for r in routed
+                ],
+                "ignored": parsed.ignored,
+            }
+        )
+
+
+def json_reply(body: Any, *, status: int = 200) -> WebhookReply:
+    return WebhookReply(status=status, body=orjson.dumps(body), content_type="application/json")
+
+
+def require_json(request: WebhookRequest) -> Any:
+    """The body decoded as JSON, or a ``PayloadError``/``UnsupportedMediaType``."""
+    if request.content_type not in ("application/json", "") and not request.content_type.endswith(
+        "+json"
+    ):
+        raise UnsupportedMediaType(
+            f"expected application/json, got {request.content_type!r}",
+            fields=[FieldError("content-type", "must be application/json")],
+        )
+    try:
+        return orjson.loads(request.body)
+    except orjson.JSONDecodeError as exc:
+        raise PayloadError(
+            "body is not valid JSON", fields=[FieldError("body", f"invalid JSON: {exc}")]
+        ) from None
+
+
+def field_errors(exc: ValidationError, *, prefix: str = "") -> list[FieldError]:
+    """Pydantic's errors as dotted field paths with a short reason each."""
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        path = ".".join(str(p) for p in err["loc"])
+        if prefix:
+            path = f"{prefix}.{path}" if path else prefix
+        out.append(FieldError(path or "body", err["msg"]))
+    return out
+
+
+def validate(model: type[M], data: Any, *, prefix: str = "") -> M:
+    """``model.model_validate(data)``, with errors turned into a ``PayloadError``."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise PayloadError(
+            f"payload does not match the {model.__name__} schema",
+            fields=field_errors(exc, prefix=prefix),
+        ) from None

@@ -1,0 +1,307 @@
+"""The generic JSON adapters, one per channel: ``chat``, ``email``, ``voice``,
+``social``. A platform (or a small bridge in front of one) posts our documented
+JSON and signs it with ``X-Omniroute-Signature``.
+
+Signature: ``X-Omniroute-Signature: t=<unix seconds>,v1=<hex>`` where the hex is
+HMAC-SHA256 of ``"<t>.<raw body>"`` with the adapter's secret. Several ``v1``
+entries may be sent; any configured secret may match (rotation). Timestamps
+more than five minutes away from our clock are refused.
+
+A body is one contact object, or ``{"contacts": [ ... ]}`` with up to
+``MAX_BATCH`` of them. The JSON Schemas are in ``adapters/schemas/``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from adapters.base import Adapter, Parsed, require_json, validate
+from adapters.signing import (
+    check_timestamp,
+    decode_hex,
+    matches_any,
+    mismatch,
+    missing,
+)
+from router.errors import FieldError, PayloadError, SignatureError
+from router.models import TEXT_LIMIT, Contact, Identifier, WebhookRequest
+
+SIGNATURE_HEADER = "x-omniroute-signature"
+MAX_BATCH = 100
+
+
+def sign(body: bytes, secret: str, timestamp: int) -> str:
+    """The ``X-Omniroute-Signature`` value for ``body`` (used by clients and tests)."""
+    from adapters.signing import hmac_sha256
+
+    digest = hmac_sha256(secret.encode(), str(timestamp).encode() + b"." + body)
+    return f"t={timestamp},v1={digest.hex()}"
+
+
+class _Payload(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+Text = Field(default=None, max_length=TEXT_LIMIT * 4)
+Id = Field(min_length=1, max_length=512)
+
+
+class ChatCustomer(_Payload):
+    email: str | None = Field(default=None, max_length=320)
+    phone: str | None = Field(default=None, max_length=64)
+    crm_id: str | None = Field(default=None, max_length=256)
+    visitor_id: str | None = Field(default=None, max_length=256)
+    name: str | None = Field(default=None, max_length=256)
+    email_verified: bool = False
+
+
+class ChatPayload(_Payload):
+    """A new chat conversation or message."""
+
+    id: str = Id
+    conversation_id: str | None = Field(default=None, max_length=512)
+    customer: ChatCustomer
+    text: str | None = Text
+    language: str | None = Field(default=None, max_length=35)
+    sent_at: datetime | None = None
+    page_url: str | None = Field(default=None, max_length=2048)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class Address(_Payload):
+    address: str = Field(min_length=3, max_length=320)
+    name: str | None = Field(default=None, max_length=256)
+
+
+class EmailPayload(_Payload):
+    """An inbound email, already parsed into fields."""
+
+    id: str = Id  # the Message-Id
+    from_: Address = Field(alias="from")
+    to: list[Address] = Field(default_factory=list, max_length=100)
+    cc: list[Address] = Field(default_factory=list, max_length=100)
+    subject: str | None = Field(default=None, max_length=2000)
+    text: str | None = Text
+    in_reply_to: str | None = Field(default=None, max_length=512)
+    references: list[str] = Field(default_factory=list, max_length=200)
+    language: str | None = Field(default=None, max_length=35)
+    sent_at: datetime | None = None
+    attachments: int = Field(default=0, ge=0)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class Ivr(_Payload):
+    path: list[str] = Field(default_factory=list, max_length=50)
+    digits: str | None = Field(default=None, max_length=64)
+    speech: str | None = Field(default=None, max_length=4000)
+
+
+class VoicePayload(_Payload):
+    """The metadata of an incoming call (no audio)."""
+
+    id: str = Id  # the call id
+    caller: str = Field(min_length=1, max_length=128)
+    callee: str | None = Field(default=None, max_length=128)
+    caller_name: str | None = Field(default=None, max_length=256)
+    crm_id: str | None = Field(default=None, max_length=256)
+    ivr: Ivr = Field(default_factory=Ivr)
+    intent: str | None = Field(default=None, max_length=128)
+    language: str | None = Field(default=None, max_length=35)
+    started_at: datetime | None = None
+    queue_seconds: int | None = Field(default=None, ge=0)
+    forwarded_from: str | None = Field(default=None, max_length=128)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class SocialAuthor(_Payload):
+    id: str = Field(min_length=1, max_length=256)
+    handle: str | None = Field(default=None, max_length=256)
+    name: str | None = Field(default=None, max_length=256)
+
+
+class SocialPayload(_Payload):
+    """A message or public post on a social platform."""
+
+    id: str = Id
+    platform: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    author: SocialAuthor
+    public: bool = False
+    thread_id: str | None = Field(default=None, max_length=512)
+    text: str | None = Text
+    language: str | None = Field(default=None, max_length=35)
+    sent_at: datetime | None = None
+    attachments: int = Field(default=0, ge=0)
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+def _cap(text: str | None) -> str | None:
+    return text[:TEXT_LIMIT] if text else text
+
+
+def _chat(p: ChatPayload, provider: str) -> Contact:
+    c = p.customer
+    ids = [
+        Identifier(kind=kind, value=value, verified=kind == "crm" or (kind == "email" and c.email_verified))
+        for kind, value in (
+            ("crm", c.crm_id),
+            ("email", c.email),
+            ("phone", c.phone),
+            ("visitor", c.visitor_id),
+        )
+        if value
+    ]
+    if not ids:
+        raise PayloadError(
+            "the chat customer has no identifier",
+            fields=[FieldError("customer", "give at least one of email, phone, crm_id, visitor_id")],
+        )
+    attrs = dict(p.attributes)
+    if p.page_url:
+        attrs["page_url"] = p.page_url
+    return Contact(
+        channel="chat", provider=provider, external_id=p.id, thread_id=p.conversation_id,
+        identifiers=tuple(ids), sender_name=c.name, text=_cap(p.text), language=p.language,
+        sent_at=p.sent_at, attributes=attrs,
+    )
+
+
+def _email(p: EmailPayload, provider: str) -> Contact:
+    thread = p.references[0] if p.references else p.in_reply_to
+    attrs = dict(p.attributes)
+    attrs["attachments"] = p.attachments
+    attrs["to"] = [a.address for a in p.to]
+    if p.in_reply_to:
+        attrs["reply"] = True
+    return Contact(
+        channel="email", provider=provider, external_id=p.id, thread_id=thread,
+        identifiers=(Identifier(kind="email", value=p.from_.address),),
+        sender_name=p.from_.name, subject=p.subject, text=_cap(p.text), language=p.language,
+        sent_at=p.sent_at, attributes=attrs,
+    )
+
+
+def _voice(p: VoicePayload, provider: str) -> Contact:
+    ids = [Identifier(kind="phone", value=p.caller)]
+    if p.crm_id:
+        ids.insert(0, Identifier(kind="crm", value=p.crm_id, verified=True))
+    attrs = dict(p.attributes)
+    attrs.update(
+        {k: v for k, v in {
+            "callee": p.callee, "ivr_path": p.ivr.path or None, "ivr_digits": p.ivr.digits,
+            "ivr_speech": p.ivr.speech, "intent": p.intent, "queue_seconds": p.queue_seconds,
+            "forwarded_from": p.forwarded_from,
+        }.items() if v is not None}
+    )
+    return Contact(
+        channel="voice", provider=provider, external_id=p.id, thread_id=None,
+        identifiers=tuple(ids), sender_name=p.caller_name, text=_cap(p.ivr.speech),
+        language=p.language, sent_at=p.started_at, attributes=attrs,
+    )
+
+
+def _social(p: SocialPayload, provider: str) -> Contact:
+    ids = [Identifier(kind="social", value=f"{p.platform}:{p.author.id}", verified=True)]
+    if p.author.handle:
+        ids.append(Identifier(kind="handle", value=f"{p.platform}:{p.author.handle}"))
+    attrs = dict(p.attributes)
+    attrs.update({"platform": p.platform.lower(), "public": p.public, "attachments": p.attachments})
+    return Contact(
+        channel="social", provider=provider, external_id=p.id, thread_id=p.thread_id,
+        identifiers=tuple(ids), sender_name=p.author.name, text=_cap(p.text),
+        language=p.language, sent_at=p.sent_at, attributes=attrs,
+    )
+
+
+class GenericAdapter(Adapter):
+    """Shared verify/parse of the four generic JSON adapters."""
+
+    payload: ClassVar[type[_Payload]]
+
+    def verify(self, request: WebhookRequest) -> None:
+        header = request.headers.get(SIGNATURE_HEADER)
+        if not header:
+            raise missing("X-Omniroute-Signature")
+        parts: dict[str, list[str]] = {}
+        for item in header.split(","):
+            key, sep, value = item.strip().partition("=")
+            if sep:
+                parts.setdefault(key, []).append(value)
+        if "t" not in parts or "v1" not in parts:
+            raise SignatureError(
+                "malformed signature header",
+                fields=[FieldError("X-Omniroute-Signature", "expected t=<unix>,v1=<hex>")],
+            )
+        timestamp = parts["t"][0]
+        check_timestamp(timestamp, header="X-Omniroute-Signature")
+        message = timestamp.encode() + b"." + request.body
+        for candidate in parts["v1"]:
+            digest = decode_hex(candidate, header="X-Omniroute-Signature")
+            if matches_any(digest, self.spec.secrets, message):
+                return
+        raise mismatch("X-Omniroute-Signature")
+
+    def parse(self, request: WebhookRequest) -> Parsed:
+        data = require_json(request)
+        if isinstance(data, dict) and set(data) == {"contacts"}:
+            items = data["contacts"]
+            if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+                raise PayloadError(
+                    "bad contacts batch",
+                    fields=[FieldError("contacts", f"must be a list of 1 to {MAX_BATCH} objects")],
+                )
+            prefixes = [f"contacts.{i}" for i in range(len(items))]
+        else:
+            items, prefixes = [data], [""]
+        contacts = []
+        errors: list[FieldError] = []
+        for item, prefix in zip(items, prefixes, strict=True):
+            try:
+                contacts.append(self.to_contact(validate(self.payload, item, prefix=prefix)))
+            except PayloadError as exc:
+                errors.extend(exc.fields)
+        if errors:
+            raise PayloadError(f"payload does not match the {self.kind} schema", fields=errors)
+        return Parsed(contacts=contacts)
+
+    def to_contact(self, payload: Any) -> Contact:
+        raise NotImplementedError
+
+
+class ChatAdapter(GenericAdapter):
+    kind = "chat"
+    payload = ChatPayload
+
+    def to_contact(self, payload: Any) -> Contact:
+        return _chat(payload, self.kind)
+
+
+class EmailAdapter(GenericAdapter):
+    kind = "email"
+    payload = EmailPayload
+
+    def to_contact(self, payload: Any) -> Contact:
+        return _email(payload, self.kind)
+
+
+class VoiceAdapter(GenericAdapter):
+    kind = "voice"
+    payload = VoicePayload
+
+    def to_contact(self, payload: Any) -> Contact:
+        return _voice(payload, self.kind)
+
+
+class SocialAdapter(GenericAdapter):
+    kind = "social"
+    payload = SocialPayload
+
+    def to_contact(self, payload: Any) -> Contact:
+        return _social(payload, self.kind)
+
+
+GENERIC: tuple[type[GenericAdapter], ...] = (ChatAdapter, EmailAdapter, VoiceAdapter, SocialAdapter)

@@ -1,0 +1,160 @@
+"""The data that flows through the pipeline: pure models, no I/O.
+
+A provider's delivery (``WebhookRequest``) is turned by an adapter into
+normalized ``Contact`` objects; identity resolution adds a ``CustomerContext``;
+the rules engine turns both into a ``Decision``; the store keeps all three.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Channel = Literal["chat", "email", "voice", "social"]
+CHANNELS: tuple[Channel, ...] = ("chat", "email", "voice", "social")
+
+#: Longest message text kept on a record; longer texts are cut (and marked).
+TEXT_LIMIT = 32_000
+
+
+def uuid7(at: datetime | None = None) -> uuid.UUID:
+    """A time-ordered UUID (RFC 9562 version 7) whose first 48 bits are ``at`` in ms."""
+    ms = int((at.timestamp() if at else time.time()) * 1000)
+    rand = int.from_bytes(os.urandom(10), "big")
+    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | rand & ((1 << 80) - 1)
+    value &= ~(0xF << 76)
+    value |= 0x7 << 76  # version
+    value &= ~(0x3 << 62)
+    value |= 0x2 << 62  # variant
+    return uuid.UUID(int=value)
+
+
+def uuid7_time(value: uuid.UUID) -> datetime:
+    """The creation time carried by a version-7 UUID (millisecond precision)."""
+    return datetime.fromtimestamp((value.int >> 80) / 1000, tz=UTC)
+
+
+def now_ms() -> datetime:
+    """Now, cut to the millisecond, so it round-trips through a UUIDv7."""
+    ms = int(time.time() * 1000)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookRequest:
+    """A delivery as received, independent of the HTTP framework.
+
+    ``headers`` has lower-cased names; ``url`` is the URL the provider called
+    (reconstructed from configured base URL or forwarded headers if needed).
+    """
+
+    method: str
+    url: str
+    headers: Mapping[str, str]
+    query: Mapping[str, str]
+    body: bytes
+    received_at: datetime = field(default_factory=now_ms)
+
+    @property
+    def content_type(self) -> str:
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookReply:
+    """What an adapter wants sent back to the provider."""
+
+    status: int = 200
+    body: bytes = b""
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class Identifier(BaseModel):
+    """One way to recognize a customer: ``kind`` (email, phone, social, ...) and a
+    normalized ``value``. ``verified`` marks identifiers the provider vouches for."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str
+    value: str
+    verified: bool = False
+
+
+class Contact(BaseModel):
+    """A contact normalized from any provider's payload."""
+
+    model_config = ConfigDict(frozen=True)
+
+    channel: Channel
+    provider: str
+    external_id: str = Field(min_length=1, max_length=512)
+    thread_id: str | None = None
+    identifiers: tuple[Identifier, ...] = ()
+    sender_name: str | None = None
+    subject: str | None = None
+    text: str | None = None
+    language: str | None = None
+    sent_at: datetime | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+
+
+class LastContact(BaseModel):
+    at: datetime
+    channel: str
+    queue: str | None = None
+
+
+class CustomerContext(BaseModel):
+    """What the service knows about the customer when the contact arrives."""
+
+    customer_id: uuid.UUID
+    known: bool
+    tier: str | None = None
+    language: str | None = None
+    segment: str | None = None
+    name: str | None = None
+    attributes: dict[str, Any] = Field(default_factory=dict)
+    contacts_24h: int = 0
+    contacts_7d: int = 0
+    last: LastContact | None = None
+
+
+class OverflowStep(BaseModel):
+    """After ``after_seconds`` unanswered, the platform applies this step."""
+
+    after_seconds: int
+    queue: str | None = None
+    drop_skills: tuple[str, ...] = ()
+    priority: int | None = None
+
+
+class Decision(BaseModel):
+    """Where a contact goes. The platform executes it; we record it."""
+
+    queue: str
+    priority: int
+    skills: tuple[str, ...] = ()
+    sla_seconds: int | None = None
+    tags: tuple[str, ...] = ()
+    preferred_agent: str | None = None
+    overflow: tuple[OverflowStep, ...] = ()
+    rule: str | None = None
+    ruleset: str
+
+
+class Routed(BaseModel):
+    """The outcome of routing one contact, as answered to the platform."""
+
+    contact_id: uuid.UUID
+    customer_id: uuid.UUID | None
+    duplicate: bool
+    decision: Decision
+    external_id: str
