@@ -16,7 +16,9 @@ def build(spec: AdapterSpec) -> Adapter:
         cls = KINDS[spec.kind]
     except KeyError:
         known = ", ".join(sorted(KINDS))
-        raise ConfigError(f"adapter {spec.name!r}: unknown kind {spec.kind!r} (known: {known})") from None
+        raise ConfigError(
+            f"adapter {spec.name!r}: unknown kind {spec.kind!r} (known: {known})"
+        ) from None
     return cls(spec)
 
 

@@ -63,17 +63,19 @@ class Adapter(ABC):
 
     def handshake(self, request: WebhookRequest) -> WebhookReply:
         """Answer a GET verification handshake; adapters without one answer 405."""
-        return json_reply({"error": "method_not_allowed",
-                           "message": f"adapter kind {self.kind!r} has no GET handshake"},
-                          status=405)
+        return json_reply(
+            {
+                "error": "method_not_allowed",
+                "message": f"adapter kind {self.kind!r} has no GET handshake",
+            },
+            status=405,
+        )
 
     def reply(self, routed: Sequence[Routed], parsed: Parsed) -> WebhookReply:
         """The answer to a delivery whose contacts were all routed and recorded."""
         return json_reply(
             {
-                "contacts": [
-                    r.model_dump(mode="json", exclude={"external_id"}) for r in routed
-                ],
+                "contacts": [r.model_dump(mode="json", exclude={"external_id"}) for r in routed],
                 "ignored": parsed.ignored,
             }
         )

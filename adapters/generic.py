@@ -146,7 +146,9 @@ def _cap(text: str | None) -> str | None:
 def _chat(p: ChatPayload, provider: str) -> Contact:
     c = p.customer
     ids = [
-        Identifier(kind=kind, value=value, verified=kind == "crm" or (kind == "email" and c.email_verified))
+        Identifier(
+            kind=kind, value=value, verified=kind == "crm" or (kind == "email" and c.email_verified)
+        )
         for kind, value in (
             ("crm", c.crm_id),
             ("email", c.email),
@@ -158,15 +160,24 @@ def _chat(p: ChatPayload, provider: str) -> Contact:
     if not ids:
         raise PayloadError(
             "the chat customer has no identifier",
-            fields=[FieldError("customer", "give at least one of email, phone, crm_id, visitor_id")],
+            fields=[
+                FieldError("customer", "give at least one of email, phone, crm_id, visitor_id")
+            ],
         )
     attrs = dict(p.attributes)
     if p.page_url:
         attrs["page_url"] = p.page_url
     return Contact(
-        channel="chat", provider=provider, external_id=p.id, thread_id=p.conversation_id,
-        identifiers=tuple(ids), sender_name=c.name, text=_cap(p.text), language=p.language,
-        sent_at=p.sent_at, attributes=attrs,
+        channel="chat",
+        provider=provider,
+        external_id=p.id,
+        thread_id=p.conversation_id,
+        identifiers=tuple(ids),
+        sender_name=c.name,
+        text=_cap(p.text),
+        language=p.language,
+        sent_at=p.sent_at,
+        attributes=attrs,
     )
 
 
@@ -178,10 +189,17 @@ def _email(p: EmailPayload, provider: str) -> Contact:
     if p.in_reply_to:
         attrs["reply"] = True
     return Contact(
-        channel="email", provider=provider, external_id=p.id, thread_id=thread,
+        channel="email",
+        provider=provider,
+        external_id=p.id,
+        thread_id=thread,
         identifiers=(Identifier(kind="email", value=p.from_.address),),
-        sender_name=p.from_.name, subject=p.subject, text=_cap(p.text), language=p.language,
-        sent_at=p.sent_at, attributes=attrs,
+        sender_name=p.from_.name,
+        subject=p.subject,
+        text=_cap(p.text),
+        language=p.language,
+        sent_at=p.sent_at,
+        attributes=attrs,
     )
 
 
@@ -191,16 +209,31 @@ def _voice(p: VoicePayload, provider: str) -> Contact:
         ids.insert(0, Identifier(kind="crm", value=p.crm_id, verified=True))
     attrs = dict(p.attributes)
     attrs.update(
-        {k: v for k, v in {
-            "callee": p.callee, "ivr_path": p.ivr.path or None, "ivr_digits": p.ivr.digits,
-            "ivr_speech": p.ivr.speech, "intent": p.intent, "queue_seconds": p.queue_seconds,
-            "forwarded_from": p.forwarded_from,
-        }.items() if v is not None}
+        {
+            k: v
+            for k, v in {
+                "callee": p.callee,
+                "ivr_path": p.ivr.path or None,
+                "ivr_digits": p.ivr.digits,
+                "ivr_speech": p.ivr.speech,
+                "intent": p.intent,
+                "queue_seconds": p.queue_seconds,
+                "forwarded_from": p.forwarded_from,
+            }.items()
+            if v is not None
+        }
     )
     return Contact(
-        channel="voice", provider=provider, external_id=p.id, thread_id=None,
-        identifiers=tuple(ids), sender_name=p.caller_name, text=_cap(p.ivr.speech),
-        language=p.language, sent_at=p.started_at, attributes=attrs,
+        channel="voice",
+        provider=provider,
+        external_id=p.id,
+        thread_id=None,
+        identifiers=tuple(ids),
+        sender_name=p.caller_name,
+        text=_cap(p.ivr.speech),
+        language=p.language,
+        sent_at=p.started_at,
+        attributes=attrs,
     )
 
 
@@ -211,9 +244,16 @@ def _social(p: SocialPayload, provider: str) -> Contact:
     attrs = dict(p.attributes)
     attrs.update({"platform": p.platform.lower(), "public": p.public, "attachments": p.attachments})
     return Contact(
-        channel="social", provider=provider, external_id=p.id, thread_id=p.thread_id,
-        identifiers=tuple(ids), sender_name=p.author.name, text=_cap(p.text),
-        language=p.language, sent_at=p.sent_at, attributes=attrs,
+        channel="social",
+        provider=provider,
+        external_id=p.id,
+        thread_id=p.thread_id,
+        identifiers=tuple(ids),
+        sender_name=p.author.name,
+        text=_cap(p.text),
+        language=p.language,
+        sent_at=p.sent_at,
+        attributes=attrs,
     )
 
 
