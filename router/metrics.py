@@ -1,0 +1,62 @@
+"""Prometheus metrics, one registry per app (so tests can build many apps)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        r = self.registry
+        self.contacts = Counter(
+            "omniroute_contacts_routed",
+            "Contacts routed and recorded",
+            ["channel", "queue", "adapter"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "omniroute_contacts_duplicate",
+            "Deliveries answered as duplicates",
+            ["adapter"],
+            registry=r,
+        )
+        self.ignored = Counter(
+            "omniroute_events_ignored",
+            "Delivered events that carry no contact",
+            ["adapter"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "omniroute_routing_seconds",
+            "Time to route and record one contact",
+            ["channel"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.errors = Counter(
+            "omniroute_errors",
+            "Requests answered with an error",
+            ["code", "status"],
+            registry=r,
+        )
+        self.ruleset_info = Gauge(
+            "omniroute_ruleset_loaded_timestamp",
+            "When the active ruleset was loaded",
+            ["version"],
+            registry=r,
+        )
+        self.rules_reload_failures = Counter(
+            "omniroute_rules_reload_failures",
+            "Ruleset edits refused because they did not load",
+            registry=r,
+        )
+
+    def routed(self, channel: str, queue: str, adapter: str, seconds: float) -> None:
+        self.contacts.labels(channel=channel, queue=queue, adapter=adapter).inc()
+        self.latency.labels(channel=channel).observe(seconds)
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,141 @@
+"""The routing path of one delivery: adapter -> identity -> context -> rules ->
+record -> answer. Pure stages are called from here; I/O is in the store."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import asyncpg
+import structlog
+
+from adapters.base import Adapter
+from router.identity import normalize_all
+from router.metrics import Metrics
+from router.models import Contact, Decision, Routed, WebhookReply, WebhookRequest, uuid7
+from router.rules import Ruleset
+from router.store import contacts as contact_store
+from router.store import customers as customer_store
+from router.store.db import unavailable_as_503
+
+log = structlog.get_logger("omniroute.route")
+
+
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    pool: asyncpg.Pool
+    ruleset: Callable[[], Ruleset]
+    metrics: Metrics
+    default_region: str = "US"
+
+    async def deliver(self, adapter: Adapter, request: WebhookRequest) -> WebhookReply:
+        """Verify, parse and route one delivery; the reply the provider gets."""
+        started = time.perf_counter()
+        adapter.verify(request)
+        parsed = adapter.parse(request)
+        if parsed.reply is not None:
+            return parsed.reply
+        parse_ms = (time.perf_counter() - started) * 1000
+        routed = [await self.route(adapter.name, c, request, parse_ms) for c in parsed.contacts]
+        if parsed.ignored:
+            self.metrics.ignored.labels(adapter=adapter.name).inc(parsed.ignored)
+        return adapter.reply(routed, parsed)
+
+    async def route(
+        self, adapter: str, contact: Contact, request: WebhookRequest, parse_ms: float
+    ) -> Routed:
+        t0 = time.perf_counter()
+        at = request.received_at
+        identifiers = normalize_all(contact.identifiers, default_region=self.default_region)
+        contact = contact.model_copy(update={"identifiers": identifiers})
+        with unavailable_as_503():
+            found = await customer_store.resolve(
+                self.pool,
+                adapter=adapter,
+                external_id=contact.external_id,
+                identifiers=identifiers,
+                at=at,
+            )
+            if isinstance(found, customer_store.Earlier):
+                return self._duplicate(
+                    adapter, contact, found.contact_id, found.customer_id, found.decision
+                )
+            t1 = time.perf_counter()
+            ruleset = self.ruleset()
+            evaluation = ruleset.decide(contact, found.context, at)
+            t2 = time.perf_counter()
+            record = contact_store.NewRecord(
+                contact_id=uuid7(at),
+                received_at=at,
+                adapter=adapter,
+                contact=contact,
+                customer_id=None if found.anonymous else found.context.customer_id,
+                context=found.context,
+                decision=evaluation.decision,
+                trace=evaluation.trace,
+                timings={
+                    "parse_ms": round(parse_ms, 3),
+                    "resolve_ms": round((t1 - t0) * 1000, 3),
+                    "rules_ms": round((t2 - t1) * 1000, 3),
+                },
+            )
+            earlier = await contact_store.insert(self.pool, _with_total(record, t0, parse_ms))
+        if earlier is not None:
+            return self._duplicate(adapter, contact, *earlier)
+        total_ms = (time.perf_counter() - t0) * 1000 + parse_ms
+        decision = evaluation.decision
+        self.metrics.routed(contact.channel, decision.queue, adapter, total_ms / 1000)
+        log.info(
+            "contact_routed",
+            contact_id=str(record.contact_id),
+            customer_id=str(record.customer_id) if record.customer_id else None,
+            known=found.context.known,
+            adapter=adapter,
+            channel=contact.channel,
+            external_id=contact.external_id,
+            queue=decision.queue,
+            priority=decision.priority,
+            rule=decision.rule,
+            ruleset=decision.ruleset,
+            duration_ms=round(total_ms, 2),
+        )
+        return Routed(
+            contact_id=record.contact_id,
+            customer_id=record.customer_id,
+            duplicate=False,
+            decision=decision,
+            external_id=contact.external_id,
+        )
+
+    def _duplicate(
+        self,
+        adapter: str,
+        contact: Contact,
+        contact_id: uuid.UUID,
+        customer_id: uuid.UUID | None,
+        decision: Decision,
+    ) -> Routed:
+        self.metrics.duplicates.labels(adapter=adapter).inc()
+        log.info(
+            "contact_duplicate",
+            adapter=adapter,
+            external_id=contact.external_id,
+            contact_id=str(contact_id),
+        )
+        return Routed(
+            contact_id=contact_id,
+            customer_id=customer_id,
+            duplicate=True,
+            decision=decision,
+            external_id=contact.external_id,
+        )
+
+
+def _with_total(
+    record: contact_store.NewRecord, t0: float, parse_ms: float
+) -> contact_store.NewRecord:
+    """The record with its total routing time up to the write."""
+    record.timings["total_ms"] = round((time.perf_counter() - t0) * 1000 + parse_ms, 3)
+    return record

@@ -1,0 +1,215 @@
+"""Service settings: ``config/omniroute.yaml`` validated at start-up, each key
+overridable from the environment (``OMNIROUTE_HTTP__PORT=9000``; nested keys
+joined with ``__``), ``DATABASE_URL`` for the database. A secret or token may be
+written ``env:NAME`` to read it from the environment instead of the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from ruamel.yaml import YAML
+from ruamel.yaml.error import YAMLError
+
+from router.errors import ConfigError
+
+DEFAULT_CONFIG = Path("config/omniroute.yaml")
+SCOPES = ("reports:read", "customers:write", "rules:read", "rules:write")
+
+
+def resolve_secret(value: str) -> str:
+    """``env:NAME`` -> the value of environment variable NAME; anything else as is."""
+    if value.startswith("env:"):
+        name = value[4:]
+        try:
+            return os.environ[name]
+        except KeyError:
+            raise ValueError(f"environment variable {name} is not set") from None
+    return value
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class HttpSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: Public base URL the providers call (for adapters that sign the URL).
+    public_url: str | None = None
+    shutdown_timeout: float = Field(default=30.0, ge=0)
+
+
+class DatabaseSettings(_Section):
+    url: str | None = None
+    embedded_dir: Path = Path("data/postgres")
+    pool_min: int = Field(default=2, ge=1)
+    pool_max: int = Field(default=10, ge=1)
+    command_timeout: float = Field(default=5.0, gt=0)
+    connect_timeout: float = Field(default=5.0, gt=0)
+
+
+class RulesSettings(_Section):
+    paths: list[Path] = Field(default_factory=lambda: [Path("rules")])
+    watch: bool = True
+
+
+class IdentitySettings(_Section):
+    default_region: str = Field(default="US", min_length=2, max_length=2)
+
+
+class AdapterSettings(BaseModel):
+    """One adapter instance: URL name, kind, secrets; other keys are kind options."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    kind: str
+    secrets: list[str] = Field(default_factory=list)
+
+    @field_validator("secrets")
+    @classmethod
+    def _resolve(cls, value: list[str]) -> list[str]:
+        return [resolve_secret(v) for v in value]
+
+    @property
+    def options(self) -> dict[str, Any]:
+        extra = self.model_extra or {}
+        return {k: resolve_secret(v) if isinstance(v, str) else v for k, v in extra.items()}
+
+
+class TokenSettings(_Section):
+    """An API token: the token itself (or ``env:NAME``) or its SHA-256 hex."""
+
+    name: str
+    token: str | None = None
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    scopes: list[str] = Field(default_factory=list)
+
+    @field_validator("token")
+    @classmethod
+    def _resolve(cls, value: str | None) -> str | None:
+        return resolve_secret(value) if value is not None else None
+
+    @field_validator("scopes")
+    @classmethod
+    def _known_scopes(cls, value: list[str]) -> list[str]:
+        for scope in value:
+            if scope not in SCOPES:
+                raise ValueError(f"unknown scope {scope!r} (known: {', '.join(SCOPES)})")
+        return value
+
+    @model_validator(mode="after")
+    def _one_secret(self) -> TokenSettings:
+        if (self.token is None) == (self.sha256 is None):
+            raise ValueError("give exactly one of token or sha256")
+        return self
+
+    @property
+    def digest(self) -> bytes:
+        if self.sha256 is not None:
+            return bytes.fromhex(self.sha256)
+        assert self.token is not None
+        return hashlib.sha256(self.token.encode()).digest()
+
+
+class ApiSettings(_Section):
+    tokens: list[TokenSettings] = Field(default_factory=list)
+
+
+class LogSettings(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(BaseSettings):
+    """All of omniroute's configuration."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="OMNIROUTE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    rules: RulesSettings = Field(default_factory=RulesSettings)
+    identity: IdentitySettings = Field(default_factory=IdentitySettings)
+    adapters: list[AdapterSettings] = Field(default_factory=list)
+    api: ApiSettings = Field(default_factory=ApiSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @model_validator(mode="after")
+    def _unique_adapters(self) -> Settings:
+        names = [a.name for a in self.adapters]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"adapter names must be unique: {', '.join(dupes)}")
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Environment beats the file (the file arrives as init arguments).
+        return env_settings, init_settings
+
+
+def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        data = YAML(typ="safe").load(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping")
+    return data
+
+
+def load_settings(
+    path: Path | None = None, *, overrides: Mapping[str, Any] | None = None
+) -> Settings:
+    """Settings from the YAML file (``path``, ``$OMNIROUTE_CONFIG`` or the default),
+    then the environment, then ``overrides`` (used by tests)."""
+    if path is None:
+        env_path = os.environ.get("OMNIROUTE_CONFIG")
+        path = Path(env_path) if env_path else DEFAULT_CONFIG
+        data = read_yaml(path) if path.exists() or env_path else {}
+    else:
+        data = read_yaml(path)
+    if overrides:
+        data = _deep_merge(data, overrides)
+    try:
+        settings = Settings(**data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+            for e in exc.errors(include_url=False)
+        )
+        raise ConfigError(f"{path}: invalid configuration: {problems}") from None
+    if settings.database.url is None and os.environ.get("DATABASE_URL"):
+        settings.database.url = os.environ["DATABASE_URL"]
+    return settings

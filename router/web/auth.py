@@ -1,0 +1,56 @@
+"""Bearer tokens for the ``/v1`` API (not the webhooks, which adapters verify).
+
+Tokens are kept as SHA-256 digests and compared in constant time against
+every configured token."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from router.errors import FieldError, Forbidden, Unauthorized
+from router.settings import TokenSettings
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    name: str
+    scopes: frozenset[str]
+
+
+class Tokens:
+    def __init__(self, tokens: Sequence[TokenSettings]) -> None:
+        self._tokens = [(t.digest, Principal(t.name, frozenset(t.scopes))) for t in tokens]
+
+    def authenticate(self, presented: str) -> Principal | None:
+        digest = hashlib.sha256(presented.encode()).digest()
+        found = None
+        for expected, principal in self._tokens:
+            if hmac.compare_digest(expected, digest):
+                found = principal
+        return found
+
+    def require(self, request: web.Request, scope: str) -> Principal:
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise Unauthorized(
+                "a bearer token is required",
+                fields=[FieldError("Authorization", "expected 'Bearer <token>'")],
+            )
+        principal = self.authenticate(token.strip())
+        if principal is None:
+            raise Unauthorized(
+                "the token is not valid",
+                fields=[FieldError("Authorization", "unknown or revoked token")],
+            )
+        if scope not in principal.scopes:
+            raise Forbidden(
+                f"token {principal.name!r} lacks the scope {scope!r}",
+                fields=[FieldError("Authorization", f"scope {scope!r} required")],
+            )
+        return principal

@@ -1,0 +1,122 @@
+"""The OpenAPI 3.1 description of the HTTP API, served at ``/openapi.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from router.models import CHANNELS
+
+_ERROR = {
+    "type": "object",
+    "required": ["error", "message"],
+    "properties": {
+        "error": {"type": "string"},
+        "message": {"type": "string"},
+        "fields": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+            },
+        },
+    },
+}
+
+
+def _errors(*codes: int) -> dict[str, Any]:
+    return {
+        str(c): {
+            "description": "error",
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}},
+        }
+        for c in codes
+    }
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+_JSON_OK = {"200": {"description": "ok", "content": {"application/json": {"schema": {}}}}}
+
+SPEC: dict[str, Any] = {
+    "openapi": "3.1.0",
+    "info": {"title": "omniroute", "version": "1"},
+    "components": {
+        "schemas": {"Error": _ERROR},
+        "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+    },
+    "paths": {
+        "/v1/webhooks/{adapter}": {
+            "parameters": [
+                {"name": "adapter", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "post": {
+                "summary": "Deliver contacts from a platform (signed by the adapter's scheme)",
+                "requestBody": {"content": {"application/json": {"schema": {}}}},
+                "responses": {**_JSON_OK, **_errors(401, 404, 413, 415, 422, 503)},
+            },
+            "get": {
+                "summary": "Provider verification handshake",
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 405)},
+            },
+        },
+        "/v1/contacts": {
+            "get": {
+                "summary": "Routed-contact history, newest first",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    _query("channel", {"type": "string", "enum": list(CHANNELS)}, "channel"),
+                    _query("queue", {"type": "string"}, "queue"),
+                    _query("adapter", {"type": "string"}, "adapter name"),
+                    _query("rule", {"type": "string"}, "rule name"),
+                    _query("ruleset", {"type": "string"}, "ruleset version"),
+                    _query("tag", {"type": "string"}, "decision tag"),
+                    _query("customer_id", {"type": "string", "format": "uuid"}, "customer"),
+                    _query("since", {"type": "string", "format": "date-time"}, "from (incl.)"),
+                    _query("until", {"type": "string", "format": "date-time"}, "to (excl.)"),
+                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "rows"),
+                ],
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 503)},
+            }
+        },
+        "/v1/contacts/{id}": {
+            "get": {
+                "summary": "One record with its context snapshot and rule trace",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "format": "uuid"},
+                    }
+                ],
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 503)},
+            }
+        },
+        "/v1/rules": {
+            "get": {
+                "summary": "The active ruleset",
+                "security": [{"bearer": []}],
+                "responses": {**_JSON_OK, **_errors(401, 403)},
+            }
+        },
+        "/healthz": {"get": {"summary": "Liveness", "responses": _JSON_OK}},
+        "/readyz": {"get": {"summary": "Readiness", "responses": {**_JSON_OK, **_errors(503)}}},
+        "/metrics": {
+            "get": {
+                "summary": "Prometheus metrics",
+                "responses": {"200": {"description": "text exposition"}},
+            }
+        },
+        "/openapi.json": {"get": {"summary": "This document", "responses": _JSON_OK}},
+    },
+}

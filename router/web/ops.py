@@ -1,0 +1,62 @@
+"""Operations endpoints: liveness, readiness, metrics, the API description,
+and the active ruleset."""
+
+from __future__ import annotations
+
+import asyncio
+
+from aiohttp import web
+
+from router.web.contacts import json_response
+from router.web.openapi import SPEC
+from router.web.runtime import RUNTIME
+
+READY_TIMEOUT = 2.0
+
+
+async def healthz(request: web.Request) -> web.Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    checks: dict[str, str] = {}
+    try:
+        await asyncio.wait_for(rt.pool.fetchval("SELECT 1"), READY_TIMEOUT)
+        checks["database"] = "ok"
+    except Exception as exc:  # any failure means "not ready"
+        checks["database"] = f"unavailable: {type(exc).__name__}"
+    checks["rules"] = f"ok: {rt.rules.active.version}" if rt.rules.ready else "no ruleset loaded"
+    ready = all(v.startswith("ok") for v in checks.values())
+    body: dict[str, object] = {"status": "ready" if ready else "not_ready", "checks": checks}
+    if rt.rules.last_error:
+        body["rules_reload_errors"] = rt.rules.last_error
+    return json_response(body, status=200 if ready else 503)
+
+
+async def metrics(request: web.Request) -> web.Response:
+    body = request.app[RUNTIME].metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return json_response(SPEC)
+
+
+async def rules(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    rt.tokens.require(request, "rules:read")
+    body = rt.rules.active.describe()
+    body["loaded_at"] = rt.rules.loaded_at.isoformat() if rt.rules.loaded_at else None
+    body["sources"] = rt.rules.active.sources
+    if rt.rules.last_error:
+        body["reload_errors"] = rt.rules.last_error
+    return json_response(body)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/healthz", healthz, allow_head=False)
+    app.router.add_get("/readyz", readyz, allow_head=False)
+    app.router.add_get("/metrics", metrics, allow_head=False)
+    app.router.add_get("/openapi.json", openapi, allow_head=False)
+    app.router.add_get("/v1/rules", rules, allow_head=False)

@@ -1,0 +1,44 @@
+"""What every handler needs, built once per app and kept under ``RUNTIME``."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+import asyncpg
+from aiohttp import web
+
+from adapters.base import Adapter
+from router.errors import StoreUnavailable
+from router.live_rules import LiveRules
+from router.metrics import Metrics
+from router.pipeline import Pipeline
+from router.settings import Settings
+from router.web.auth import Tokens
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    metrics: Metrics
+    rules: LiveRules
+    tokens: Tokens
+    adapters: dict[str, Adapter]
+    pool_: asyncpg.Pool | None = None
+    pipeline_: Pipeline | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        if self.pool_ is None:
+            raise StoreUnavailable("the service is starting")
+        return self.pool_
+
+    @property
+    def pipeline(self) -> Pipeline:
+        if self.pipeline_ is None:
+            raise StoreUnavailable("the service is starting")
+        return self.pipeline_
+
+
+RUNTIME = web.AppKey("runtime", Runtime)

@@ -1,0 +1,73 @@
+"""``POST /v1/webhooks/{adapter}`` (deliveries) and ``GET`` (handshakes)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from adapters.base import Adapter
+from router.errors import FieldError, NotFound, PayloadTooLarge
+from router.models import WebhookReply, WebhookRequest, now_ms
+from router.settings import Settings
+from router.web.runtime import RUNTIME
+
+
+def _adapter(request: web.Request) -> Adapter:
+    name = request.match_info["adapter"]
+    try:
+        return request.app[RUNTIME].adapters[name]
+    except KeyError:
+        raise NotFound(
+            f"no adapter named {name!r} is configured",
+            fields=[FieldError("adapter", "unknown adapter name")],
+        ) from None
+
+
+def public_url(request: web.Request, settings: Settings) -> str:
+    """The URL the provider called: the configured public base URL + path, if set."""
+    if settings.http.public_url:
+        return settings.http.public_url.rstrip("/") + request.path_qs
+    return str(request.url)
+
+
+async def _webhook_request(request: web.Request, settings: Settings) -> WebhookRequest:
+    limit = settings.http.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise PayloadTooLarge(
+            "request body too large",
+            fields=[FieldError("body", f"{request.content_length} bytes; at most {limit}")],
+        )
+    body = await request.read()  # aiohttp enforces client_max_size for chunked bodies
+    return WebhookRequest(
+        method=request.method,
+        url=public_url(request, settings),
+        headers={k.lower(): v for k, v in request.headers.items()},
+        query=dict(request.query),
+        body=body,
+        received_at=now_ms(),
+    )
+
+
+def _response(reply: WebhookReply) -> web.Response:
+    return web.Response(
+        status=reply.status,
+        body=reply.body,
+        headers={"Content-Type": reply.content_type, **reply.headers},
+    )
+
+
+async def deliver(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    adapter = _adapter(request)
+    incoming = await _webhook_request(request, rt.settings)
+    return _response(await rt.pipeline.deliver(adapter, incoming))
+
+
+async def handshake(request: web.Request) -> web.Response:
+    adapter = _adapter(request)
+    incoming = await _webhook_request(request, request.app[RUNTIME].settings)
+    return _response(adapter.handshake(incoming))
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/v1/webhooks/{adapter}", deliver)
+    app.router.add_get("/v1/webhooks/{adapter}", handshake, allow_head=False)

@@ -1,0 +1,71 @@
+"""Health, readiness, metrics, the API description, the active ruleset, and
+behaviour when the database goes away and comes back."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiohttp.test_utils import TestClient, TestServer
+
+from router.web import create_app
+from tests.conftest import Api, make_settings, unique
+from tests.proxy import CuttableProxy
+from tests.test_routing import example
+
+
+async def test_health_and_readiness(api: Api) -> None:
+    assert (await api.client.get("/healthz")).status == 200
+    ready = await api.client.get("/readyz")
+    assert ready.status == 200
+    assert (await ready.json())["checks"]["database"] == "ok"
+
+
+async def test_metrics_count_routed_contacts(api: Api) -> None:
+    await api.deliver("social", example("social", id=unique()))
+    text = await (await api.client.get("/metrics")).text()
+    assert 'omniroute_contacts_routed_total{adapter="social",channel="social"' in text
+    assert "omniroute_routing_seconds_bucket" in text
+
+
+async def test_openapi_lists_the_endpoints(api: Api) -> None:
+    spec = await (await api.client.get("/openapi.json")).json()
+    assert {"/v1/webhooks/{adapter}", "/v1/contacts", "/v1/contacts/{id}"} <= set(spec["paths"])
+
+
+async def test_active_ruleset(api: Api) -> None:
+    body = await (await api.get("/v1/rules")).json()
+    assert len(body["version"]) >= 8
+    assert body["sources"]
+
+
+@pytest.fixture
+async def flaky(database_url: str) -> AsyncIterator[tuple[Api, CuttableProxy]]:
+    proxy = CuttableProxy(database_url)
+    await proxy.start()
+    settings = make_settings(
+        proxy.url, database={"url": proxy.url, "pool_min": 1, "pool_max": 3, "command_timeout": 2}
+    )
+    async with TestClient(TestServer(create_app(settings))) as client:
+        yield Api(client), proxy
+    await proxy.close()
+
+
+async def test_database_outage_is_503_then_recovers(flaky: tuple[Api, CuttableProxy]) -> None:
+    api, proxy = flaky
+    assert (await api.deliver("chat", example("chat", id=unique()))).status == 200
+
+    proxy.cut()
+    payload = example("chat", id=unique())
+    response = await api.deliver("chat", payload)
+    assert response.status == 503
+    assert response.headers["Retry-After"]
+    assert (await response.json())["error"] == "store_unavailable"
+    assert (await api.client.get("/readyz")).status == 503
+    assert (await api.get("/v1/contacts")).status == 503
+
+    proxy.restore()
+    response = await api.deliver("chat", payload)  # the platform retries
+    assert response.status == 200
+    assert (await response.json())["contacts"][0]["duplicate"] is False
+    assert (await api.client.get("/readyz")).status == 200

@@ -1,0 +1,107 @@
+"""Bad deliveries get a clear 4xx naming the field, and write nothing."""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from tests.conftest import SECRETS, Api, unique
+from tests.test_routing import example
+
+
+async def fields_of(response: object) -> dict[str, str]:
+    body = await response.json()  # type: ignore[attr-defined]
+    return {f["field"]: f["reason"] for f in body.get("fields", [])}
+
+
+async def test_wrong_secret_is_401(api: Api) -> None:
+    response = await api.deliver("chat", example("chat", id=unique()), secret="nope")
+    assert response.status == 401
+    assert "X-Omniroute-Signature" in await fields_of(response)
+
+
+async def test_rotated_previous_secret_is_accepted(api: Api) -> None:
+    response = await api.deliver(
+        "chat", example("chat", id=unique()), secret="old-" + SECRETS["chat"]
+    )
+    assert response.status == 200
+
+
+async def test_stale_and_future_timestamps_are_401(api: Api) -> None:
+    for skew in (-301, 301):
+        response = await api.deliver(
+            "chat", example("chat", id=unique()), timestamp=int(time.time()) + skew
+        )
+        assert response.status == 401
+        assert "window" in (await response.json())["message"]
+
+
+async def test_missing_signature_is_401(api: Api) -> None:
+    response = await api.client.post(
+        "/v1/webhooks/chat", data=b"{}", headers={"Content-Type": "application/json"}
+    )
+    assert response.status == 401
+    assert (await response.json())["error"] == "bad_signature"
+
+
+async def test_invalid_payload_names_every_bad_field(api: Api) -> None:
+    payload = example("chat", id="", sent_at="yesterday", colour="blue")
+    response = await api.deliver("chat", payload)
+    assert response.status == 422
+    fields = await fields_of(response)
+    assert {"id", "sent_at", "colour"} <= set(fields)
+
+
+async def test_batch_errors_carry_the_item_index(api: Api) -> None:
+    batch = {"contacts": [example("voice", id=unique()), example("voice", id=unique(), caller=5)]}
+    response = await api.deliver("voice", batch)
+    assert response.status == 422
+    assert "contacts.1.caller" in await fields_of(response)
+
+
+async def test_chat_without_identifier_is_422(api: Api) -> None:
+    response = await api.deliver("chat", example("chat", id=unique(), customer={"name": "X"}))
+    assert response.status == 422
+    assert "customer" in await fields_of(response)
+
+
+async def test_not_json_is_422(api: Api) -> None:
+    response = await api.deliver("email", None, raw=b"{not json")
+    assert response.status == 422
+    assert "body" in await fields_of(response)
+
+
+async def test_wrong_content_type_is_415(api: Api) -> None:
+    body = orjson.dumps(example("chat", id=unique()))
+    from adapters.generic import sign
+
+    response = await api.client.post(
+        "/v1/webhooks/chat",
+        data=body,
+        headers={
+            "Content-Type": "text/plain",
+            "X-Omniroute-Signature": sign(body, SECRETS["chat"], int(time.time())),
+        },
+    )
+    assert response.status == 415
+
+
+async def test_oversize_body_is_413(api: Api) -> None:
+    payload = example("chat", id=unique(), text="x" * 70_000)
+    response = await api.deliver("chat", payload)
+    assert response.status == 413
+    assert (await response.json())["error"] == "payload_too_large"
+
+
+async def test_unknown_adapter_is_404(api: Api) -> None:
+    response = await api.deliver("chat", example("chat", id=unique()))
+    assert response.status == 200
+    response = await api.client.post("/v1/webhooks/fax", data=b"{}")
+    assert response.status == 404
+    assert "adapter" in await fields_of(response)
+
+
+async def test_generic_adapters_have_no_get_handshake(api: Api) -> None:
+    response = await api.client.get("/v1/webhooks/chat")
+    assert response.status == 405
