@@ -1,0 +1,299 @@
+"""Load benchmark: omniroute's full path against a bare aiohttp baseline, in
+the same run, with the same load.
+
+    python bench/load.py                       # 64 connections, 20 s per side
+    python bench/load.py --duration 60 --rounds 2
+    DATABASE_URL=postgresql://... python bench/load.py
+
+Starts both servers as subprocesses (omniroute on a fresh embedded PostgreSQL
+unless DATABASE_URL is set, with the rules in rules/ unless --rules), drives
+each with the same generator (mixed channels, a share of returning
+customers, signed deliveries) and prints contacts/s, latency percentiles,
+peak memory of the server process, and omniroute/baseline ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from adapters.generic import sign  # noqa: E402
+
+SECRET = "bench-secret"
+CHANNELS = ("chat", "email", "voice", "social")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Population:
+    """Synthetic customers; ``returning`` of the contacts come from earlier customers."""
+
+    returning: float
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+    seen: list[int] = field(default_factory=list)
+    next_id: int = 0
+
+    def customer(self) -> int:
+        if self.seen and self.rng.random() < self.returning:
+            return self.rng.choice(self.seen)
+        self.next_id += 1
+        self.seen.append(self.next_id)
+        return self.next_id
+
+
+def payload(channel: str, who: int, run: str, rng: random.Random) -> dict[str, Any]:
+    ext = f"{run}-{uuid.uuid4().hex}"
+    words = rng.choice(
+        [
+            "refund for my order",
+            "where is my parcel",
+            "change my address",
+            "cancel subscription",
+            "billing question",
+            "product advice",
+        ]
+    )
+    if channel == "chat":
+        return {
+            "id": ext,
+            "customer": {"email": f"c{who}.{run}@example.com"},
+            "text": words,
+            "language": rng.choice(["en", "de", "fr"]),
+        }
+    if channel == "email":
+        return {
+            "id": f"<{ext}@mail>",
+            "from": {"address": f"c{who}.{run}@example.com"},
+            "subject": words,
+            "text": words,
+        }
+    if channel == "voice":
+        return {
+            "id": ext,
+            "caller": f"+1415{who % 10_000_000:07d}",
+            "ivr": {"digits": str(rng.randint(1, 4))},
+            "intent": rng.choice(["billing", "orders"]),
+        }
+    return {
+        "id": ext,
+        "platform": "x",
+        "author": {"id": f"{who}{run}"},
+        "text": words,
+        "public": rng.random() < 0.3,
+    }
+
+
+@dataclass
+class Result:
+    name: str
+    count: int
+    errors: int
+    seconds: float
+    latencies: list[float]
+    peak_rss_mb: float
+
+    @property
+    def rate(self) -> float:
+        return self.count / self.seconds
+
+    def pct(self, q: float) -> float:
+        data = sorted(self.latencies)
+        return data[min(len(data) - 1, int(q * len(data)))] * 1000 if data else float("nan")
+
+
+async def drive(
+    url: str, duration: float, connections: int, returning: float, run: str
+) -> tuple[int, int, list[float]]:
+    population = Population(returning)
+    rng = random.Random(11)
+    latencies: list[float] = []
+    errors = 0
+    stop = time.perf_counter() + duration
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop:
+                channel = rng.choice(CHANNELS)
+                body = orjson.dumps(payload(channel, population.customer(), run, rng))
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-Omniroute-Signature": sign(body, SECRET, int(time.time())),
+                }
+                t0 = time.perf_counter()
+                async with session.post(
+                    f"{url}/v1/webhooks/{channel}", data=body, headers=headers
+                ) as response:
+                    await response.read()
+                    if response.status != 200:
+                        errors += 1
+                        continue
+                latencies.append(time.perf_counter() - t0)
+
+        await asyncio.gather(*(worker() for _ in range(connections)))
+    return len(latencies), errors, latencies
+
+
+def peak_rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    deadline = time.time() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise SystemExit(f"server exited with {proc.returncode}")
+            try:
+                async with session.get(f"{url}/readyz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.3)
+    raise SystemExit(f"{url} not ready after {timeout} s")
+
+
+def write_config(directory: Path, port: int, rules: Path, database_url: str | None) -> Path:
+    adapters = "\n".join(f"  - {{name: {c}, kind: {c}, secrets: [{SECRET}]}}" for c in CHANNELS)
+    db = f"  url: {database_url}\n" if database_url else f"  embedded_dir: {directory / 'pg'}\n"
+    config = directory / "omniroute.yaml"
+    config.write_text(
+        f"http: {{host: 127.0.0.1, port: {port}}}\n"
+        f"database:\n{db}  pool_max: 20\n"
+        f"rules: {{paths: [{rules}], watch: false}}\n"
+        f"adapters:\n{adapters}\n"
+        "log: {level: warning, format: json}\n"
+    )
+    return config
+
+
+def start(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+async def measure(
+    name: str, url: str, proc: subprocess.Popen[bytes], args: argparse.Namespace, run: str
+) -> Result:
+    await drive(url, args.warmup, args.connections, args.returning, run + "w")
+    t0 = time.perf_counter()
+    count, errors, latencies = await drive(
+        url, args.duration, args.connections, args.returning, run
+    )
+    seconds = time.perf_counter() - t0
+    return Result(name, count, errors, seconds, latencies, peak_rss_mb(proc.pid))
+
+
+def report(results: list[Result], args: argparse.Namespace) -> None:
+    print(
+        f"\n{args.connections} connections, {args.duration:.0f} s per side and round, "
+        f"{args.returning:.0%} returning customers, {os.cpu_count()} CPUs"
+    )
+    print(
+        f"{'server':<12}{'round':>6}{'contacts/s':>12}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'p99.9 ms':>10}{'errors':>8}{'peak MB':>9}"
+    )
+    for i, r in enumerate(results):
+        print(
+            f"{r.name:<12}{i // 2 + 1:>6}{r.rate:>12.0f}{r.pct(0.5):>9.2f}{r.pct(0.99):>9.2f}"
+            f"{r.pct(0.999):>10.2f}{r.errors:>8}{r.peak_rss_mb:>9.0f}"
+        )
+    by: Callable[[str], list[Result]] = lambda n: [r for r in results if r.name == n]
+    base, omni = by("baseline"), by("omniroute")
+    med = statistics.median
+    ratio = med(r.rate for r in omni) / med(r.rate for r in base)
+    print(
+        f"\nmedian contacts/s: omniroute {med(r.rate for r in omni):.0f}, "
+        f"baseline {med(r.rate for r in base):.0f}, ratio {ratio:.2f}"
+    )
+    print(
+        f"median p99: omniroute {med(r.pct(0.99) for r in omni):.2f} ms, "
+        f"baseline {med(r.pct(0.99) for r in base):.2f} ms"
+    )
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--duration", type=float, default=20)
+    p.add_argument("--warmup", type=float, default=3)
+    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument("--returning", type=float, default=0.2)
+    p.add_argument("--rules", type=Path, default=ROOT / "rules")
+    args = p.parse_args()
+
+    workdir = Path(tempfile.mkdtemp(prefix="omniroute-bench-"))
+    base_port, omni_port = free_port(), free_port()
+    config = write_config(workdir, omni_port, args.rules, os.environ.get("DATABASE_URL"))
+    baseline = start(
+        [sys.executable, str(ROOT / "bench" / "baseline.py"), "--port", str(base_port)]
+    )
+    omni = start(
+        [sys.executable, "-m", "router.cli", "serve", "--config", str(config)],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    results: list[Result] = []
+    try:
+        await wait_ready(f"http://127.0.0.1:{base_port}", baseline)
+        await wait_ready(f"http://127.0.0.1:{omni_port}", omni)
+        run = uuid.uuid4().hex[:6]
+        for round_ in range(args.rounds):
+            results.append(
+                await measure(
+                    "baseline", f"http://127.0.0.1:{base_port}", baseline, args, f"{run}b{round_}"
+                )
+            )
+            results.append(
+                await measure(
+                    "omniroute", f"http://127.0.0.1:{omni_port}", omni, args, f"{run}o{round_}"
+                )
+            )
+    finally:
+        stop(baseline)
+        stop(omni)
+        shutil.rmtree(workdir, ignore_errors=True)
+    report(results, args)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
