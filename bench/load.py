@@ -26,7 +26,6 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -238,7 +237,10 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             f"{r.name:<12}{i // 2 + 1:>6}{r.rate:>12.0f}{r.pct(0.5):>9.2f}{r.pct(0.99):>9.2f}"
             f"{r.pct(0.999):>10.2f}{r.errors:>8}{r.peak_rss_mb:>9.0f}"
         )
-    by: Callable[[str], list[Result]] = lambda n: [r for r in results if r.name == n]
+
+    def by(name: str) -> list[Result]:
+        return [r for r in results if r.name == name]
+
     base, omni = by("baseline"), by("omniroute")
     med = statistics.median
     ratio = med(r.rate for r in omni) / med(r.rate for r in base)
