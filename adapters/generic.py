@@ -345,3 +345,12 @@ class SocialAdapter(GenericAdapter):
 
 
 GENERIC: tuple[type[GenericAdapter], ...] = (ChatAdapter, EmailAdapter, VoiceAdapter, SocialAdapter)
+
+
+def json_schema(kind: str) -> dict[str, Any]:
+    """The published JSON Schema of a generic adapter's payload (adapters/schemas/)."""
+    cls = {c.kind: c for c in GENERIC}[kind]
+    schema = cls.payload.model_json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["$id"] = f"https://omniroute.dev/schemas/{kind}.json"
+    return schema

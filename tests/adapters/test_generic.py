@@ -1,0 +1,73 @@
+"""The generic adapters: published schemas, examples, signature rules."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import orjson
+import pytest
+
+from adapters import AdapterSpec, build
+from adapters.generic import GENERIC, json_schema, sign
+from router.errors import PayloadError, SignatureError
+from router.models import WebhookRequest
+
+ROOT = Path(__file__).resolve().parents[2]
+SCHEMAS = ROOT / "adapters" / "schemas"
+
+
+def request(body: bytes, signature: str | None) -> WebhookRequest:
+    headers = {"content-type": "application/json"}
+    if signature is not None:
+        headers["x-omniroute-signature"] = signature
+    return WebhookRequest("POST", "http://x/v1/webhooks/a", headers, {}, body)
+
+
+@pytest.mark.parametrize("kind", [c.kind for c in GENERIC])
+def test_published_schema_is_current(kind: str) -> None:
+    published = orjson.loads((SCHEMAS / f"{kind}.json").read_bytes())
+    assert published == json_schema(kind), "regenerate adapters/schemas (see docs/adapters.md)"
+
+
+@pytest.mark.parametrize("kind", [c.kind for c in GENERIC])
+def test_example_parses(kind: str) -> None:
+    adapter = build(AdapterSpec(name=kind, kind=kind, secrets=("s",)))
+    body = (ROOT / "examples" / f"{kind}.json").read_bytes()
+    req = request(body, sign(body, "s", int(time.time())))
+    adapter.verify(req)
+    [contact] = adapter.parse(req).contacts
+    assert contact.channel == kind
+    assert contact.identifiers
+
+
+def test_any_of_several_v1_signatures_may_match() -> None:
+    adapter = build(AdapterSpec(name="c", kind="chat", secrets=("new",)))
+    body = b"{}"
+    now = int(time.time())
+    old = sign(body, "old", now)
+    new = sign(body, "new", now).split(",")[1]
+    adapter.verify(request(body, f"{old},{new}"))
+
+
+@pytest.mark.parametrize(
+    "header", ["", "t=abc,v1=00", "v1=00", "t=1", f"t={int(time.time())},v1=zz"]
+)
+def test_malformed_signatures_are_refused(header: str) -> None:
+    adapter = build(AdapterSpec(name="c", kind="chat", secrets=("s",)))
+    with pytest.raises(SignatureError):
+        adapter.verify(request(b"{}", header or None))
+
+
+def test_signature_covers_the_body() -> None:
+    adapter = build(AdapterSpec(name="c", kind="chat", secrets=("s",)))
+    signature = sign(b'{"a":1}', "s", int(time.time()))
+    with pytest.raises(SignatureError):
+        adapter.verify(request(b'{"a":2}', signature))
+
+
+def test_batch_limit() -> None:
+    adapter = build(AdapterSpec(name="c", kind="social", secrets=("s",)))
+    with pytest.raises(PayloadError) as err:
+        adapter.parse(request(orjson.dumps({"contacts": []}), None))
+    assert err.value.fields[0].field == "contacts"
