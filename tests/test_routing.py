@@ -4,9 +4,11 @@ record -> answer, for every channel; idempotency; customer recognition."""
 from __future__ import annotations
 
 import asyncio
+import uuid
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import orjson
 
 from tests.conftest import ROOT, Api, unique
@@ -119,3 +121,22 @@ async def test_batch_of_contacts(api: Api) -> None:
 def test_examples_are_valid_json() -> None:
     for path in Path(ROOT / "examples").glob("*.json"):
         orjson.loads(path.read_bytes())
+
+
+async def test_record_carries_repeat_and_channel_switch(api: Api, database_url: str) -> None:
+    who = person()
+    await api.deliver("chat", example("chat", id=unique(), customer=who))
+    email = example("email", id=unique("<m"), **{"from": {"address": who["email"]}})
+    body = await (await api.deliver("email", email)).json()
+    con = await asyncpg.connect(database_url)
+    try:
+        row = await con.fetchrow(
+            "SELECT repeat_24h, repeat_7d, previous_channel, channel_switch, routing_ms"
+            " FROM omniroute.contacts WHERE contact_id = $1",
+            uuid.UUID(body["contacts"][0]["contact_id"]),
+        )
+    finally:
+        await con.close()
+    assert row["repeat_24h"] and row["repeat_7d"] and row["channel_switch"]
+    assert row["previous_channel"] == "chat"
+    assert row["routing_ms"] > 0

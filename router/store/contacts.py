@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from router.models import Contact, CustomerContext, Decision, uuid7_time
+
+DAY = timedelta(days=1)
+WEEK = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +27,7 @@ class NewRecord:
     decision: Decision
     trace: list[dict[str, Any]] | None
     timings: dict[str, float]
+    context_degraded: bool = False
 
 
 _INSERT = """
@@ -36,9 +40,10 @@ WITH key AS (
 INSERT INTO contacts (
     contact_id, received_at, adapter, provider, channel, external_id, thread_id,
     customer_id, known_customer, queue, priority, skills, sla_seconds, tags,
-    preferred_agent, rule, ruleset, contact, context, decision, trace, timings)
+    preferred_agent, rule, ruleset, contact, context, decision, trace, timings,
+    tier, repeat_24h, repeat_7d, previous_channel, channel_switch, context_degraded, routing_ms)
 SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-       $18, $19, $20, $21, $22
+       $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29
   FROM key
 RETURNING contact_id
 """
@@ -53,6 +58,8 @@ SELECT c.contact_id, c.customer_id, c.decision
 
 def _args(r: NewRecord) -> tuple[Any, ...]:
     d = r.decision
+    last = r.context.last
+    recent = last is not None and r.received_at - last.at <= WEEK
     return (
         r.contact_id,
         r.received_at,
@@ -76,6 +83,13 @@ def _args(r: NewRecord) -> tuple[Any, ...]:
         d.model_dump(mode="json"),
         r.trace,
         r.timings,
+        r.context.tier,
+        last is not None and r.received_at - last.at <= DAY,
+        recent,
+        last.channel if recent and last is not None else None,
+        recent and last is not None and last.channel != r.contact.channel,
+        r.context_degraded,
+        r.timings.get("total_ms"),
     )
 
 
