@@ -105,6 +105,8 @@ class VoicePayload(_Payload):
     """The metadata of an incoming call (no audio)."""
 
     id: str = Id  # the call id
+    #: a conversation this call continues, when the platform links channels
+    conversation_id: str | None = Field(default=None, max_length=512)
     caller: str = Field(min_length=1, max_length=128)
     callee: str | None = Field(default=None, max_length=128)
     caller_name: str | None = Field(default=None, max_length=256)
@@ -182,7 +184,9 @@ def _chat(p: ChatPayload, provider: str) -> Contact:
 
 
 def _email(p: EmailPayload, provider: str) -> Contact:
-    thread = p.references[0] if p.references else p.in_reply_to
+    # The thread is the first message's id: the root of References, else the
+    # message replied to, else this message (which starts a thread).
+    thread = p.references[0] if p.references else (p.in_reply_to or p.id)
     attrs = dict(p.attributes)
     attrs["attachments"] = p.attachments
     attrs["to"] = [a.address for a in p.to]
@@ -227,7 +231,7 @@ def _voice(p: VoicePayload, provider: str) -> Contact:
         channel="voice",
         provider=provider,
         external_id=p.id,
-        thread_id=None,
+        thread_id=p.conversation_id,
         identifiers=tuple(ids),
         sender_name=p.caller_name,
         text=_cap(p.ivr.speech),

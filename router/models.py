@@ -107,13 +107,59 @@ class Contact(BaseModel):
 
 
 class LastContact(BaseModel):
+    """The customer's previous contact, on any channel."""
+
     at: datetime
     channel: str
     queue: str | None = None
+    agent: str | None = None
+    rule: str | None = None
+
+
+class ChannelCounts(BaseModel):
+    """Contacts of the customer before this one, in rolling windows."""
+
+    contacts_24h: int = 0
+    contacts_7d: int = 0
+    contacts_30d: int = 0
+
+
+class PerChannel(BaseModel):
+    chat: ChannelCounts = Field(default_factory=ChannelCounts)
+    email: ChannelCounts = Field(default_factory=ChannelCounts)
+    voice: ChannelCounts = Field(default_factory=ChannelCounts)
+    social: ChannelCounts = Field(default_factory=ChannelCounts)
+
+
+class Conversation(BaseModel):
+    """The conversation this contact continues (same thread id), if any."""
+
+    id: str
+    started_at: datetime
+    last_at: datetime
+    contacts: int
+    channels: list[str] = Field(default_factory=list)
+    last_queue: str | None = None
+    last_agent: str | None = None
+    open: bool = True
+
+
+class Journey(BaseModel):
+    """The customer's point in a multi-step process, set through the API."""
+
+    ref: str
+    type: str
+    step: str | None = None
+    opened_at: datetime
+    updated_at: datetime
+    data: dict[str, Any] = Field(default_factory=dict)
 
 
 class CustomerContext(BaseModel):
-    """What the service knows about the customer when the contact arrives."""
+    """What the service knows about the customer when the contact arrives.
+
+    Counts and ``last`` cover the customer's contacts before this one.
+    ``docs/context.md`` describes every field."""
 
     customer_id: uuid.UUID
     known: bool
@@ -124,7 +170,20 @@ class CustomerContext(BaseModel):
     attributes: dict[str, Any] = Field(default_factory=dict)
     contacts_24h: int = 0
     contacts_7d: int = 0
+    contacts_30d: int = 0
+    per_channel: PerChannel = Field(default_factory=PerChannel)
+    channels_7d: list[str] = Field(default_factory=list)
     last: LastContact | None = None
+    #: the previous contact was within 24 hours
+    repeat: bool = False
+    #: the previous contact (within 7 days) was on another channel
+    channel_switch: bool = False
+    conversation: Conversation | None = None
+    #: open journeys, most recently updated first; ``journey`` is the first
+    journeys: list[Journey] = Field(default_factory=list)
+    journey: Journey | None = None
+    #: the external context provider did not answer in time; routed without it
+    degraded: bool = False
 
 
 class OverflowStep(BaseModel):

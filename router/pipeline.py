@@ -51,12 +51,9 @@ class Pipeline:
         identifiers = normalize_all(contact.identifiers, default_region=self.default_region)
         contact = contact.model_copy(update={"identifiers": identifiers})
         with unavailable_as_503():
+            contact_id = uuid7(at)
             found = await customer_store.resolve(
-                self.pool,
-                adapter=adapter,
-                external_id=contact.external_id,
-                identifiers=identifiers,
-                at=at,
+                self.pool, adapter=adapter, contact=contact, contact_id=contact_id, at=at
             )
             if isinstance(found, customer_store.Earlier):
                 return self._duplicate(
@@ -67,7 +64,7 @@ class Pipeline:
             evaluation = ruleset.decide(contact, found.context, at)
             t2 = time.perf_counter()
             record = contact_store.NewRecord(
-                contact_id=uuid7(at),
+                contact_id=contact_id,
                 received_at=at,
                 adapter=adapter,
                 contact=contact,

@@ -9,19 +9,22 @@ from datetime import datetime
 
 import asyncpg
 
-from router.models import CustomerContext, Decision, Identifier, LastContact, uuid7
+from router.context import build_context
+from router.models import Contact, CustomerContext, Decision, Identifier, uuid7
 
 #: Strength of identifier kinds, strongest first: a contact whose identifiers
 #: point at different customers is attached to the strongest match.
 KIND_STRENGTH = ("crm", "email", "phone", "social", "visitor", "handle")
 
 
-def strength(identifier: Identifier) -> tuple[int, int]:
+def strength(identifier: Identifier) -> tuple[int, int, int]:
+    """Sort key, strongest first: CRM ids, then verified identifiers, then the
+    rest, each by kind in ``KIND_STRENGTH`` order (unknown kinds last)."""
     try:
         rank = KIND_STRENGTH.index(identifier.kind)
     except ValueError:
         rank = len(KIND_STRENGTH)
-    return (0 if identifier.verified else 1, rank) if identifier.kind != "crm" else (-1, 0)
+    return (identifier.kind != "crm", not identifier.verified, rank)
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,27 +44,29 @@ class Resolved:
     anonymous: bool
 
 
-_RESOLVE = "SELECT * FROM resolve_contact($1, $2, $3, $4, $5, $6, $7)"
+_RESOLVE = "SELECT * FROM resolve_contact($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 
 
 async def resolve(
     con: asyncpg.Connection | asyncpg.Pool,
     *,
     adapter: str,
-    external_id: str,
-    identifiers: tuple[Identifier, ...],
+    contact: Contact,
+    contact_id: uuid.UUID,
     at: datetime,
 ) -> Earlier | Resolved:
-    ordered = sorted(identifiers, key=strength)
+    ordered = sorted(contact.identifiers, key=strength)
     row = await con.fetchrow(
         _RESOLVE,
         adapter,
-        external_id,
+        contact.external_id,
         [i.kind for i in ordered],
         [i.value for i in ordered],
         [i.verified for i in ordered],
         uuid7(at),
+        contact_id,
         at,
+        contact.thread_id,
     )
     if row is not None and row["dup_contact_id"] is not None:
         return Earlier(
@@ -71,19 +76,7 @@ async def resolve(
         )
     if row is None:
         return Resolved(context=CustomerContext(customer_id=uuid7(at), known=False), anonymous=True)
-    last = None
-    if row["last_at"] is not None:
-        last = LastContact(at=row["last_at"], channel=row["last_channel"], queue=row["last_queue"])
-    context = CustomerContext(
-        customer_id=row["customer_id"],
-        known=row["known"],
-        name=row["name"],
-        tier=row["tier"],
-        language=row["language"],
-        segment=row["segment"],
-        attributes=row["attributes"] or {},
-        contacts_24h=row["contacts_24h"],
-        contacts_7d=row["contacts_7d"],
-        last=last,
+    context = build_context(
+        row["customer_id"], row["known"], row["context"], channel=contact.channel, at=at
     )
     return Resolved(context=context, anonymous=False)
