@@ -15,7 +15,7 @@ from typing import Any, ClassVar, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from router.errors import FieldError, PayloadError, UnsupportedMediaType
+from router.errors import FieldError, PayloadError, UnsupportedMediaType, field_errors
 from router.models import Contact, Routed, WebhookReply, WebhookRequest
 
 M = TypeVar("M", bound=BaseModel)
@@ -100,17 +100,6 @@ def require_json(request: WebhookRequest) -> Any:
         raise PayloadError(
             "body is not valid JSON", fields=[FieldError("body", f"invalid JSON: {exc}")]
         ) from None
-
-
-def field_errors(exc: ValidationError, *, prefix: str = "") -> list[FieldError]:
-    """Pydantic's errors as dotted field paths with a short reason each."""
-    out = []
-    for err in exc.errors(include_url=False, include_input=False):
-        path = ".".join(str(p) for p in err["loc"])
-        if prefix:
-            path = f"{prefix}.{path}" if path else prefix
-        out.append(FieldError(path or "body", err["msg"]))
-    return out
 
 
 def validate(model: type[M], data: Any, *, prefix: str = "") -> M:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 
 @dataclass(frozen=True, slots=True)
 class FieldError:
@@ -129,3 +131,14 @@ class StoreUnavailable(RouterError):
     status = 503
     code = "store_unavailable"
     retry_after = 5
+
+
+def field_errors(exc: ValidationError, *, prefix: str = "") -> list[FieldError]:
+    """Pydantic's errors as dotted field paths with a short reason each."""
+    out = []
+    for err in exc.errors(include_url=False, include_input=False):
+        path = ".".join(str(p) for p in err["loc"])
+        if prefix:
+            path = f"{prefix}.{path}" if path else prefix
+        out.append(FieldError(path or "body", err["msg"]))
+    return out

@@ -20,7 +20,14 @@ from ruamel.yaml.error import YAMLError
 from router.errors import ConfigError
 
 DEFAULT_CONFIG = Path("config/omniroute.yaml")
-SCOPES = ("reports:read", "customers:write", "rules:read", "rules:write")
+SCOPES = (
+    "reports:read",
+    "customers:read",
+    "customers:write",
+    "events:write",
+    "rules:read",
+    "rules:write",
+)
 
 
 def resolve_secret(value: str) -> str:

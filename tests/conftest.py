@@ -20,7 +20,7 @@ from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
 from adapters.generic import sign
-from router.settings import Settings, load_settings
+from router.settings import SCOPES, Settings, load_settings
 from router.web import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -85,7 +85,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
                 {
                     "name": "all",
                     "token": TOKEN,
-                    "scopes": ["reports:read", "customers:write", "rules:read", "rules:write"],
+                    "scopes": list(SCOPES),
                 },
                 {"name": "reader", "token": READ_TOKEN, "scopes": ["reports:read"]},
             ]
@@ -122,6 +122,19 @@ class Api:
     async def get(self, path: str, *, token: str | None = TOKEN, **params: Any) -> ClientResponse:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return await self.client.get(path, params=params, headers=headers)
+
+    async def send(
+        self, method: str, path: str, body: Any = None, *, token: str | None = TOKEN
+    ) -> ClientResponse:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        data = orjson.dumps(body) if body is not None else None
+        return await self.client.request(method, path, data=data, headers=headers)
+
+    async def json(self, method: str, path: str, body: Any = None, *, status: int = 200) -> Any:
+        """Send and return the JSON answer, asserting the status."""
+        response = await self.send(method, path, body)
+        assert response.status == status, (response.status, await response.text())
+        return await response.json()
 
 
 @pytest.fixture(scope="session")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 import asyncpg
-import orjson
 from aiohttp import web
 
 from router.errors import NotFound
 from router.models import CHANNELS
 from router.store import contacts as store
 from router.store.db import unavailable_as_503
+from router.web.body import json_response
 from router.web.query import (
     bad,
     check_known,
@@ -26,10 +26,6 @@ from router.web.runtime import RUNTIME
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
 PARAMS = (*store.FILTERS, "tag", "since", "until", "cursor", "limit")
-
-
-def json_response(body: Any, status: int = 200) -> web.Response:
-    return web.Response(body=orjson.dumps(body), status=status, content_type="application/json")
 
 
 def summary(row: asyncpg.Record) -> dict[str, Any]:

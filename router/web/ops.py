@@ -7,7 +7,7 @@ import asyncio
 
 from aiohttp import web
 
-from router.web.contacts import json_response
+from router.web.body import json_response
 from router.web.openapi import SPEC
 from router.web.runtime import RUNTIME
 

@@ -1,0 +1,89 @@
+"""Outcome events the platform reports for a routed contact: recorded once
+(idempotent on the event id) and folded into the record's outcome columns."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from router.models import uuid7_time
+
+EVENT_TYPES = ("assigned", "answered", "transferred", "abandoned", "resolved", "closed")
+
+_RECORD = """
+WITH ev AS (
+    INSERT INTO contact_events (contact_id, received_at, event_id, type, at, agent, data)
+    SELECT c.contact_id, c.received_at, $3, $4, $5, $6, $7
+      FROM contacts c WHERE c.contact_id = $1 AND c.received_at = $2
+    ON CONFLICT DO NOTHING
+    RETURNING contact_id, received_at, type, at, agent
+)
+UPDATE contacts c SET
+    outcome = CASE WHEN c.outcome_at IS NULL OR ev.at >= c.outcome_at THEN ev.type
+                   ELSE c.outcome END,
+    outcome_at = greatest(c.outcome_at, ev.at),
+    agent = CASE WHEN ev.agent IS NOT NULL AND ev.type IN ('assigned', 'answered', 'transferred')
+                 THEN ev.agent ELSE c.agent END,
+    assigned_at = CASE WHEN ev.type = 'assigned' THEN least(c.assigned_at, ev.at)
+                       ELSE c.assigned_at END,
+    answered_at = CASE WHEN ev.type = 'answered' THEN least(c.answered_at, ev.at)
+                       ELSE c.answered_at END,
+    abandoned_at = CASE WHEN ev.type = 'abandoned' THEN least(c.abandoned_at, ev.at)
+                        ELSE c.abandoned_at END,
+    resolved_at = CASE WHEN ev.type = 'resolved' THEN least(c.resolved_at, ev.at)
+                       ELSE c.resolved_at END,
+    closed_at = CASE WHEN ev.type = 'closed' THEN least(c.closed_at, ev.at)
+                     ELSE c.closed_at END
+  FROM ev
+ WHERE c.contact_id = ev.contact_id AND c.received_at = ev.received_at
+RETURNING c.outcome, c.agent, c.answered_at, c.abandoned_at, c.sla_seconds, c.received_at
+"""
+
+# SLA: met when answered within sla_seconds of arrival; missed when answered
+# later, or abandoned after the SLA ran out. Abandoned earlier: not counted.
+_SLA = """
+UPDATE contacts SET sla_met = CASE
+        WHEN sla_seconds IS NULL THEN NULL
+        WHEN answered_at IS NOT NULL
+             THEN answered_at - received_at <= sla_seconds * interval '1 second'
+        WHEN abandoned_at IS NOT NULL
+             AND abandoned_at - received_at > sla_seconds * interval '1 second' THEN false
+        ELSE NULL END
+ WHERE contact_id = $1 AND received_at = $2
+RETURNING sla_met, outcome, agent
+"""
+
+
+async def record(
+    pool: asyncpg.Pool,
+    contact_id: uuid.UUID,
+    *,
+    event_id: str,
+    type_: str,
+    at: datetime,
+    agent: str | None,
+    data: dict[str, Any],
+) -> dict[str, Any] | None:
+    """Record one event; ``None`` if the contact does not exist. The result says
+    whether the event was new and the contact's outcome after it."""
+    received_at = uuid7_time(contact_id)
+    async with pool.acquire() as con, con.transaction():
+        exists = await con.fetchval(
+            "SELECT 1 FROM contacts WHERE contact_id = $1 AND received_at = $2 FOR UPDATE",
+            contact_id,
+            received_at,
+        )
+        if not exists:
+            return None
+        row = await con.fetchrow(_RECORD, contact_id, received_at, event_id, type_, at, agent, data)
+        state = await con.fetchrow(_SLA, contact_id, received_at)
+    return {
+        "recorded": row is not None,
+        "duplicate": row is None,
+        "outcome": state["outcome"],
+        "agent": state["agent"],
+        "sla_met": state["sla_met"],
+    }

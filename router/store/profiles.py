@@ -1,0 +1,345 @@
+"""Customer profiles from the CRM, identity conflicts, merges, erasure and
+journeys: every write audited, every multi-row change in one transaction."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from router.models import Identifier, uuid7
+
+PROFILE_FIELDS = ("name", "tier", "language", "segment", "attributes")
+
+
+class CustomerGone(Exception):
+    """The customer was merged into another or erased."""
+
+    def __init__(self, merged_into: uuid.UUID | None, erased: bool) -> None:
+        super().__init__("customer merged or erased")
+        self.merged_into = merged_into
+        self.erased = erased
+
+
+async def _audit(
+    con: asyncpg.Connection, actor: str, action: str, customer_id: uuid.UUID, details: Any
+) -> None:
+    await con.execute(
+        "INSERT INTO customer_audit (actor, action, customer_id, details) VALUES ($1, $2, $3, $4)",
+        actor,
+        action,
+        customer_id,
+        details,
+    )
+
+
+async def _live(con: asyncpg.Connection, customer_id: uuid.UUID, *, lock: bool = False) -> bool:
+    """True if the customer exists and is live; ``CustomerGone`` if merged/erased."""
+    row = await con.fetchrow(
+        "SELECT merged_into, erased_at FROM customers WHERE customer_id = $1"
+        + (" FOR UPDATE" if lock else ""),
+        customer_id,
+    )
+    if row is None:
+        return False
+    if row["merged_into"] is not None or row["erased_at"] is not None:
+        raise CustomerGone(row["merged_into"], row["erased_at"] is not None)
+    return True
+
+
+async def _attach(
+    con: asyncpg.Connection, customer_id: uuid.UUID, identities: Sequence[Identifier]
+) -> list[dict[str, Any]]:
+    """Link identities to the customer; those of other customers become conflicts."""
+    conflicts = []
+    for ident in identities:
+        owner = await con.fetchval(
+            """INSERT INTO identities (kind, value, customer_id, verified)
+               VALUES ($1, $2, $3, $4)
+               ON CONFLICT (kind, value) DO UPDATE
+                   SET verified = identities.verified OR ($4 AND identities.customer_id = $3)
+               RETURNING customer_id""",
+            ident.kind,
+            ident.value,
+            customer_id,
+            ident.verified,
+        )
+        if owner != customer_id:
+            await con.execute(
+                """INSERT INTO identity_conflicts
+                       (customer_id, other_customer_id, kind, value, adapter)
+                   VALUES ($1, $2, $3, $4, 'api') ON CONFLICT DO NOTHING""",
+                customer_id,
+                owner,
+                ident.kind,
+                ident.value,
+            )
+            conflicts.append({"kind": ident.kind, "value": ident.value, "customer_id": str(owner)})
+    return conflicts
+
+
+def _profile_sql(profile: dict[str, Any], first: int) -> tuple[str, list[Any]]:
+    sets, args = [], []
+    for key in PROFILE_FIELDS:
+        if key in profile:
+            args.append(profile[key])
+            sets.append(f"{key} = ${first + len(args) - 1}")
+    sets.append("updated_at = now()")
+    return ", ".join(sets), args
+
+
+async def upsert(
+    pool: asyncpg.Pool,
+    *,
+    actor: str,
+    identities: Sequence[Identifier],
+    profile: dict[str, Any],
+    customer_id: uuid.UUID | None = None,
+) -> tuple[uuid.UUID, bool, list[dict[str, Any]]]:
+    """Create or update a profile; ``identities`` strongest first. Without
+    ``customer_id`` the customer is the owner of the strongest known identity,
+    or a new one. Returns (customer id, created, conflicts)."""
+    async with pool.acquire() as con, con.transaction():
+        # The same per-identifier locks as routing: no race with first contacts.
+        await con.execute(
+            """SELECT pg_advisory_xact_lock(h) FROM (
+                   SELECT DISTINCT hashtextextended(k || chr(31) || v, 0) AS h
+                     FROM unnest($1::text[], $2::text[]) AS u(k, v)) t ORDER BY h""",
+            [i.kind for i in identities],
+            [i.value for i in identities],
+        )
+        created = False
+        if customer_id is None:
+            customer_id = await con.fetchval(
+                """SELECT i.customer_id
+                     FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS u(k, v, n)
+                     JOIN identities i ON i.kind = u.k AND i.value = u.v
+                    ORDER BY u.n LIMIT 1""",
+                [i.kind for i in identities],
+                [i.value for i in identities],
+            )
+        if customer_id is None:
+            customer_id = uuid7()
+            await con.execute(
+                "INSERT INTO customers (customer_id, origin) VALUES ($1, 'crm')", customer_id
+            )
+            created = True
+        elif not await _live(con, customer_id, lock=True):
+            raise LookupError(customer_id)
+        sets, args = _profile_sql(profile, 2)
+        await con.execute(
+            f"UPDATE customers SET {sets}, origin = 'crm' WHERE customer_id = $1",
+            customer_id,
+            *args,
+        )
+        conflicts = await _attach(con, customer_id, identities)
+        await _audit(
+            con,
+            actor,
+            "create" if created else "update",
+            customer_id,
+            {"fields": sorted(profile), "identities": len(identities), "conflicts": len(conflicts)},
+        )
+        return customer_id, created, conflicts
+
+
+async def fetch(pool: asyncpg.Pool, customer_id: uuid.UUID) -> dict[str, Any] | None:
+    async with pool.acquire() as con:
+        if not await _live(con, customer_id):
+            return None
+        row = await con.fetchrow(
+            """SELECT customer_id, created_at, updated_at, origin, name, tier, language,
+                      segment, attributes
+                 FROM customers WHERE customer_id = $1""",
+            customer_id,
+        )
+        identities = await con.fetch(
+            """SELECT kind, value, verified, created_at FROM identities
+                WHERE customer_id = $1 ORDER BY created_at, kind, value""",
+            customer_id,
+        )
+        journeys = await con.fetch(
+            """SELECT ref, type, step, status, data, opened_at, updated_at, closed_at
+                 FROM journeys WHERE customer_id = $1 ORDER BY updated_at DESC LIMIT 100""",
+            customer_id,
+        )
+    out = dict(row)
+    out["identities"] = [dict(r) for r in identities]
+    out["journeys"] = [dict(r) for r in journeys]
+    return out
+
+
+async def conflicts(
+    pool: asyncpg.Pool, *, status: str, after: int | None, limit: int
+) -> list[asyncpg.Record]:
+    return list(
+        await pool.fetch(
+            """SELECT conflict_id, created_at, contact_id, adapter, external_id, customer_id,
+                      other_customer_id, kind, value, status, resolved_at
+                 FROM identity_conflicts
+                WHERE status = $1 AND ($2::bigint IS NULL OR conflict_id > $2)
+                ORDER BY conflict_id LIMIT $3""",
+            status,
+            after,
+            limit,
+        )
+    )
+
+
+async def merge(
+    pool: asyncpg.Pool, *, actor: str, into: uuid.UUID, source: uuid.UUID
+) -> dict[str, int]:
+    """Move the identities, history and journeys of ``source`` to ``into``."""
+    async with pool.acquire() as con, con.transaction():
+        for cid in sorted((into, source)):  # a fixed lock order: no deadlock
+            if not await _live(con, cid, lock=True):
+                raise LookupError(cid)
+        moved = {
+            "identities": await _count(
+                con, "UPDATE identities SET customer_id = $1 WHERE customer_id = $2", into, source
+            ),
+            "contacts": await _count(
+                con, "UPDATE contacts SET customer_id = $1 WHERE customer_id = $2", into, source
+            ),
+            "journeys": await _count(
+                con,
+                """UPDATE journeys j SET customer_id = $1 WHERE customer_id = $2
+                     AND NOT EXISTS (SELECT 1 FROM journeys k
+                                      WHERE k.customer_id = $1 AND k.ref = j.ref)""",
+                into,
+                source,
+            ),
+        }
+        await con.execute(
+            """UPDATE customers t SET
+                   name = coalesce(t.name, s.name), tier = coalesce(t.tier, s.tier),
+                   language = coalesce(t.language, s.language),
+                   segment = coalesce(t.segment, s.segment),
+                   attributes = s.attributes || t.attributes, updated_at = now()
+              FROM customers s WHERE t.customer_id = $1 AND s.customer_id = $2""",
+            into,
+            source,
+        )
+        await con.execute("DELETE FROM journeys WHERE customer_id = $1", source)
+        await con.execute(
+            """UPDATE customers SET merged_into = $1, name = NULL, tier = NULL, language = NULL,
+                   segment = NULL, attributes = '{}', updated_at = now()
+                WHERE customer_id = $2""",
+            into,
+            source,
+        )
+        await con.execute(
+            "UPDATE customers SET merged_into = $1 WHERE merged_into = $2", into, source
+        )
+        moved["conflicts_resolved"] = await _count(
+            con,
+            """UPDATE identity_conflicts SET status = 'merged', resolved_at = now()
+                WHERE status = 'open' AND ((customer_id = $1 AND other_customer_id = $2)
+                   OR (customer_id = $2 AND other_customer_id = $1))""",
+            into,
+            source,
+        )
+        await con.execute(
+            "UPDATE identity_conflicts SET customer_id = $1 WHERE customer_id = $2", into, source
+        )
+        await con.execute(
+            "UPDATE identity_conflicts SET other_customer_id = $1 WHERE other_customer_id = $2",
+            into,
+            source,
+        )
+        await _audit(con, actor, "merge", into, {"from": str(source), **moved})
+        await _audit(con, actor, "merged_into", source, {"into": str(into)})
+        return moved
+
+
+async def erase(pool: asyncpg.Pool, *, actor: str, customer_id: uuid.UUID) -> dict[str, int]:
+    """Remove personal data; records stay, anonymous, under a new unlinkable id."""
+    async with pool.acquire() as con, con.transaction():
+        if not await _live(con, customer_id, lock=True):
+            raise LookupError(customer_id)
+        anonymous = uuid.uuid4()
+        contacts = await _count(
+            con,
+            """UPDATE contacts SET
+                   customer_id = $2,
+                   thread_id = NULL,
+                   contact = jsonb_build_object('channel', contact -> 'channel',
+                                                'provider', contact -> 'provider',
+                                                'external_id', contact -> 'external_id',
+                                                'erased', true),
+                   context = jsonb_build_object('known', context -> 'known',
+                                                'tier', context -> 'tier', 'erased', true),
+                   trace = NULL
+             WHERE customer_id = $1""",
+            customer_id,
+            anonymous,
+        )
+        await con.execute(
+            """UPDATE contact_events e SET data = '{}'
+                 FROM contacts c
+                WHERE c.customer_id = $1 AND e.contact_id = c.contact_id""",
+            anonymous,
+        )
+        identities = await _count(con, "DELETE FROM identities WHERE customer_id = $1", customer_id)
+        await con.execute("DELETE FROM journeys WHERE customer_id = $1", customer_id)
+        await con.execute(
+            "DELETE FROM identity_conflicts WHERE customer_id = $1 OR other_customer_id = $1",
+            customer_id,
+        )
+        await con.execute(
+            """UPDATE customers SET name = NULL, tier = NULL, language = NULL, segment = NULL,
+                   attributes = '{}', erased_at = now(), updated_at = now()
+                WHERE customer_id = $1""",
+            customer_id,
+        )
+        details = {"contacts_anonymized": contacts, "identities_deleted": identities}
+        await _audit(con, actor, "erase", customer_id, details)
+        return details
+
+
+async def put_journey(
+    pool: asyncpg.Pool,
+    *,
+    actor: str,
+    customer_id: uuid.UUID,
+    ref: str,
+    type_: str,
+    step: str | None,
+    status: str,
+    data: dict[str, Any],
+    at: datetime,
+) -> dict[str, Any]:
+    async with pool.acquire() as con, con.transaction():
+        if not await _live(con, customer_id, lock=True):
+            raise LookupError(customer_id)
+        row = await con.fetchrow(
+            """INSERT INTO journeys (customer_id, ref, type, step, status, data, opened_at,
+                                    updated_at, closed_at)
+               VALUES ($1, $2, $3, $4, $5::text, $6, $7::timestamptz, $7::timestamptz,
+                       CASE WHEN $5::text = 'closed' THEN $7::timestamptz END)
+               ON CONFLICT (customer_id, ref) DO UPDATE SET
+                   type = EXCLUDED.type, step = EXCLUDED.step, status = EXCLUDED.status,
+                   data = EXCLUDED.data, updated_at = EXCLUDED.updated_at,
+                   closed_at = CASE WHEN EXCLUDED.status = 'closed'
+                                    THEN coalesce(journeys.closed_at, EXCLUDED.updated_at) END
+               RETURNING ref, type, step, status, data, opened_at, updated_at, closed_at""",
+            customer_id,
+            ref,
+            type_,
+            step,
+            status,
+            data,
+            at,
+        )
+        await _audit(
+            con, actor, "journey", customer_id, {"ref": ref, "status": status, "step": step}
+        )
+        return dict(row)
+
+
+async def _count(con: asyncpg.Connection, sql: str, *args: Any) -> int:
+    status: str = await con.execute(sql, *args)
+    return int(status.rsplit(" ", 1)[-1])

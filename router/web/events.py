@@ -1,0 +1,58 @@
+"""``POST /v1/contacts/{id}/events``: outcomes reported by the platform."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from router.errors import FieldError, NotFound
+from router.models import now_ms
+from router.store import events
+from router.store.db import unavailable_as_503
+from router.web.body import json_response, read_json
+from router.web.query import parse_uuid
+from router.web.runtime import RUNTIME
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    #: the platform's id of the event; a repeat with the same id is ignored
+    event_id: str | None = Field(default=None, min_length=1, max_length=256)
+    type: Literal["assigned", "answered", "transferred", "abandoned", "resolved", "closed"]
+    at: datetime | None = None
+    agent: str | None = Field(default=None, max_length=256)
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+async def post_event(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
+    rt.tokens.require(request, "events:write")
+    contact_id = parse_uuid("id", request.match_info["id"])
+    body = await read_json(request, EventIn)
+    at = body.at or now_ms()
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    event_id = body.event_id or f"{body.type}:{at.isoformat()}"
+    result = None
+    if contact_id.version == 7:
+        with unavailable_as_503():
+            result = await events.record(
+                rt.pool,
+                contact_id,
+                event_id=event_id,
+                type_=body.type,
+                at=at,
+                agent=body.agent,
+                data=body.data,
+            )
+    if result is None:
+        raise NotFound(f"no contact {contact_id}", fields=[FieldError("id", "unknown contact")])
+    status = 201 if result["recorded"] else 200
+    return json_response({"event_id": event_id, **result}, status=status)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/v1/contacts/{id}/events", post_event)
