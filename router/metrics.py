@@ -54,6 +54,13 @@ class Metrics:
             registry=r,
         )
 
+        self.context_lookups = Counter(
+            "omniroute_context_lookups",
+            "External context provider lookups by result",
+            ["result"],
+            registry=r,
+        )
+
     def routed(self, channel: str, queue: str, adapter: str, seconds: float) -> None:
         self.contacts.labels(channel=channel, queue=queue, adapter=adapter).inc()
         self.latency.labels(channel=channel).observe(seconds)

@@ -12,6 +12,7 @@ import asyncpg
 import structlog
 
 from adapters.base import Adapter
+from router.context_provider import ContextProvider
 from router.identity import normalize_all
 from router.metrics import Metrics
 from router.models import Contact, Decision, Routed, WebhookReply, WebhookRequest, uuid7
@@ -29,6 +30,7 @@ class Pipeline:
     ruleset: Callable[[], Ruleset]
     metrics: Metrics
     default_region: str = "US"
+    provider: ContextProvider | None = None
 
     async def deliver(self, adapter: Adapter, request: WebhookRequest) -> WebhookReply:
         """Verify, parse and route one delivery; the reply the provider gets."""
@@ -59,9 +61,12 @@ class Pipeline:
                 return self._duplicate(
                     adapter, contact, found.contact_id, found.customer_id, found.decision
                 )
+            context = found.context
+            if self.provider is not None and not found.anonymous:
+                context = await self.provider.enrich(contact, context)
             t1 = time.perf_counter()
             ruleset = self.ruleset()
-            evaluation = ruleset.decide(contact, found.context, at)
+            evaluation = ruleset.decide(contact, context, at)
             t2 = time.perf_counter()
             record = contact_store.NewRecord(
                 contact_id=contact_id,
@@ -69,14 +74,15 @@ class Pipeline:
                 adapter=adapter,
                 contact=contact,
                 customer_id=None if found.anonymous else found.context.customer_id,
-                context=found.context,
+                context=context,
                 decision=evaluation.decision,
                 trace=evaluation.trace,
                 timings={
                     "parse_ms": round(parse_ms, 3),
-                    "resolve_ms": round((t1 - t0) * 1000, 3),
+                    "context_ms": round((t1 - t0) * 1000, 3),
                     "rules_ms": round((t2 - t1) * 1000, 3),
                 },
+                context_degraded=context.degraded,
             )
             earlier = await contact_store.insert(self.pool, _with_total(record, t0, parse_ms))
         if earlier is not None:
@@ -88,7 +94,8 @@ class Pipeline:
             "contact_routed",
             contact_id=str(record.contact_id),
             customer_id=str(record.customer_id) if record.customer_id else None,
-            known=found.context.known,
+            known=context.known,
+            degraded=context.degraded,
             adapter=adapter,
             channel=contact.channel,
             external_id=contact.external_id,

@@ -68,6 +68,23 @@ class RulesSettings(_Section):
     watch: bool = True
 
 
+class ContextProviderSettings(_Section):
+    """An HTTP lookup to a CRM at routing time. ``url`` is a template with
+    placeholders for identifier kinds (``{email}``, ``{phone}``, ``{crm}``…) and
+    ``{customer_id}``; contacts lacking a placeholder's value are not looked up."""
+
+    url: str
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout_ms: int = Field(default=150, ge=1, le=10_000)
+    cache_ttl_seconds: float = Field(default=300, ge=0)
+    cache_size: int = Field(default=100_000, ge=0)
+    breaker_failures: int = Field(default=5, ge=1)
+    breaker_reset_seconds: float = Field(default=30, gt=0)
+
+    def resolved_headers(self) -> dict[str, str]:
+        return {k: resolve_secret(v) for k, v in self.headers.items()}
+
+
 class IdentitySettings(_Section):
     default_region: str = Field(default="US", min_length=2, max_length=2)
 
@@ -149,6 +166,7 @@ class Settings(BaseSettings):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     adapters: list[AdapterSettings] = Field(default_factory=list)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    context_provider: ContextProviderSettings | None = None
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from aiohttp import web
 
 import adapters
 from adapters.base import Adapter, AdapterSpec
+from router.context_provider import ContextProvider
 from router.errors import ConfigError, RulesError
 from router.live_rules import LiveRules
 from router.metrics import Metrics
@@ -79,14 +80,23 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                 await migrations.migrate(con)
                 await con.fetchval("SELECT ensure_partitions(now() - interval '1 month', 4)")
             await save_ruleset(pool, ruleset.version, ruleset.sources)
+            provider = None
+            if rt.settings.context_provider is not None:
+                provider = ContextProvider(rt.settings.context_provider, rt.metrics)
+                await provider.start()
             rt.pool_ = pool
             rt.pipeline_ = Pipeline(
                 pool=pool,
                 ruleset=lambda: rt.rules.active,
                 metrics=rt.metrics,
                 default_region=rt.settings.identity.default_region,
+                provider=provider,
             )
-            yield
+            try:
+                yield
+            finally:
+                if provider is not None:
+                    await provider.close()
         finally:
             await pool.close()
 
