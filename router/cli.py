@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import structlog
 
@@ -14,6 +16,7 @@ from router.logs import configure
 from router.settings import Settings, load_settings
 
 log = structlog.get_logger("omniroute")
+T = TypeVar("T")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -61,22 +64,56 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _migrate(settings: Settings) -> list[str]:
+async def _with_pool(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``work(pool)`` on a migrated database (embedded or configured)."""
     from router.store import db, migrations
 
     async with db.database(settings.database) as url:
         pool = await db.connect_pool(url, settings.database)
         try:
             async with pool.acquire() as con:
-                return await migrations.migrate(con)
+                await migrations.migrate(con)
+            return await work(pool)
         finally:
             await pool.close()
 
 
 def db_migrate(args: argparse.Namespace) -> int:
-    applied = asyncio.run(_migrate(_settings(args)))
-    print(f"{len(applied)} migration(s) applied" + (": " + ", ".join(applied) if applied else ""))
+    from router.store import migrations
+
+    async def work(pool: Any) -> list[str]:
+        async with pool.acquire() as con:
+            return await migrations.migrate(con)
+
+    settings = _settings(args)
+    names = [name for _, name, _ in migrations.available()]
+    asyncio.run(_with_pool(settings, work))
+    print(f"schema up to date ({len(names)} migrations, last {names[-1]})")
     return 0
+
+
+def customers_import(args: argparse.Namespace) -> int:
+    from router import importer
+
+    settings = _settings(args)
+    path: Path = args.file
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+
+    async def work(pool: Any) -> importer.Report:
+        return await importer.run(
+            pool, path, default_region=settings.identity.default_region, batch=args.batch
+        )
+
+    report = asyncio.run(_with_pool(settings, work))
+    rate = (report.imported + report.rejected) / report.seconds if report.seconds else 0
+    print(
+        f"{report.imported} imported, {report.rejected} rejected"
+        + (f" (see {path.name}.rejected.ndjson)" if report.rejected else "")
+        + (f", {report.skipped} lines done by an earlier run" if report.skipped else "")
+        + f", {report.seconds:.1f} s ({rate:,.0f} lines/s)"
+    )
+    return 1 if report.rejected else 0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -102,6 +139,13 @@ def parser() -> argparse.ArgumentParser:
     with_config(dsub.add_parser("migrate", help="apply pending migrations")).set_defaults(
         func=db_migrate
     )
+
+    c = sub.add_parser("customers", help="customer administration")
+    csub = c.add_subparsers(dest="customers_command", required=True)
+    imp = with_config(csub.add_parser("import", help="bulk import of a CRM export (NDJSON)"))
+    imp.add_argument("file", type=Path, help="one customer per line, as POST /v1/customers")
+    imp.add_argument("--batch", type=int, default=20_000, help="lines per transaction")
+    imp.set_defaults(func=customers_import)
 
     sub.add_parser(
         "rules", help="check, test, simulate rules; print their JSON Schema", add_help=False

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
 
 from router.errors import FieldError, NotFound, RequestError
 from router.identity import normalize, normalize_all
 from router.models import Identifier, now_ms
+from router.schemas import JourneyIn, MergeIn, ProfileIn
 from router.store import profiles
 from router.store.customers import strength
 from router.store.db import unavailable_as_503
@@ -24,41 +24,6 @@ class Gone(RequestError):
 
     status = 410
     code = "gone"
-
-
-class IdentityIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    kind: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_-]*$")
-    value: str = Field(min_length=1, max_length=320)
-    verified: bool = False
-
-
-class ProfileIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    crm_id: str | None = Field(default=None, min_length=1, max_length=256)
-    name: str | None = Field(default=None, max_length=256)
-    tier: str | None = Field(default=None, max_length=64)
-    language: str | None = Field(default=None, max_length=35)
-    segment: str | None = Field(default=None, max_length=64)
-    attributes: dict[str, Any] | None = None
-    identities: list[IdentityIn] = Field(default_factory=list, max_length=100)
-
-    def profile(self) -> dict[str, Any]:
-        fields = self.model_fields_set & set(profiles.PROFILE_FIELDS)
-        return {k: getattr(self, k) for k in fields}
-
-
-class MergeIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    from_: uuid.UUID = Field(alias="from")
-
-
-class JourneyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    type: str = Field(min_length=1, max_length=64)
-    step: str | None = Field(default=None, max_length=128)
-    status: Literal["open", "closed"] = "open"
-    data: dict[str, Any] = Field(default_factory=dict)
 
 
 def _identities(rt: Runtime, body: ProfileIn) -> tuple[Identifier, ...]:

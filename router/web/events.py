@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any, Literal
+from datetime import UTC
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field
 
 from router.errors import FieldError, NotFound
 from router.models import now_ms
+from router.schemas import EventIn
 from router.store import events
 from router.store.db import unavailable_as_503
 from router.web.body import json_response, read_json
 from router.web.query import parse_uuid
 from router.web.runtime import RUNTIME
-
-
-class EventIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    #: the platform's id of the event; a repeat with the same id is ignored
-    event_id: str | None = Field(default=None, min_length=1, max_length=256)
-    type: Literal["assigned", "answered", "transferred", "abandoned", "resolved", "closed"]
-    at: datetime | None = None
-    agent: str | None = Field(default=None, max_length=256)
-    data: dict[str, Any] = Field(default_factory=dict)
 
 
 async def post_event(request: web.Request) -> web.Response:

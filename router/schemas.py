@@ -1,0 +1,57 @@
+"""Request bodies of the ``/v1`` API (and the lines of a customer import)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: Profile fields a CRM may set.
+PROFILE_FIELDS = ("name", "tier", "language", "segment", "attributes")
+
+
+class IdentityIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    kind: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_-]*$")
+    value: str = Field(min_length=1, max_length=320)
+    verified: bool = False
+
+
+class ProfileIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    crm_id: str | None = Field(default=None, min_length=1, max_length=256)
+    name: str | None = Field(default=None, max_length=256)
+    tier: str | None = Field(default=None, max_length=64)
+    language: str | None = Field(default=None, max_length=35)
+    segment: str | None = Field(default=None, max_length=64)
+    attributes: dict[str, Any] | None = None
+    identities: list[IdentityIn] = Field(default_factory=list, max_length=100)
+
+    def profile(self) -> dict[str, Any]:
+        fields = self.model_fields_set & set(PROFILE_FIELDS)
+        return {k: getattr(self, k) for k in fields}
+
+
+class MergeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    from_: uuid.UUID = Field(alias="from")
+
+
+class JourneyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    type: str = Field(min_length=1, max_length=64)
+    step: str | None = Field(default=None, max_length=128)
+    status: Literal["open", "closed"] = "open"
+    data: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    #: the platform's id of the event; a repeat with the same id is ignored
+    event_id: str | None = Field(default=None, min_length=1, max_length=256)
+    type: Literal["assigned", "answered", "transferred", "abandoned", "resolved", "closed"]
+    at: datetime | None = None
+    agent: str | None = Field(default=None, max_length=256)
+    data: dict[str, Any] = Field(default_factory=dict)
