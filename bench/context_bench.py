@@ -43,7 +43,8 @@ INSERT INTO contacts (contact_id, received_at, adapter, provider, channel, exter
                       decision, timings)
 SELECT gen_random_uuid(), now() - random() * interval '90 days', 'bench', 'bench',
        (ARRAY['chat', 'email', 'voice', 'social'])[1 + (n % 4)], 'seed-' || n,
-       ('00000000-0000-4000-8000-' || lpad(to_hex(1 + (hashint8(n) & 2147483647) % $1::bigint), 12, '0'))::uuid,
+       ('00000000-0000-4000-8000-'
+        || lpad(to_hex(1 + (hashint8(n) & 2147483647) % $1::bigint), 12, '0'))::uuid,
        true, (ARRAY['general', 'billing', 'returns'])[1 + (n % 3)], 50, 'seed',
        '{}', '{}', '{}', '{}'
   FROM generate_series($2::bigint, $3::bigint) n
