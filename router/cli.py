@@ -102,7 +102,7 @@ def customers_import(args: argparse.Namespace) -> int:
 
     async def work(pool: Any) -> importer.Report:
         return await importer.run(
-            pool, path, default_region=settings.identity.default_region, batch=args.batch
+            pool, path, normalizer=settings.identity.normalizer(), batch=args.batch
         )
 
     report = asyncio.run(_with_pool(settings, work))

@@ -9,12 +9,18 @@ adapter gets the same rules (and the configured default phone region).
 | phone     | E.164 (``+14155550100``); local numbers use the default region |
 | social    | ``platform:user-id`` with the platform lower-cased     |
 | handle    | ``platform:handle`` without ``@``, case-folded         |
-| crm, visitor and other kinds | trimmed                        |
+| crm, visitor    | trimmed                                               |
+| custom kinds    | trimmed; case-folded when configured case-insensitive |
+
+Custom kinds are declared in ``identity.kinds``; identifiers of undeclared
+kinds are refused by the API and dropped from contacts.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import phonenumbers
 
@@ -57,8 +63,33 @@ def _platform_pair(raw: str) -> tuple[str, str] | None:
     return platform.strip().lower(), rest.strip()
 
 
-def normalize(identifier: Identifier, *, default_region: str) -> Identifier | None:
-    """The normalized identifier, or ``None`` when nothing usable remains."""
+BUILTIN_KINDS = ("crm", "email", "phone", "social", "handle", "visitor")
+
+#: Strength of identifier kinds, strongest first: a contact whose identifiers
+#: point at different customers is attached to the strongest match.
+KIND_STRENGTH = ("crm", "email", "phone", "social", "visitor", "handle")
+
+
+def strength(identifier: Identifier) -> tuple[int, int, int]:
+    """Sort key, strongest first: CRM ids, then verified identifiers, then the
+    rest, each by kind in ``KIND_STRENGTH`` order (unknown kinds last)."""
+    try:
+        rank = KIND_STRENGTH.index(identifier.kind)
+    except ValueError:
+        rank = len(KIND_STRENGTH)
+    return (identifier.kind != "crm", not identifier.verified, rank)
+
+
+def normalize(
+    identifier: Identifier,
+    *,
+    default_region: str,
+    custom: Mapping[str, bool] | None = None,
+) -> Identifier | None:
+    """The normalized identifier, or ``None`` when nothing usable remains.
+
+    ``custom`` maps declared custom kinds to "case-insensitive"; without it any
+    kind is accepted as trimmed text."""
     kind = identifier.kind.strip().lower()
     raw = identifier.value
     value: str | None
@@ -72,23 +103,67 @@ def normalize(identifier: Identifier, *, default_region: str) -> Identifier | No
     elif kind == "handle":
         pair = _platform_pair(raw)
         value = f"{pair[0]}:{pair[1].lstrip('@').casefold()}" if pair else None
+    elif kind in ("crm", "visitor"):
+        value = raw.strip() or None
+    elif custom is not None and kind not in custom:
+        value = None
     else:
         value = raw.strip() or None
+        if value and custom and custom.get(kind):
+            value = value.casefold()
     if value is None or len(value) > 320:
         return None
     return Identifier(kind=kind, value=value, verified=identifier.verified)
 
 
 def normalize_all(
-    identifiers: tuple[Identifier, ...], *, default_region: str
+    identifiers: tuple[Identifier, ...],
+    *,
+    default_region: str,
+    custom: Mapping[str, bool] | None = None,
 ) -> tuple[Identifier, ...]:
     """Normalize and de-duplicate, keeping the first (kind, value) seen."""
     seen: dict[tuple[str, str], Identifier] = {}
     for identifier in identifiers:
-        norm = normalize(identifier, default_region=default_region)
+        norm = normalize(identifier, default_region=default_region, custom=custom)
         if norm is None:
             continue
         key = (norm.kind, norm.value)
         if key not in seen or (norm.verified and not seen[key].verified):
             seen[key] = norm
     return tuple(seen.values())
+
+
+@dataclass(frozen=True)
+class Normalizer:
+    """The configured normalization: default phone region and custom kinds."""
+
+    default_region: str = "US"
+    #: declared custom kind -> case-insensitive
+    custom: Mapping[str, bool] = field(default_factory=dict)
+
+    def one(self, identifier: Identifier) -> Identifier | None:
+        return normalize(identifier, default_region=self.default_region, custom=self.custom)
+
+    def all(self, identifiers: tuple[Identifier, ...]) -> tuple[Identifier, ...]:
+        return normalize_all(identifiers, default_region=self.default_region, custom=self.custom)
+
+
+def normalize_given(
+    given: list[tuple[str, Identifier]], normalizer: Normalizer
+) -> tuple[tuple[Identifier, ...], list[dict[str, str]]]:
+    """Normalize identifiers named by the field they came from: the valid ones
+    (deduplicated, strongest first) and an error per invalid one."""
+    found: dict[tuple[str, str], Identifier] = {}
+    errors: list[dict[str, str]] = []
+    for where, ident in given:
+        norm = normalizer.one(ident)
+        if norm is None:
+            known = ident.kind in normalizer.custom or not normalizer.custom
+            reason = (
+                f"not a valid {ident.kind}" if known else f"unknown identifier kind {ident.kind!r}"
+            )
+            errors.append({"field": where, "reason": reason})
+        else:
+            found.setdefault((norm.kind, norm.value), norm)
+    return tuple(sorted(found.values(), key=strength)), errors

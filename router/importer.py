@@ -22,11 +22,10 @@ import orjson
 from pydantic import ValidationError
 
 from router.errors import field_errors
-from router.identity import normalize
+from router.identity import Normalizer, normalize_given
 from router.models import Identifier, uuid7
 from router.schemas import ProfileIn
 from router.store import imports
-from router.store.customers import strength
 
 BATCH = 20_000
 
@@ -47,7 +46,7 @@ def file_key(path: Path) -> str:
 
 
 def parse_line(
-    number: int, raw: bytes, default_region: str
+    number: int, raw: bytes, normalizer: Normalizer
 ) -> tuple[imports.LineRecord, list[imports.IdentityRecord]] | list[dict[str, str]]:
     """The line's records ready to import, or its errors."""
     try:
@@ -63,18 +62,11 @@ def parse_line(
     ]
     if not given:
         return [{"field": "crm_id", "reason": "give crm_id or identities"}]
-    errors, found = [], {}
-    for field, ident in given:
-        norm = normalize(ident, default_region=default_region)
-        if norm is None:
-            errors.append({"field": field, "reason": f"not a valid {ident.kind}"})
-        else:
-            found.setdefault((norm.kind, norm.value), norm)
+    ranked, errors = normalize_given(given, normalizer)
     if errors:
         return errors
     attributes = orjson.dumps(body.attributes).decode() if body.attributes is not None else None
     line = (number, uuid7(), body.name, body.tier, body.language, body.segment, attributes)
-    ranked = sorted(found.values(), key=strength)
     return line, [(number, rank, i.kind, i.value, i.verified) for rank, i in enumerate(ranked)]
 
 
@@ -91,11 +83,11 @@ def _batches(f: IO[bytes], skip: int, size: int) -> Iterator[list[tuple[int, byt
         yield batch
 
 
-def parse_batch(raw: list[tuple[int, bytes]], default_region: str) -> imports.Batch:
+def parse_batch(raw: list[tuple[int, bytes]], normalizer: Normalizer) -> imports.Batch:
     """Parse a batch (in a worker process: validation is CPU-bound)."""
     out = imports.Batch([], [], [], raw[-1][0] if raw else 0)
     for number, line in raw:
-        parsed = parse_line(number, line, default_region)
+        parsed = parse_line(number, line, normalizer)
         if isinstance(parsed, list):
             out.rejected.append(orjson.dumps({"line": number, "errors": parsed}) + b"\n")
         else:
@@ -126,7 +118,7 @@ class Progress:
             sys.stderr.write("\n")
 
 
-async def run(pool: Any, path: Path, *, default_region: str, batch: int = BATCH) -> Report:
+async def run(pool: Any, path: Path, *, normalizer: Normalizer, batch: int = BATCH) -> Report:
     """Import the file, resuming after the lines an earlier run committed.
 
     A worker process parses the next batch while this one writes the current."""
@@ -157,7 +149,7 @@ async def run(pool: Any, path: Path, *, default_region: str, batch: int = BATCH)
     ):
         try:
             for raw in _batches(f, done, batch):
-                parsed = await loop.run_in_executor(workers, parse_batch, raw, default_region)
+                parsed = await loop.run_in_executor(workers, parse_batch, raw, normalizer)
                 if writing is not None:
                     await writing
                 writing = asyncio.create_task(write(parsed, f.tell()))

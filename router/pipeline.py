@@ -6,14 +6,14 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 import structlog
 
 from adapters.base import Adapter
 from router.context_provider import ContextProvider
-from router.identity import normalize_all
+from router.identity import Normalizer
 from router.metrics import Metrics
 from router.models import Contact, Decision, Routed, WebhookReply, WebhookRequest, uuid7
 from router.rules import Ruleset
@@ -29,7 +29,7 @@ class Pipeline:
     pool: asyncpg.Pool
     ruleset: Callable[[], Ruleset]
     metrics: Metrics
-    default_region: str = "US"
+    normalizer: Normalizer = field(default_factory=Normalizer)
     provider: ContextProvider | None = None
 
     async def deliver(self, adapter: Adapter, request: WebhookRequest) -> WebhookReply:
@@ -50,7 +50,7 @@ class Pipeline:
     ) -> Routed:
         t0 = time.perf_counter()
         at = request.received_at
-        identifiers = normalize_all(contact.identifiers, default_region=self.default_region)
+        identifiers = self.normalizer.all(contact.identifiers)
         contact = contact.model_copy(update={"identifiers": identifiers})
         with unavailable_as_503():
             contact_id = uuid7(at)

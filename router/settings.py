@@ -10,7 +10,7 @@ import hashlib
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
@@ -18,6 +18,9 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from router.errors import ConfigError
+
+if TYPE_CHECKING:
+    from router.identity import Normalizer
 
 DEFAULT_CONFIG = Path("config/omniroute.yaml")
 SCOPES = (
@@ -85,8 +88,34 @@ class ContextProviderSettings(_Section):
         return {k: resolve_secret(v) for k, v in self.headers.items()}
 
 
+class CustomKind(_Section):
+    """An identifier kind of your own (a loyalty card, a contract number…)."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    case_insensitive: bool = False
+
+
 class IdentitySettings(_Section):
     default_region: str = Field(default="US", min_length=2, max_length=2)
+    kinds: list[CustomKind] = Field(default_factory=list)
+
+    @field_validator("kinds")
+    @classmethod
+    def _not_builtin(cls, value: list[CustomKind]) -> list[CustomKind]:
+        from router.identity import BUILTIN_KINDS
+
+        for kind in value:
+            if kind.name in BUILTIN_KINDS:
+                raise ValueError(f"{kind.name!r} is a built-in kind")
+        return value
+
+    def normalizer(self) -> Normalizer:
+        from router.identity import BUILTIN_KINDS, Normalizer
+
+        custom = {k: False for k in BUILTIN_KINDS} | {
+            k.name: k.case_insensitive for k in self.kinds
+        }
+        return Normalizer(self.default_region, custom)
 
 
 class AdapterSettings(BaseModel):

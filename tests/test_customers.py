@@ -192,3 +192,11 @@ async def test_profile_validation_and_scopes(api: Api) -> None:
     assert response.status == 403
     response = await api.send("GET", f"/v1/customers/{unique()}")
     assert response.status == 400
+
+
+async def test_undeclared_identifier_kind_is_refused(api: Api) -> None:
+    response = await api.send(
+        "POST", "/v1/customers", {"crm_id": unique(), "identities": [{"kind": "fax", "value": "1"}]}
+    )
+    assert response.status == 422
+    assert "unknown identifier kind" in (await response.json())["fields"][0]["reason"]

@@ -10,21 +10,8 @@ from datetime import datetime
 import asyncpg
 
 from router.context import build_context
-from router.models import Contact, CustomerContext, Decision, Identifier, uuid7
-
-#: Strength of identifier kinds, strongest first: a contact whose identifiers
-#: point at different customers is attached to the strongest match.
-KIND_STRENGTH = ("crm", "email", "phone", "social", "visitor", "handle")
-
-
-def strength(identifier: Identifier) -> tuple[int, int, int]:
-    """Sort key, strongest first: CRM ids, then verified identifiers, then the
-    rest, each by kind in ``KIND_STRENGTH`` order (unknown kinds last)."""
-    try:
-        rank = KIND_STRENGTH.index(identifier.kind)
-    except ValueError:
-        rank = len(KIND_STRENGTH)
-    return (identifier.kind != "crm", not identifier.verified, rank)
+from router.identity import strength
+from router.models import Contact, CustomerContext, Decision, uuid7
 
 
 @dataclass(frozen=True, slots=True)

@@ -89,7 +89,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                 pool=pool,
                 ruleset=lambda: rt.rules.active,
                 metrics=rt.metrics,
-                default_region=rt.settings.identity.default_region,
+                normalizer=rt.settings.identity.normalizer(),
                 provider=provider,
             )
             try:

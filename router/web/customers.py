@@ -8,11 +8,10 @@ from typing import Any
 from aiohttp import web
 
 from router.errors import FieldError, NotFound, RequestError
-from router.identity import normalize, normalize_all
+from router.identity import normalize_given
 from router.models import Identifier, now_ms
 from router.schemas import JourneyIn, MergeIn, ProfileIn
 from router.store import profiles
-from router.store.customers import strength
 from router.store.db import unavailable_as_503
 from router.web.body import InvalidBody, json_response, read_json
 from router.web.query import check_known, parse_int, parse_uuid
@@ -28,25 +27,18 @@ class Gone(RequestError):
 
 def _identities(rt: Runtime, body: ProfileIn) -> tuple[Identifier, ...]:
     """The body's identities normalized, strongest first; 422 naming any invalid one."""
-    region = rt.settings.identity.default_region
-    out: list[Identifier] = []
-    bad: list[FieldError] = []
+    normalizer = rt.settings.identity.normalizer()
+    given: list[tuple[str, Identifier]] = []
     if body.crm_id:
-        out += normalize_all(
-            (Identifier(kind="crm", value=body.crm_id, verified=True),), default_region=region
-        )
-    for n, given in enumerate(body.identities):
-        ident = normalize(
-            Identifier(kind=given.kind, value=given.value, verified=given.verified),
-            default_region=region,
-        )
-        if ident is None:
-            bad.append(FieldError(f"identities.{n}.value", f"not a valid {given.kind}"))
-        else:
-            out.append(ident)
+        given.append(("crm_id", Identifier(kind="crm", value=body.crm_id, verified=True)))
+    given += [
+        (f"identities.{n}.value", Identifier(kind=i.kind, value=i.value, verified=i.verified))
+        for n, i in enumerate(body.identities)
+    ]
+    out, bad = normalize_given(given, normalizer)
     if bad:
-        raise InvalidBody("an identity is not valid", fields=bad)
-    return tuple(sorted(normalize_all(tuple(out), default_region=region), key=strength))
+        raise InvalidBody("an identity is not valid", fields=[FieldError(**b) for b in bad])
+    return out
 
 
 def _customer_id(request: web.Request, name: str = "id") -> uuid.UUID:
