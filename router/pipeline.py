@@ -20,6 +20,7 @@ from router.rules import Ruleset
 from router.store import contacts as contact_store
 from router.store import customers as customer_store
 from router.store.db import unavailable_as_503
+from router.store.group_commit import GroupCommit
 
 log = structlog.get_logger("omniroute.route")
 
@@ -31,6 +32,7 @@ class Pipeline:
     metrics: Metrics
     normalizer: Normalizer = field(default_factory=Normalizer)
     provider: ContextProvider | None = None
+    writer: GroupCommit | None = None
 
     async def deliver(self, adapter: Adapter, request: WebhookRequest) -> WebhookReply:
         """Verify, parse and route one delivery; the reply the provider gets."""
@@ -84,7 +86,11 @@ class Pipeline:
                 },
                 context_degraded=context.degraded,
             )
-            earlier = await contact_store.insert(self.pool, _with_total(record, t0, parse_ms))
+            record = _with_total(record, t0, parse_ms)
+            if self.writer is not None:
+                earlier = await self.writer.insert(record)
+            else:
+                earlier = await contact_store.insert(self.pool, record)
         if earlier is not None:
             return self._duplicate(adapter, contact, *earlier)
         total_ms = (time.perf_counter() - t0) * 1000 + parse_ms

@@ -4,11 +4,13 @@ id), read one, list many with keyset pagination."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
+import orjson
 
 from router.models import Contact, CustomerContext, Decision, uuid7_time
 
@@ -30,33 +32,72 @@ class NewRecord:
     context_degraded: bool = False
 
 
-_INSERT = """
-WITH key AS (
+_COLUMNS = [
+    # (column, SQL type of the array passed for it, expression in the SELECT)
+    ("contact_id", "uuid", None),
+    ("received_at", "timestamptz", None),
+    ("adapter", "text", None),
+    ("provider", "text", None),
+    ("channel", "text", None),
+    ("external_id", "text", None),
+    ("thread_id", "text", None),
+    ("customer_id", "uuid", None),
+    ("known_customer", "bool", None),
+    ("queue", "text", None),
+    ("priority", "int", None),
+    ("skills", "text", "ARRAY(SELECT jsonb_array_elements_text(i.skills::jsonb))"),
+    ("sla_seconds", "int", None),
+    ("tags", "text", "ARRAY(SELECT jsonb_array_elements_text(i.tags::jsonb))"),
+    ("preferred_agent", "text", None),
+    ("rule", "text", None),
+    ("ruleset", "text", None),
+    ("contact", "text", "i.contact::jsonb"),
+    ("context", "text", "i.context::jsonb"),
+    ("decision", "text", "i.decision::jsonb"),
+    ("trace", "text", "i.trace::jsonb"),
+    ("timings", "text", "i.timings::jsonb"),
+    ("tier", "text", None),
+    ("repeat_24h", "bool", None),
+    ("repeat_7d", "bool", None),
+    ("previous_channel", "text", None),
+    ("channel_switch", "bool", None),
+    ("context_degraded", "bool", None),
+    ("routing_ms", "real", None),
+]
+
+# Many records in one statement (one transaction, one commit): the first
+# delivery of each (adapter, external_id) takes the key and writes its record;
+# a key already taken (earlier, concurrently, or twice in this batch) writes
+# nothing.
+_INSERT_MANY = f"""
+WITH i AS (
+    SELECT * FROM unnest({", ".join(f"${n}::{t}[]" for n, (_, t, _) in enumerate(_COLUMNS, 1))})
+             AS t({", ".join(c for c, _, _ in _COLUMNS)})
+), key AS (
     INSERT INTO contact_keys (adapter, external_id, contact_id, received_at)
-    VALUES ($3, $6, $1, $2)
+    SELECT adapter, external_id, contact_id, received_at FROM i
     ON CONFLICT DO NOTHING
     RETURNING contact_id
 )
-INSERT INTO contacts (
-    contact_id, received_at, adapter, provider, channel, external_id, thread_id,
-    customer_id, known_customer, queue, priority, skills, sla_seconds, tags,
-    preferred_agent, rule, ruleset, contact, context, decision, trace, timings,
-    tier, repeat_24h, repeat_7d, previous_channel, channel_switch, context_degraded, routing_ms)
-SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17,
-       $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28, $29
-  FROM key
+INSERT INTO contacts ({", ".join(c for c, _, _ in _COLUMNS)})
+SELECT {", ".join(e or f"i.{c}" for c, _, e in _COLUMNS)}
+  FROM i JOIN key USING (contact_id)
 RETURNING contact_id
 """
 
 _EARLIER = """
-SELECT c.contact_id, c.customer_id, c.decision
-  FROM contact_keys k
+SELECT k.adapter, k.external_id, c.contact_id, c.customer_id, c.decision
+  FROM unnest($1::text[], $2::text[]) AS w(adapter, external_id)
+  JOIN contact_keys k ON k.adapter = w.adapter AND k.external_id = w.external_id
   JOIN contacts c ON c.contact_id = k.contact_id AND c.received_at = k.received_at
- WHERE k.adapter = $1 AND k.external_id = $2
 """
 
 
-def _args(r: NewRecord) -> tuple[Any, ...]:
+def _dumps(value: Any) -> str | None:
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _row(r: NewRecord) -> tuple[Any, ...]:
     d = r.decision
     last = r.context.last
     recent = last is not None and r.received_at - last.at <= WEEK
@@ -72,17 +113,17 @@ def _args(r: NewRecord) -> tuple[Any, ...]:
         r.context.known,
         d.queue,
         d.priority,
-        list(d.skills),
+        _dumps(list(d.skills)),
         d.sla_seconds,
-        list(d.tags),
+        _dumps(list(d.tags)),
         d.preferred_agent,
         d.rule,
         d.ruleset,
-        r.contact.model_dump(mode="json"),
-        r.context.model_dump(mode="json"),
-        d.model_dump(mode="json"),
-        r.trace,
-        r.timings,
+        r.contact.model_dump_json(),
+        r.context.model_dump_json(),
+        d.model_dump_json(),
+        _dumps(r.trace),
+        _dumps(r.timings),
         r.context.tier,
         last is not None and r.received_at - last.at <= DAY,
         recent,
@@ -93,19 +134,44 @@ def _args(r: NewRecord) -> tuple[Any, ...]:
     )
 
 
-async def insert(
-    con: asyncpg.Connection | asyncpg.Pool, record: NewRecord
-) -> tuple[uuid.UUID, uuid.UUID | None, Decision] | None:
-    """Write the record; ``None`` when it was new, else the earlier delivery's
-    (contact id, customer id, decision) — a concurrent duplicate waits for the
-    first delivery's commit and gets its answer."""
-    inserted = await con.fetchval(_INSERT, *_args(record))
-    if inserted is not None:
-        return None
-    row = await con.fetchrow(_EARLIER, record.adapter, record.contact.external_id)
-    if row is None:  # the key exists but its record is gone (erased or expired)
-        raise LookupError("the earlier delivery's record no longer exists")
-    return row["contact_id"], row["customer_id"], Decision.model_validate(row["decision"])
+Earlier = tuple[uuid.UUID, uuid.UUID | None, Decision]
+
+
+async def insert_many(
+    con: asyncpg.Connection | asyncpg.Pool, records: Sequence[NewRecord]
+) -> list[Earlier | None]:
+    """Write the records in one statement. For each: ``None`` when it was
+    written, else the earlier delivery's (contact id, customer id, decision)."""
+    rows = [_row(r) for r in records]
+    columns = [list(col) for col in zip(*rows, strict=True)]
+    written = {r["contact_id"] for r in await con.fetch(_INSERT_MANY, *columns)}
+    out: list[Earlier | None] = [None] * len(records)
+    lost = [n for n, r in enumerate(records) if r.contact_id not in written]
+    if lost:
+        found = {
+            (row["adapter"], row["external_id"]): (
+                row["contact_id"],
+                row["customer_id"],
+                Decision.model_validate(row["decision"]),
+            )
+            for row in await con.fetch(
+                _EARLIER,
+                [records[n].adapter for n in lost],
+                [records[n].contact.external_id for n in lost],
+            )
+        }
+        for n in lost:
+            key = (records[n].adapter, records[n].contact.external_id)
+            if key not in found:  # the key exists but its record is gone (erased or expired)
+                raise LookupError("the earlier delivery's record no longer exists")
+            out[n] = found[key]
+    return out
+
+
+async def insert(con: asyncpg.Connection | asyncpg.Pool, record: NewRecord) -> Earlier | None:
+    """Write one record; ``None`` when new, else the earlier delivery's answer (a
+    concurrent duplicate waits for the first delivery's commit)."""
+    return (await insert_many(con, [record]))[0]
 
 
 # -- reading ---------------------------------------------------------------

@@ -84,6 +84,12 @@ async def _init_connection(con: asyncpg.Connection) -> None:
         )
 
 
+async def _keep_session(con: asyncpg.Connection) -> None:
+    """Released connections are not reset: omniroute keeps no session state
+    (locks are transaction-scoped, settings ``SET LOCAL``), and the default
+    reset costs a round trip on every release."""
+
+
 async def connect_pool(url: str, settings: DatabaseSettings, *, wait: float = 60.0) -> asyncpg.Pool:
     """A pool on ``url``, retrying with backoff for up to ``wait`` seconds at start-up."""
     delay, waited = 0.2, 0.0
@@ -96,6 +102,7 @@ async def connect_pool(url: str, settings: DatabaseSettings, *, wait: float = 60
                 command_timeout=settings.command_timeout,
                 timeout=settings.connect_timeout,
                 init=_init_connection,
+                reset=_keep_session,
                 server_settings={
                     "search_path": f"{SCHEMA},public",
                     "application_name": "omniroute",

@@ -20,6 +20,7 @@ from router.pipeline import Pipeline
 from router.rules import Ruleset
 from router.settings import Settings
 from router.store import db, migrations
+from router.store.group_commit import GroupCommit
 from router.store.rulesets import save_ruleset
 from router.web import contacts, customers, events, ops, webhooks
 from router.web.auth import Tokens
@@ -84,6 +85,8 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             if rt.settings.context_provider is not None:
                 provider = ContextProvider(rt.settings.context_provider, rt.metrics)
                 await provider.start()
+            writer = GroupCommit(pool, max_inflight=max(1, rt.settings.database.pool_max // 2))
+            writer.start()
             rt.pool_ = pool
             rt.pipeline_ = Pipeline(
                 pool=pool,
@@ -91,10 +94,12 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                 metrics=rt.metrics,
                 normalizer=rt.settings.identity.normalizer(),
                 provider=provider,
+                writer=writer,
             )
             try:
                 yield
             finally:
+                await writer.stop()
                 if provider is not None:
                     await provider.close()
         finally:
