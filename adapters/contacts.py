@@ -3,7 +3,8 @@ identifier helpers, the normalized ``Contact`` builder and a batch collector."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any, TypeVar
 
@@ -112,13 +113,16 @@ class Batch:
     def skip(self, count: int = 1) -> None:
         self.ignored += count
 
-    def add(self, make: Callable[[], Contact | None]) -> None:
-        """Run ``make``; a contact is kept, ``None`` counts as ignored, errors are gathered."""
+    @contextmanager
+    def guard(self) -> Iterator[None]:
+        """Gather a ``PayloadError`` raised inside the block instead of stopping."""
         try:
-            contact = make()
+            yield
         except PayloadError as exc:
             self.errors.extend(exc.fields or [FieldError("body", exc.message)])
-            return
+
+    def keep(self, contact: Contact | None) -> None:
+        """Keep a contact; ``None`` (an event that is not a contact) counts as ignored."""
         if contact is None:
             self.ignored += 1
         else:
