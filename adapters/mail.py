@@ -141,6 +141,8 @@ class Mail:
     message_id: str | None = None  # bare Message-Id of the email
     external_id: str | None = None  # the provider's own id, when it has a better one
     envelope_from: str | None = None
+    from_address: str | None = None  # when the provider already split the From header
+    from_name: str | None = None
     to: list[str] = field(default_factory=list)
     cc: list[str] = field(default_factory=list)
     subject: str | None = None
@@ -158,6 +160,8 @@ def to_contact(mail: Mail) -> Contact:
     """The normalized email contact: sender address (header ``From``, else the
     envelope sender), thread from References/In-Reply-To, attachments counted."""
     name, addr = address(mail.from_header)
+    if mail.from_address:
+        name, addr = mail.from_name or None, mail.from_address.strip()
     if not addr and mail.envelope_from:
         addr = address(mail.envelope_from)[1]
     identifiers = [Identifier(kind="email", value=addr)] if addr else []

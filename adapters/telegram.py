@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from adapters.base import Adapter, AdapterSpec, Parsed
+from adapters.base import Parsed
 from adapters.contacts import (
     Lenient,
     Short,
@@ -27,8 +27,7 @@ from adapters.contacts import (
     parse_json,
     social,
 )
-from adapters.options import Options
-from adapters.signing import shared_token
+from adapters.tokens import SharedTokenAdapter
 from router.models import Contact, Identifier, WebhookRequest
 
 HEADER = "X-Telegram-Bot-Api-Secret-Token"
@@ -86,15 +85,11 @@ class Update(Lenient):
     business_message: Message | None = None
 
 
-class TelegramAdapter(Adapter):
+class TelegramAdapter(SharedTokenAdapter):
     kind = "telegram"
-
-    def __init__(self, spec: AdapterSpec) -> None:
-        super().__init__(spec)
-        self.secrets = Options(spec).require_secrets("the webhook's secret_token")
-
-    def verify(self, request: WebhookRequest) -> None:
-        shared_token(request.headers.get(HEADER.lower()), self.secrets, header=HEADER)
+    default_header = HEADER
+    header_option = False
+    secret_description = "the webhook's secret_token"
 
     def parse(self, request: WebhookRequest) -> Parsed:
         update = parse_json(request, Update)
