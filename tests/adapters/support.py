@@ -73,9 +73,13 @@ def multipart(
         )
     for name, filename, ctype, data in files:
         out += (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
-            f'filename="{filename}"\r\nContent-Type: {ctype}\r\n\r\n'
-        ).encode() + data + b"\r\n"
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; '
+                f'filename="{filename}"\r\nContent-Type: {ctype}\r\n\r\n'
+            ).encode()
+            + data
+            + b"\r\n"
+        )
     out += f"--{boundary}--\r\n".encode()
     return out, f"multipart/form-data; boundary={boundary}"
 
@@ -104,8 +108,9 @@ scalars = (
 )
 json_values = st.recursive(
     scalars,
-    lambda children: st.lists(children, max_size=4)
-    | st.dictionaries(st.text(max_size=12), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=12), children, max_size=4)
+    ),
     max_leaves=20,
 )
 _DELETE = object()
@@ -159,7 +164,9 @@ def form_pairs(pairs: list[tuple[str, str]]) -> st.SearchStrategy[list[tuple[str
     keys = [k for k, _ in pairs]
     edit = st.tuples(st.sampled_from(keys), st.none() | st.text(max_size=40))
 
-    def apply(edits: list[tuple[str, str | None]], extra: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    def apply(
+        edits: list[tuple[str, str | None]], extra: list[tuple[str, str]]
+    ) -> list[tuple[str, str]]:
         out = dict(pairs)
         for key, value in edits:
             if value is None:

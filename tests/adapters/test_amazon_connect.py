@@ -45,7 +45,10 @@ def test_bad_payload() -> None:
     doc = load("connect_initiated.json")
     del doc["detail"]["contactId"]
     with pytest.raises(PayloadError) as exc:
-        run(make("amazon-connect", [SECRET]), request(json.dumps(doc).encode(), {"x-omniroute-token": SECRET}))
+        run(
+            make("amazon-connect", [SECRET]),
+            request(json.dumps(doc).encode(), {"x-omniroute-token": SECRET}),
+        )
     assert [f.field for f in exc.value.fields] == ["detail.contactid"]
 
 

@@ -56,7 +56,11 @@ def test_signature_checks() -> None:
     with pytest.raises(SignatureError):
         adapter.verify(signed(read("twilio_sms.txt"), token="wrong"))
     with pytest.raises(SignatureError):
-        adapter.verify(request(read("twilio_sms.txt"), {"X-Twilio-Signature": "%%%"}, url=URL, content_type=FORM))
+        adapter.verify(
+            request(
+                read("twilio_sms.txt"), {"X-Twilio-Signature": "%%%"}, url=URL, content_type=FORM
+            )
+        )
 
 
 def test_bad_num_media_is_422() -> None:

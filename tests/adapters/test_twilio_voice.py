@@ -32,7 +32,10 @@ def test_published_vector() -> None:
     adapter = make("twilio-voice", [TOKEN])
     body = form_body(VECTOR_PARAMS)
     req = request(
-        body, {"X-Twilio-Signature": "RSOYDt4T1cUTdK1PDd93/VVr8B8="}, url=VECTOR_URL, content_type=FORM
+        body,
+        {"X-Twilio-Signature": "RSOYDt4T1cUTdK1PDd93/VVr8B8="},
+        url=VECTOR_URL,
+        content_type=FORM,
     )
     parsed = run(adapter, req)
     [contact] = parsed.contacts
@@ -53,18 +56,29 @@ def test_vector_signed_with_port_is_accepted() -> None:
 
 def test_repeated_keys_vector() -> None:
     adapter = make("twilio-voice", [TOKEN])
-    body = form_body([("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"), ("Digits", "1234")])
-    req = request(body, {"X-Twilio-Signature": "IK+Dwps556ElfBT0I3Rgjkr1wJU="}, url=VECTOR_URL, content_type=FORM)
+    body = form_body(
+        [("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"), ("Digits", "1234")]
+    )
+    req = request(
+        body,
+        {"X-Twilio-Signature": "IK+Dwps556ElfBT0I3Rgjkr1wJU="},
+        url=VECTOR_URL,
+        content_type=FORM,
+    )
     adapter.verify(req)
 
 
 def test_json_body_vector() -> None:
     adapter = make("twilio-voice", [TOKEN])
     body = b'{"property": "value", "boolean": true}'
-    url = VECTOR_URL + "&bodySHA256=0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620"
+    url = (
+        VECTOR_URL + "&bodySHA256=0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620"
+    )
     adapter.verify(request(body, {"X-Twilio-Signature": "a9nBmqA0ju/hNViExpshrM61xv4="}, url=url))
     with pytest.raises(SignatureError):
-        adapter.verify(request(body + b" ", {"X-Twilio-Signature": "a9nBmqA0ju/hNViExpshrM61xv4="}, url=url))
+        adapter.verify(
+            request(body + b" ", {"X-Twilio-Signature": "a9nBmqA0ju/hNViExpshrM61xv4="}, url=url)
+        )
 
 
 def test_wrong_signature_and_missing_header() -> None:

@@ -62,7 +62,12 @@ def test_batch_mapping() -> None:
     ]
     assert dm.sender_name == "Sam Lee"
     assert dm.thread_id == "3805104374-4337869213"
-    assert dm.attributes == {"platform": "x", "public": False, "attachments": 1, "attachment_types": ["photo"]}
+    assert dm.attributes == {
+        "platform": "x",
+        "public": False,
+        "attachments": 1,
+        "attachment_types": ["photo"],
+    }
     assert post.attributes["public"] is True
     assert post.language == "en"
     assert post.identifiers[1].value == "x:robintan_example"

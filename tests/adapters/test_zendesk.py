@@ -23,7 +23,9 @@ def test_shared_secret_header() -> None:
 
 
 def test_batch_mapping() -> None:
-    parsed = run(make("zendesk", [SECRET]), request(read("zendesk_messages.json"), {"X-API-Key": SECRET}))
+    parsed = run(
+        make("zendesk", [SECRET]), request(read("zendesk_messages.json"), {"X-API-Key": SECRET})
+    )
     [contact] = parsed.contacts
     assert parsed.ignored == 2  # business-authored message, read event
     assert contact.external_id == "0ca7d56ba7b2e081e479fccc"
