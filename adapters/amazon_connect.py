@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import Field
 
 from adapters.base import Parsed, require_json, validate
-from adapters.contacts import Id, Lenient, Short, build
+from adapters.contacts import Id, Lenient, Short, build, single
 from adapters.tokens import SharedTokenAdapter
 from router.models import Contact, Identifier, WebhookRequest
 
@@ -89,7 +89,7 @@ class AmazonConnectAdapter(SharedTokenAdapter):
             return Parsed(contacts=[], ignored=1)
         detail = validate(Detail, event.detail, prefix="detail")
         contact = self._contact(event, detail)
-        return Parsed(contacts=[contact] if contact else [], ignored=0 if contact else 1)
+        return single(contact)
 
     def _contact(self, event: Event, detail: Detail) -> Contact | None:
         if (

@@ -134,5 +134,10 @@ class Batch:
         return Parsed(contacts=self.contacts, ignored=self.ignored)
 
 
+def single(contact: Contact | None) -> Parsed:
+    """The result of a delivery that carries at most one event."""
+    return Parsed(contacts=[contact], ignored=0) if contact else Parsed(contacts=[], ignored=1)
+
+
 def missing_field(path: str, reason: str = "required field is missing") -> PayloadError:
     return PayloadError(f"{path}: {reason}", fields=[FieldError(path, reason)])

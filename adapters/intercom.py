@@ -29,6 +29,7 @@ from adapters.contacts import (
     build,
     from_epoch,
     parse_json,
+    single,
     social,
 )
 from adapters.mail import html_to_text
@@ -124,7 +125,7 @@ class IntercomAdapter(Adapter):
         item = (note.data or Data()).item
         conversation = validate(Conversation, item, prefix="data.item")
         contact = self._contact(note, conversation)
-        return Parsed(contacts=[contact] if contact else [], ignored=0 if contact else 1)
+        return single(contact)
 
     def _contact(self, note: Notification, conversation: Conversation) -> Contact | None:
         source = conversation.source or Source()

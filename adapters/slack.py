@@ -32,6 +32,7 @@ from adapters.contacts import (
     build,
     from_epoch,
     parse_json,
+    single,
     social,
 )
 from adapters.options import Options
@@ -107,7 +108,7 @@ class SlackAdapter(Adapter):
                 )
             return Parsed(contacts=[], reply=json_reply({"challenge": envelope.challenge}))
         contact = self._contact(envelope) if envelope.type == "event_callback" else None
-        return Parsed(contacts=[contact] if contact else [], ignored=0 if contact else 1)
+        return single(contact)
 
     def _own(self, user: str, envelope: Envelope) -> bool:
         if self.bot_user_id is not None and user == self.bot_user_id:

@@ -25,6 +25,7 @@ from adapters.contacts import (
     handle,
     international,
     parse_json,
+    single,
     social,
 )
 from adapters.tokens import SharedTokenAdapter
@@ -94,7 +95,7 @@ class TelegramAdapter(SharedTokenAdapter):
     def parse(self, request: WebhookRequest) -> Parsed:
         update = parse_json(request, Update)
         contact = self._contact(update)
-        return Parsed(contacts=[contact] if contact else [], ignored=0 if contact else 1)
+        return single(contact)
 
     def _contact(self, update: Update) -> Contact | None:
         message = update.message or update.business_message
