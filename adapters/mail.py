@@ -224,21 +224,31 @@ def from_mime(raw: bytes, *, provider: str) -> Mail:
         headers = {k.lower(): str(v) for k, v in reversed(message.items())}
     except _MIME_ERRORS:
         message, plain, html, types, headers = None, None, None, [], {}
-    return Mail(
-        provider=provider,
-        from_header=headers.get("from"),
-        message_id=first_id(headers.get("message-id")),
-        to=addresses([headers.get("to")]),
-        cc=addresses([headers.get("cc")]),
-        subject=headers.get("subject"),
+    return from_headers(
+        provider,
+        headers,
         text=choose_text(None, plain, html),
-        in_reply_to=headers.get("in-reply-to"),
-        references=headers.get("references"),
-        language=headers.get("content-language"),
-        sent_at=parse_date(headers.get("date")),
         attachment_types=types,
         fallback=(raw,),
     )
+
+
+def from_headers(provider: str, headers: Mapping[str, str], **fields: Any) -> Mail:
+    """``Mail`` from a lower-cased header mapping (From, To, Cc, Subject, Date,
+    Message-Id, In-Reply-To, References, Content-Language); ``fields`` override."""
+    values: dict[str, Any] = {
+        "from_header": headers.get("from"),
+        "message_id": first_id(headers.get("message-id")),
+        "to": addresses([headers.get("to")]),
+        "cc": addresses([headers.get("cc")]),
+        "subject": headers.get("subject"),
+        "in_reply_to": headers.get("in-reply-to"),
+        "references": headers.get("references"),
+        "language": headers.get("content-language"),
+        "sent_at": parse_date(headers.get("date")),
+    }
+    values.update(fields)
+    return Mail(provider=provider, **values)
 
 
 def first_id(value: str | None) -> str | None:

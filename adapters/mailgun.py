@@ -23,7 +23,7 @@ import orjson
 from adapters.base import Adapter, AdapterSpec, Parsed
 from adapters.contacts import missing_field
 from adapters.forms import Form, parse_form
-from adapters.mail import Mail, addresses, choose_text, first_id, from_mime, parse_date, to_contact
+from adapters.mail import Mail, choose_text, from_headers, from_mime, to_contact
 from adapters.options import Options
 from adapters.signing import check_timestamp, decode_hex, matches_any, mismatch, missing
 from router.models import WebhookRequest
@@ -62,37 +62,22 @@ class MailgunAdapter(Adapter):
         return Parsed(contacts=[to_contact(mail)])
 
     def _fields(self, form: Form) -> Mail:
+        # Each MIME header also arrives as its own field; ``message-headers`` has the rest.
         headers = _message_headers(form.get("message-headers"))
-
-        def header(name: str) -> str | None:
-            return form.get_ci(name) or headers.get(name.lower())
-
+        headers.update((key.lower(), value) for key, value in reversed(form.pairs))
         stripped = form.get("stripped-text")
         uploads = [u.content_type for u in form.uploads if u.field.startswith("attachment")]
         declared = form.get("attachment-count") or "0"
         if not uploads and declared.isdigit():
             uploads = ["unknown"] * min(int(declared), 100)
-        return Mail(
-            provider=self.kind,
-            from_header=form.get("from") or header("From"),
+        return from_headers(
+            self.kind,
+            headers,
             envelope_from=form.get("sender"),
-            message_id=first_id(header("Message-Id")),
-            to=addresses([header("To")]),
-            cc=addresses([header("Cc")]),
-            subject=form.get("subject") or header("Subject"),
             text=choose_text(stripped, form.get("body-plain"), form.get("body-html")),
-            in_reply_to=header("In-Reply-To"),
-            references=header("References"),
-            language=header("Content-Language"),
-            sent_at=parse_date(header("Date")),
             attachment_types=uploads,
             attributes={"stripped": True if stripped and stripped.strip() else None},
-            fallback=(
-                form.get("from"),
-                form.get("subject"),
-                header("Date"),
-                form.get("body-plain"),
-            ),
+            fallback=tuple(headers.get(k) for k in ("from", "subject", "date", "body-plain")),
         )
 
 

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from adapters.base import Adapter, AdapterSpec, Parsed
 from adapters.contacts import Id, Lenient, Short, parse_json
-from adapters.mail import Mail, choose_text, first_id, parse_date, to_contact
+from adapters.mail import choose_text, from_headers, parse_date, to_contact
 from adapters.options import Options
 from adapters.signing import check_basic_auth
 from router.models import WebhookRequest
@@ -81,20 +81,17 @@ class PostmarkAdapter(Adapter):
             headers.setdefault(h.Name.lower(), h.Value)
         sender = inbound.FromFull or Address(Email=inbound.From, Name=inbound.FromName)
         stripped = inbound.StrippedTextReply
-        mail = Mail(
-            provider=self.kind,
+        mail = from_headers(
+            self.kind,
+            headers,
             from_header=None,
             from_address=sender.Email,
             from_name=sender.Name,
             external_id=inbound.MessageID,
-            message_id=first_id(headers.get("message-id")),
             to=[a.Email for a in inbound.ToFull if a.Email],
             cc=[a.Email for a in inbound.CcFull if a.Email],
             subject=inbound.Subject,
             text=choose_text(stripped, inbound.TextBody, inbound.HtmlBody),
-            in_reply_to=headers.get("in-reply-to"),
-            references=headers.get("references"),
-            language=headers.get("content-language"),
             sent_at=parse_date(inbound.Date),
             attachment_types=[a.ContentType or "unknown" for a in inbound.Attachments],
             attributes={

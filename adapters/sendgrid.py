@@ -32,12 +32,10 @@ from adapters.base import Adapter, AdapterSpec, Parsed
 from adapters.forms import MULTIPART, URLENCODED, Form, decode_text, parse_form
 from adapters.mail import (
     Mail,
-    addresses,
     choose_text,
-    first_id,
+    from_headers,
     from_mime,
     header_block,
-    parse_date,
     to_contact,
 )
 from adapters.options import Options
@@ -98,7 +96,7 @@ class SendGridAdapter(Adapter):
                 return form.get(name)
             return decode_text(data, charset)
 
-        headers = header_block(text("headers") or "")
+        headers = dict(header_block(text("headers") or ""))
         uploads = [u.content_type for u in form.uploads]
         if not uploads:
             info = _json_object(form.get("attachment-info"))
@@ -106,18 +104,14 @@ class SendGridAdapter(Adapter):
                 str(v.get("type") or "unknown") if isinstance(v, dict) else "unknown"
                 for v in info.values()
             ]
-        return Mail(
-            provider=self.kind,
-            from_header=text("from") or headers.get("from"),
-            message_id=first_id(headers.get("message-id")),
-            to=addresses([text("to")]),
-            cc=addresses([text("cc")]),
-            subject=text("subject") or headers.get("subject"),
+        for name in ("from", "to", "cc", "subject"):  # the parsed fields win over headers
+            value = text(name)
+            if value:
+                headers[name] = value
+        return from_headers(
+            self.kind,
+            headers,
             text=choose_text(None, text("text"), text("html")),
-            in_reply_to=headers.get("in-reply-to"),
-            references=headers.get("references"),
-            language=headers.get("content-language"),
-            sent_at=parse_date(headers.get("date")),
             attachment_types=uploads,
             fallback=(text("headers"), text("from"), text("subject"), text("text")),
         )
