@@ -3,11 +3,39 @@ normalized contacts. ``KINDS`` maps the ``kind`` named in config to its class.""
 
 from __future__ import annotations
 
+from adapters.amazon_connect import AmazonConnectAdapter
 from adapters.base import Adapter, AdapterSpec, Parsed
 from adapters.generic import GENERIC
+from adapters.intercom import IntercomAdapter
+from adapters.mailgun import MailgunAdapter
+from adapters.meta import MetaAdapter
+from adapters.postmark import PostmarkAdapter
+from adapters.sendgrid import SendGridAdapter
+from adapters.slack import SlackAdapter
+from adapters.telegram import TelegramAdapter
+from adapters.twilio_messaging import TwilioMessagingAdapter
+from adapters.twilio_voice import TwilioVoiceAdapter
+from adapters.x import XAdapter
+from adapters.zendesk import ZendeskAdapter
 from router.errors import ConfigError
 
-KINDS: dict[str, type[Adapter]] = {cls.kind: cls for cls in GENERIC}
+#: The real provider adapters, beside the generic JSON ones.
+PROVIDERS: tuple[type[Adapter], ...] = (
+    ZendeskAdapter,
+    IntercomAdapter,
+    SlackAdapter,
+    MailgunAdapter,
+    PostmarkAdapter,
+    SendGridAdapter,
+    TwilioVoiceAdapter,
+    TwilioMessagingAdapter,
+    MetaAdapter,
+    AmazonConnectAdapter,
+    TelegramAdapter,
+    XAdapter,
+)
+
+KINDS: dict[str, type[Adapter]] = {cls.kind: cls for cls in (*GENERIC, *PROVIDERS)}
 
 
 def build(spec: AdapterSpec) -> Adapter:
@@ -22,4 +50,4 @@ def build(spec: AdapterSpec) -> Adapter:
     return cls(spec)
 
 
-__all__ = ["KINDS", "Adapter", "AdapterSpec", "Parsed", "build"]
+__all__ = ["KINDS", "PROVIDERS", "Adapter", "AdapterSpec", "Parsed", "build"]

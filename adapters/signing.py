@@ -3,10 +3,13 @@ against every configured secret (rotation), and replay windows."""
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Literal
 
 from router.errors import FieldError, SignatureError
 
@@ -90,3 +93,78 @@ def mismatch(header: str) -> SignatureError:
     return SignatureError(
         "signature does not match", fields=[FieldError(header, "no configured secret matches")]
     )
+
+
+def hmac_header(
+    request_headers: Mapping[str, str],
+    header: str,
+    secrets: Iterable[str],
+    message: bytes,
+    *,
+    digest: Digest = hmac_sha256,
+    prefix: str = "",
+    encoding: Literal["hex", "base64"] = "hex",
+) -> None:
+    """Check a ``<prefix><hex or base64 digest>`` header against every secret.
+
+    ``header`` is the display name (``X-Hub-Signature-256``); it is looked up
+    lower-cased. Raises ``SignatureError`` when missing, malformed or wrong.
+    """
+    value = request_headers.get(header.lower(), "").strip()
+    if not value:
+        raise missing(header)
+    if prefix:
+        if value[: len(prefix)].lower() != prefix.lower():
+            raise SignatureError(
+                "malformed signature header",
+                fields=[FieldError(header, f"expected {prefix}<digest>")],
+            )
+        value = value[len(prefix) :]
+    presented = decode_hex(value, header=header) if encoding == "hex" else decode_b64(value, header)
+    if not matches_any(presented, secrets, message, digest):
+        raise mismatch(header)
+
+
+def decode_b64(value: str, header: str) -> bytes:
+    try:
+        return base64.b64decode(value.encode("ascii"), validate=True)
+    except (ValueError, binascii.Error):
+        raise SignatureError(
+            "signature is not base64", fields=[FieldError(header, "expected base64 digest")]
+        ) from None
+
+
+def shared_token(presented: str | None, secrets: Iterable[str], *, header: str) -> None:
+    """A static shared-secret token (header or query), compared in constant time."""
+    if not presented:
+        raise missing(header)
+    if not equals_any(presented, secrets):
+        raise mismatch(header)
+
+
+def basic_auth(header_value: str | None) -> tuple[str, str] | None:
+    """``(username, password)`` from an ``Authorization: Basic`` header, or ``None``."""
+    if not header_value:
+        return None
+    scheme, _, encoded = header_value.strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (ValueError, binascii.Error):
+        return None
+    user, sep, password = decoded.partition(":")
+    return (user, password) if sep else None
+
+
+def check_basic_auth(header_value: str | None, *, username: str, secrets: Iterable[str]) -> None:
+    """HTTP Basic credentials: the configured user name and any configured password."""
+    credentials = basic_auth(header_value)
+    if credentials is None:
+        raise SignatureError(
+            "missing or malformed Basic credentials",
+            fields=[FieldError("Authorization", "expected Basic <base64 user:password>")],
+        )
+    user_ok = hmac.compare_digest(credentials[0].encode(), username.encode())
+    if not (equals_any(credentials[1], secrets) and user_ok):
+        raise mismatch("Authorization")

@@ -1,0 +1,204 @@
+from urllib.parse import parse_qsl
+
+import pytest
+from hypothesis import given, settings
+
+from adapters.twilio import signature
+from router.errors import ConfigError, SignatureError
+from router.models import WebhookRequest
+
+from .support import form_body, form_pairs, make, read, request, robust, run
+
+FORM = "application/x-www-form-urlencoded"
+TOKEN = "12345"
+VECTOR_URL = "https://mycompany.com/myapp.php?foo=1&bar=2"
+VECTOR_PARAMS = {
+    "CallSid": "CA1234567890ABCDE",
+    "Caller": "+14158675309",
+    "Digits": "1234",
+    "From": "+14158675309",
+    "To": "+18005551212",
+}
+PUBLIC = "https://voice.example.com/v1/webhooks/tv"
+
+
+def signed(body: bytes, *, url: str = PUBLIC, token: str = TOKEN, **kw: object) -> WebhookRequest:
+    sig = signature(url, parse_qsl(body.decode(), keep_blank_values=True), token)
+    headers = {"X-Twilio-Signature": sig, **kw.pop("headers", {})}  # type: ignore[dict-item]
+    return request(body, headers, url=kw.pop("received", url), content_type=FORM)  # type: ignore[arg-type]
+
+
+def test_published_vector() -> None:
+    adapter = make("twilio-voice", [TOKEN])
+    body = form_body(VECTOR_PARAMS)
+    req = request(
+        body,
+        {"X-Twilio-Signature": "RSOYDt4T1cUTdK1PDd93/VVr8B8="},
+        url=VECTOR_URL,
+        content_type=FORM,
+    )
+    parsed = run(adapter, req)
+    [contact] = parsed.contacts
+    assert contact.attributes["ivr_digits"] == "1234"
+    assert contact.thread_id == "CA1234567890ABCDE"
+
+
+def test_vector_signed_with_port_is_accepted() -> None:
+    adapter = make("twilio-voice", [TOKEN])
+    req = request(
+        form_body(VECTOR_PARAMS),
+        {"X-Twilio-Signature": "kvajT1Ptam85bY51eRf/AJRuM3w="},
+        url=VECTOR_URL,
+        content_type=FORM,
+    )
+    adapter.verify(req)
+
+
+def test_repeated_keys_vector() -> None:
+    adapter = make("twilio-voice", [TOKEN])
+    body = form_body(
+        [("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"), ("Digits", "1234")]
+    )
+    req = request(
+        body,
+        {"X-Twilio-Signature": "IK+Dwps556ElfBT0I3Rgjkr1wJU="},
+        url=VECTOR_URL,
+        content_type=FORM,
+    )
+    adapter.verify(req)
+
+
+def test_json_body_vector() -> None:
+    adapter = make("twilio-voice", [TOKEN])
+    body = b'{"property": "value", "boolean": true}'
+    url = (
+        VECTOR_URL + "&bodySHA256=0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620"
+    )
+    adapter.verify(request(body, {"X-Twilio-Signature": "a9nBmqA0ju/hNViExpshrM61xv4="}, url=url))
+    with pytest.raises(SignatureError):
+        adapter.verify(
+            request(body + b" ", {"X-Twilio-Signature": "a9nBmqA0ju/hNViExpshrM61xv4="}, url=url)
+        )
+
+
+def test_wrong_signature_and_missing_header() -> None:
+    adapter = make("twilio-voice", [TOKEN])
+    body = read("twilio_call.txt")
+    with pytest.raises(SignatureError):
+        adapter.verify(signed(body, token="other"))
+    with pytest.raises(SignatureError):
+        adapter.verify(request(body, url=PUBLIC, content_type=FORM))
+    tampered = signed(body)
+    with pytest.raises(SignatureError):
+        adapter.verify(request(body + b"&Extra=1", tampered.headers, url=PUBLIC, content_type=FORM))
+
+
+def test_rotated_token() -> None:
+    adapter = make("twilio-voice", ["old-token", TOKEN])
+    adapter.verify(signed(read("twilio_call.txt")))
+
+
+def test_public_url_option_behind_proxy() -> None:
+    body = read("twilio_call.txt")
+    internal = "http://10.0.0.5:8080/v1/webhooks/tv"
+    req = signed(body, received=internal)
+    with pytest.raises(SignatureError):
+        make("twilio-voice", [TOKEN]).verify(req)
+    make("twilio-voice", [TOKEN], public_url=PUBLIC).verify(req)
+
+
+def test_forwarded_headers_only_when_trusted() -> None:
+    body = read("twilio_call.txt")
+    internal = "http://10.0.0.5:8080/v1/webhooks/tv"
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "voice.example.com"}
+    req = signed(body, received=internal, headers=headers)
+    with pytest.raises(SignatureError):
+        make("twilio-voice", [TOKEN]).verify(req)
+    make("twilio-voice", [TOKEN], trust_forwarded_headers=True).verify(req)
+
+
+def test_incoming_call_mapping() -> None:
+    adapter = make("twilio-voice", [TOKEN])
+    [contact] = run(adapter, signed(read("twilio_call.txt"))).contacts
+    assert contact.channel == "voice"
+    assert contact.provider == "twilio-voice"
+    assert contact.external_id == "CA7d2f0e1c9b8a7f6e5d4c3b2a1f0e9d8c"
+    assert [(i.kind, i.value) for i in contact.identifiers] == [("phone", "+12025550147")]
+    assert contact.sender_name == "DOE JANE"
+    assert contact.attributes["callee"] == "+15005550006"
+    assert contact.attributes["forwarded_from"] == "+12025550199"
+    assert contact.attributes["caller_name"] == "DOE JANE"
+    assert "ivr_digits" not in contact.attributes
+
+
+def test_gather_result_is_a_new_contact_of_the_same_call() -> None:
+    adapter = make("twilio-voice", [TOKEN])
+    [contact] = run(adapter, signed(read("twilio_gather.txt"))).contacts
+    assert contact.external_id.startswith("CA7d2f0e1c9b8a7f6e5d4c3b2a1f0e9d8c:ivr:")
+    assert contact.thread_id == "CA7d2f0e1c9b8a7f6e5d4c3b2a1f0e9d8c"
+    assert contact.attributes["ivr_digits"] == "2"
+    assert contact.attributes["ivr_speech"] == "billing question"
+    assert contact.attributes["queue_seconds"] == 12
+    assert contact.text == "billing question"
+    again = run(adapter, signed(read("twilio_gather.txt"))).contacts[0]
+    assert again.external_id == contact.external_id
+
+
+def test_status_callback_is_ignored() -> None:
+    parsed = run(make("twilio-voice", [TOKEN]), signed(read("twilio_call_status.txt")))
+    assert parsed.contacts == [] and parsed.ignored == 1
+
+
+def test_missing_call_sid_is_422() -> None:
+    from router.errors import PayloadError
+
+    body = form_body({"From": "+12025550147", "CallStatus": "ringing"})
+    with pytest.raises(PayloadError) as exc:
+        run(make("twilio-voice", [TOKEN]), signed(body))
+    assert exc.value.fields[0].field == "CallSid"
+
+
+def test_wrong_content_type_is_415() -> None:
+    from router.errors import UnsupportedMediaType
+
+    adapter = make("twilio-voice", [TOKEN])
+    with pytest.raises(UnsupportedMediaType):
+        adapter.parse(request(b"{}", content_type="text/plain"))
+
+
+def test_reply_is_twiml_enqueue_by_default() -> None:
+    import uuid
+
+    from router.models import Decision, Routed
+
+    adapter = make("twilio-voice", [TOKEN])
+    parsed = run(adapter, signed(read("twilio_call.txt")))
+    routed = Routed(
+        contact_id=uuid.uuid4(),
+        customer_id=None,
+        duplicate=False,
+        decision=Decision(queue="billing & <vip>", priority=1, ruleset="r1"),
+        external_id="CA7d",
+    )
+    reply = adapter.reply([routed], parsed)
+    assert reply.content_type == "text/xml"
+    assert b"<Enqueue>billing &amp; &lt;vip&gt;</Enqueue>" in reply.body
+    json_adapter = make("twilio-voice", [TOKEN], reply="json")
+    assert json_adapter.reply([routed], parsed).content_type == "application/json"
+
+
+def test_options_are_validated() -> None:
+    with pytest.raises(ConfigError):
+        make("twilio-voice", [])
+    with pytest.raises(ConfigError):
+        make("twilio-voice", [TOKEN], public_url="voice.example.com")
+    with pytest.raises(ConfigError):
+        make("twilio-voice", [TOKEN], reply="xml")
+    with pytest.raises(ConfigError):
+        make("twilio-voice", [TOKEN], verify_token="x")
+
+
+@settings(max_examples=150, deadline=None)
+@given(pairs=form_pairs(parse_qsl(read("twilio_gather.txt").decode())))
+def test_random_forms_only_raise_router_errors(pairs: list[tuple[str, str]]) -> None:
+    robust(make("twilio-voice", [TOKEN]), signed(form_body(pairs)))
