@@ -10,7 +10,7 @@ from typing import Annotated, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
-from adapters.base import Parsed, field_errors, require_json, validate
+from adapters.base import Parsed, require_json, validate
 from router.errors import FieldError, PayloadError
 from router.models import TEXT_LIMIT, Channel, Contact, Identifier, WebhookRequest
 
