@@ -11,7 +11,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import BaseModel, ConfigDict, StringConstraints, ValidationError
 
 from adapters.base import Parsed, require_json, validate
-from router.errors import FieldError, PayloadError
+from router.errors import FieldError, PayloadError, field_errors
 from router.models import TEXT_LIMIT, Channel, Contact, Identifier, WebhookRequest
 
 M = TypeVar("M", bound=BaseModel)
