@@ -63,7 +63,7 @@ class Overflow:
 
     def step(self, priority: int) -> OverflowStep:
         raised = self.priority if self.boost is None else _clamp(priority + self.boost)
-        return OverflowStep.model_construct(
+        return OverflowStep(
             after_seconds=self.after_seconds,
             queue=self.queue,
             drop_skills=self.drop_skills,
@@ -118,7 +118,7 @@ class Route:
         overflow = self.static_overflow
         if overflow is None:
             overflow = tuple(step.step(priority) for step in self.overflow)
-        return Decision.model_construct(
+        return Decision(
             queue=queue,
             priority=priority,
             skills=unique(queues[queue].skills, self.skills or base.skills, skills),

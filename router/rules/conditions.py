@@ -48,6 +48,8 @@ class Check:
 
     test: Test
     text: str
+    #: the channels for which this check can hold, when it only tests contact.channel
+    channels: frozenset[str] | None = None
 
 
 class Invalid(Exception):
@@ -292,12 +294,14 @@ class ConditionCompiler:
                 ok = False
                 continue
             symbol = _SYMBOLS.get(op, op.replace("_", " "))
-            checks.append(Check(test, f"{key} {symbol} {_render(operand)}"))
+            text = f"{key} {symbol} {_render(operand)}"
+            checks.append(Check(test, text, _channels(field, test)))
         return checks if ok else None
 
     # -- operand helpers -------------------------------------------------------
 
-    def folded(self, field: Field) -> Getter:
+    @staticmethod
+    def folded(field: Field) -> Getter:
         """The field's equality key; case-folded texts are cached per decision."""
         get, path = field.getter, field.path
         if field.kind is Kind.TEXT:
@@ -385,6 +389,27 @@ class ConditionCompiler:
         return operand
 
 
+def _channels(field: Field, test: Test) -> frozenset[str] | None:
+    """The channels a ``contact.channel`` test lets through (for the channel index)."""
+    if field.path != "contact.channel":
+        return None
+    passing = set()
+    for channel in field.choices:
+        probe = Input.__new__(Input)
+        probe.contact = _Probe(channel)  # type: ignore[assignment]
+        probe.cache = {}
+        if test(probe):
+            passing.add(channel)
+    return frozenset(passing)
+
+
+class _Probe:
+    """Stands in for a contact when asking a channel test which channels pass."""
+
+    def __init__(self, channel: str) -> None:
+        self.channel = channel
+
+
 def _fold_items(value: Any) -> tuple[Any, ...] | None:
     if isinstance(value, list | tuple | set | frozenset):
         return tuple(fold(v) for v in value)
@@ -401,23 +426,34 @@ def _kind_names(kinds: frozenset[Kind]) -> str:
 Builder = Callable[[ConditionCompiler, Field, Any], Test]
 
 
+def _canonical(field: Field, keys: Sequence[Any]) -> tuple[Getter, list[Any]]:
+    """Getter and operands to compare: a field with fixed choices (``contact.channel``)
+    holds them exactly as declared, so its raw value is compared without folding."""
+    if field.choices:
+        spelled = {choice.casefold(): choice for choice in field.choices}
+        return field.getter, [spelled.get(k, k) for k in keys]
+    return ConditionCompiler.folded(field), list(keys)
+
+
 def _eq(c: ConditionCompiler, field: Field, operand: Any) -> Test:
-    want, key = c.scalar(field, operand), c.folded(field)
+    key, (want,) = _canonical(field, [c.scalar(field, operand)])
     return lambda i: key(i) == want
 
 
 def _ne(c: ConditionCompiler, field: Field, operand: Any) -> Test:
-    want, key = c.scalar(field, operand), c.folded(field)
+    key, (want,) = _canonical(field, [c.scalar(field, operand)])
     return lambda i: key(i) != want
 
 
 def _in(c: ConditionCompiler, field: Field, operand: Any) -> Test:
-    wanted, key = frozenset(c.values(field, operand)), c.folded(field)
+    key, values = _canonical(field, c.values(field, operand))
+    wanted = frozenset(values)
     return lambda i: key(i) in wanted
 
 
 def _not_in(c: ConditionCompiler, field: Field, operand: Any) -> Test:
-    wanted, key = frozenset(c.values(field, operand)), c.folded(field)
+    key, values = _canonical(field, c.values(field, operand))
+    wanted = frozenset(values)
     return lambda i: key(i) not in wanted
 
 

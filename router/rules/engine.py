@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from router.models import Contact, CustomerContext, Decision
+from router.models import CHANNELS, Contact, CustomerContext, Decision
 from router.rules.actions import ChannelDefault, Queue, Route
 from router.rules.calendars import Calendar
 from router.rules.conditions import Check, Test, all_of
@@ -60,9 +60,14 @@ class Rule:
     enabled: bool = True
     source: Mapping[str, Any] | None = None
 
-    @property
-    def test(self) -> Test | None:
-        return all_of([c.test for c in self.checks]) if self.checks else None
+    def admits(self, channel: str) -> bool:
+        """Whether the rule can match a contact on ``channel`` at all."""
+        return all(c.channels is None or channel in c.channels for c in self.checks)
+
+    def test_within_channel(self) -> Test | None:
+        """The rule's test once the channel is known to be admitted (None: always)."""
+        tests = [c.test for c in self.checks if c.channels is None]
+        return all_of(tests) if tests else None
 
     def explain(self, i: Input) -> tuple[bool, str]:
         """Whether the conditions hold, and the condition that says so."""
@@ -70,6 +75,29 @@ class Rule:
             if not check.test(i):
                 return False, check.text
         return True, " and ".join(c.text for c in self.checks) or "always"
+
+
+class _Extra:
+    """What ``continue`` rules and rollouts add up to during one decision."""
+
+    __slots__ = ("boost", "tags", "skills", "rollouts")
+
+    def __init__(self) -> None:
+        self.boost = 0
+        self.tags: list[str] = []
+        self.skills: list[str] = []
+        self.rollouts: list[str] = []
+
+    def add(self, route: Route) -> None:
+        self.boost += route.boost
+        self.tags.extend(route.tags)
+        self.skills.extend(route.skills)
+
+    def rollout(self, rule: Rule, customer_id: uuid.UUID) -> bool:
+        assert rule.rollout is not None
+        inside = rule.rollout.includes(customer_id)
+        self.rollouts.append(f"{rule.name}:{'in' if inside else 'out'}")
+        return inside
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +137,14 @@ class Ruleset:
         self.rules = tuple(rules)
         #: the test cases written in the files
         self.cases = tuple(cases)
-        self._plan = tuple((r, r.test) for r in self.rules if r.enabled)
-        self._empty = Route()
+        enabled = [r for r in self.rules if r.enabled]
+        self._explained = tuple(enabled)
+        # per channel: the rules that can match it, without their channel checks
+        self._by_channel = {
+            channel: tuple((r, r.test_within_channel()) for r in enabled if r.admits(channel))
+            for channel in CHANNELS
+        }
+        self._defaults = Route()
 
     def __repr__(self) -> str:
         return f"<Ruleset {self.version}: {len(self.rules)} rules, {len(self.queues)} queues>"
@@ -130,63 +164,63 @@ class Ruleset:
         if now.tzinfo is None:
             now = now.replace(tzinfo=UTC)
         i = Input(contact, customer, now)
+        if explain:
+            return self._explain(i)
+        extra = _Extra()
+        for rule, test in self._by_channel[contact.channel]:
+            if test is not None and not test(i):
+                continue
+            if rule.rollout is not None and not extra.rollout(rule, customer.customer_id):
+                continue
+            if rule.cont:
+                extra.add(rule.route)
+                continue
+            return self._finish(i, rule.route, rule.name, extra, [])
+        return self._finish(i, self._defaults, None, extra, [])
+
+    def _explain(self, i: Input) -> Evaluation:
+        """``decide`` trying every rule in order and writing down why each (did not) match."""
+        extra = _Extra()
         trace: list[dict[str, Any]] = []
-        rollouts: list[str] = []
-        boost = 0
-        tags: list[str] = []
-        skills: list[str] = []
-        for rule, test in self._plan:
-            if explain:
-                matched, why = rule.explain(i)
-            else:
-                matched, why = (test is None or test(i)), ""
-            entry: dict[str, Any] | None = (
-                {"rule": rule.name, "matched": matched, "why": why} if explain else None
-            )
+        for rule in self._explained:
+            matched, why = rule.explain(i)
+            entry: dict[str, Any] = {"rule": rule.name, "matched": matched, "why": why}
+            trace.append(entry)
             if matched and rule.rollout is not None:
-                side = "in" if rule.rollout.includes(customer.customer_id) else "out"
-                rollouts.append(f"{rule.name}:{side}")
-                if entry is not None:
-                    entry["rollout"] = side
-                    if side == "out":
-                        entry["matched"] = False
-                        entry["why"] = f"rollout {rule.rollout.percent:g}%: customer not in it"
-                matched = side == "in"
-            if entry is not None:
-                trace.append(entry)
+                inside = extra.rollout(rule, i.customer.customer_id)
+                entry["rollout"] = "in" if inside else "out"
+                if not inside:
+                    matched = entry["matched"] = False
+                    entry["why"] = f"rollout {rule.rollout.percent:g}%: customer not in it"
             if not matched:
                 continue
             if rule.cont:
-                if entry is not None:
-                    entry["continue"] = True
-                boost += rule.route.boost
-                tags.extend(rule.route.tags)
-                skills.extend(rule.route.skills)
+                entry["continue"] = True
+                extra.add(rule.route)
                 continue
-            decision = rule.route.decide(
-                i,
-                self.defaults[contact.channel],
-                self.queues,
-                boost=boost,
-                tags=tags,
-                skills=skills,
-                rule=rule.name,
-                ruleset=self.version,
-            )
-            return Evaluation(decision, trace, ",".join(rollouts) or None)
-        if explain:
-            trace.append({"rule": None, "matched": True, "why": f"defaults for {contact.channel}"})
-        decision = self._empty.decide(
+            return self._finish(i, rule.route, rule.name, extra, trace)
+        trace.append({"rule": None, "matched": True, "why": f"defaults for {i.contact.channel}"})
+        return self._finish(i, self._defaults, None, extra, trace)
+
+    def _finish(
+        self,
+        i: Input,
+        route: Route,
+        rule: str | None,
+        extra: _Extra,
+        trace: list[dict[str, Any]],
+    ) -> Evaluation:
+        decision = route.decide(
             i,
-            self.defaults[contact.channel],
+            self.defaults[i.contact.channel],
             self.queues,
-            boost=boost,
-            tags=tags,
-            skills=skills,
-            rule=None,
+            boost=extra.boost,
+            tags=extra.tags,
+            skills=extra.skills,
+            rule=rule,
             ruleset=self.version,
         )
-        return Evaluation(decision, trace, ",".join(rollouts) or None)
+        return Evaluation(decision, trace, ",".join(extra.rollouts) or None)
 
     def describe(self) -> dict[str, Any]:
         """The ruleset as JSON-able data (for ``GET /v1/rules``)."""

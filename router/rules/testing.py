@@ -91,7 +91,8 @@ def customer_context(data: Mapping[str, Any] | None, *, seed: str) -> CustomerCo
     fields = dict(data)
     if "id" in fields:
         fields["customer_id"] = fields.pop("id")
-    fields.setdefault("customer_id", uuid.uuid5(NAMESPACE, seed))
+    if "customer_id" not in fields:
+        fields["customer_id"] = uuid.uuid5(NAMESPACE, seed)
     fields.setdefault("known", True)
     return CustomerContext.model_validate(fields)
 
