@@ -197,7 +197,7 @@ class ConditionCompiler:
 
     def _entry(self, key: str, value: Any, path: Path) -> list[Check] | None:
         if key in ("all", "any"):
-            if isinstance(value, Mapping) and key == "any":
+            if isinstance(value, Mapping) and value and key == "any":
                 items = [({k: v}, (*path, k)) for k, v in value.items()]
             elif isinstance(value, list) and value:
                 items = [(v, (*path, n)) for n, v in enumerate(value)]
