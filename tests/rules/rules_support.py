@@ -28,7 +28,7 @@ calendars:
     special_days: {2026-12-24: "09:00-12:00"}
 defaults:
   queue: general
-  priority: 50
+  timezone: Europe/Berlin
   sla: 1h
   chat: {queue: chat-q, sla: 2m}
 """

@@ -146,7 +146,7 @@ def test_duplicates_and_defaults_are_checked() -> None:
 
 
 def test_unknown_top_level_key_and_time_zone() -> None:
-    found = problems(BASE.replace("timezone: Europe/Berlin", "timezone: Europe/Berlni") + "rule: []\n")
+    found = problems(BASE.replace("timezone: Europe/Berlin", "timezone: Europe/Berlni", 1) + "rule: []\n")
     assert found == [
         "r.yaml:10:15: calendar 'office': unknown time zone 'Europe/Berlni' (e.g. Europe/Berlin, UTC)",
         "r.yaml:19:1: unknown key 'rule'; did you mean 'rules'? (allowed: queues, calendars,"
