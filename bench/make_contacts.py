@@ -37,7 +37,9 @@ def line(rng: random.Random, n: int) -> dict[str, object]:
         attributes["queue_seconds"] = rng.randint(0, 600)
     elif channel == "chat":
         contact["text"] = rng.choice(TEXTS)
-        attributes["page_url"] = rng.choice(["https://shop.example/", "https://shop.example/orders/1"])
+        attributes["page_url"] = rng.choice(
+            ["https://shop.example/", "https://shop.example/orders/1"]
+        )
     else:
         contact["text"] = rng.choice(TEXTS)
         attributes["public"] = rng.random() < 0.5
@@ -49,7 +51,11 @@ def line(rng: random.Random, n: int) -> dict[str, object]:
         "contacts_24h": rng.randint(0, 3),
     }
     hour = rng.randint(0, 23)
-    return {"contact": contact, "customer": customer, "now": f"2026-03-0{rng.randint(2, 8)}T{hour:02d}:15:00Z"}
+    return {
+        "contact": contact,
+        "customer": customer,
+        "now": f"2026-03-0{rng.randint(2, 8)}T{hour:02d}:15:00Z",
+    }
 
 
 def main(argv: list[str]) -> int:

@@ -104,7 +104,7 @@ class _Compiler:
         if kind == "extra_forbidden":
             owner = _model_at(model, loc[:-1])
             allowed = _keys_of(owner) if owner else []
-            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
+            close = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.75)
             did = f"; did you mean {close[0]!r}?" if close else ""
             message = f"unknown key {loc[-1]!r}{did} (allowed: {', '.join(allowed)})"
             at_key = True
@@ -146,7 +146,7 @@ class _Compiler:
                 continue
             for key in source.data:
                 if key not in allowed:
-                    close = difflib.get_close_matches(key, allowed, n=1)
+                    close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.75)
                     did = f"; did you mean {close[0]!r}?" if close else ""
                     self.problems.add(
                         source,
