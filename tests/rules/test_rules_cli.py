@@ -50,7 +50,7 @@ def test_check_reports_errors_and_warnings(
     assert lines == [
         f"{bad}:22:30: rule 'c': queue 'nope' is not declared under queues: (declared:"
         " after-hours, billing, chat-q, general, returns, vip)",
-        f"{bad}:21:11: warning: rule 'b': never reached: rule 'a' ({bad}:20) comes first"
+        f"{bad}:21:12: warning: rule 'b': never reached: rule 'a' ({bad}:20) comes first"
         " and always matches",
         "1 error, 1 warning",
     ]
