@@ -110,12 +110,11 @@ def _simulate(args: argparse.Namespace) -> int:
         print(f"cannot simulate: {exc}", file=sys.stderr)
         return 1
     rate = summary.lines / summary.seconds if summary.seconds else 0.0
-    if progress is not None or args.output:
-        print(
-            f"{summary.decided:,} decided, {summary.bad:,} bad lines, "
-            f"{summary.seconds:.2f} s ({rate:,.0f} lines/s)",
-            file=sys.stderr,
-        )
+    print(
+        f"{summary.decided:,} decided, {summary.bad:,} bad lines, "
+        f"{summary.seconds:.2f} s ({rate:,.0f} lines/s)",
+        file=sys.stderr,
+    )
     return 1 if summary.bad else 0
 
 
