@@ -315,7 +315,8 @@ class _Compiler:
             }
             rule = Rule(
                 name=spec.name,
-                file=source.shown,
+                file=source.name,
+                path=source.shown,
                 line=line,
                 checks=tuple(checks),
                 route=route,
@@ -362,7 +363,7 @@ class _Compiler:
         self.problems.add(
             source,
             (*path, "name"),
-            f"never reached: rule {earlier.name!r} ({earlier.file}:{earlier.line})"
+            f"never reached: rule {earlier.name!r} ({earlier.path}:{earlier.line})"
             f" comes first and {how}",
             warning=True,
         )

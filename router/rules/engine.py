@@ -33,17 +33,20 @@ class Rollout:
 
     percent: float
     salt: bytes
+    #: buckets below this are in
+    threshold: float
 
     def bucket(self, customer_id: uuid.UUID) -> int:
         digest = hashlib.sha256(self.salt + customer_id.bytes).digest()
         return int.from_bytes(digest[:8], "big") % BUCKETS
 
     def includes(self, customer_id: uuid.UUID) -> bool:
-        return self.bucket(customer_id) < self.percent * BUCKETS / 100
+        return self.bucket(customer_id) < self.threshold
 
 
 def rollout_for(rule: str, percent: float) -> Rollout:
-    return Rollout(percent, rule.encode() + b"\x00")
+    """The rollout of ``percent`` % for the rule named ``rule``: sha256(name, NUL, customer id)."""
+    return Rollout(percent, rule.encode() + b"\x00", percent * BUCKETS / 100)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +54,9 @@ class Rule:
     """A compiled rule, with where it was written."""
 
     name: str
+    #: the file's name (a key of Ruleset.sources) and the path it was read from
     file: str
+    path: str
     line: int
     checks: tuple[Check, ...]
     route: Route
