@@ -479,7 +479,13 @@ def _between(c: ConditionCompiler, field: Field, operand: Any) -> Test:
     return lambda i: (v := get(i)) is not None and low <= v <= high
 
 
+def _plain_items(field: Field) -> None:
+    if field.kind is Kind.LIST and field.item_kind is Kind.OBJECT:
+        raise Invalid(f"{field.path} is a list of records; test it with exists or empty")
+
+
 def _contains(c: ConditionCompiler, field: Field, operand: Any) -> Test:
+    _plain_items(field)
     if isinstance(operand, list | dict | bool) or operand is None or operand == "":
         raise Invalid("expected a piece of text (or, for a list, one value)")
     needle, key = fold(operand), c.folded(field)
@@ -499,6 +505,7 @@ def _contains(c: ConditionCompiler, field: Field, operand: Any) -> Test:
 
 
 def _contains_any(c: ConditionCompiler, field: Field, operand: Any) -> Test:
+    _plain_items(field)
     words = c.texts(operand)
     pattern = words_pattern(words).search
     wanted = frozenset(fold(w) for w in words)

@@ -226,6 +226,7 @@ def test_field_catalog_follows_the_models() -> None:
     assert catalog.fields["customer.contacts_24h"].kind is Kind.NUMBER
     assert catalog.fields["customer.last.at"].kind is Kind.TIME
     assert catalog.fields["customer.known"].kind is Kind.BOOL
+    assert catalog.fields["contact.identifier_kinds"].item_kind is Kind.TEXT
     assert catalog.lookup("customer.attributes.a.b") is not None
     assert catalog.lookup("customer.attributes.") is None
     assert catalog.lookup("customer.nope") is None
