@@ -222,3 +222,14 @@ def test_durations_on_missing_and_naive_times(rules: Callable[[str], Ruleset]) -
     sent = contact(attributes={"opened": (NOW - timedelta(minutes=5)).isoformat()})
     assert matches(rules, "contact.attributes.opened: {within: 10m}", sent, customer())
     assert not matches(rules, "contact.attributes.opened: {within: 10m}", contact(), customer())
+
+
+def test_lists_of_records_only_take_presence_tests() -> None:
+    from router.rules.conditions import _OPERATORS, Invalid
+    from router.rules.fields import Field, Kind
+
+    records = Field("customer.journeys", Kind.LIST, lambda i: [], (), Kind.OBJECT)
+    for op in ("contains", "contains_any", "any_of"):
+        kinds, build = _OPERATORS[op]
+        with pytest.raises(Invalid, match="is a list of records"):
+            build(None, records, ["x"])  # type: ignore[arg-type]
