@@ -1,0 +1,3 @@
+from rules_support import rules
+
+__all__ = ["rules"]

@@ -1,0 +1,59 @@
+"""Shared by the rules engine tests: a small base ruleset and input builders."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from router.models import Contact, CustomerContext
+from router.rules import Ruleset, load_ruleset_text
+
+BASE = """\
+queues:
+  general: {skills: [basic]}
+  chat-q: {}
+  vip: {skills: [vip]}
+  returns: {}
+  billing: {}
+  after-hours: {}
+calendars:
+  office:
+    timezone: Europe/Berlin
+    hours: {mon-fri: "09:00-17:00"}
+    holidays: [2026-12-25]
+    special_days: {2026-12-24: "09:00-12:00"}
+defaults:
+  queue: general
+  timezone: Europe/Berlin
+  sla: 1h
+  chat: {queue: chat-q, sla: 2m}
+"""
+
+#: a Monday, 12:00 in Berlin
+NOW = datetime(2026, 3, 2, 11, 0, tzinfo=UTC)
+
+
+def contact(channel: str = "chat", **fields: Any) -> Contact:
+    return Contact.model_validate(
+        {"channel": channel, "provider": "test", "external_id": "x-1", **fields}
+    )
+
+
+def customer(**fields: Any) -> CustomerContext:
+    fields.setdefault("customer_id", uuid.UUID(int=1))
+    fields.setdefault("known", True)
+    return CustomerContext.model_validate(fields)
+
+
+@pytest.fixture
+def rules() -> Callable[[str], Ruleset]:
+    """A ruleset from BASE plus the given ``rules:`` (or other) YAML."""
+
+    def build(extra: str) -> Ruleset:
+        return load_ruleset_text(BASE + extra, "test.yaml")
+
+    return build
