@@ -36,6 +36,17 @@ def serve(args: argparse.Namespace) -> int:
     from router.web import create_app
 
     settings = _settings(args)
+    if args.workers > 1:
+        from router.workers import supervise
+
+        argv = ["serve"]
+        if args.config:
+            argv += ["--config", str(args.config)]
+        if args.host:
+            argv += ["--host", args.host]
+        if args.port is not None:
+            argv += ["--port", str(args.port)]
+        return supervise(settings, args.workers, argv)
     try:
         import uvloop
 
@@ -60,6 +71,7 @@ def serve(args: argparse.Namespace) -> int:
         print=None,
         access_log=None,
         handle_signals=True,
+        reuse_port=settings.http.reuse_port or None,
     )
     return 0
 
@@ -132,6 +144,9 @@ def parser() -> argparse.ArgumentParser:
     s = with_config(sub.add_parser("serve", help="run the HTTP service"))
     s.add_argument("--host", help="listen address (overrides http.host)")
     s.add_argument("--port", type=int, help="listen port (overrides http.port)")
+    s.add_argument(
+        "--workers", type=int, default=1, help="worker processes sharing the port (default 1)"
+    )
     s.set_defaults(func=serve)
 
     d = sub.add_parser("db", help="database administration")

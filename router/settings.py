@@ -55,6 +55,8 @@ class HttpSettings(_Section):
     #: Public base URL the providers call (for adapters that sign the URL).
     public_url: str | None = None
     shutdown_timeout: float = Field(default=30.0, ge=0)
+    #: bind with SO_REUSEPORT (set for the workers of ``serve --workers N``)
+    reuse_port: bool = False
 
 
 class DatabaseSettings(_Section):

@@ -1,0 +1,80 @@
+"""``omniroute serve --workers N``: several processes on one port, one shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import ROOT, SECRETS, unique
+from tests.test_routing import example
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+async def test_workers_share_the_port_and_stop_together(database_url: str, tmp_path: Path) -> None:
+    import time
+
+    import orjson
+
+    from adapters.generic import sign
+
+    port = free_port()
+    config = tmp_path / "omniroute.yaml"
+    config.write_text(
+        f"http: {{host: 127.0.0.1, port: {port}}}\n"
+        f"rules: {{paths: [{ROOT / 'rules'}], watch: false}}\n"
+        f"adapters: [{{name: chat, kind: chat, secrets: [{SECRETS['chat']}]}}]\n"
+        "log: {level: warning}\n"
+    )
+    env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "router.cli", "serve", "--config", str(config), "--workers", "2"],
+        env=env,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        async with aiohttp.ClientSession() as session:
+            for _ in range(150):
+                try:
+                    async with session.get(f"http://127.0.0.1:{port}/readyz") as r:
+                        if r.status == 200:
+                            break
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.2)
+            children = subprocess.run(
+                ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+            ).stdout.split()
+            assert len(children) == 2
+            statuses = []
+            for _ in range(20):
+                body = orjson.dumps(example("chat", id=unique()))
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-Omniroute-Signature": sign(body, SECRETS["chat"], int(time.time())),
+                }
+                # a fresh connection each time, so the kernel may pick either worker
+                async with (
+                    aiohttp.ClientSession() as one,
+                    one.post(
+                        f"http://127.0.0.1:{port}/v1/webhooks/chat", data=body, headers=headers
+                    ) as r,
+                ):
+                    statuses.append(r.status)
+            assert statuses == [200] * 20
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    for pid in children:
+        assert not Path(f"/proc/{pid}").exists()
