@@ -115,6 +115,13 @@ class Result:
     seconds: float
     latencies: list[float]
     peak_rss_mb: float
+    first_mb: float = float("nan")
+    last_mb: float = float("nan")
+    round: int = 1
+
+    def numbered(self, round_: int) -> Result:
+        self.round = round_
+        return self
 
     @property
     def rate(self) -> float:
@@ -159,14 +166,23 @@ async def drive(
     return len(latencies), errors, latencies
 
 
-def peak_rss_mb(pid: int) -> float:
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and its children (the workers), in MB."""
+    total = 0
+    pids = [pid]
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
     except OSError:
         pass
-    return float("nan")
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
 
 
 async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
@@ -215,43 +231,55 @@ async def measure(
     name: str, url: str, proc: subprocess.Popen[bytes], args: argparse.Namespace, run: str
 ) -> Result:
     await drive(url, args.warmup, args.connections, args.returning, run + "w")
+    samples: list[float] = []
+
+    async def sample() -> None:
+        while True:
+            samples.append(tree_rss_mb(proc.pid))
+            await asyncio.sleep(2)
+
+    sampler = asyncio.create_task(sample())
     t0 = time.perf_counter()
     count, errors, latencies = await drive(
         url, args.duration, args.connections, args.returning, run
     )
     seconds = time.perf_counter() - t0
-    return Result(name, count, errors, seconds, latencies, peak_rss_mb(proc.pid))
+    sampler.cancel()
+    samples.append(tree_rss_mb(proc.pid))
+    return Result(name, count, errors, seconds, latencies, max(samples), samples[0], samples[-1])
 
 
 def report(results: list[Result], args: argparse.Namespace) -> None:
     print(
         f"\n{args.connections} connections, {args.duration:.0f} s per side and round, "
-        f"{args.returning:.0%} returning customers, {os.cpu_count()} CPUs"
+        f"{args.returning:.0%} returning customers, rules {args.rules}, {os.cpu_count()} CPUs"
     )
     print(
-        f"{'server':<12}{'round':>6}{'contacts/s':>12}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'p99.9 ms':>10}{'errors':>8}{'peak MB':>9}"
+        f"{'server':<14}{'round':>6}{'contacts/s':>12}{'p50 ms':>9}{'p99 ms':>9}"
+        f"{'p99.9 ms':>10}{'errors':>8}{'peak MB':>9}{'MB start':>9}{'MB end':>8}"
     )
-    for i, r in enumerate(results):
+    for r in results:
         print(
-            f"{r.name:<12}{i // 2 + 1:>6}{r.rate:>12.0f}{r.pct(0.5):>9.2f}{r.pct(0.99):>9.2f}"
-            f"{r.pct(0.999):>10.2f}{r.errors:>8}{r.peak_rss_mb:>9.0f}"
+            f"{r.name:<14}{r.round:>6}{r.rate:>12.0f}{r.pct(0.5):>9.2f}{r.pct(0.99):>9.2f}"
+            f"{r.pct(0.999):>10.2f}{r.errors:>8}{r.peak_rss_mb:>9.0f}{r.first_mb:>9.0f}"
+            f"{r.last_mb:>8.0f}"
         )
-
-    def by(name: str) -> list[Result]:
-        return [r for r in results if r.name == name]
-
-    base, omni = by("baseline"), by("omniroute")
     med = statistics.median
-    ratio = med(r.rate for r in omni) / med(r.rate for r in base)
+    base = [r for r in results if r.name == "baseline"]
+    base_rate = med(r.rate for r in base)
     print(
-        f"\nmedian contacts/s: omniroute {med(r.rate for r in omni):.0f}, "
-        f"baseline {med(r.rate for r in base):.0f}, ratio {ratio:.2f}"
+        f"\nbaseline: median {base_rate:.0f} contacts/s, p99 "
+        f"{med(r.pct(0.99) for r in base):.2f} ms"
     )
-    print(
-        f"median p99: omniroute {med(r.pct(0.99) for r in omni):.2f} ms, "
-        f"baseline {med(r.pct(0.99) for r in base):.2f} ms"
-    )
+    for workers in args.workers:
+        omni = [r for r in results if r.name == f"omniroute x{workers}"]
+        rate = med(r.rate for r in omni)
+        print(
+            f"omniroute with {workers} worker(s): median {rate:.0f} contacts/s "
+            f"({rate / base_rate:.2f} of the baseline), p99 {med(r.pct(0.99) for r in omni):.2f}"
+            f" ms, p99.9 {med(r.pct(0.999) for r in omni):.2f} ms, "
+            f"peak {max(r.peak_rss_mb for r in omni):.0f} MB"
+        )
 
 
 async def main() -> None:
@@ -262,37 +290,58 @@ async def main() -> None:
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--returning", type=float, default=0.2)
     p.add_argument("--rules", type=Path, default=ROOT / "rules")
+    p.add_argument(
+        "--workers",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[1],
+        help="omniroute worker counts to measure, e.g. 1,2",
+    )
     args = p.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="omniroute-bench-"))
-    base_port, omni_port = free_port(), free_port()
-    config = write_config(workdir, omni_port, args.rules, os.environ.get("DATABASE_URL"))
+    base_port = free_port()
     baseline = start(
         [sys.executable, str(ROOT / "bench" / "baseline.py"), "--port", str(base_port)]
     )
-    omni = start(
-        [sys.executable, "-m", "router.cli", "serve", "--config", str(config)],
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
     results: list[Result] = []
+    run = uuid.uuid4().hex[:6]
     try:
         await wait_ready(f"http://127.0.0.1:{base_port}", baseline)
-        await wait_ready(f"http://127.0.0.1:{omni_port}", omni)
-        run = uuid.uuid4().hex[:6]
-        for round_ in range(args.rounds):
-            results.append(
-                await measure(
-                    "baseline", f"http://127.0.0.1:{base_port}", baseline, args, f"{run}b{round_}"
-                )
+        for round_ in range(1, args.rounds + 1):
+            base = await measure(
+                "baseline", f"http://127.0.0.1:{base_port}", baseline, args, f"{run}b{round_}"
             )
-            results.append(
-                await measure(
-                    "omniroute", f"http://127.0.0.1:{omni_port}", omni, args, f"{run}o{round_}"
+            results.append(base.numbered(round_))
+            for workers in args.workers:
+                port = free_port()
+                config = write_config(workdir, port, args.rules, os.environ.get("DATABASE_URL"))
+                omni = start(
+                    [
+                        sys.executable,
+                        "-m",
+                        "router.cli",
+                        "serve",
+                        "--config",
+                        str(config),
+                        "--workers",
+                        str(workers),
+                    ],
+                    env={**os.environ, "PYTHONPATH": str(ROOT)},
                 )
-            )
+                try:
+                    await wait_ready(f"http://127.0.0.1:{port}", omni)
+                    result = await measure(
+                        f"omniroute x{workers}",
+                        f"http://127.0.0.1:{port}",
+                        omni,
+                        args,
+                        f"{run}o{workers}r{round_}",
+                    )
+                    results.append(result.numbered(round_))
+                finally:
+                    stop(omni)
     finally:
         stop(baseline)
-        stop(omni)
         shutil.rmtree(workdir, ignore_errors=True)
     report(results, args)
 
