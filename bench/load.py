@@ -118,6 +118,7 @@ class Result:
     first_mb: float = float("nan")
     last_mb: float = float("nan")
     round: int = 1
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU ms per contact
 
     def numbered(self, round_: int) -> Result:
         self.round = round_
@@ -164,6 +165,38 @@ async def drive(
 
         await asyncio.gather(*(worker() for _ in range(connections)))
     return len(latencies), errors, latencies
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def cpu_seconds(pgdata: Path | None) -> dict[str, float]:
+    """CPU time used so far by the embedded PostgreSQL (its postmaster and
+    backends; nan with an external server), and by this load generator."""
+    postgres = float("nan")
+    try:
+        if pgdata is not None:
+            postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+            postgres = tree_cpu_seconds(postmaster)
+    except (OSError, ValueError, IndexError):
+        pass
+    return {"postgres": postgres, "generator": _cpu_seconds(os.getpid())}
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    return _cpu_seconds(pid) + sum(_cpu_seconds(c) for c in _children(pid))
 
 
 def tree_rss_mb(pid: int) -> float:
@@ -239,14 +272,24 @@ async def measure(
             await asyncio.sleep(2)
 
     sampler = asyncio.create_task(sample())
+    cpu0, server0 = cpu_seconds(args.pgdata), tree_cpu_seconds(proc.pid)
     t0 = time.perf_counter()
     count, errors, latencies = await drive(
         url, args.duration, args.connections, args.returning, run
     )
     seconds = time.perf_counter() - t0
+    cpu1, server1 = cpu_seconds(args.pgdata), tree_cpu_seconds(proc.pid)
     sampler.cancel()
     samples.append(tree_rss_mb(proc.pid))
-    return Result(name, count, errors, seconds, latencies, max(samples), samples[0], samples[-1])
+    per = 1000 / max(count, 1)
+    cpu = {
+        "server": (server1 - server0) * per,
+        "postgres": (cpu1["postgres"] - cpu0["postgres"]) * per,
+        "generator": (cpu1["generator"] - cpu0["generator"]) * per,
+    }
+    return Result(
+        name, count, errors, seconds, latencies, max(samples), samples[0], samples[-1], cpu=cpu
+    )
 
 
 def report(results: list[Result], args: argparse.Namespace) -> None:
@@ -257,12 +300,14 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
     print(
         f"{'server':<14}{'round':>6}{'contacts/s':>12}{'p50 ms':>9}{'p99 ms':>9}"
         f"{'p99.9 ms':>10}{'errors':>8}{'peak MB':>9}{'MB start':>9}{'MB end':>8}"
+        f"  CPU ms/contact: server, postgres, generator"
     )
     for r in results:
         print(
             f"{r.name:<14}{r.round:>6}{r.rate:>12.0f}{r.pct(0.5):>9.2f}{r.pct(0.99):>9.2f}"
             f"{r.pct(0.999):>10.2f}{r.errors:>8}{r.peak_rss_mb:>9.0f}{r.first_mb:>9.0f}"
-            f"{r.last_mb:>8.0f}"
+            f"{r.last_mb:>8.0f}  {r.cpu['server']:6.2f} {r.cpu['postgres']:6.2f}"
+            f" {r.cpu['generator']:6.2f}"
         )
     med = statistics.median
     base = [r for r in results if r.name == "baseline"]
@@ -299,6 +344,7 @@ async def main() -> None:
     args = p.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="omniroute-bench-"))
+    args.pgdata = None if os.environ.get("DATABASE_URL") else workdir / "pg"
     base_port = free_port()
     baseline = start(
         [sys.executable, str(ROOT / "bench" / "baseline.py"), "--port", str(base_port)]

@@ -19,8 +19,8 @@ from router.models import Contact, Decision, Routed, WebhookReply, WebhookReques
 from router.rules import Ruleset
 from router.store import contacts as contact_store
 from router.store import customers as customer_store
+from router.store.batching import Batcher
 from router.store.db import unavailable_as_503
-from router.store.group_commit import GroupCommit
 
 log = structlog.get_logger("omniroute.route")
 
@@ -32,7 +32,11 @@ class Pipeline:
     metrics: Metrics
     normalizer: Normalizer = field(default_factory=Normalizer)
     provider: ContextProvider | None = None
-    writer: GroupCommit | None = None
+    #: batch the database work of concurrent contacts (None: one call per contact)
+    resolver: (
+        Batcher[customer_store.Lookup, customer_store.Earlier | customer_store.Resolved] | None
+    ) = None
+    writer: Batcher[contact_store.NewRecord, contact_store.Earlier | None] | None = None
 
     async def deliver(self, adapter: Adapter, request: WebhookRequest) -> WebhookReply:
         """Verify, parse and route one delivery; the reply the provider gets."""
@@ -56,9 +60,11 @@ class Pipeline:
         contact = contact.model_copy(update={"identifiers": identifiers})
         with unavailable_as_503():
             contact_id = uuid7(at)
-            found = await customer_store.resolve(
-                self.pool, adapter=adapter, contact=contact, contact_id=contact_id, at=at
-            )
+            lookup = customer_store.Lookup(adapter, contact, contact_id, at)
+            if self.resolver is not None:
+                found = await self.resolver.submit(lookup)
+            else:
+                found = (await customer_store.resolve_many(self.pool, [lookup]))[0]
             if isinstance(found, customer_store.Earlier):
                 return self._duplicate(
                     adapter, contact, found.contact_id, found.customer_id, found.decision
@@ -88,7 +94,7 @@ class Pipeline:
             )
             record = _with_total(record, t0, parse_ms)
             if self.writer is not None:
-                earlier = await self.writer.insert(record)
+                earlier = await self.writer.submit(record)
             else:
                 earlier = await contact_store.insert(self.pool, record)
         if earlier is not None:

@@ -66,6 +66,8 @@ class DatabaseSettings(_Section):
     pool_max: int = Field(default=10, ge=1)
     command_timeout: float = Field(default=5.0, gt=0)
     connect_timeout: float = Field(default=5.0, gt=0)
+    #: batch the database work of concurrent contacts (group commit)
+    batching: bool = True
 
 
 class RulesSettings(_Section):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from functools import partial
 
 import structlog
 from aiohttp import web
@@ -20,7 +21,10 @@ from router.pipeline import Pipeline
 from router.rules import Ruleset
 from router.settings import Settings
 from router.store import db, migrations
-from router.store.group_commit import GroupCommit
+from router.store.batching import Batcher
+from router.store.contacts import Earlier as EarlierRecord
+from router.store.contacts import NewRecord, insert_many
+from router.store.customers import Earlier, Lookup, Resolved, resolve_many
 from router.store.rulesets import save_ruleset
 from router.web import contacts, customers, events, ops, webhooks
 from router.web.auth import Tokens
@@ -85,8 +89,16 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             if rt.settings.context_provider is not None:
                 provider = ContextProvider(rt.settings.context_provider, rt.metrics)
                 await provider.start()
-            writer = GroupCommit(pool, max_inflight=max(1, rt.settings.database.pool_max // 2))
-            writer.start()
+            inflight = max(1, rt.settings.database.pool_max // 2)
+            resolver: Batcher[Lookup, Earlier | Resolved] = Batcher(
+                "resolve", partial(resolve_many, pool), max_inflight=inflight
+            )
+            writer: Batcher[NewRecord, EarlierRecord | None] = Batcher(
+                "record", partial(insert_many, pool), max_inflight=inflight
+            )
+            if rt.settings.database.batching:
+                resolver.start()
+                writer.start()
             rt.pool_ = pool
             rt.pipeline_ = Pipeline(
                 pool=pool,
@@ -94,11 +106,13 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                 metrics=rt.metrics,
                 normalizer=rt.settings.identity.normalizer(),
                 provider=provider,
+                resolver=resolver,
                 writer=writer,
             )
             try:
                 yield
             finally:
+                await resolver.stop()
                 await writer.stop()
                 if provider is not None:
                     await provider.close()

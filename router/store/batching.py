@@ -1,0 +1,111 @@
+"""Batching of concurrent database work: the items of concurrent requests go to
+the database together (one statement, one transaction, one commit for many
+contacts), while each request still waits for its own result.
+
+No delay is added to form batches: while up to ``max_inflight`` batches are in
+flight, new items queue up, and the next free slot takes all of them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+import structlog
+
+from router.errors import StoreUnavailable
+from router.store.db import UNAVAILABLE
+
+log = structlog.get_logger("omniroute.store")
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+class Batcher(Generic[Item, Result]):
+    """Calls ``flush(items) -> results`` (one result per item, in order) for
+    batches of the items submitted concurrently."""
+
+    def __init__(
+        self,
+        name: str,
+        flush: Callable[[Sequence[Item]], Awaitable[Sequence[Result]]],
+        *,
+        max_batch: int = 128,
+        max_inflight: int = 4,
+    ) -> None:
+        self.name = name
+        self._flush_fn = flush
+        self.max_batch = max_batch
+        self._slots = asyncio.Semaphore(max_inflight)
+        self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
+        self._wake = asyncio.Event()
+        self._runner: asyncio.Task[None] | None = None
+        self._flushes: set[asyncio.Task[None]] = set()
+
+    def start(self) -> None:
+        self._runner = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        """Flush what is queued, wait for the batches in flight, then stop."""
+        while self._pending or self._flushes:
+            self._wake.set()
+            await asyncio.sleep(0.01)
+        if self._runner is not None:
+            self._runner.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._runner
+
+    async def submit(self, item: Item) -> Result:
+        """The item's result, once the batch holding it is committed."""
+        if self._runner is None or self._runner.done():
+            return (await self._flush_fn([item]))[0]
+        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        self._wake.set()
+        # shielded: a cancelled request must not cancel the batch of the others
+        return await asyncio.shield(future)
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._pending:
+                await self._slots.acquire()
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+                task = asyncio.create_task(self._flush_slot(batch))
+                self._flushes.add(task)
+                task.add_done_callback(self._flushes.discard)
+
+    async def _flush_slot(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        try:
+            await self._flush(batch)
+        finally:
+            self._slots.release()
+
+    async def _flush(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
+        try:
+            results = await self._flush_fn([item for item, _ in batch])
+        except UNAVAILABLE as exc:
+            _fail(batch, StoreUnavailable(f"database unavailable: {type(exc).__name__}"))
+            return
+        except Exception as exc:
+            if len(batch) == 1:
+                _fail(batch, exc)
+                return
+            # One bad item must not fail the others: retry them one by one.
+            log.warning("batch_fallback", batcher=self.name, items=len(batch), error=str(exc))
+            for entry in batch:
+                await self._flush([entry])
+            return
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+
+def _fail(batch: list[tuple[Item, asyncio.Future[Result]]], error: BaseException) -> None:
+    for _, future in batch:
+        if not future.done():
+            future.set_exception(error)
