@@ -1,0 +1,70 @@
+"""The batcher behind group commit: concurrent items share a flush, each
+caller gets its own result, failures stay with the items that caused them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from router.errors import StoreUnavailable
+from router.store.batching import Batcher
+
+
+async def test_concurrent_items_share_flushes_and_get_their_own_results() -> None:
+    sizes: list[int] = []
+
+    async def flush(items: Sequence[int]) -> list[int]:
+        sizes.append(len(items))
+        await asyncio.sleep(0.01)
+        return [i * 10 for i in items]
+
+    batcher: Batcher[int, int] = Batcher("t", flush, max_inflight=2)
+    batcher.start()
+    results = await asyncio.gather(*(batcher.submit(i) for i in range(100)))
+    await batcher.stop()
+    assert results == [i * 10 for i in range(100)]
+    assert len(sizes) < 20 and sum(sizes) == 100
+
+
+async def test_a_bad_item_fails_alone() -> None:
+    async def flush(items: Sequence[int]) -> list[int]:
+        if 13 in items:
+            raise ValueError("thirteen")
+        return list(items)
+
+    batcher: Batcher[int, int] = Batcher("t", flush)
+    batcher.start()
+    outcomes = await asyncio.gather(*(batcher.submit(i) for i in range(20)), return_exceptions=True)
+    await batcher.stop()
+    assert isinstance(outcomes[13], ValueError)
+    assert [o for n, o in enumerate(outcomes) if n != 13] == [n for n in range(20) if n != 13]
+
+
+async def test_database_unavailable_fails_the_batch_with_503() -> None:
+    async def flush(items: Sequence[int]) -> list[int]:
+        raise ConnectionRefusedError
+
+    batcher: Batcher[int, int] = Batcher("t", flush)
+    batcher.start()
+    with pytest.raises(StoreUnavailable):
+        await batcher.submit(1)
+    await batcher.stop()
+
+
+async def test_stop_flushes_what_is_queued() -> None:
+    done: list[int] = []
+
+    async def flush(items: Sequence[int]) -> list[int]:
+        await asyncio.sleep(0.02)
+        done.extend(items)
+        return list(items)
+
+    batcher: Batcher[int, int] = Batcher("t", flush, max_inflight=1)
+    batcher.start()
+    tasks = [asyncio.create_task(batcher.submit(i)) for i in range(10)]
+    await asyncio.sleep(0)
+    await batcher.stop()
+    assert sorted(done) == list(range(10))
+    assert [t.result() for t in tasks] == list(range(10))
