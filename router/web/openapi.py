@@ -66,7 +66,7 @@ def _path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 
 _UUID = {"type": "string", "format": "uuid"}
 _CUSTOMER_ID = _path_param("id", _UUID)
-_SECURE = {"security": [{"bearer": []}]}
+_SECURE: dict[str, Any] = {"security": [{"bearer": []}]}
 
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
