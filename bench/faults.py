@@ -16,10 +16,12 @@ import asyncio
 import contextlib
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -266,6 +268,50 @@ def write_config(
     path = directory / f"omniroute-{port}.yaml"
     path.write_bytes(orjson.dumps(config, option=orjson.OPT_INDENT_2))
     return path
+
+
+# -- rules folders ------------------------------------------------------------
+
+
+def copy_rules(directory: Path) -> Path:
+    """A private copy of the repository's ``rules/`` folder."""
+    target = directory / "rules"
+    shutil.copytree(ROOT / "rules", target, dirs_exist_ok=True)
+    return target
+
+
+def _last_rules_file(rules: Path) -> Path:
+    files = sorted(p for p in rules.rglob("*") if p.suffix in (".yaml", ".yml"))
+    if not files:
+        raise FileNotFoundError(f"no rules files in {rules.name}/")
+    return files[-1]
+
+
+def edit_rules(rules: Path, marker: str) -> None:
+    """A valid edit: a comment appended to a rules file changes the version."""
+    path = _last_rules_file(rules)
+    path.write_text(path.read_text() + f"\n# edited: {marker}\n")
+
+
+def break_rules(rules: Path) -> None:
+    """A broken edit: a rules file that is not valid YAML."""
+    path = _last_rules_file(rules)
+    path.write_text(path.read_text() + "\nqueues: [unclosed\n  - : :\n")
+
+
+def engine_reads_the_files() -> bool:
+    """Whether ``load_ruleset`` versions the files' content (a placeholder
+    engine returns one fixed version for any folder)."""
+    from router.errors import RulesError
+    from router.rules import load_ruleset
+
+    with tempfile.TemporaryDirectory() as tmp:
+        a, b = copy_rules(Path(tmp) / "a"), copy_rules(Path(tmp) / "b")
+        try:
+            edit_rules(b, "probe")
+            return bool(load_ruleset([a]).version != load_ruleset([b]).version)
+        except (FileNotFoundError, RulesError):
+            return False
 
 
 @dataclass

@@ -6,8 +6,6 @@ database link a test can cut, and the platform-like retrying load generator
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -17,9 +15,13 @@ from typing import Any, TypeVar
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from bench.faults import Omniroute, Platform, free_port, write_config
-from router.errors import RulesError
-from router.rules import load_ruleset
+from bench.faults import (
+    Omniroute,
+    Platform,
+    engine_reads_the_files,
+    free_port,
+    write_config,
+)
 from router.settings import SCOPES
 from router.web import create_app
 from tests.conftest import ROOT, SECRETS, TOKEN, Api, make_settings, unique
@@ -28,49 +30,8 @@ from tests.proxy import CuttableProxy
 T = TypeVar("T")
 
 
-# -- rules folders ----------------------------------------------------------
-
-
-def copy_rules(directory: Path) -> Path:
-    """A private copy of the repository's ``rules/`` folder."""
-    target = directory / "rules"
-    shutil.copytree(ROOT / "rules", target, dirs_exist_ok=True)
-    return target
-
-
-def _first_rules_file(rules: Path) -> Path:
-    files = sorted(p for p in rules.rglob("*") if p.suffix in (".yaml", ".yml"))
-    if not files:
-        raise FileNotFoundError(f"no rules files in {rules.name}/")
-    return files[-1]
-
-
-def edit_rules(rules: Path, marker: str) -> None:
-    """A valid edit: a comment appended to a rules file changes the version."""
-    path = _first_rules_file(rules)
-    path.write_text(path.read_text() + f"\n# edited: {marker}\n")
-
-
-def break_rules(rules: Path) -> None:
-    """A broken edit: a rules file that is not valid YAML."""
-    path = _first_rules_file(rules)
-    path.write_text(path.read_text() + "\nqueues: [unclosed\n  - : :\n")
-
-
-def _engine_reads_the_files() -> bool:
-    """Whether ``load_ruleset`` versions the files' content (the placeholder
-    engine returns one fixed version for any folder)."""
-    with tempfile.TemporaryDirectory() as tmp:
-        a, b = copy_rules(Path(tmp) / "a"), copy_rules(Path(tmp) / "b")
-        try:
-            edit_rules(b, "probe")
-            return load_ruleset([a]).version != load_ruleset([b]).version
-        except (FileNotFoundError, RulesError):
-            return False
-
-
 needs_rules_engine = pytest.mark.skipif(
-    not _engine_reads_the_files(),
+    not engine_reads_the_files(),
     reason="the rules engine in this checkout does not read the rules files",
 )
 

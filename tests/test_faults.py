@@ -15,13 +15,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from bench.faults import Omniroute, Platform, Verdict, verify
+from bench.faults import Omniroute, Platform, Verdict, break_rules, copy_rules, verify
 from tests.conftest import Api
 from tests.faults_support import (
     app_on,
     base_url,
-    break_rules,
-    copy_rules,
     needs_rules_engine,
     platform,
     served_version,

@@ -14,12 +14,10 @@ import aiohttp
 import asyncpg
 import pytest
 
-from bench.faults import RULESET_HEADER, Omniroute, verify
+from bench.faults import RULESET_HEADER, Omniroute, copy_rules, edit_rules, verify
 from tests.conftest import TOKEN, Api, unique
 from tests.faults_support import (
     app_on,
-    copy_rules,
-    edit_rules,
     eventually,
     needs_rules_engine,
     platform,
