@@ -294,9 +294,14 @@ def edit_rules(rules: Path, marker: str) -> None:
 
 
 def break_rules(rules: Path) -> None:
-    """A broken edit: a rules file that is not valid YAML."""
-    path = _last_rules_file(rules)
-    path.write_text(path.read_text() + "\nqueues: [unclosed\n  - : :\n")
+    """A broken edit: a rules file that is no longer valid YAML (a new file
+    when the folder has none)."""
+    try:
+        path = _last_rules_file(rules)
+        text = path.read_text()
+    except FileNotFoundError:
+        path, text = rules / "99-edit.yaml", ""
+    path.write_text(text + "\nqueues: [unclosed\n  - : :\n")
 
 
 def engine_reads_the_files() -> bool:
