@@ -66,9 +66,11 @@ SECRETS = {channel: f"chaos-{channel}-secret" for channel in CHANNELS}
 
 @dataclass
 class Database:
-    """The scratch database, and how to take it away and bring it back."""
+    """The scratch database, and how to take it away and bring it back: the
+    outage scenario's omniroute connects through ``outage_url``."""
 
     url: str
+    outage_url: str
     stop: Callable[[], Awaitable[None]]
     start: Callable[[], Awaitable[None]]
     how: str
@@ -102,7 +104,8 @@ async def scratch_database(workdir: Path) -> AsyncIterator[Database]:
             async def start() -> None:
                 await asyncio.to_thread(server.ensure_postgres_running)
 
-            yield Database(url, stop, start, "embedded PostgreSQL stopped (pg_ctl stop -m fast)")
+            how = "embedded PostgreSQL stopped (pg_ctl stop -m fast)"
+            yield Database(url, url, stop, start, how)
         else:
             proxy = CuttableProxy(url)
             await proxy.start()
@@ -113,7 +116,7 @@ async def scratch_database(workdir: Path) -> AsyncIterator[Database]:
             async def restore() -> None:
                 proxy.restore()
 
-            yield Database(proxy.url, cut, restore, "TCP link to PostgreSQL cut")
+            yield Database(url, proxy.url, cut, restore, "TCP link to PostgreSQL cut")
     finally:
         if proxy is not None:
             await proxy.close()
@@ -211,9 +214,8 @@ async def kill(args: argparse.Namespace, db: Database, workdir: Path) -> Report:
 
 
 async def outage(args: argparse.Namespace, db: Database, workdir: Path) -> Report:
-    server = start_omniroute(
-        workdir, db.url, database={"url": db.url, "pool_max": 10, "command_timeout": 3}
-    )
+    database = {"url": db.outage_url, "pool_max": 10, "command_timeout": 3}
+    server = start_omniroute(workdir, db.outage_url, database=database)
     readiness: list[int] = []
     try:
         await server.ready()
