@@ -232,6 +232,7 @@ async def outage(args: argparse.Namespace, db: Database, workdir: Path) -> Repor
                     async with session.get(f"{server.url}/readyz") as r:
                         readiness.append(r.status)
                 await asyncio.sleep(0.5)
+        restoring_at = time.monotonic()
         await db.start()
         up_at = time.monotonic()
         await running
@@ -240,8 +241,8 @@ async def outage(args: argparse.Namespace, db: Database, workdir: Path) -> Repor
                 ready_after = r.status
     finally:
         server.stop()
-    during = [o for t, o in load.timeline if down_at + 0.5 < t < up_at]
-    recovered = [t - up_at for t, o in load.timeline if t > up_at and o == "200"]
+    during = load.between(down_at, restoring_at)
+    recovered = load.first_success_after(up_at)
     report = Report(
         f"PostgreSQL outage of {args.outage:.0f} s under load ({db.how}), "
         f"{args.connections} connections, {args.duration:.0f} s",
@@ -251,7 +252,7 @@ async def outage(args: argparse.Namespace, db: Database, workdir: Path) -> Repor
             "answers during the outage": _counts(during),
             "readiness during the outage": _counts([str(s) for s in readiness]),
             "first 2xx after the database was back": (
-                f"{recovered[0]:.2f} s" if recovered else "never"
+                f"{recovered:.2f} s" if recovered is not None else "never"
             ),
         },
     )
@@ -260,7 +261,7 @@ async def outage(args: argparse.Namespace, db: Database, workdir: Path) -> Repor
     report.check(load.outcomes["503"] > 0, "no 503 during the outage")
     report.check(bool(readiness) and set(readiness) == {503}, "readiness did not fail")
     report.check(ready_after == 200, "not ready after the outage")
-    report.check(bool(recovered) and recovered[0] < 10, "no recovery within 10 s")
+    report.check(recovered is not None and recovered < 10, "no recovery within 10 s")
     return report
 
 

@@ -94,8 +94,17 @@ class Platform:
     outcomes: Counter[str] = field(default_factory=Counter)
     #: 503 answers without a Retry-After header (must stay 0)
     missing_retry_after: int = 0
-    #: (monotonic time, outcome) of every attempt, for outage windows
-    timeline: list[tuple[float, str]] = field(default_factory=list)
+    #: (started, finished, outcome) of every attempt, in monotonic time
+    timeline: list[tuple[float, float, str]] = field(default_factory=list)
+
+    def between(self, start: float, end: float) -> list[str]:
+        """The outcomes of the attempts made wholly between ``start`` and ``end``."""
+        return [o for t0, t1, o in self.timeline if start < t0 and t1 < end]
+
+    def first_success_after(self, start: float) -> float | None:
+        """Seconds from ``start`` to the first 2xx answered after it."""
+        done = [t1 for t0, t1, o in self.timeline if t1 > start and o.startswith("2")]
+        return min(done) - start if done else None
 
     def add(self, adapter: str, payload: dict[str, Any]) -> Delivery:
         """Track a delivery of ``payload`` (its ``id`` must start with the run id)."""
@@ -138,6 +147,7 @@ class Platform:
                 "X-Omniroute-Signature": sign(d.body, self.secrets[d.adapter], int(time.time())),
             }
             wait = min(self.max_backoff, 0.02 * 2 ** min(d.attempts, 6))
+            started = time.monotonic()
             try:
                 async with session.post(
                     f"{url}/v1/webhooks/{d.adapter}", data=d.body, headers=headers
@@ -160,7 +170,7 @@ class Platform:
             except (aiohttp.ClientError, OSError):
                 outcome = "connection"
             self.outcomes[outcome] += 1
-            self.timeline.append((time.monotonic(), outcome))
+            self.timeline.append((started, time.monotonic(), outcome))
             if d.answer is not None or d.rejected is not None or time.monotonic() > give_up:
                 return
             await asyncio.sleep(wait * random.uniform(0.5, 1.0))
@@ -199,7 +209,11 @@ class Verdict:
 
 
 async def verify(database_url: str, platform: Platform) -> Verdict:
-    """Compare what the platform was told with what was committed."""
+    """Compare what the platform was told with what was committed. Every
+    acknowledged delivery must have exactly one record, the one its answer
+    named (same contact id, same decision): so a retry whose earlier attempt
+    had been committed was answered as that attempt's duplicate, and a retry
+    answered as new had nothing committed before it."""
     con = await asyncpg.connect(database_url)
     try:
         rows = await con.fetch(
