@@ -169,8 +169,7 @@ async def test_two_serve_processes_share_one_database(
         assert set(ids) <= set(listed)
         assert {listed[i]["pid"] for i in ids} == {s.proc.pid for s in servers if s.proc}
 
-    # Load spread over both, each retry to the other one; then one delivery
-    # sent to both at once.
+    # Load spread over both, each retry to the other one.
     load = platform(*(s.url for s in servers))
     await load.run_for(1.5, concurrency=6, give_up_after=20)
     verdict = await verify(database_url, load)
@@ -178,13 +177,22 @@ async def test_two_serve_processes_share_one_database(
     assert verdict.acknowledged == verdict.deliveries > 0
     assert verdict.records == verdict.deliveries
 
-    same = platform(*(s.url for s in servers))
-    payload = example("chat", id=f"{same.run}-once", customer=person())
-    copies = [same.add("chat", payload) for _ in range(6)]
+    # One delivery sent to both at once, and first contacts of one new person
+    # split across both (give_up=0: one attempt each, the n-th to server n % 2).
+    burst = platform(*(s.url for s in servers))
+    payload = example("chat", id=f"{burst.run}-once", customer=person())
+    copies = [burst.add("chat", payload) for _ in range(6)]
+    who = person()
+    firsts = [
+        burst.add("chat", example("chat", id=f"{burst.run}-{n}", customer=who)) for n in range(8)
+    ]
     async with aiohttp.ClientSession() as session:
-        await asyncio.gather(*(same.send(session, d, n, give_up=0) for n, d in enumerate(copies)))
+        sent = enumerate(copies + firsts)
+        await asyncio.gather(*(burst.send(session, d, n, give_up=0) for n, d in sent))
     answers = [d.answer for d in copies if d.answer is not None]
     assert len(answers) == len(copies)
     assert sum(not answer["duplicate"] for answer in answers) == 1
     assert len({answer["contact_id"] for answer in answers}) == 1
     assert await count_records(database_url, "chat", payload["id"]) == 1
+    assert len({d.answer["customer_id"] for d in firsts if d.answer}) == 1
+    assert all(d.answer for d in firsts)
