@@ -115,6 +115,14 @@ class UnsupportedMediaType(AdapterError):
     code = "unsupported_media_type"
 
 
+class UnstorableValue(RequestError):
+    """The database refuses a value of the request (e.g. a NUL character in a
+    text); retrying the same request cannot succeed."""
+
+    status = 422
+    code = "unstorable_value"
+
+
 class RulesError(RouterError):
     """A ruleset failed to load; carries every problem found, with locations."""
 

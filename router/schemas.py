@@ -30,8 +30,12 @@ class ProfileIn(BaseModel):
     identities: list[IdentityIn] = Field(default_factory=list, max_length=100)
 
     def profile(self) -> dict[str, Any]:
+        """The profile fields given; ``"attributes": null`` clears the attributes."""
         fields = self.model_fields_set & set(PROFILE_FIELDS)
-        return {k: getattr(self, k) for k in fields}
+        out = {k: getattr(self, k) for k in fields}
+        if "attributes" in out and out["attributes"] is None:
+            out["attributes"] = {}
+        return out
 
 
 class MergeIn(BaseModel):

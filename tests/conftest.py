@@ -23,6 +23,9 @@ from adapters.generic import sign
 from router.settings import SCOPES, Settings, load_settings
 from router.web import create_app
 
+#: Fixtures of the multi-instance and fault tests (``flaky``, ``processes``).
+pytest_plugins = ["tests.faults_support"]
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "test-token-all-scopes"
 READ_TOKEN = "test-token-read-only"

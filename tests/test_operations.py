@@ -3,13 +3,7 @@ behaviour when the database goes away and comes back."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-from aiohttp.test_utils import TestClient, TestServer
-
-from router.web import create_app
-from tests.conftest import Api, make_settings, unique
+from tests.conftest import Api, unique
 from tests.proxy import CuttableProxy
 from tests.test_routing import example
 
@@ -37,18 +31,6 @@ async def test_active_ruleset(api: Api) -> None:
     body = await (await api.get("/v1/rules")).json()
     assert len(body["version"]) >= 8
     assert body["sources"]
-
-
-@pytest.fixture
-async def flaky(database_url: str) -> AsyncIterator[tuple[Api, CuttableProxy]]:
-    proxy = CuttableProxy(database_url)
-    await proxy.start()
-    settings = make_settings(
-        proxy.url, database={"url": proxy.url, "pool_min": 1, "pool_max": 3, "command_timeout": 2}
-    )
-    async with TestClient(TestServer(create_app(settings))) as client:
-        yield Api(client), proxy
-    await proxy.close()
 
 
 async def test_database_outage_is_503_then_recovers(flaky: tuple[Api, CuttableProxy]) -> None:

@@ -15,7 +15,7 @@ import asyncpg
 import orjson
 import structlog
 
-from router.errors import StoreUnavailable
+from router.errors import FieldError, StoreUnavailable, UnstorableValue
 from router.settings import DatabaseSettings
 
 log = structlog.get_logger("omniroute.store")
@@ -42,11 +42,19 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 
 @contextlib.contextmanager
 def unavailable_as_503() -> Any:
-    """Turn connection-level failures into ``StoreUnavailable``."""
+    """Turn connection-level failures into ``StoreUnavailable`` (503: retry
+    later), and values the database refuses (SQLSTATE class 22, e.g. a NUL
+    character in a text) into ``UnstorableValue`` (422: retrying cannot help)."""
     try:
         yield
     except UNAVAILABLE as exc:
         raise StoreUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+    except asyncpg.exceptions.DataError as exc:
+        log.warning("value_refused", sqlstate=exc.sqlstate, error=str(exc))
+        raise UnstorableValue(
+            "a value of the request cannot be stored",
+            fields=[FieldError("body", str(exc))],
+        ) from exc
 
 
 class EmbeddedPostgres:

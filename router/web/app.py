@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 
 import structlog
@@ -20,7 +20,7 @@ from router.metrics import Metrics
 from router.pipeline import Pipeline
 from router.rules import Ruleset
 from router.settings import Settings
-from router.store import db, migrations
+from router.store import db, instances, migrations
 from router.store.batching import Batcher
 from router.store.contacts import Earlier as EarlierRecord
 from router.store.contacts import NewRecord, insert_many
@@ -35,6 +35,8 @@ log = structlog.get_logger("omniroute.app")
 
 #: How often partitions ahead are checked (they are created months ahead).
 PARTITION_CHECK_SECONDS = 6 * 3600
+#: A heartbeat that takes longer is abandoned (the next one will try again).
+HEARTBEAT_TIMEOUT = 3.0
 
 
 def build_adapters(settings: Settings) -> dict[str, Adapter]:
@@ -56,6 +58,7 @@ def create_app(settings: Settings) -> web.Application:
         rules=LiveRules(settings.rules.paths, metrics),
         tokens=Tokens(settings.api.tokens),
         adapters=build_adapters(settings),
+        instance=instances.Instance(port=settings.http.port),
     )
     app = web.Application(
         middlewares=[error_middleware(metrics)],
@@ -127,24 +130,56 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     async def on_load(ruleset: Ruleset) -> None:
         with contextlib.suppress(*db.UNAVAILABLE):
             await save_ruleset(rt.pool, ruleset.version, ruleset.sources)
+        await _heartbeat(rt)
 
     if rt.settings.rules.watch:
         rt.tasks.append(asyncio.create_task(rt.rules.watch(on_load, stop)))
-    rt.tasks.append(asyncio.create_task(_partitions(rt, stop)))
+    rt.tasks.append(asyncio.create_task(_every(PARTITION_CHECK_SECONDS, stop, _partitions, rt)))
+    await _heartbeat(rt)
+    rt.tasks.append(asyncio.create_task(_every(instances.HEARTBEAT_SECONDS, stop, _heartbeat, rt)))
     yield
     stop.set()
     for task in rt.tasks:
         task.cancel()
     await asyncio.gather(*rt.tasks, return_exceptions=True)
+    with contextlib.suppress(*db.UNAVAILABLE):
+        await asyncio.wait_for(instances.leave(rt.pool, rt.instance), HEARTBEAT_TIMEOUT)
 
 
-async def _partitions(rt: Runtime, stop: asyncio.Event) -> None:
-    """Keep monthly partitions created ahead of time."""
+async def _every(
+    seconds: float, stop: asyncio.Event, work: Callable[[Runtime], Awaitable[None]], rt: Runtime
+) -> None:
+    """Run ``work(rt)`` every ``seconds`` until ``stop`` is set."""
     while not stop.is_set():
         with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), PARTITION_CHECK_SECONDS)
+            await asyncio.wait_for(stop.wait(), seconds)
             return
         try:
-            await rt.pool.fetchval("SELECT ensure_partitions(now(), 4)")
-        except db.UNAVAILABLE as exc:
-            log.warning("partition_check_failed", error=str(exc))
+            await work(rt)
+        except Exception:  # a background task must outlive any one failure
+            log.exception("background_task_failed", task=work.__name__)
+
+
+async def _partitions(rt: Runtime) -> None:
+    """Keep monthly partitions created ahead of time."""
+    try:
+        await rt.pool.fetchval("SELECT ensure_partitions(now(), 4)")
+    except db.UNAVAILABLE as exc:
+        log.warning("partition_check_failed", error=str(exc))
+
+
+async def _heartbeat(rt: Runtime) -> None:
+    """Tell the other instances which ruleset this one serves; a database
+    outage only delays it."""
+    try:
+        await asyncio.wait_for(
+            instances.beat(
+                rt.pool,
+                rt.instance,
+                ruleset=rt.rules.active.version,
+                rules_errors=rt.rules.last_error,
+            ),
+            HEARTBEAT_TIMEOUT,
+        )
+    except db.UNAVAILABLE as exc:
+        log.warning("heartbeat_failed", error=str(exc) or type(exc).__name__)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel
+
 from router.models import CHANNELS
+from router.schemas import EventIn, JourneyIn, MergeIn, ProfileIn
 
 _ERROR = {
     "type": "object",
@@ -44,12 +47,32 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
 
 
 _JSON_OK = {"200": {"description": "ok", "content": {"application/json": {"schema": {}}}}}
+_SCHEMAS: dict[str, Any] = {"Error": _ERROR}
+
+
+def _body(model: type[BaseModel]) -> dict[str, Any]:
+    """A JSON request body described by ``model`` (its schema, and those it
+    uses, kept under ``components/schemas``)."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    _SCHEMAS.update(schema.pop("$defs", {}))
+    _SCHEMAS[model.__name__] = schema
+    ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"required": True, "content": {"application/json": {"schema": ref}}}
+
+
+def _path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"name": name, "in": "path", "required": True, "schema": schema}
+
+
+_UUID = {"type": "string", "format": "uuid"}
+_CUSTOMER_ID = _path_param("id", _UUID)
+_SECURE: dict[str, Any] = {"security": [{"bearer": []}]}
 
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
     "info": {"title": "omniroute", "version": "1"},
     "components": {
-        "schemas": {"Error": _ERROR},
+        "schemas": _SCHEMAS,
         "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
     },
     "paths": {
@@ -102,9 +125,90 @@ SPEC: dict[str, Any] = {
                 "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 503)},
             }
         },
+        "/v1/contacts/{id}/events": {
+            "post": {
+                "summary": "Record an outcome event of a routed contact (idempotent on event_id)",
+                **_SECURE,
+                "parameters": [_path_param("id", _UUID)],
+                "requestBody": _body(EventIn),
+                "responses": {
+                    **_JSON_OK,
+                    "201": {"description": "recorded"},
+                    **_errors(400, 401, 403, 404, 422, 503),
+                },
+            }
+        },
+        "/v1/customers": {
+            "post": {
+                "summary": "Create or update a customer from a CRM (matched by its identities)",
+                **_SECURE,
+                "requestBody": _body(ProfileIn),
+                "responses": {
+                    **_JSON_OK,
+                    "201": {"description": "created"},
+                    **_errors(400, 401, 403, 422, 503),
+                },
+            }
+        },
+        "/v1/customers/{id}": {
+            "parameters": [_CUSTOMER_ID],
+            "get": {
+                "summary": "The unified profile with identities, journeys and recent contacts",
+                **_SECURE,
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 410, 503)},
+            },
+            "put": {
+                "summary": "Update a customer's profile and identities",
+                **_SECURE,
+                "requestBody": _body(ProfileIn),
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 410, 422, 503)},
+            },
+            "delete": {
+                "summary": "Erase a customer's personal data (anonymous aggregates are kept)",
+                **_SECURE,
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 410, 503)},
+            },
+        },
+        "/v1/customers/{id}/merge": {
+            "post": {
+                "summary": "Merge another customer into this one (audited)",
+                **_SECURE,
+                "parameters": [_CUSTOMER_ID],
+                "requestBody": _body(MergeIn),
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 410, 422, 503)},
+            }
+        },
+        "/v1/customers/{id}/journeys/{ref}": {
+            "put": {
+                "summary": "Open, advance or close one of the customer's journeys",
+                **_SECURE,
+                "parameters": [
+                    _CUSTOMER_ID,
+                    _path_param("ref", {"type": "string", "minLength": 1, "maxLength": 128}),
+                ],
+                "requestBody": _body(JourneyIn),
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 410, 422, 503)},
+            }
+        },
+        "/v1/identity-conflicts": {
+            "get": {
+                "summary": "Identities claimed by two customers, for review",
+                **_SECURE,
+                "parameters": [
+                    _query(
+                        "status",
+                        {"type": "string", "enum": ["open", "merged", "dismissed"]},
+                        "default open",
+                    ),
+                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "rows"),
+                ],
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 503)},
+            }
+        },
         "/v1/rules": {
             "get": {
-                "summary": "The active ruleset",
+                "summary": "The active ruleset, and the version every live instance serves",
                 "security": [{"bearer": []}],
                 "responses": {**_JSON_OK, **_errors(401, 403)},
             }

@@ -7,9 +7,11 @@ import asyncio
 
 from aiohttp import web
 
+from router.store import instances
+from router.store.db import UNAVAILABLE
 from router.web.body import json_response
 from router.web.openapi import SPEC
-from router.web.runtime import RUNTIME
+from router.web.runtime import RUNTIME, Runtime
 
 READY_TIMEOUT = 2.0
 
@@ -28,7 +30,12 @@ async def readyz(request: web.Request) -> web.Response:
         checks["database"] = f"unavailable: {type(exc).__name__}"
     checks["rules"] = f"ok: {rt.rules.active.version}" if rt.rules.ready else "no ruleset loaded"
     ready = all(v.startswith("ok") for v in checks.values())
-    body: dict[str, object] = {"status": "ready" if ready else "not_ready", "checks": checks}
+    body: dict[str, object] = {
+        "status": "ready" if ready else "not_ready",
+        "checks": checks,
+        "ruleset": rt.rules.active.version if rt.rules.ready else None,
+        "instance_id": str(rt.instance.instance_id),
+    }
     if rt.rules.last_error:
         body["rules_reload_errors"] = rt.rules.last_error
     return json_response(body, status=200 if ready else 503)
@@ -51,7 +58,20 @@ async def rules(request: web.Request) -> web.Response:
     body["sources"] = rt.rules.active.sources
     if rt.rules.last_error:
         body["reload_errors"] = rt.rules.last_error
+    body["instance_id"] = str(rt.instance.instance_id)
+    body["instances"] = await _live_instances(rt)
     return json_response(body)
+
+
+async def _live_instances(rt: Runtime) -> list[dict[str, object]] | None:
+    """Every instance with a recent heartbeat and the ruleset it serves; ``None``
+    while the database cannot be reached (the ruleset itself is still shown)."""
+    try:
+        found = await asyncio.wait_for(instances.live(rt.pool), READY_TIMEOUT)
+    except UNAVAILABLE:
+        return None
+    me = str(rt.instance.instance_id)
+    return [{**i, "self": i["instance_id"] == me} for i in found]
 
 
 def setup(app: web.Application) -> None:

@@ -17,6 +17,9 @@ def bad(name: str, reason: str) -> BadQuery:
 
 def check_known(query: Mapping[str, str], known: Iterable[str]) -> None:
     allowed = set(known)
+    for name, value in query.items():
+        if "\x00" in value:
+            raise bad(name, "must not contain NUL characters")
     unknown = sorted(set(query) - allowed)
     if unknown:
         raise BadQuery(

@@ -14,6 +14,7 @@ from router.live_rules import LiveRules
 from router.metrics import Metrics
 from router.pipeline import Pipeline
 from router.settings import Settings
+from router.store.instances import Instance
 from router.web.auth import Tokens
 
 
@@ -24,6 +25,7 @@ class Runtime:
     rules: LiveRules
     tokens: Tokens
     adapters: dict[str, Adapter]
+    instance: Instance
     pool_: asyncpg.Pool | None = None
     pipeline_: Pipeline | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)

@@ -47,11 +47,15 @@ async def _webhook_request(request: web.Request, settings: Settings) -> WebhookR
     )
 
 
-def _response(reply: WebhookReply) -> web.Response:
+#: Header of every webhook answer: the ruleset version the instance serves.
+RULESET_HEADER = "X-Omniroute-Ruleset"
+
+
+def _response(reply: WebhookReply, ruleset: str) -> web.Response:
     return web.Response(
         status=reply.status,
         body=reply.body,
-        headers={"Content-Type": reply.content_type, **reply.headers},
+        headers={"Content-Type": reply.content_type, RULESET_HEADER: ruleset, **reply.headers},
     )
 
 
@@ -59,13 +63,15 @@ async def deliver(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     adapter = _adapter(request)
     incoming = await _webhook_request(request, rt.settings)
-    return _response(await rt.pipeline.deliver(adapter, incoming))
+    reply = await rt.pipeline.deliver(adapter, incoming)
+    return _response(reply, rt.rules.active.version)
 
 
 async def handshake(request: web.Request) -> web.Response:
+    rt = request.app[RUNTIME]
     adapter = _adapter(request)
-    incoming = await _webhook_request(request, request.app[RUNTIME].settings)
-    return _response(adapter.handshake(incoming))
+    incoming = await _webhook_request(request, rt.settings)
+    return _response(adapter.handshake(incoming), rt.rules.active.version)
 
 
 def setup(app: web.Application) -> None:
