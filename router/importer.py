@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from router.errors import field_errors
 from router.identity import Normalizer, normalize_given
-from router.models import Identifier, uuid7
+from router.models import uuid7
 from router.schemas import ProfileIn
 from router.store import imports
 
@@ -53,13 +53,7 @@ def parse_line(
         body = ProfileIn.model_validate_json(raw)
     except ValidationError as exc:
         return [f.as_dict() for f in field_errors(exc)]
-    given: list[tuple[str, Identifier]] = []
-    if body.crm_id:
-        given.append(("crm_id", Identifier(kind="crm", value=body.crm_id, verified=True)))
-    given += [
-        (f"identities.{n}.value", Identifier(kind=i.kind, value=i.value, verified=i.verified))
-        for n, i in enumerate(body.identities)
-    ]
+    given = body.given_identifiers()
     if not given:
         return [{"field": "crm_id", "reason": "give crm_id or identities"}]
     ranked, errors = normalize_given(given, normalizer)

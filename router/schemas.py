@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from router.models import Identifier
+
 #: Profile fields a CRM may set.
 PROFILE_FIELDS = ("name", "tier", "language", "segment", "attributes")
 
@@ -28,6 +30,17 @@ class ProfileIn(BaseModel):
     segment: str | None = Field(default=None, max_length=64)
     attributes: dict[str, Any] | None = None
     identities: list[IdentityIn] = Field(default_factory=list, max_length=100)
+
+    def given_identifiers(self) -> list[tuple[str, Identifier]]:
+        """The identifiers of the body (the CRM id first), each with the field it came from."""
+        given: list[tuple[str, Identifier]] = []
+        if self.crm_id:
+            given.append(("crm_id", Identifier(kind="crm", value=self.crm_id, verified=True)))
+        given += [
+            (f"identities.{n}.value", Identifier(kind=i.kind, value=i.value, verified=i.verified))
+            for n, i in enumerate(self.identities)
+        ]
+        return given
 
     def profile(self) -> dict[str, Any]:
         """The profile fields given; ``"attributes": null`` clears the attributes."""

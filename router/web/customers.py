@@ -28,13 +28,7 @@ class Gone(RequestError):
 def _identities(rt: Runtime, body: ProfileIn) -> tuple[Identifier, ...]:
     """The body's identities normalized, strongest first; 422 naming any invalid one."""
     normalizer = rt.settings.identity.normalizer()
-    given: list[tuple[str, Identifier]] = []
-    if body.crm_id:
-        given.append(("crm_id", Identifier(kind="crm", value=body.crm_id, verified=True)))
-    given += [
-        (f"identities.{n}.value", Identifier(kind=i.kind, value=i.value, verified=i.verified))
-        for n, i in enumerate(body.identities)
-    ]
+    given = body.given_identifiers()
     out, bad = normalize_given(given, normalizer)
     if bad:
         raise InvalidBody("an identity is not valid", fields=[FieldError(**b) for b in bad])
