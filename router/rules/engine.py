@@ -267,4 +267,5 @@ class Ruleset:
                 for r in self.rules
             ],
             "warnings": list(self.warnings),
+            "indexed_fields": list(self.index.fields),
         }

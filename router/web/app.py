@@ -95,6 +95,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                 normalizer=rt.settings.identity.normalizer(),
                 provider=provider,
                 writer=writer,
+                on_routed=rt.rules.count,
             )
             try:
                 yield

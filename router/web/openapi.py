@@ -97,14 +97,19 @@ SPEC: dict[str, Any] = {
                         "in": "path",
                         "required": True,
                         "schema": {"type": "string", "format": "uuid"},
-                    }
+                    },
+                    _query(
+                        "explain",
+                        {"type": "boolean"},
+                        "re-evaluate with the deciding ruleset: each rule tried and why",
+                    ),
                 ],
                 "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 503)},
             }
         },
         "/v1/rules": {
             "get": {
-                "summary": "The active ruleset",
+                "summary": "The active ruleset, with how often each rule matched",
                 "security": [{"bearer": []}],
                 "responses": {**_JSON_OK, **_errors(401, 403)},
             }
