@@ -76,7 +76,7 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _with_pool(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+async def with_pool(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work(pool)`` on a migrated database (embedded or configured)."""
     from router.store import db, migrations
 
@@ -99,7 +99,7 @@ def db_migrate(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     names = [name for _, name, _ in migrations.available()]
-    asyncio.run(_with_pool(settings, work))
+    asyncio.run(with_pool(settings, work))
     print(f"schema up to date ({len(names)} migrations, last {names[-1]})")
     return 0
 
@@ -117,7 +117,7 @@ def customers_import(args: argparse.Namespace) -> int:
             pool, path, normalizer=settings.identity.normalizer(), batch=args.batch
         )
 
-    report = asyncio.run(_with_pool(settings, work))
+    report = asyncio.run(with_pool(settings, work))
     rate = (report.imported + report.rejected) / report.seconds if report.seconds else 0
     print(
         f"{report.imported} imported, {report.rejected} rejected"

@@ -1,10 +1,15 @@
 """The active ruleset: loaded at start, reloaded when the files change. An edit
 that does not load never replaces the active ruleset; the error is logged
-with file, line and rule, and counted."""
+with file, line and rule, and counted.
+
+It also counts how often each rule of the active version matched (the rule
+that decided, and ``continue`` rules that added to a decision), from the
+moment that version was loaded in this process."""
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +19,7 @@ import watchfiles
 
 from router.errors import RulesError
 from router.metrics import Metrics
-from router.rules import Ruleset, load_ruleset
+from router.rules import Evaluation, Ruleset, load_ruleset
 
 log = structlog.get_logger("omniroute.rules")
 
@@ -28,6 +33,9 @@ class LiveRules:
         self._active: Ruleset | None = None
         self.loaded_at: datetime | None = None
         self.last_error: list[str] = []
+        #: matches per rule name of the active version, and since when they are counted
+        self.matches: Counter[str] = Counter()
+        self.counting_since: datetime | None = None
 
     @property
     def active(self) -> Ruleset:
@@ -46,6 +54,8 @@ class LiveRules:
         self._active = ruleset
         self.loaded_at = datetime.now(UTC)
         self.last_error = []
+        if previous is None or previous.version != ruleset.version:
+            self.matches, self.counting_since = Counter(), self.loaded_at
         if previous is not None and previous.version != ruleset.version:
             self.metrics.ruleset_info.remove(previous.version)
         self.metrics.ruleset_info.labels(version=ruleset.version).set(self.loaded_at.timestamp())
@@ -53,6 +63,20 @@ class LiveRules:
             log.warning("rules_warning", warning=warning)
         log.info("rules_loaded", version=ruleset.version, files=sorted(ruleset.sources))
         return ruleset
+
+    def count(self, evaluation: Evaluation) -> None:
+        """Count the rules that matched in ``evaluation`` (a routed contact's), when the
+        active version decided it: from the trace (``continue`` rules too) or, without
+        one, the deciding rule."""
+        if self._active is None or evaluation.decision.ruleset != self._active.version:
+            return
+        if not evaluation.trace:
+            if evaluation.decision.rule is not None:
+                self.matches[evaluation.decision.rule] += 1
+            return
+        for entry in evaluation.trace:
+            if entry["matched"] and entry["rule"] is not None:
+                self.matches[entry["rule"]] += 1
 
     async def reload(self, on_load: OnLoad) -> None:
         before = self._active.version if self._active else None

@@ -16,7 +16,7 @@ from router.context_provider import ContextProvider
 from router.identity import Normalizer
 from router.metrics import Metrics
 from router.models import Contact, Decision, Routed, WebhookReply, WebhookRequest, uuid7
-from router.rules import Ruleset
+from router.rules import Evaluation, Ruleset
 from router.store import contacts as contact_store
 from router.store import customers as customer_store
 from router.store.batching import Batcher
@@ -37,6 +37,7 @@ class Pipeline:
         Batcher[customer_store.Lookup, customer_store.Earlier | customer_store.Resolved] | None
     ) = None
     writer: Batcher[contact_store.NewRecord, contact_store.Earlier | None] | None = None
+    on_routed: Callable[[Evaluation], None] = lambda evaluation: None  # rule match counts
 
     async def deliver(self, adapter: Adapter, request: WebhookRequest) -> WebhookReply:
         """Verify, parse and route one delivery; the reply the provider gets."""
@@ -102,6 +103,7 @@ class Pipeline:
         total_ms = (time.perf_counter() - t0) * 1000 + parse_ms
         decision = evaluation.decision
         self.metrics.routed(contact.channel, decision.queue, adapter, total_ms / 1000)
+        self.on_routed(evaluation)
         log.info(
             "contact_routed",
             contact_id=str(record.contact_id),

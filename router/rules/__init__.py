@@ -6,6 +6,6 @@ The language is described in ``docs/rules.md``.
 """
 
 from router.rules.engine import Evaluation, Ruleset
-from router.rules.loader import load_ruleset, load_ruleset_text
+from router.rules.loader import load_ruleset, load_ruleset_sources, load_ruleset_text
 
-__all__ = ["Evaluation", "Ruleset", "load_ruleset", "load_ruleset_text"]
+__all__ = ["Evaluation", "Ruleset", "load_ruleset", "load_ruleset_sources", "load_ruleset_text"]

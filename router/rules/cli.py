@@ -1,5 +1,8 @@
 """``omniroute rules …``: check, test and simulate rules files; print their JSON Schema.
 
+``simulate --replay`` decides stored contacts again; it needs the database, so
+it lives in :mod:`router.replay`, imported only then (the rules stay pure).
+
 ``main(argv)`` takes the arguments after ``rules`` and returns the exit code:
 0 fine (warnings allowed), 1 problems found, 2 wrong usage.
 Also runnable as ``python -m router.rules.cli check rules/``.
@@ -35,11 +38,27 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("paths", nargs="+", type=Path, metavar="FILE|DIR")
     test = commands.add_parser("test", help="run the tests written in the rules files")
     test.add_argument("paths", nargs="+", type=Path, metavar="FILE|DIR")
-    simulate = commands.add_parser("simulate", help="decide every line of an NDJSON file")
+    simulate = commands.add_parser(
+        "simulate", help="decide every line of an NDJSON file, or replay stored contacts"
+    )
     simulate.add_argument("paths", nargs="+", type=Path, metavar="FILE|DIR")
-    simulate.add_argument("--input", required=True, help="NDJSON input file ('-': stdin)")
-    simulate.add_argument("--output", help="write decisions here instead of stdout")
+    source = simulate.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", help="NDJSON input file ('-': stdin)")
+    source.add_argument(
+        "--replay",
+        action="store_true",
+        help="decide the stored contacts received since --since again; report what changes",
+    )
+    simulate.add_argument(
+        "--output",
+        help="write decisions here instead of stdout (with --replay: the changed contacts)",
+    )
     simulate.add_argument("--trace", action="store_true", help="add each line's rule trace")
+    simulate.add_argument("--since", help="--replay from: a time back from now (7d) or ISO time")
+    simulate.add_argument("--until", help="--replay up to: as --since (default: now)")
+    simulate.add_argument(
+        "--config", type=Path, help="--replay: the service configuration (for the database)"
+    )
     commands.add_parser("schema", help="print the JSON Schema of rules files")
     return parser
 
@@ -95,9 +114,27 @@ def _opened(name: str, mode: str, std: IO[bytes]) -> Iterator[IO[bytes]]:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    if args.replay and (args.since is None or args.trace):
+        print(
+            "omniroute rules simulate: --replay needs --since (and takes no --trace)",
+            file=sys.stderr,
+        )
+        return 2
+    if not args.replay and (args.since or args.until or args.config):
+        print(
+            "omniroute rules simulate: --since, --until and --config go with --replay",
+            file=sys.stderr,
+        )
+        return 2
     ruleset = _load(args.paths, sys.stderr)
     if ruleset is None:
         return 1
+    if args.replay:
+        from router.replay import main as replay
+
+        return replay(
+            ruleset, since=args.since, until=args.until, output=args.output, config=args.config
+        )
     simulator = Simulator(ruleset, started=datetime.now(UTC), trace=args.trace)
     progress = sys.stderr if sys.stderr.isatty() else None
     try:

@@ -45,13 +45,22 @@ _SYMBOLS = {"eq": "=", "ne": "!=", "gt": ">", "gte": ">=", "lt": "<", "lte": "<=
 
 
 @dataclass(frozen=True, slots=True)
+class IndexKey:
+    """For the rule index: a check holds only when ``key(input)`` is one of ``values``."""
+
+    field: str
+    key: Getter
+    values: frozenset[Any]
+
+
+@dataclass(frozen=True, slots=True)
 class Check:
     """A compiled condition and how it reads in a trace."""
 
     test: Test
     text: str
-    #: the channels for which this check can hold, when it only tests contact.channel
-    channels: frozenset[str] | None = None
+    #: set when the check is an equality or set test (see :mod:`router.rules.index`)
+    index: IndexKey | None = None
 
 
 class Invalid(Exception):
@@ -297,7 +306,7 @@ class ConditionCompiler:
                 continue
             symbol = _SYMBOLS.get(op, op.replace("_", " "))
             text = f"{key} {symbol} {_render(operand)}"
-            checks.append(Check(test, text, _channels(field, test)))
+            checks.append(Check(test, text, self._index_key(field, op, operand, test)))
         return checks if ok else None
 
     # -- operand helpers -------------------------------------------------------
@@ -385,17 +394,29 @@ class ConditionCompiler:
             raise Invalid("an empty word never matches")
         return words
 
+    def _index_key(self, field: Field, op: str, operand: Any, test: Test) -> IndexKey | None:
+        """What the rule index may use of a compiled ``field`` ``op`` ``operand`` check:
+        any test of ``contact.channel`` (found by running it on each channel),
+        ``eq`` and ``in`` on every other field."""
+        if field.path == "contact.channel":
+            return IndexKey(field.path, field.getter, _channels(field, test))
+        if op == "eq":
+            key, values = _canonical(field, [self.scalar(field, operand)])
+        elif op == "in":
+            key, values = _canonical(field, self.values(field, operand))
+        else:
+            return None
+        return IndexKey(field.path, key, frozenset(values))
+
     def flag(self, operand: Any) -> bool:
         if not isinstance(operand, bool):
             raise Invalid(f"expected true or false, not {_render(operand)}")
         return operand
 
 
-def _channels(field: Field, test: Test) -> frozenset[str] | None:
-    """The channels a ``contact.channel`` test lets through (for the channel index),
-    found by running the test on a contact of each channel."""
-    if field.path != "contact.channel":
-        return None
+def _channels(field: Field, test: Test) -> frozenset[str]:
+    """The channels a ``contact.channel`` test lets through, found by running the
+    test on a contact of each channel."""
     customer = CustomerContext(customer_id=uuid.UUID(int=0), known=False)
     now = datetime(2000, 1, 1, tzinfo=UTC)
     return frozenset(

@@ -18,8 +18,9 @@ from typing import Any
 from router.models import CHANNELS, Contact, CustomerContext, Decision
 from router.rules.actions import ChannelDefault, Queue, Route
 from router.rules.calendars import Calendar
-from router.rules.conditions import Check, Test, all_of
+from router.rules.conditions import Check
 from router.rules.fields import Input
+from router.rules.index import RuleIndex
 from router.rules.testing import Case
 
 #: a rollout splits customers into this many buckets
@@ -65,21 +66,10 @@ class Rule:
     enabled: bool = True
     source: Mapping[str, Any] | None = None
 
-    def admits(self, channel: str) -> bool:
-        """Whether the rule can match a contact on ``channel`` at all."""
-        return all(c.channels is None or channel in c.channels for c in self.checks)
-
-    def test_within_channel(self) -> Test | None:
-        """The rule's test once the channel is known to be admitted (None: always)."""
-        tests = [c.test for c in self.checks if c.channels is None]
-        return all_of(tests) if tests else None
-
-    def explain(self, i: Input) -> tuple[bool, str]:
-        """Whether the conditions hold, and the condition that says so."""
-        for check in self.checks:
-            if not check.test(i):
-                return False, check.text
-        return True, " and ".join(c.text for c in self.checks) or "always"
+    @property
+    def reason(self) -> str:
+        """Why the rule matches when it does: all its conditions."""
+        return " and ".join(c.text for c in self.checks) or "always"
 
 
 class _Extra:
@@ -103,6 +93,10 @@ class _Extra:
         inside = rule.rollout.includes(customer_id)
         self.rollouts.append(f"{rule.name}:{'in' if inside else 'out'}")
         return inside
+
+
+#: what a decision without continue rules or rollouts adds: nothing (never changed)
+_NOTHING = _Extra()
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,10 +137,22 @@ class Ruleset:
         #: the test cases written in the files
         self.cases = tuple(cases)
         enabled = [r for r in self.rules if r.enabled]
-        self._explained = tuple(enabled)
-        # per channel: the rules that can match it, without their channel checks
-        self._by_channel = {
-            channel: tuple((r, r.test_within_channel()) for r in enabled if r.admits(channel))
+        #: the enabled rules, indexed by their equality tests (used without a trace)
+        self.index = RuleIndex(enabled)
+        # with a trace every enabled rule is tried; what the trace says is prepared here
+        self._explained = tuple(
+            (
+                rule,
+                tuple((c.test, c.text) for c in rule.checks),
+                rule.reason,
+                None
+                if rule.rollout is None
+                else f"rollout {rule.rollout.percent:g}%: customer not in it",
+            )
+            for rule in enabled
+        )
+        self._fallthrough = {
+            channel: {"rule": None, "matched": True, "why": f"defaults for {channel}"}
             for channel in CHANNELS
         }
         self._defaults = Route()
@@ -164,47 +170,56 @@ class Ruleset:
     ) -> Evaluation:
         """Where ``contact`` goes. Never raises for valid models; a naive ``now`` is UTC.
 
-        ``explain=False`` skips the trace (for bulk simulation); the decision is the same.
+        ``explain=False`` skips the trace and tries only the rules the index
+        leaves (for bulk work); the decision is the same.
         """
         if now.tzinfo is None:
             now = now.replace(tzinfo=UTC)
         i = Input(contact, customer, now)
         if explain:
             return self._explain(i)
-        extra = _Extra()
-        for rule, test in self._by_channel[contact.channel]:
+        extra: _Extra | None = None
+        for rule, test in self.index.candidates(i):
             if test is not None and not test(i):
                 continue
-            if rule.rollout is not None and not extra.rollout(rule, customer.customer_id):
-                continue
+            if rule.rollout is not None:
+                extra = extra or _Extra()
+                if not extra.rollout(rule, customer.customer_id):
+                    continue
             if rule.cont:
+                extra = extra or _Extra()
                 extra.add(rule.route)
                 continue
-            return self._finish(i, rule.route, rule.name, extra, [])
-        return self._finish(i, self._defaults, None, extra, [])
+            return self._finish(i, rule.route, rule.name, extra or _NOTHING, [])
+        return self._finish(i, self._defaults, None, extra or _NOTHING, [])
 
     def _explain(self, i: Input) -> Evaluation:
         """``decide`` trying every rule in order and writing down why each (did not) match."""
         extra = _Extra()
         trace: list[dict[str, Any]] = []
-        for rule in self._explained:
-            matched, why = rule.explain(i)
-            entry: dict[str, Any] = {"rule": rule.name, "matched": matched, "why": why}
-            trace.append(entry)
-            if matched and rule.rollout is not None:
-                inside = extra.rollout(rule, i.customer.customer_id)
-                entry["rollout"] = "in" if inside else "out"
-                if not inside:
-                    matched = entry["matched"] = False
-                    entry["why"] = f"rollout {rule.rollout.percent:g}%: customer not in it"
-            if not matched:
-                continue
-            if rule.cont:
-                entry["continue"] = True
-                extra.add(rule.route)
-                continue
-            return self._finish(i, rule.route, rule.name, extra, trace)
-        trace.append({"rule": None, "matched": True, "why": f"defaults for {i.contact.channel}"})
+        for rule, checks, reason, not_in_rollout in self._explained:
+            why = reason
+            for test, text in checks:
+                if not test(i):
+                    why = text
+                    break
+            else:
+                entry: dict[str, Any] = {"rule": rule.name, "matched": True, "why": why}
+                trace.append(entry)
+                if rule.rollout is not None:
+                    inside = extra.rollout(rule, i.customer.customer_id)
+                    entry["rollout"] = "in" if inside else "out"
+                    if not inside:
+                        entry["matched"] = False
+                        entry["why"] = not_in_rollout
+                        continue
+                if rule.cont:
+                    entry["continue"] = True
+                    extra.add(rule.route)
+                    continue
+                return self._finish(i, rule.route, rule.name, extra, trace)
+            trace.append({"rule": rule.name, "matched": False, "why": why})
+        trace.append(dict(self._fallthrough[i.contact.channel]))
         return self._finish(i, self._defaults, None, extra, trace)
 
     def _finish(
@@ -252,4 +267,5 @@ class Ruleset:
                 for r in self.rules
             ],
             "warnings": list(self.warnings),
+            "indexed_fields": list(self.index.fields),
         }

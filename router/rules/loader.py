@@ -9,7 +9,7 @@ problem as ``file:line:col: rule 'name': message``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -108,4 +108,9 @@ def load_ruleset(paths: Sequence[Path]) -> Ruleset:
 
 def load_ruleset_text(text: str, name: str = "<rules>") -> Ruleset:
     """The compiled ruleset from one text (``name`` stands for its file name)."""
-    return _raise_or_return(build([(name, name, text)]))
+    return load_ruleset_sources({name: text})
+
+
+def load_ruleset_sources(sources: Mapping[str, str]) -> Ruleset:
+    """The compiled ruleset from file name -> content (as ``Ruleset.sources`` holds it)."""
+    return _raise_or_return(build([(name, name, text) for name, text in sorted(sources.items())]))

@@ -14,3 +14,11 @@ async def save_ruleset(pool: asyncpg.Pool, version: str, sources: Mapping[str, s
         version,
         dict(sources),
     )
+
+
+async def fetch_sources(pool: asyncpg.Pool, version: str) -> dict[str, str] | None:
+    """The files of ruleset ``version`` (file name -> content), None if it is not stored."""
+    sources: dict[str, str] | None = await pool.fetchval(
+        "SELECT sources FROM rulesets WHERE version = $1", version
+    )
+    return sources

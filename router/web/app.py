@@ -111,6 +111,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                 provider=provider,
                 resolver=resolver,
                 writer=writer,
+                on_routed=rt.rules.count,
             )
             try:
                 yield

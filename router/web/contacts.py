@@ -12,11 +12,13 @@ from router.models import CHANNELS
 from router.store import contacts as store
 from router.store.db import unavailable_as_503
 from router.web.body import json_response
+from router.web.explain import explanation
 from router.web.query import (
     bad,
     check_known,
     decode_cursor,
     encode_cursor,
+    parse_bool,
     parse_int,
     parse_time,
     parse_uuid,
@@ -85,6 +87,7 @@ async def get_contact(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     rt.tokens.require(request, "reports:read")
     contact_id = parse_uuid("id", request.match_info["id"])
+    explain = parse_bool("explain", request.query.get("explain", "false"))
     if contact_id.version != 7:
         raise NotFound("no such contact")
     with unavailable_as_503():
@@ -93,6 +96,8 @@ async def get_contact(request: web.Request) -> web.Response:
         raise NotFound(f"no contact {contact_id}")
     body = summary(row)
     body.update(contact=row["contact"], context=row["context"], trace=row["trace"])
+    if explain:
+        body.update(await explanation(rt, row))
     return json_response(body)
 
 

@@ -120,7 +120,12 @@ SPEC: dict[str, Any] = {
                         "in": "path",
                         "required": True,
                         "schema": {"type": "string", "format": "uuid"},
-                    }
+                    },
+                    _query(
+                        "explain",
+                        {"type": "boolean"},
+                        "re-evaluate with the deciding ruleset: each rule tried and why",
+                    ),
                 ],
                 "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 503)},
             }
@@ -208,7 +213,8 @@ SPEC: dict[str, Any] = {
         },
         "/v1/rules": {
             "get": {
-                "summary": "The active ruleset, and the version every live instance serves",
+                "summary": "The active ruleset, how often each rule matched, and the version "
+                "every live instance serves",
                 "security": [{"bearer": []}],
                 "responses": {**_JSON_OK, **_errors(401, 403)},
             }

@@ -56,6 +56,10 @@ async def rules(request: web.Request) -> web.Response:
     body = rt.rules.active.describe()
     body["loaded_at"] = rt.rules.loaded_at.isoformat() if rt.rules.loaded_at else None
     body["sources"] = rt.rules.active.sources
+    for rule in body["rules"]:  # since the version was loaded, in this process
+        rule["matches"] = rt.rules.matches[rule["name"]]
+    since = rt.rules.counting_since
+    body["matches_since"] = since.isoformat() if since else None
     if rt.rules.last_error:
         body["reload_errors"] = rt.rules.last_error
     body["instance_id"] = str(rt.instance.instance_id)

@@ -46,6 +46,12 @@ def parse_uuid(name: str, value: str) -> uuid.UUID:
         raise bad(name, "expected a UUID") from None
 
 
+def parse_bool(name: str, value: str) -> bool:
+    if value not in ("true", "false"):
+        raise bad(name, "expected true or false")
+    return value == "true"
+
+
 def parse_int(name: str, value: str, *, low: int, high: int) -> int:
     try:
         number = int(value)

@@ -1,0 +1,105 @@
+"""``GET /v1/contacts/{id}?explain=true``: why a stored contact went where it went.
+
+The record's snapshots (the contact and the customer context the rules saw)
+are decided again, with a trace, by the ruleset version that decided them, at
+the moment the contact was received: every rule tried, in order, and the first
+condition that failed, up to the rule that decided. The version is the active
+one or is read from the ``rulesets`` table and compiled; the last few compiled
+versions are kept in memory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from typing import Any
+
+import asyncpg
+from pydantic import ValidationError
+
+from router.errors import RulesError
+from router.models import Contact, CustomerContext
+from router.rules import Ruleset, load_ruleset_sources
+from router.store.db import unavailable_as_503
+from router.store.rulesets import fetch_sources
+from router.web.runtime import Runtime
+
+#: compiled ruleset versions kept in memory
+CACHE_SIZE = 8
+
+
+class Unexplainable(Exception):
+    """The record cannot be re-evaluated (the message says why)."""
+
+
+class Versions:
+    """Compiled ruleset versions by version, the least recently used dropped first.
+
+    A version is a content hash, so a compiled version never goes stale."""
+
+    def __init__(self, size: int = CACHE_SIZE) -> None:
+        self.size = size
+        self._compiled: OrderedDict[str, Ruleset] = OrderedDict()
+
+    async def get(self, pool: asyncpg.Pool, version: str) -> Ruleset:
+        """Ruleset ``version``; raises Unexplainable when it is not stored or no longer loads."""
+        found = self._compiled.get(version)
+        if found is not None:
+            self._compiled.move_to_end(version)
+            return found
+        sources = await fetch_sources(pool, version)
+        if sources is None:
+            raise Unexplainable(f"ruleset version {version} is not stored")
+        try:
+            ruleset = await asyncio.to_thread(load_ruleset_sources, sources)
+        except RulesError as exc:
+            first = exc.problems[0] if exc.problems else exc.message
+            raise Unexplainable(f"ruleset version {version} no longer loads: {first}") from None
+        self._compiled[version] = ruleset
+        while len(self._compiled) > self.size:
+            self._compiled.popitem(last=False)
+        return ruleset
+
+
+VERSIONS = Versions()
+
+
+async def explanation(rt: Runtime, row: asyncpg.Record) -> dict[str, Any]:
+    """``{"explanation": [...]}`` for the record in ``row`` (as ``fetch_one`` reads it),
+    or ``{"explanation_error": why}`` when it cannot be re-evaluated."""
+    try:
+        return {"explanation": await _explain(rt, row)}
+    except Unexplainable as exc:
+        return {"explanation_error": str(exc)}
+
+
+async def _explain(rt: Runtime, row: asyncpg.Record) -> list[dict[str, Any]]:
+    if row["contact"].get("erased"):
+        raise Unexplainable("the contact's personal data was erased")
+    version = row["decision"]["ruleset"]
+    if rt.rules.ready and rt.rules.active.version == version:
+        ruleset = rt.rules.active
+    else:
+        with unavailable_as_503():
+            ruleset = await VERSIONS.get(rt.pool, version)
+    try:
+        contact = Contact.model_validate(row["contact"])
+        context = CustomerContext.model_validate(row["context"])
+    except ValidationError as exc:
+        raise Unexplainable(
+            f"the stored snapshot no longer reads: {exc.errors()[0]['msg']}"
+        ) from None
+    evaluation = ruleset.decide(contact, context, row["received_at"])
+    where = {rule.name: (rule.file, rule.line) for rule in ruleset.rules}
+    return [
+        {
+            "rule": entry["rule"],
+            "file": where[entry["rule"]][0] if entry["rule"] is not None else None,
+            "line": where[entry["rule"]][1] if entry["rule"] is not None else None,
+            "matched": entry["matched"],
+            "why": entry["why"],
+            "rollout": entry.get("rollout"),
+            "continue": entry.get("continue", False),
+        }
+        for entry in evaluation.trace
+    ]

@@ -1,0 +1,104 @@
+"""``omniroute rules simulate RULES --replay``: stored contacts decided again with
+candidate rules, end to end against the test database."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import orjson
+import pytest
+
+from router.replay import moment
+from router.rules.cli import main
+from tests.conftest import ROOT, Api
+from tests.test_rules_api import invoice_mail, order_chat, routed
+
+MOVED = """\
+  - name: order-chats-to-billing
+    when:
+      contact.channel: chat
+      contact.text: {matches: '\\b\\d{3}-\\d{7}\\b'}
+    route: {queue: billing}
+
+  - name: chat-order-page
+"""
+
+
+@pytest.fixture
+def quiet_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The command configures logging for the whole process; not in the test process."""
+    monkeypatch.setattr("router.logs.configure", lambda settings: None)
+
+
+async def replay(rules: Path, config: Path, since: datetime, until: datetime, *extra: str) -> int:
+    args = ["simulate", str(rules), "--replay", "--since", since.isoformat()]
+    args += ["--until", until.isoformat(), "--config", str(config), *extra]
+    # the command runs its own event loop, as it does from the shell
+    return await asyncio.to_thread(main, args)
+
+
+@pytest.mark.usefixtures("quiet_logs")
+async def test_replay_reports_what_the_candidate_rules_would_change(
+    api: Api, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "omniroute.yaml"
+    config.write_bytes(orjson.dumps({"database": {"url": database_url}}))
+    candidate = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", candidate)
+    routing = candidate / "10-routing.yaml"
+    routing.write_text(routing.read_text().replace("  - name: chat-order-page\n", MOVED))
+
+    await asyncio.sleep(0.01)  # records of earlier tests stay before the window
+    since = datetime.now(UTC)
+    chats = [await routed(api, "chat", **order_chat()) for _ in range(3)]
+    await routed(api, "email", **invoice_mail())
+    gone = await routed(api, "chat", **order_chat())
+    await api.json("DELETE", f"/v1/customers/{gone['customer_id']}")
+    until = datetime.now(UTC) + timedelta(seconds=1)
+
+    changes = tmp_path / "changes.ndjson"
+    capsys.readouterr()  # the service's own log lines so far
+    assert await replay(candidate, config, since, until, "--output", str(changes)) == 0
+    out = capsys.readouterr().out
+    lines = [" ".join(line.split()) for line in out.splitlines()]
+    assert lines[0].startswith("replayed 5 contacts received")
+    assert {"changed 3", "unchanged 1", "erased 1 (skipped)"} <= set(lines)
+    assert "orders -> billing 3" in lines
+    assert "chat-order-page -> order-chats-to-billing 3" in lines
+    assert "55 -> 50 3" in lines
+    written = [orjson.loads(line) for line in changes.read_bytes().splitlines()]
+    assert {w["contact_id"] for w in written} == {c["contact_id"] for c in chats}
+    for w in written:
+        assert (w["old"]["queue"], w["new"]["queue"]) == ("orders", "billing")
+        assert w["old"] == next(c["decision"] for c in chats if c["contact_id"] == w["contact_id"])
+        assert w["new"]["rule"] == "order-chats-to-billing"
+
+    # the rules that decided them decide them again the same way
+    capsys.readouterr()
+    assert await replay(ROOT / "rules", config, since, until) == 0
+    lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert {"changed 0", "unchanged 4", "erased 1 (skipped)"} <= set(lines)
+
+
+def test_replay_arguments(capsys: pytest.CaptureFixture[str]) -> None:
+    rules = str(ROOT / "rules")
+    assert main(["simulate", rules, "--replay"]) == 2
+    assert "--replay needs --since" in capsys.readouterr().err
+    assert main(["simulate", rules, "--input", "-", "--since", "7d"]) == 2
+    assert main(["simulate", rules, "--replay", "--since", "soon"]) == 2
+    assert "'soon' is neither a duration" in capsys.readouterr().err
+    assert main(["simulate", rules, "--replay", "--since", "1d", "--until", "2d"]) == 2
+    assert "--since must be before --until" in capsys.readouterr().err
+
+
+def test_window_bounds() -> None:
+    now = datetime(2026, 3, 8, 12, tzinfo=UTC)
+    assert moment("7d", now) == datetime(2026, 3, 1, 12, tzinfo=UTC)
+    assert moment("1h30m", now) == datetime(2026, 3, 8, 10, 30, tzinfo=UTC)
+    assert moment("2026-03-01T00:00:00Z", now) == datetime(2026, 3, 1, tzinfo=UTC)
+    assert moment("2026-03-01", now) == datetime(2026, 3, 1, tzinfo=UTC)
+    with pytest.raises(ValueError):
+        moment("3600", now)  # a bare number is ambiguous
