@@ -75,7 +75,9 @@ class Pipeline:
                 context = await self.provider.enrich(contact, context)
             t1 = time.perf_counter()
             ruleset = self.ruleset()
-            evaluation = ruleset.decide(contact, context, at)
+            # The record keeps the rules that matched; GET /v1/contacts/{id}?explain=true
+            # re-runs the stored version for the full rule-by-rule explanation.
+            evaluation = ruleset.decide(contact, context, at, explain=False)
             t2 = time.perf_counter()
             record = contact_store.NewRecord(
                 contact_id=contact_id,

@@ -104,7 +104,8 @@ class Evaluation:
     """A decision and how it was reached."""
 
     decision: Decision
-    #: one entry per rule tried, in order, then the defaults if they decided
+    #: with ``explain``: one entry per rule tried, in order, then the defaults if
+    #: they decided; without: only the rules that matched (``continue`` ones too)
     trace: list[dict[str, Any]]
     #: "rule:in" / "rule:out" for every rollout rule whose conditions held
     rollout: str | None
@@ -179,6 +180,7 @@ class Ruleset:
         if explain:
             return self._explain(i)
         extra: _Extra | None = None
+        applied: list[dict[str, Any]] = []  # the rules that matched, in order
         for rule, test in self.index.candidates(i):
             if test is not None and not test(i):
                 continue
@@ -189,9 +191,11 @@ class Ruleset:
             if rule.cont:
                 extra = extra or _Extra()
                 extra.add(rule.route)
+                applied.append({"rule": rule.name, "matched": True, "continue": True})
                 continue
-            return self._finish(i, rule.route, rule.name, extra or _NOTHING, [])
-        return self._finish(i, self._defaults, None, extra or _NOTHING, [])
+            applied.append({"rule": rule.name, "matched": True})
+            return self._finish(i, rule.route, rule.name, extra or _NOTHING, applied)
+        return self._finish(i, self._defaults, None, extra or _NOTHING, applied)
 
     def _explain(self, i: Input) -> Evaluation:
         """``decide`` trying every rule in order and writing down why each (did not) match."""
