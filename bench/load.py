@@ -335,6 +335,8 @@ async def main() -> None:
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--returning", type=float, default=0.2)
     p.add_argument("--rules", type=Path, default=ROOT / "rules")
+    p.add_argument("--generated-rules", type=int, default=0, metavar="N",
+                   help="route with N generated rules (as bench/rules_bench.py) instead")
     p.add_argument(
         "--workers",
         type=lambda v: [int(x) for x in v.split(",")],
@@ -345,6 +347,15 @@ async def main() -> None:
 
     workdir = Path(tempfile.mkdtemp(prefix="omniroute-bench-"))
     args.pgdata = None if os.environ.get("DATABASE_URL") else workdir / "pg"
+    if args.generated_rules:
+        import random
+
+        from bench.rules_bench import rules_file, specs
+
+        args.rules = workdir / "rules"
+        args.rules.mkdir()
+        generated = rules_file(specs(args.generated_rules, random.Random(1)))
+        (args.rules / "generated.yaml").write_text(generated)
     base_port = free_port()
     baseline = start(
         [sys.executable, str(ROOT / "bench" / "baseline.py"), "--port", str(base_port)]
