@@ -20,7 +20,7 @@ from router.rules import Ruleset
 from router.settings import Settings
 from router.store import db, migrations
 from router.store.rulesets import save_ruleset
-from router.web import contacts, ops, webhooks
+from router.web import contacts, ops, reports, webhooks
 from router.web.auth import Tokens
 from router.web.errors import error_middleware
 from router.web.runtime import RUNTIME, Runtime
@@ -60,6 +60,7 @@ def create_app(settings: Settings) -> web.Application:
     app.cleanup_ctx.append(_background)
     webhooks.setup(app)
     contacts.setup(app)
+    reports.setup(app)
     ops.setup(app)
     return app
 
