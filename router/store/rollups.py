@@ -174,20 +174,25 @@ async def refresh(pool: asyncpg.Pool, *, grace: timedelta = GRACE) -> Refreshed 
             horizon: datetime = state["now"] - grace
             closed = hour_floor(horizon)
             rolled: datetime | None = state["rolled_until"]
-            if rolled is None:
-                first = await con.fetchval("SELECT min(received_at) FROM contacts")
-                rolled = hour_floor(first) if first is not None else closed
-            end = max(rolled, min(closed, rolled + CHUNK))
-            hours = _hours(rolled, end)
+            # Skip empty stretches (a first run, a stray old record, a quiet night).
+            first = await con.fetchval(
+                "SELECT min(received_at) FROM contacts WHERE received_at >= $1",
+                rolled if rolled is not None else datetime.min.replace(tzinfo=UTC),
+            )
+            start = min(closed, hour_floor(first)) if first is not None else closed
+            if rolled is not None:
+                start = max(start, rolled)
+            end = max(start, min(closed, start + CHUNK))
+            hours = _hours(start, end)
             if not events_done:
                 dirty = await con.fetch(
                     """SELECT DISTINCT date_trunc('hour', received_at, 'UTC') AS hour
                          FROM contact_events
-                        WHERE recorded_at >= coalesce($1, '-infinity') AND recorded_at < $2
-                          AND received_at < $3""",
+                        WHERE recorded_at >= coalesce($1::timestamptz, '-infinity')
+                          AND recorded_at < $2 AND received_at < $3""",
                     state["events_until"],
                     horizon,
-                    rolled,
+                    rolled if rolled is not None else start,
                 )
                 hours += [r["hour"] for r in dirty]
                 events_done = True
