@@ -186,6 +186,46 @@ def _csv_column(name: str) -> str:
 
 _CSV_SELECT = ", ".join(_csv_column(c) for c in EXPORT_COLUMNS)
 
+# NDJSON lines are put together column by column rather than by row_to_json,
+# which is about twice as slow: text, times and lists through to_json (quoting
+# and escaping), ids, numbers and booleans as their text.
+_PLAIN = ("contact_id", "customer_id", "priority", "sla_seconds", "routing_ms", *_BOOLEANS)
+_NOT_NULL = (
+    "contact_id",
+    "received_at",
+    "adapter",
+    "provider",
+    "channel",
+    "external_id",
+    "known_customer",
+    "queue",
+    "priority",
+    "skills",
+    "tags",
+    "ruleset",
+    "repeat_24h",
+    "repeat_7d",
+    "channel_switch",
+    "context_degraded",
+)
+
+
+def _json_value(name: str) -> str:
+    if name in ("contact_id", "customer_id"):
+        value = f"'\"' || {name} || '\"'"
+    elif name in _PLAIN:
+        value = f"{name}::text"
+    else:
+        value = f"to_json({name})::text"
+    return value if name in _NOT_NULL else f"coalesce({value}, 'null')"
+
+
+_NDJSON_SELECT = (
+    "concat('{"
+    + ",".join(f"\"{name}\":', {_json_value(name)}, '" for name in EXPORT_COLUMNS)
+    + "}')"
+)
+
 
 @dataclass(frozen=True, slots=True)
 class Selection:
@@ -270,7 +310,11 @@ async def export(
     where = selection.where(args)
     tail = where + _ORDER + (f" LIMIT {int(limit)}" if limit is not None else "")
     async with pool.acquire() as con, con.transaction(readonly=True):
-        await con.execute("SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO'")
+        # Rows in index order (a merge of the partitions' indexes) rather than
+        # a sort: the first byte leaves at once and nothing spills to disk.
+        await con.execute(
+            "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO'; SET LOCAL enable_sort = off"
+        )
         if fmt == "csv":
             await con.copy_from_query(
                 f"SELECT {_CSV_SELECT} FROM {VIEW}{tail}",
@@ -284,7 +328,7 @@ async def export(
             # CSV with a quote and delimiter that JSON text never contains
             # (it escapes control characters): each line is the JSON as is.
             await con.copy_from_query(
-                f"SELECT row_to_json(v) FROM {VIEW} v{tail}",
+                f"SELECT {_NDJSON_SELECT} FROM {VIEW}{tail}",
                 *args,
                 output=sink,
                 format="csv",
