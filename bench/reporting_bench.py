@@ -29,7 +29,6 @@ import os
 import random
 import secrets
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -201,18 +200,24 @@ class Generator:
             ext = f"{i:x}-{self.seed}"
             cid = _uuid7(at, rng)
             text = choice(TEXTS)
+            who = f'"{customer}"' if customer else "null"
+            email = f"c{customer[-8:] if customer else 'x'}@example.com"
             contact = (
                 f'{{"channel":"{channel}","provider":"{adapter}","external_id":"{ext}",'
-                f'"identifiers":[{{"kind":"email","value":"c{customer[-8:] if customer else "x"}@example.com",'
-                f'"verified":false}}],"subject":null,"text":"{text}","language":"en",'
+                f'"identifiers":[{{"kind":"email","value":"{email}","verified":false}}],'
+                f'"subject":null,"text":"{text}","language":"en",'
                 f'"attributes":{{"order_id":"A{rng.randrange(10**6)}"}}}}'
             )
             context = (
-                f'{{"customer_id":{f"{chr(34)}{customer}{chr(34)}" if customer else "null"},'
-                f'"known":{"true" if identified else "false"},"tier":{f"{chr(34)}{tier}{chr(34)}" if tier else "null"},'
-                f'"contacts_24h":{int(repeat_24h)},"contacts_7d":{int(repeat_7d)},"open_conversations":[]}}'
+                f'{{"customer_id":{who},"known":{"true" if identified else "false"},'
+                f'"tier":{f"{chr(34)}{tier}{chr(34)}" if tier else "null"},'
+                f'"contacts_24h":{int(repeat_24h)},"contacts_7d":{int(repeat_7d)},'
+                '"open_conversations":[]}'
             )
-            timings = f'{{"parse_ms":0.2,"resolve_ms":{routing * 0.7:.3f},"rules_ms":0.02,"total_ms":{routing:.3f}}}'
+            timings = (
+                f'{{"parse_ms":0.2,"resolve_ms":{routing * 0.7:.3f},"rules_ms":0.02,'
+                f'"total_ms":{routing:.3f}}}'
+            )
             n_ = "\\N"
             yield "\t".join(
                 (
@@ -420,6 +425,14 @@ async def measure(
     return out
 
 
+def _pair(values: list[float]) -> str:
+    return f"{pct(values, 0.5):>7.1f} / {pct(values, 0.95):<6.1f}"
+
+
+def _ratio(before: list[float], after: list[float]) -> str:
+    return f"{pct(after, 0.95) / pct(before, 0.95):>9.2f}x"
+
+
 def report(results: list[dict[str, Any]], timings: list[tuple[str, float]]) -> None:
     print(f"\n{os.cpu_count()} CPUs; p50 / p95 in ms over HTTP (limit=50)\n")
     a, b = results[0], results[-1]
@@ -430,18 +443,16 @@ def report(results: list[dict[str, Any]], timings: list[tuple[str, float]]) -> N
         for i, kind in ((0, "first page"), (1, "deep page")):
             va, vb = a["history"][name][i], b["history"][name][i]
             depth = f"   {a['history'][name][2]:,} / {b['history'][name][2]:,} rows" if i else ""
-            print(
-                f"{name + ' ' + kind:<28}{pct(va, 0.5):>7.1f} / {pct(va, 0.95):<6.1f}{pct(vb, 0.5):>7.1f} / {pct(vb, 0.95):<6.1f}"
-                f"{pct(vb, 0.95) / pct(va, 0.95):>9.2f}x{depth}"
-            )
+            print(f"{name + ' ' + kind:<28}{_pair(va)}{_pair(vb)}{_ratio(va, vb)}{depth}")
     sa, sb = a["summary"], b["summary"]
     print(
-        f"{'summary 30 d daily ch×queue':<28}{pct(sa, 0.5):>7.1f} / {pct(sa, 0.95):<6.1f}{pct(sb, 0.5):>7.1f} / {pct(sb, 0.95):<6.1f}"
-        f"{pct(sb, 0.95) / pct(sa, 0.95):>9.2f}x   {a['summary_rows']} / {b['summary_rows']} rows, "
+        f"{'summary 30 d daily ch×queue':<28}{_pair(sa)}{_pair(sb)}{_ratio(sa, sb)}"
+        f"   {a['summary_rows']} / {b['summary_rows']} rows, "
         f"{a['summary_contacts']:,} / {b['summary_contacts']:,} contacts"
     )
     print(
-        f"\n{'export':<10}{'records':>12}{'seconds':>9}{'rows/s':>10}{'MB':>8}{'server peak MB before → after':>32}"
+        f"\n{'export':<10}{'records':>12}{'seconds':>9}{'rows/s':>10}{'MB':>8}"
+        f"{'server peak MB before → after':>32}"
     )
     for r in results:
         for fmt, (rows, seconds, size, before, after) in r["export"].items():

@@ -23,6 +23,8 @@ SKETCH_BYTES = REGISTERS * REGISTER_BITS // 8
 _UNPACK = struct.Struct(f">{REGISTERS}H")
 _ALPHA = 0.7213 / (1 + 1.079 / REGISTERS)
 _POW = [2.0**-k for k in range(REGISTER_BITS + 1)]
+#: 2 ** -(highest set bit) of every register value: one lookup per register.
+_WEIGHT = [_POW[v.bit_length()] for v in range(1 << REGISTER_BITS)]
 
 #: Latency histogram: bucket 0 is below 0.1 ms, bucket i in 1..50 is
 #: [THRESHOLDS[i - 1], THRESHOLDS[i]) -- ten buckets per decade -- and bucket
@@ -79,7 +81,7 @@ def estimate_distinct(sketch: bytes | None) -> int:
         return 0
     registers = _UNPACK.unpack(sketch)
     empty = registers.count(0)
-    harmonic = sum(_POW[r.bit_length()] for r in registers)
+    harmonic = sum(map(_WEIGHT.__getitem__, registers))
     estimate = _ALPHA * REGISTERS * REGISTERS / harmonic
     if estimate <= 2.5 * REGISTERS and empty:
         estimate = REGISTERS * math.log(REGISTERS / empty)

@@ -68,8 +68,11 @@ BEGIN
     FOR i IN 0 .. 51 LOOP
         EXECUTE format(
             'ALTER TABLE contact_rollup ADD COLUMN lat_%s integer NOT NULL DEFAULT 0', i);
+        EXECUTE format('ALTER TABLE contact_rollup ALTER COLUMN lat_%s SET STATISTICS 0', i);
     END LOOP;
 END $$;
+-- Nothing filters or joins on the counters and the sketch: no statistics.
+ALTER TABLE contact_rollup ALTER COLUMN customers SET STATISTICS 0;
 CREATE INDEX contact_rollup_hour ON contact_rollup (hour);
 
 -- How far the rollups reach: every hour before rolled_until is in
