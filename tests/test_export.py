@@ -3,6 +3,7 @@ selection as the JSON API, and the BI view returning the same rows."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
@@ -12,7 +13,7 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
-from aiohttp import ClientPayloadError
+from aiohttp import ClientPayloadError, ClientResponse
 
 from router.store.contacts import EXPORT_COLUMNS
 from tests.conftest import TOKEN, Api, unique
@@ -154,11 +155,10 @@ async def test_the_view_has_the_rows_of_the_api(api: Api, adapter: str, database
         await con.close()
 
 
-async def test_a_database_failure_mid_export_cuts_the_transfer(api: Api, database_url: str) -> None:
-    # Far more bytes than socket buffers hold (60 MB), then the
-    # export's backend is terminated once the first bytes are out: the client
-    # must see a truncated transfer, never a complete-looking file.
-    name = unique("cut")
+@pytest.fixture(scope="module")
+async def big(api: Api, database_url: str) -> str:
+    """An adapter with far more export bytes than socket buffers hold (60 MB)."""
+    name = unique("big")
     con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
     try:
         await con.execute(
@@ -172,10 +172,26 @@ async def test_a_database_failure_mid_export_cuts_the_transfer(api: Api, databas
             name,
             datetime(2002, 1, 1, tzinfo=UTC),
         )
-        headers = {"Authorization": f"Bearer {TOKEN}"}
-        response = await api.client.get(
-            "/v1/contacts", params={"format": "ndjson", "adapter": name}, headers=headers
-        )
+    finally:
+        await con.close()
+    return name
+
+
+async def open_export(api: Api, adapter: str) -> ClientResponse:
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    return await api.client.get(
+        "/v1/contacts", params={"format": "ndjson", "adapter": adapter}, headers=headers
+    )
+
+
+async def test_a_database_failure_mid_export_cuts_the_transfer(
+    api: Api, big: str, database_url: str
+) -> None:
+    # The export's backend is terminated once the first bytes are out: the
+    # client must see a truncated transfer, never a complete-looking file.
+    con = await asyncpg.connect(database_url)
+    try:
+        response = await open_export(api, big)
         assert response.status == 200
         assert await response.content.readany()
         await con.execute(
@@ -187,3 +203,25 @@ async def test_a_database_failure_mid_export_cuts_the_transfer(api: Api, databas
                 pass
     finally:
         await con.close()
+
+
+async def test_exports_at_once_are_limited_and_slots_come_back(api: Api, big: str) -> None:
+    # The test app has pool_max 5: two exports at once, the third waits its turn.
+    running = [await open_export(api, big) for _ in range(2)]
+    try:
+        assert [r.status for r in running] == [200, 200]
+        refused = await open_export(api, big)
+        assert refused.status == 503
+        assert refused.headers["Retry-After"]
+        assert "exports" in (await refused.json())["message"]
+    finally:
+        for r in running:
+            r.close()  # the client goes away mid-stream
+    for _ in range(100):
+        response = await open_export(api, big)
+        if response.status == 200:
+            response.close()
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("export slots were not released")

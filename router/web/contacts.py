@@ -139,5 +139,6 @@ async def get_contact(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    export.setup(app)
     app.router.add_get("/v1/contacts", list_contacts, allow_head=False)
     app.router.add_get("/v1/contacts/{id}", get_contact, allow_head=False)

@@ -11,11 +11,13 @@ that looks complete.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Literal
 
 import structlog
 from aiohttp import web
 
+from router.errors import StoreUnavailable
 from router.store import contacts as store
 from router.store.db import unavailable_as_503
 from router.web.query import bad, parse_int
@@ -34,6 +36,13 @@ _ACCEPT: dict[str, Format] = {
 }
 _CONTENT_TYPE = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 MAX_ROWS = 2**31 - 1
+#: Exports running at once hold this many pool connections at most, so that
+#: routing always keeps connections; the next one gets 503 + Retry-After.
+SLOTS = web.AppKey("export_slots", asyncio.Semaphore)
+
+
+def setup(app: web.Application) -> None:
+    app[SLOTS] = asyncio.Semaphore(max(1, app[RUNTIME].settings.database.pool_max // 2))
 
 
 def negotiate(request: web.Request) -> Format:
@@ -71,16 +80,20 @@ async def stream(request: web.Request, chosen: store.Selection, fmt: Format) -> 
         await response.write(chunk)
         sent += len(chunk)
 
+    slots = request.app[SLOTS]
+    if slots.locked():
+        raise StoreUnavailable("too many exports are running; retry later")
     try:
-        with unavailable_as_503():
-            await store.export(
-                rt.pool,
-                chosen,
-                fmt=fmt,
-                sink=sink,
-                limit=limit,
-                timeout=rt.settings.reporting.export_timeout,
-            )
+        async with slots:
+            with unavailable_as_503():
+                await store.export(
+                    rt.pool,
+                    chosen,
+                    fmt=fmt,
+                    sink=sink,
+                    limit=limit,
+                    timeout=rt.settings.reporting.export_timeout,
+                )
     except Exception as exc:
         if not response.prepared:
             raise  # nothing sent yet: an ordinary JSON error
