@@ -3,6 +3,7 @@ at 5 M records, in one run.
 
     python bench/reporting_bench.py                 # 1 M, then 5 M records
     python bench/reporting_bench.py --scale 0.1     # 100 k, then 500 k
+    python bench/reporting_bench.py --samples 100   # requests per history query
     DATABASE_URL=postgresql://... python bench/reporting_bench.py
 
 Creates a fresh database (a new database on the server in DATABASE_URL,
@@ -251,17 +252,24 @@ async def copy_lines(
     await con.copy_to_table(table, source=chunks(), columns=columns, format="text")
 
 
-async def seed(url: str, n: int, seed_: int, start: float) -> float:
-    """Seed ``n`` records with COPY; returns seconds. (Idempotency keys are
-    not seeded: no measured query reads them.)"""
+async def seed(url: str, n: int, seed_: int, start: float, jobs: int) -> float:
+    """Seed ``n`` records with COPY over ``jobs`` connections at once (each
+    spreads its share over the whole 90 days); returns seconds. Idempotency
+    keys are not seeded: no measured query reads them."""
+
+    async def one(share: int, job: int) -> None:
+        con = await asyncpg.connect(
+            url, server_settings={"search_path": "omniroute,public", "synchronous_commit": "off"}
+        )
+        try:
+            lines = Generator(seed_ * 100 + job, start).lines(share)
+            await copy_lines(con, "contacts", COLUMNS, lines)
+        finally:
+            await con.close()
+
     t0 = time.perf_counter()
-    con = await asyncpg.connect(
-        url, server_settings={"search_path": "omniroute,public", "synchronous_commit": "off"}
-    )
-    try:
-        await copy_lines(con, "contacts", COLUMNS, Generator(seed_, start).lines(n))
-    finally:
-        await con.close()
+    shares = [n // jobs + (1 if j < n % jobs else 0) for j in range(jobs)]
+    await asyncio.gather(*(one(share, j) for j, share in enumerate(shares)))
     return time.perf_counter() - t0
 
 
@@ -475,6 +483,7 @@ async def main() -> None:
     p.add_argument("--scale", type=float, default=1.0, help="1.0: 1 M then 5 M records")
     p.add_argument("--samples", type=int, default=200, help="requests per history query")
     p.add_argument("--keep", action="store_true", help="keep the bench database")
+    p.add_argument("--jobs", type=int, default=2, help="COPY streams at once while seeding")
     args = p.parse_args()
     first, total = int(1_000_000 * args.scale), int(5_000_000 * args.scale)
     workdir = Path(tempfile.mkdtemp(prefix="omniroute-reporting-bench-"))
@@ -502,7 +511,7 @@ async def main() -> None:
         start = (now - SPAN - timedelta(minutes=10)).timestamp()
         server = None
         for label, n, seed_ in ((f"{first:,}", first, 1), (f"{total:,}", total - first, 2)):
-            seconds = await seed(url, n, seed_, start)
+            seconds = await seed(url, n, seed_, start, args.jobs)
             timings.append((f"seed {n:,} records (COPY)", seconds))
             t0 = time.perf_counter()
             if seed_ == 1:

@@ -40,26 +40,37 @@ def bucket_bounds(i: int) -> tuple[float, float]:
     return low, high
 
 
-def percentile(counts: Sequence[int], q: float) -> float | None:
-    """The ``q`` quantile (0..1) of a latency histogram, interpolated
-    geometrically inside its bucket (at most one bucket, ~26 %, off; usually
-    far closer). ``None`` without data; 10 s for anything in the top bucket."""
+def percentiles(counts: Sequence[int], qs: Sequence[float]) -> list[float | None]:
+    """The ``qs`` quantiles (0..1, ascending) of a latency histogram,
+    interpolated geometrically inside their bucket (at most one bucket, ~26 %,
+    off; usually far closer). ``None`` without data; 10 s for anything in the
+    top bucket."""
     total = sum(counts)
     if total == 0:
-        return None
-    rank = q * total
+        return [None] * len(qs)
+    out: list[float | None] = []
     seen = 0
-    for i, n in enumerate(counts):
-        if n and seen + n >= rank:
-            low, high = bucket_bounds(i)
-            if math.isinf(high):
-                return low
-            fraction = (rank - seen) / n
-            if i == 0:
-                return round(low + (high - low) * fraction, 3)
-            return round(low * float((high / low) ** fraction), 3)
-        seen += n
-    return bucket_bounds(LATENCY_BUCKETS - 1)[0]  # pragma: no cover - rounding
+    i = 0
+    for q in qs:
+        rank = q * total
+        while i < len(counts) - 1 and seen + counts[i] < rank:
+            seen += counts[i]
+            i += 1
+        n = counts[i]
+        low, high = bucket_bounds(i)
+        fraction = (rank - seen) / n if n else 1.0
+        if math.isinf(high):
+            out.append(low)
+        elif i == 0:
+            out.append(round(low + (high - low) * fraction, 3))
+        else:
+            out.append(round(low * float((high / low) ** fraction), 3))
+    return out
+
+
+def percentile(counts: Sequence[int], q: float) -> float | None:
+    """One quantile; see ``percentiles``."""
+    return percentiles(counts, [q])[0]
 
 
 def merge_sketches(sketches: Iterable[bytes | None]) -> bytes | None:

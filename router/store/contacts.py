@@ -187,9 +187,13 @@ def _csv_column(name: str) -> str:
 _CSV_SELECT = ", ".join(_csv_column(c) for c in EXPORT_COLUMNS)
 
 # NDJSON lines are put together column by column rather than by row_to_json,
-# which is about twice as slow: text, times and lists through to_json (quoting
-# and escaping), ids, numbers and booleans as their text.
-_PLAIN = ("contact_id", "customer_id", "priority", "sla_seconds", "routing_ms", *_BOOLEANS)
+# which is slower: free text, times and lists through to_json (quoting and
+# escaping), ids, numbers, booleans and names that are safe by construction
+# (channels, adapter names matching the config's pattern, adapter kinds,
+# ruleset hashes) as their text.
+_PLAIN = ("priority", "sla_seconds", "routing_ms", *_BOOLEANS)
+_QUOTED = ("contact_id", "customer_id", "channel", "previous_channel", "adapter", "provider")
+_QUOTED += ("ruleset",)
 _NOT_NULL = (
     "contact_id",
     "received_at",
@@ -211,8 +215,8 @@ _NOT_NULL = (
 
 
 def _json_value(name: str) -> str:
-    if name in ("contact_id", "customer_id"):
-        value = f"'\"' || {name} || '\"'"
+    if name in _QUOTED:
+        value = f"'\"' || {name}::text || '\"'"
     elif name in _PLAIN:
         value = f"{name}::text"
     else:

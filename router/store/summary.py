@@ -13,7 +13,6 @@ from typing import Any
 
 import asyncpg
 
-from router.aggregates import LATENCY_BUCKETS
 from router.errors import BadQuery, FieldError
 from router.store.rollups import (
     COUNTERS,
@@ -28,6 +27,7 @@ from router.store.rollups import (
 )
 
 INTERVALS = ("hour", "day", "week")
+WORK_MEM = "64MB"
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +68,8 @@ async def summarize(pool: asyncpg.Pool, q: SummaryQuery) -> Summary:
     for column in (*q.group_by, *q.filters):
         assert column in DIMENSIONS, column
     async with pool.acquire() as con, con.transaction(isolation="repeatable_read", readonly=True):
+        # Tens of thousands of wide rollup rows: aggregate them in memory.
+        await con.execute(f"SET LOCAL work_mem = '{WORK_MEM}'")
         try:
             await con.execute("SELECT now() AT TIME ZONE $1", q.tz)
         except asyncpg.exceptions.InvalidParameterValueError:
@@ -151,6 +153,6 @@ def _group(row: asyncpg.Record, dims: tuple[str, ...]) -> Group:
         keys={d: row[d] for d in dims},
         counters={c: int(row[c]) for c in COUNTERS},
         routing_ms_sum=float(row["routing_ms_sum"] or 0.0),
-        latency=[int(row[f"lat_{i}"]) for i in range(LATENCY_BUCKETS)],
+        latency=[row[name] for name in LATENCY],
         sketch=sketch.bytes if sketch is not None else None,
     )

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from router.aggregates import estimate_distinct, merge_sketches, percentile, rate
+from router.aggregates import estimate_distinct, merge_sketches, percentiles, rate
 from router.errors import NotFound
 from router.models import CHANNELS
 from router.store import contacts as contact_store
@@ -84,7 +84,8 @@ def metrics(
     with_outcome = counters["with_outcome"]
     n = counters["routing_n"]
     routing: dict[str, float | None] = {"mean": round(routing_ms_sum / n, 3) if n else None}
-    routing.update({name: percentile(latency, p) for name, p in PERCENTILES})
+    values = percentiles(latency, [q for _, q in PERCENTILES])
+    routing.update({name: value for (name, _), value in zip(PERCENTILES, values, strict=True)})
     return {
         "contacts": counters["contacts"],
         "identified": identified,
