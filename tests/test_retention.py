@@ -104,3 +104,24 @@ def test_cli_dry_run(database_url: str, tmp_path: Path, capsys: pytest.CaptureFi
     assert "would delete" in out
     assert main(["db", "retention", "--config", str(config)]) == 2
     assert "retention_months" in capsys.readouterr().err
+
+
+def test_cli_rollup(
+    api: Api, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "omniroute.yaml"
+    config.write_text(f"database:\n  url: {database_url}\nlog:\n  level: warning\n")
+    assert main(["db", "rollup", "--config", str(config)]) == 0
+    assert capsys.readouterr().out.startswith("rolled up ")
+    argv = [
+        "db",
+        "rollup",
+        "--since",
+        "2001-03-01",
+        "--until",
+        "2001-03-02",
+        "--config",
+        str(config),
+    ]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.strip() == "rebuilt 24 hour(s)"
