@@ -523,8 +523,11 @@ async def main() -> None:
                     (f"rollups: rebuild of 90 days ({total:,})", time.perf_counter() - t0)
                 )
             t0 = time.perf_counter()
-            await pool.execute("ANALYZE contacts; ANALYZE contact_rollup")
-            timings.append(("analyze", time.perf_counter() - t0))
+            # What autovacuum does in steady state (the rebuild above just
+            # replaced every rollup row).
+            await pool.execute("VACUUM ANALYZE contact_rollup")
+            await pool.execute("ANALYZE contacts")
+            timings.append(("vacuum analyze", time.perf_counter() - t0))
             hour = rollups.hour_floor(now) - timedelta(hours=2)
             t0 = time.perf_counter()
             await rollups.rebuild(pool, hour, hour + timedelta(hours=1))

@@ -77,6 +77,9 @@ BEGIN
 END $$;
 ALTER TABLE contact_rollup ALTER COLUMN customers SET STATISTICS 0;
 CREATE INDEX contact_rollup_hour ON contact_rollup (hour);
+-- Re-rolled hours leave dead rows behind: vacuum the (small) table early.
+ALTER TABLE contact_rollup SET (autovacuum_vacuum_scale_factor = 0.02,
+                                autovacuum_analyze_scale_factor = 0.05);
 
 -- How far the rollups reach: every hour before rolled_until is in
 -- contact_rollup; outcome events recorded before events_until are applied.
