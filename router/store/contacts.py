@@ -192,8 +192,15 @@ _CSV_SELECT = ", ".join(_csv_column(c) for c in EXPORT_COLUMNS)
 # (channels, adapter names matching the config's pattern, adapter kinds,
 # ruleset hashes) as their text.
 _PLAIN = ("priority", "sla_seconds", "routing_ms", *_BOOLEANS)
-_QUOTED = ("contact_id", "customer_id", "channel", "previous_channel", "adapter", "provider")
-_QUOTED += ("ruleset",)
+_QUOTED = (
+    "contact_id",
+    "customer_id",
+    "channel",
+    "previous_channel",
+    "adapter",
+    "provider",
+    "ruleset",
+)
 _NOT_NULL = (
     "contact_id",
     "received_at",
