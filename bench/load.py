@@ -335,8 +335,13 @@ async def main() -> None:
     p.add_argument("--rounds", type=int, default=1)
     p.add_argument("--returning", type=float, default=0.2)
     p.add_argument("--rules", type=Path, default=ROOT / "rules")
-    p.add_argument("--generated-rules", type=int, default=0, metavar="N",
-                   help="route with N generated rules (as bench/rules_bench.py) instead")
+    p.add_argument(
+        "--generated-rules",
+        type=int,
+        default=0,
+        metavar="N",
+        help="route with N generated rules (as bench/rules_bench.py) instead",
+    )
     p.add_argument(
         "--workers",
         type=lambda v: [int(x) for x in v.split(",")],

@@ -181,6 +181,16 @@ class ApiSettings(_Section):
     tokens: list[TokenSettings] = Field(default_factory=list)
 
 
+class ReportingSettings(_Section):
+    #: Keep routed-contact records this many months (whole monthly partitions
+    #: are dropped once entirely older); ``None`` keeps everything.
+    retention_months: int | None = Field(default=None, ge=1)
+    #: Seconds between runs of the rollup job.
+    rollup_interval: float = Field(default=60.0, gt=0)
+    #: Longest an export may stream, in seconds.
+    export_timeout: float = Field(default=3600.0, gt=0)
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -200,6 +210,7 @@ class Settings(BaseSettings):
     adapters: list[AdapterSettings] = Field(default_factory=list)
     api: ApiSettings = Field(default_factory=ApiSettings)
     context_provider: ContextProviderSettings | None = None
+    reporting: ReportingSettings = Field(default_factory=ReportingSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")

@@ -1,13 +1,14 @@
 """The routed-contact record: write it once (idempotent on adapter + external
-id), read one, list many with keyset pagination."""
+id), read one, list many with keyset pagination, export any number as CSV or
+NDJSON."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import asyncpg
 import orjson
@@ -177,7 +178,9 @@ async def insert(con: asyncpg.Connection | asyncpg.Pool, record: NewRecord) -> E
 # -- reading ---------------------------------------------------------------
 
 SUMMARY_COLUMNS = """contact_id, received_at, adapter, provider, channel, external_id, thread_id,
-    customer_id, known_customer, decision, timings"""
+    customer_id, known_customer, decision, timings, tier, repeat_24h, repeat_7d,
+    previous_channel, channel_switch, context_degraded, routing_ms, outcome, agent,
+    assigned_at, answered_at, abandoned_at, resolved_at, closed_at, sla_met"""
 
 #: Filters of the history API: query parameter -> SQL column.
 FILTERS = {
@@ -187,7 +190,154 @@ FILTERS = {
     "adapter": "adapter",
     "rule": "rule",
     "ruleset": "ruleset",
+    "outcome": "outcome",
 }
+
+#: The export's columns: those of ``reporting.routed_contacts_v1``, in its
+#: order, flattened for CSV (lists joined by ``|``, booleans true/false).
+VIEW = "reporting.routed_contacts_v1"
+_LISTS = ("skills", "tags")
+_BOOLEANS = (
+    "known_customer",
+    "repeat_24h",
+    "repeat_7d",
+    "channel_switch",
+    "context_degraded",
+    "sla_met",
+)
+EXPORT_COLUMNS = (
+    "contact_id",
+    "received_at",
+    "adapter",
+    "provider",
+    "channel",
+    "external_id",
+    "thread_id",
+    "customer_id",
+    "known_customer",
+    "queue",
+    "priority",
+    "skills",
+    "sla_seconds",
+    "tags",
+    "preferred_agent",
+    "rule",
+    "ruleset",
+    "routing_ms",
+    "tier",
+    "repeat_24h",
+    "repeat_7d",
+    "previous_channel",
+    "channel_switch",
+    "context_degraded",
+    "outcome",
+    "agent",
+    "assigned_at",
+    "answered_at",
+    "abandoned_at",
+    "resolved_at",
+    "closed_at",
+    "sla_met",
+)
+
+
+def _csv_column(name: str) -> str:
+    if name in _LISTS:
+        return f"array_to_string({name}, '|') AS {name}"
+    if name in _BOOLEANS:
+        return f"{name}::text AS {name}"
+    return name
+
+
+_CSV_SELECT = ", ".join(_csv_column(c) for c in EXPORT_COLUMNS)
+
+# NDJSON lines are put together column by column rather than by row_to_json,
+# which is slower: free text, times and lists through to_json (quoting and
+# escaping), ids, numbers, booleans and names that are safe by construction
+# (channels, adapter names matching the config's pattern, adapter kinds,
+# ruleset hashes) as their text.
+_PLAIN = ("priority", "sla_seconds", "routing_ms", *_BOOLEANS)
+_QUOTED = (
+    "contact_id",
+    "customer_id",
+    "channel",
+    "previous_channel",
+    "adapter",
+    "provider",
+    "ruleset",
+)
+_NOT_NULL = (
+    "contact_id",
+    "received_at",
+    "adapter",
+    "provider",
+    "channel",
+    "external_id",
+    "known_customer",
+    "queue",
+    "priority",
+    "skills",
+    "tags",
+    "ruleset",
+    "repeat_24h",
+    "repeat_7d",
+    "channel_switch",
+    "context_degraded",
+)
+
+
+def _json_value(name: str) -> str:
+    if name in _QUOTED:
+        value = f"'\"' || {name}::text || '\"'"
+    elif name in _PLAIN:
+        value = f"{name}::text"
+    else:
+        value = f"to_json({name})::text"
+    return value if name in _NOT_NULL else f"coalesce({value}, 'null')"
+
+
+_NDJSON_SELECT = (
+    "concat('{"
+    + ",".join(f"\"{name}\":', {_json_value(name)}, '" for name in EXPORT_COLUMNS)
+    + "}')"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Selection:
+    """Which records: the history API's filters, newest first."""
+
+    filters: dict[str, Any]
+    since: datetime | None = None
+    until: datetime | None = None
+    tag: str | None = None
+    after: tuple[datetime, uuid.UUID] | None = (
+        None  # (received_at, contact_id) of the last row seen
+    )
+
+    def where(self, args: list[Any]) -> str:
+        """The WHERE clause (or ""), appending its arguments to ``args``."""
+        where: list[str] = []
+
+        def arg(value: Any) -> str:
+            args.append(value)
+            return f"${len(args)}"
+
+        for key, value in self.filters.items():
+            where.append(f"{FILTERS[key]} = {arg(value)}")
+        if self.tag is not None:
+            where.append(f"tags @> ARRAY[{arg(self.tag)}]::text[]")
+        if self.since is not None:
+            where.append(f"received_at >= {arg(self.since)}")
+        if self.until is not None:
+            where.append(f"received_at < {arg(self.until)}")
+        if self.after is not None:
+            at, contact_id = self.after
+            where.append(f"(received_at, contact_id) < ({arg(at)}, {arg(contact_id)})")
+        return " WHERE " + " AND ".join(where) if where else ""
+
+
+_ORDER = " ORDER BY received_at DESC, contact_id DESC"
 
 
 async def fetch_one(con: asyncpg.Pool, contact_id: uuid.UUID) -> asyncpg.Record | None:
@@ -201,35 +351,64 @@ async def fetch_one(con: asyncpg.Pool, contact_id: uuid.UUID) -> asyncpg.Record 
 
 
 async def fetch_page(
-    con: asyncpg.Pool,
-    *,
-    filters: dict[str, Any],
-    since: datetime | None,
-    until: datetime | None,
-    tag: str | None,
-    after: tuple[datetime, uuid.UUID] | None,
-    limit: int,
+    con: asyncpg.Pool, selection: Selection, *, limit: int
 ) -> list[asyncpg.Record]:
-    """Newest first; ``after`` is the (received_at, contact_id) of the last row seen."""
-    where: list[str] = []
+    """Up to ``limit`` records of ``selection``, newest first."""
     args: list[Any] = []
-
-    def arg(value: Any) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
-    for key, value in filters.items():
-        where.append(f"{FILTERS[key]} = {arg(value)}")
-    if tag is not None:
-        where.append(f"tags @> ARRAY[{arg(tag)}]::text[]")
-    if since is not None:
-        where.append(f"received_at >= {arg(since)}")
-    if until is not None:
-        where.append(f"received_at < {arg(until)}")
-    if after is not None:
-        where.append(f"(received_at, contact_id) < ({arg(after[0])}, {arg(after[1])})")
-    sql = f"SELECT {SUMMARY_COLUMNS} FROM contacts"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY received_at DESC, contact_id DESC LIMIT {arg(limit)}"
+    sql = f"SELECT {SUMMARY_COLUMNS} FROM contacts{selection.where(args)}{_ORDER}"
+    args.append(limit)
+    sql += f" LIMIT ${len(args)}"
     return list(await con.fetch(sql, *args))
+
+
+async def customer_exists(con: asyncpg.Pool, customer_id: uuid.UUID) -> bool:
+    return bool(
+        await con.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = $1)", customer_id
+        )
+    )
+
+
+async def export(
+    pool: asyncpg.Pool,
+    selection: Selection,
+    *,
+    fmt: Literal["csv", "ndjson"],
+    sink: Callable[[bytes], Awaitable[None]],
+    limit: int | None = None,
+    timeout: float,
+) -> None:
+    """Stream the records of ``selection`` (newest first) to ``sink`` as CSV
+    with a header line or as NDJSON, in the view's columns. PostgreSQL writes
+    the text (COPY TO STDOUT); the connection stops reading while ``sink``
+    waits, so memory stays flat however many rows there are."""
+    args: list[Any] = []
+    where = selection.where(args)
+    tail = where + _ORDER + (f" LIMIT {int(limit)}" if limit is not None else "")
+    async with pool.acquire() as con, con.transaction(readonly=True):
+        # Rows in index order (a merge of the partitions' indexes) rather than
+        # a sort: the first byte leaves at once and nothing spills to disk.
+        await con.execute(
+            "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO'; SET LOCAL enable_sort = off"
+        )
+        if fmt == "csv":
+            await con.copy_from_query(
+                f"SELECT {_CSV_SELECT} FROM {VIEW}{tail}",
+                *args,
+                output=sink,
+                format="csv",
+                header=True,
+                timeout=timeout,
+            )
+        else:
+            # CSV with a quote and delimiter that JSON text never contains
+            # (it escapes control characters): each line is the JSON as is.
+            await con.copy_from_query(
+                f"SELECT {_NDJSON_SELECT} FROM {VIEW}{tail}",
+                *args,
+                output=sink,
+                format="csv",
+                quote="\x01",
+                delimiter="\x02",
+                timeout=timeout,
+            )

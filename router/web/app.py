@@ -26,7 +26,7 @@ from router.store.contacts import Earlier as EarlierRecord
 from router.store.contacts import NewRecord, insert_many
 from router.store.customers import Earlier, Lookup, Resolved, resolve_many
 from router.store.rulesets import save_ruleset
-from router.web import contacts, customers, events, ops, webhooks
+from router.web import contacts, customers, events, ops, reports, webhooks
 from router.web.auth import Tokens
 from router.web.errors import error_middleware
 from router.web.runtime import RUNTIME, Runtime
@@ -71,6 +71,7 @@ def create_app(settings: Settings) -> web.Application:
     contacts.setup(app)
     customers.setup(app)
     events.setup(app)
+    reports.setup(app)
     ops.setup(app)
     return app
 

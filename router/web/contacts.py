@@ -1,16 +1,21 @@
-"""The routed-contact history: ``GET /v1/contacts`` and ``GET /v1/contacts/{id}``."""
+"""The routed-contact history: ``GET /v1/contacts`` (JSON pages, or a CSV /
+NDJSON export) and ``GET /v1/contacts/{id}``."""
 
 from __future__ import annotations
 
+import uuid
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 from aiohttp import web
+from multidict import MultiMapping
 
 from router.errors import NotFound
 from router.models import CHANNELS
 from router.store import contacts as store
 from router.store.db import unavailable_as_503
+from router.web import export
 from router.web.body import json_response
 from router.web.explain import explanation
 from router.web.query import (
@@ -27,10 +32,16 @@ from router.web.runtime import RUNTIME
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
-PARAMS = (*store.FILTERS, "tag", "since", "until", "cursor", "limit")
+PARAMS = (*store.FILTERS, "tag", "since", "until", "cursor", "limit", "format")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def summary(row: asyncpg.Record) -> dict[str, Any]:
+    """A record as the history API lists it: the decision and timings as
+    objects, the reporting and outcome columns flat (named as in the view)."""
     return {
         "contact_id": str(row["contact_id"]),
         "received_at": row["received_at"].isoformat(),
@@ -43,14 +54,27 @@ def summary(row: asyncpg.Record) -> dict[str, Any]:
         "known_customer": row["known_customer"],
         "decision": row["decision"],
         "timings": row["timings"],
+        "tier": row["tier"],
+        "repeat_24h": row["repeat_24h"],
+        "repeat_7d": row["repeat_7d"],
+        "previous_channel": row["previous_channel"],
+        "channel_switch": row["channel_switch"],
+        "context_degraded": row["context_degraded"],
+        "routing_ms": row["routing_ms"],
+        "outcome": row["outcome"],
+        "agent": row["agent"],
+        "assigned_at": _iso(row["assigned_at"]),
+        "answered_at": _iso(row["answered_at"]),
+        "abandoned_at": _iso(row["abandoned_at"]),
+        "resolved_at": _iso(row["resolved_at"]),
+        "closed_at": _iso(row["closed_at"]),
+        "sla_met": row["sla_met"],
     }
 
 
-async def list_contacts(request: web.Request) -> web.Response:
-    rt = request.app[RUNTIME]
-    rt.tokens.require(request, "reports:read")
-    q = request.query
-    check_known(q, PARAMS)
+def selection(q: MultiMapping[str], *, customer_id: uuid.UUID | None = None) -> store.Selection:
+    """The filters, time range and cursor of a history query; 400 naming the
+    parameter when one is bad."""
     filters: dict[str, Any] = {}
     for key in store.FILTERS:
         if key in q:
@@ -61,26 +85,40 @@ async def list_contacts(request: web.Request) -> web.Response:
         raise bad("channel", f"must be one of {', '.join(CHANNELS)}")
     if "customer_id" in filters:
         filters["customer_id"] = parse_uuid("customer_id", filters["customer_id"])
+    if customer_id is not None:
+        filters["customer_id"] = customer_id
+    if "tag" in q and not q["tag"]:
+        raise bad("tag", "must not be empty")
     since = parse_time("since", q["since"]) if "since" in q else None
     until = parse_time("until", q["until"]) if "until" in q else None
     if since and until and since >= until:
         raise bad("until", "must be later than since")
-    limit = parse_int("limit", q["limit"], low=1, high=MAX_LIMIT) if "limit" in q else DEFAULT_LIMIT
     after = decode_cursor(q["cursor"]) if "cursor" in q else None
+    return store.Selection(filters=filters, since=since, until=until, tag=q.get("tag"), after=after)
+
+
+async def page(request: web.Request, chosen: store.Selection) -> dict[str, Any]:
+    """One page of ``chosen``: ``contacts`` and ``next_cursor``."""
+    q = request.query
+    limit = parse_int("limit", q["limit"], low=1, high=MAX_LIMIT) if "limit" in q else DEFAULT_LIMIT
     with unavailable_as_503():
-        rows = await store.fetch_page(
-            rt.pool,
-            filters=filters,
-            since=since,
-            until=until,
-            tag=q.get("tag"),
-            after=after,
-            limit=limit + 1,
-        )
+        rows = await store.fetch_page(request.app[RUNTIME].pool, chosen, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     cursor = encode_cursor(rows[-1]["received_at"], rows[-1]["contact_id"]) if more else None
-    return json_response({"contacts": [summary(r) for r in rows], "next_cursor": cursor})
+    return {"contacts": [summary(r) for r in rows], "next_cursor": cursor}
+
+
+async def list_contacts(request: web.Request) -> web.StreamResponse:
+    rt = request.app[RUNTIME]
+    rt.tokens.require(request, "reports:read")
+    q = request.query
+    check_known(q, PARAMS)
+    chosen = selection(q)
+    fmt = export.negotiate(request)
+    if fmt != "json":
+        return await export.stream(request, chosen, fmt)
+    return json_response(await page(request, chosen))
 
 
 async def get_contact(request: web.Request) -> web.Response:
@@ -102,5 +140,6 @@ async def get_contact(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
+    export.setup(app)
     app.router.add_get("/v1/contacts", list_contacts, allow_head=False)
     app.router.add_get("/v1/contacts/{id}", get_contact, allow_head=False)

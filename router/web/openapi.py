@@ -67,6 +67,23 @@ def _path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 _UUID = {"type": "string", "format": "uuid"}
 _CUSTOMER_ID = _path_param("id", _UUID)
 _SECURE: dict[str, Any] = {"security": [{"bearer": []}]}
+_HISTORY_OK = {
+    "200": {
+        "description": "a page (JSON), or every matching contact streamed as CSV or NDJSON",
+        "content": {
+            "application/json": {"schema": {}},
+            "text/csv": {"schema": {"type": "string"}},
+            "application/x-ndjson": {"schema": {"type": "string"}},
+        },
+    }
+}
+_DIMENSION = {"type": "string"}
+_PAGE = [
+    _query("since", {"type": "string", "format": "date-time"}, "from (incl.)"),
+    _query("until", {"type": "string", "format": "date-time"}, "to (excl.)"),
+    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "rows"),
+]
 
 SPEC: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -101,11 +118,61 @@ SPEC: dict[str, Any] = {
                     _query("rule", {"type": "string"}, "rule name"),
                     _query("ruleset", {"type": "string"}, "ruleset version"),
                     _query("tag", {"type": "string"}, "decision tag"),
+                    _query("outcome", {"type": "string"}, "last reported outcome"),
                     _query("customer_id", {"type": "string", "format": "uuid"}, "customer"),
-                    _query("since", {"type": "string", "format": "date-time"}, "from (incl.)"),
-                    _query("until", {"type": "string", "format": "date-time"}, "to (excl.)"),
-                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
-                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "rows"),
+                    *_PAGE,
+                    _query(
+                        "format",
+                        {"type": "string", "enum": ["json", "csv", "ndjson"]},
+                        "json (default), or a streamed CSV / NDJSON export of every match "
+                        "(also chosen by Accept: text/csv, application/x-ndjson); with an "
+                        "export, limit is optional and unbounded",
+                    ),
+                ],
+                "responses": {**_HISTORY_OK, **_errors(400, 401, 403, 503)},
+            }
+        },
+        "/v1/customers/{id}/timeline": {
+            "get": {
+                "summary": "A customer's contacts across channels, newest first",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "format": "uuid"},
+                    },
+                    _query("channel", {"type": "string", "enum": list(CHANNELS)}, "channel"),
+                    *_PAGE,
+                ],
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 503)},
+            }
+        },
+        "/v1/reports/summary": {
+            "get": {
+                "summary": "Contacts, unique customers, repeat and channel-switch rates, SLA "
+                "and abandon shares, routing-time percentiles, by time bucket and group",
+                "security": [{"bearer": []}],
+                "parameters": [
+                    _query("since", {"type": "string", "format": "date-time"}, "default until-7d"),
+                    _query("until", {"type": "string", "format": "date-time"}, "default now"),
+                    _query(
+                        "interval",
+                        {"type": "string", "enum": ["hour", "day", "week"]},
+                        "bucket size; none: one bucket for the range",
+                    ),
+                    _query("tz", {"type": "string"}, "time zone of the buckets (default UTC)"),
+                    _query(
+                        "group_by",
+                        {"type": "string"},
+                        "comma-separated: channel, adapter, queue, rule, tier",
+                    ),
+                    _query("channel", {"type": "string", "enum": list(CHANNELS)}, "filter"),
+                    _query("adapter", _DIMENSION, "filter"),
+                    _query("queue", _DIMENSION, "filter"),
+                    _query("rule", _DIMENSION, "filter"),
+                    _query("tier", _DIMENSION, "filter"),
                 ],
                 "responses": {**_JSON_OK, **_errors(400, 401, 403, 503)},
             }

@@ -1,0 +1,556 @@
+"""Reporting benchmark: history pages, the summary and the export at 1 M and
+at 5 M records, in one run.
+
+    python bench/reporting_bench.py                 # 1 M, then 5 M records
+    python bench/reporting_bench.py --scale 0.1     # 100 k, then 500 k
+    python bench/reporting_bench.py --samples 100   # requests per history query
+    DATABASE_URL=postgresql://... python bench/reporting_bench.py
+
+Creates a fresh database (a new database on the server in DATABASE_URL,
+dropped at the end unless --keep; else an embedded PostgreSQL in a temporary
+directory), seeds records spread over the last 90 days with COPY, brings the
+rollups up to date, starts ``omniroute serve`` as a subprocess and measures
+over HTTP:
+
+- history: first page and a deep page (cursor in the middle of the result)
+  of filtered queries, ``limit=50``, p50 / p95;
+- summary: 30 days, daily, grouped by channel and queue, p50 / p95;
+- export: every record as CSV and as NDJSON, rows/s, and the server's peak
+  memory (VmHWM) before and after each export.
+
+Then seeds 4 M more (same 90 days), rebuilds the rollups, restarts the
+server and measures again; prints both and the 5 M / 1 M ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import random
+import secrets
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import asyncpg
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from router.settings import DatabaseSettings  # noqa: E402
+from router.store import db, migrations, rollups  # noqa: E402
+from router.web.query import encode_cursor  # noqa: E402
+
+TOKEN = "bench-reporting-token"
+SPAN = timedelta(days=90)
+CUSTOMERS = 1_500_000
+
+# channel -> adapters, and (rule, queue, tags, weight) choices
+CHANNELS: dict[str, tuple[tuple[str, ...], float, list[tuple[str | None, str, str, float]]]] = {
+    "chat": (
+        ("web-chat", "web-chat", "app-chat"),
+        0.40,
+        [
+            ("refund-requests", "returns", "refund", 0.2),
+            ("billing-chat", "billing", "billing", 0.2),
+            ("vip-chat", "vip", "vip", 0.1),
+            (None, "chat-general", "", 0.5),
+        ],
+    ),
+    "email": (
+        ("support-email",),
+        0.25,
+        [
+            ("refund-email", "returns", "refund", 0.3),
+            ("billing-email", "billing", "billing", 0.2),
+            (None, "email-general", "", 0.5),
+        ],
+    ),
+    "voice": (
+        ("ivr",),
+        0.25,
+        [
+            ("ivr-billing", "billing", "billing", 0.3),
+            ("ivr-orders", "orders", "orders", 0.3),
+            ("vip-voice", "vip", "vip", 0.1),
+            (None, "voice-general", "", 0.3),
+        ],
+    ),
+    "social": (
+        ("x", "meta"),
+        0.10,
+        [
+            ("public-complaint", "social-escalations", "public,complaint", 0.3),
+            (None, "social-care", "", 0.7),
+        ],
+    ),
+}
+TIERS = [("gold", 0.1), ("silver", 0.2), ("standard", 0.5), (None, 0.2)]
+TEXTS = [
+    "refund for my order please",
+    "where is my parcel, it is late",
+    "change my delivery address",
+    "cancel my subscription",
+    "question about my last invoice",
+    "which model should I buy",
+]
+COLUMNS = (
+    "contact_id received_at adapter provider channel external_id thread_id customer_id "
+    "known_customer queue priority skills sla_seconds tags preferred_agent rule ruleset "
+    "contact context decision trace timings tier repeat_24h repeat_7d previous_channel "
+    "channel_switch context_degraded routing_ms outcome agent assigned_at answered_at "
+    "abandoned_at resolved_at closed_at sla_met"
+).split()
+
+
+def _ts(epoch: float) -> str:
+    return (
+        time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(epoch)) + f".{int(epoch % 1 * 1000):03d}+00"
+    )
+
+
+def _uuid7(epoch: float, rng: random.Random) -> str:
+    v = int(epoch * 1000) << 80 | rng.getrandbits(80)
+    v = v & ~(0xF << 76) | 0x7 << 76
+    v = v & ~(0x3 << 62) | 0x2 << 62
+    h = f"{v:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+@dataclass
+class Generator:
+    """Contacts in time order over [start, start + SPAN), realistic shapes."""
+
+    seed: int
+    start: float
+    rng: random.Random = field(init=False)
+    choices: list[tuple[str, tuple[str, ...], list[tuple[str | None, str, str, float]]]] = field(
+        init=False
+    )
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.choices = [(c, a, rules) for c, (a, _, rules) in CHANNELS.items()]
+        self.weights = [w for _, w, _ in CHANNELS.values()]
+        self.decisions: dict[tuple[str | None, str], str] = {}
+        for _, _, rules in CHANNELS.values():
+            for rule, queue, tags, _ in rules:
+                tag_list = ",".join(f'"{t}"' for t in tags.split(",") if t)
+                self.decisions[(rule, queue)] = (
+                    f'{{"queue":"{queue}","priority":50,"skills":["{queue}"],'
+                    f'"sla_seconds":120,"tags":[{tag_list}],"preferred_agent":null,'
+                    f'"overflow":[{{"after_seconds":300,"queue":"general","drop_skills":[],'
+                    f'"priority":null}}],"rule":{f"{chr(34)}{rule}{chr(34)}" if rule else "null"},'
+                    f'"ruleset":"3f9c2a1b7d4e"}}'
+                )
+
+    def lines(self, n: int) -> Iterator[str]:
+        rng = self.rng
+        step = SPAN.total_seconds() / n
+        rand, choice = rng.random, rng.choice
+        for i in range(n):
+            at = self.start + (i + rand()) * step
+            channel, adapters, rules = rng.choices(self.choices, self.weights)[0]
+            adapter = choice(adapters)
+            rule, queue, tags, _ = rng.choices(rules, [r[3] for r in rules])[0]
+            tier = rng.choices(TIERS, [t[1] for t in TIERS])[0][0]
+            identified = rand() < 0.85
+            customer = (
+                f"01900000-0000-7000-8000-{rng.randrange(CUSTOMERS):012x}" if identified else None
+            )
+            r = rand()
+            repeat_24h = identified and r < 0.12
+            repeat_7d = identified and r < 0.25
+            switch = repeat_7d and rand() < 0.4
+            previous = (
+                (choice(("chat", "email", "voice", "social")) if not switch else "email")
+                if repeat_7d
+                else None
+            )
+            routing = rng.lognormvariate(1.0, 0.5)
+            o = rand()
+            wait = rng.expovariate(1 / 90)
+            outcome = answered = abandoned = resolved = sla = agent = None
+            if o < 0.6:
+                outcome, answered, sla, agent = (
+                    "answered",
+                    _ts(at + wait),
+                    "t" if wait <= 120 else "f",
+                    f"agent-{rng.randrange(200)}",
+                )
+            elif o < 0.7:
+                outcome, abandoned, sla = "abandoned", _ts(at + wait), "f"
+            elif o < 0.8:
+                outcome, answered, sla, agent = (
+                    "resolved",
+                    _ts(at + wait),
+                    "t" if wait <= 120 else "f",
+                    f"agent-{rng.randrange(200)}",
+                )
+                resolved = _ts(at + wait + 600)
+            ext = f"{i:x}-{self.seed}"
+            cid = _uuid7(at, rng)
+            text = choice(TEXTS)
+            who = f'"{customer}"' if customer else "null"
+            email = f"c{customer[-8:] if customer else 'x'}@example.com"
+            contact = (
+                f'{{"channel":"{channel}","provider":"{adapter}","external_id":"{ext}",'
+                f'"identifiers":[{{"kind":"email","value":"{email}","verified":false}}],'
+                f'"subject":null,"text":"{text}","language":"en",'
+                f'"attributes":{{"order_id":"A{rng.randrange(10**6)}"}}}}'
+            )
+            context = (
+                f'{{"customer_id":{who},"known":{"true" if identified else "false"},'
+                f'"tier":{f"{chr(34)}{tier}{chr(34)}" if tier else "null"},'
+                f'"contacts_24h":{int(repeat_24h)},"contacts_7d":{int(repeat_7d)},'
+                '"open_conversations":[]}'
+            )
+            timings = (
+                f'{{"parse_ms":0.2,"resolve_ms":{routing * 0.7:.3f},"rules_ms":0.02,'
+                f'"total_ms":{routing:.3f}}}'
+            )
+            n_ = "\\N"
+            yield "\t".join(
+                (
+                    cid, _ts(at), adapter, adapter, channel, ext, n_, customer or n_,
+                    "t" if identified else "f", queue, "50", f"{{{queue}}}", "120",
+                    f"{{{tags}}}", n_, rule or n_, "3f9c2a1b7d4e", contact, context,
+                    self.decisions[(rule, queue)], n_, timings, tier or n_,
+                    "t" if repeat_24h else "f", "t" if repeat_7d else "f", previous or n_,
+                    "t" if switch else "f", "f", f"{routing:.3f}", outcome or n_, agent or n_,
+                    answered or abandoned or n_, answered or n_, abandoned or n_, resolved or n_,
+                    resolved or n_, sla or n_,
+                )
+            ) + "\n"  # fmt: skip
+
+
+async def copy_lines(
+    con: asyncpg.Connection, table: str, columns: list[str], lines: Iterator[str]
+) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        buf: list[str] = []
+        size = 0
+        for line in lines:
+            buf.append(line)
+            size += len(line)
+            if size > 1 << 20:
+                yield "".join(buf).encode()
+                buf, size = [], 0
+        if buf:
+            yield "".join(buf).encode()
+
+    await con.copy_to_table(table, source=chunks(), columns=columns, format="text")
+
+
+async def seed(url: str, n: int, seed_: int, start: float, jobs: int) -> float:
+    """Seed ``n`` records with COPY over ``jobs`` connections at once (each
+    spreads its share over the whole 90 days); returns seconds. Idempotency
+    keys are not seeded: no measured query reads them."""
+
+    async def one(share: int, job: int) -> None:
+        con = await asyncpg.connect(
+            url, server_settings={"search_path": "omniroute,public", "synchronous_commit": "off"}
+        )
+        try:
+            lines = Generator(seed_ * 100 + job, start).lines(share)
+            await copy_lines(con, "contacts", COLUMNS, lines)
+        finally:
+            await con.close()
+
+    t0 = time.perf_counter()
+    shares = [n // jobs + (1 if j < n % jobs else 0) for j in range(jobs)]
+    await asyncio.gather(*(one(share, j) for j, share in enumerate(shares)))
+    return time.perf_counter() - t0
+
+
+def pct(values: list[float], q: float) -> float:
+    data = sorted(values)
+    return data[min(len(data) - 1, int(q * len(data)))]
+
+
+def peak_rss_mb(pid: int) -> tuple[float, float]:
+    """(VmHWM, VmRSS) of ``pid`` in MB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmHWM", "VmRSS"):
+            fields[key] = int(value.split()[0]) / 1024
+    return fields["VmHWM"], fields["VmRSS"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, workdir: Path, url: str) -> None:
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        config = workdir / "omniroute.yaml"
+        config.write_text(
+            f"http: {{host: 127.0.0.1, port: {self.port}}}\n"
+            f"database: {{url: '{url}', pool_max: 10}}\n"
+            f"rules: {{paths: ['{ROOT / 'rules'}'], watch: false}}\n"
+            f"api: {{tokens: [{{name: bench, token: {TOKEN}, scopes: [reports:read]}}]}}\n"
+            "reporting: {rollup_interval: 3600}\n"
+            "log: {level: warning, format: json}\n"
+        )
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "router.cli", "serve", "--config", str(config)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.DEVNULL,
+        )
+
+    async def ready(self, session: aiohttp.ClientSession) -> None:
+        for _ in range(300):
+            if self.proc.poll() is not None:
+                raise SystemExit(f"server exited with {self.proc.returncode}")
+            try:
+                async with session.get(f"{self.base}/readyz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+        raise SystemExit("server not ready")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+HEADERS = {"Authorization": f"Bearer {TOKEN}"}
+
+
+async def timed_get(
+    session: aiohttp.ClientSession, url: str, params: dict[str, str], n: int
+) -> list[float]:
+    out = []
+    for i in range(n + max(3, n // 10)):
+        t0 = time.perf_counter()
+        async with session.get(url, params=params, headers=HEADERS) as r:
+            body = await r.read()
+            if r.status != 200:
+                raise SystemExit(f"{url} {params}: {r.status} {body[:300]!r}")
+        if i >= max(3, n // 10):  # warm-up discarded
+            out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+async def deep_cursor(url: str, filters: dict[str, str], middle: datetime) -> tuple[str, int]:
+    """A cursor just after the newest matching row older than ``middle``, and
+    how many matching rows precede it (the depth)."""
+    con = await asyncpg.connect(url, server_settings={"search_path": "omniroute,public"})
+    try:
+        where = " AND ".join(
+            f"tags @> ARRAY[${i}]::text[]" if k == "tag" else f"{k} = ${i}"
+            for i, k in enumerate(filters, 2)
+        )
+        row = await con.fetchrow(
+            f"""SELECT received_at, contact_id FROM contacts WHERE received_at < $1 AND {where}
+                 ORDER BY received_at DESC, contact_id DESC LIMIT 1""",
+            middle,
+            *filters.values(),
+        )
+        depth = await con.fetchval(
+            f"SELECT count(*) FROM contacts WHERE received_at > $1 AND {where}",
+            row["received_at"],
+            *filters.values(),
+        )
+    finally:
+        await con.close()
+    return encode_cursor(row["received_at"], row["contact_id"]), int(depth)
+
+
+HISTORY = {
+    "channel+queue": {"channel": "chat", "queue": "returns"},
+    "queue": {"queue": "vip"},
+    "tag": {"tag": "complaint"},
+    "outcome": {"outcome": "abandoned"},
+    "rule+adapter": {"rule": "ivr-orders", "adapter": "ivr"},
+}
+
+
+async def measure(
+    url: str, server: Server, now: datetime, samples: int, label: str
+) -> dict[str, Any]:
+    out: dict[str, Any] = {"label": label, "history": {}, "export": {}}
+    timeout = aiohttp.ClientTimeout(total=None)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        await server.ready(session)
+        contacts = f"{server.base}/v1/contacts"
+        for name, filters in HISTORY.items():
+            first = await timed_get(session, contacts, {**filters, "limit": "50"}, samples)
+            cursor, depth = await deep_cursor(url, filters, now - SPAN / 2)
+            deep = await timed_get(
+                session, contacts, {**filters, "limit": "50", "cursor": cursor}, samples
+            )
+            out["history"][name] = (first, deep, depth)
+        today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        params = {
+            "since": (today - timedelta(days=30)).isoformat(),
+            "until": now.isoformat(),
+            "interval": "day",
+            "group_by": "channel,queue",
+        }
+        out["summary"] = await timed_get(
+            session, f"{server.base}/v1/reports/summary", params, max(10, samples // 5)
+        )
+        async with session.get(
+            f"{server.base}/v1/reports/summary", params=params, headers=HEADERS
+        ) as r:
+            body = await r.json()
+            out["summary_rows"] = len(body["rows"])
+            out["summary_contacts"] = body["totals"]["contacts"]
+        for fmt in ("csv", "ndjson"):
+            before = peak_rss_mb(server.proc.pid)
+            t0 = time.perf_counter()
+            lines = size = 0
+            async with session.get(contacts, params={"format": fmt}, headers=HEADERS) as r:
+                assert r.status == 200, await r.text()
+                async for chunk in r.content.iter_chunked(1 << 16):
+                    lines += chunk.count(b"\n")
+                    size += len(chunk)
+            seconds = time.perf_counter() - t0
+            rows = lines - 1 if fmt == "csv" else lines
+            out["export"][fmt] = (rows, seconds, size, before, peak_rss_mb(server.proc.pid))
+    return out
+
+
+def _pair(values: list[float]) -> str:
+    return f"{pct(values, 0.5):>7.1f} / {pct(values, 0.95):<6.1f}"
+
+
+def _ratio(before: list[float], after: list[float]) -> str:
+    return f"{pct(after, 0.95) / pct(before, 0.95):>9.2f}x"
+
+
+def report(results: list[dict[str, Any]], timings: list[tuple[str, float]]) -> None:
+    print(f"\n{os.cpu_count()} CPUs; p50 / p95 in ms over HTTP (limit=50)\n")
+    a, b = results[0], results[-1]
+    print(
+        f"{'query':<28}{a['label']:>16}{b['label']:>16}{'p95 ratio':>11}   depth of the deep page"
+    )
+    for name in HISTORY:
+        for i, kind in ((0, "first page"), (1, "deep page")):
+            va, vb = a["history"][name][i], b["history"][name][i]
+            depth = f"   {a['history'][name][2]:,} / {b['history'][name][2]:,} rows" if i else ""
+            print(f"{name + ' ' + kind:<28}{_pair(va)}{_pair(vb)}{_ratio(va, vb)}{depth}")
+    sa, sb = a["summary"], b["summary"]
+    print(
+        f"{'summary 30 d daily ch×queue':<28}{_pair(sa)}{_pair(sb)}{_ratio(sa, sb)}"
+        f"   {a['summary_rows']} / {b['summary_rows']} rows, "
+        f"{a['summary_contacts']:,} / {b['summary_contacts']:,} contacts"
+    )
+    print(
+        f"\n{'export':<10}{'records':>12}{'seconds':>9}{'rows/s':>10}{'MB':>8}"
+        f"{'server peak MB before → after':>32}"
+    )
+    for r in results:
+        for fmt, (rows, seconds, size, before, after) in r["export"].items():
+            print(
+                f"{fmt:<10}{rows:>12,}{seconds:>9.1f}{rows / seconds:>10,.0f}{size / 2**20:>8.0f}"
+                f"{before[0]:>20.0f} → {after[0]:.0f} (RSS now {after[1]:.0f})"
+            )
+    print()
+    for what, seconds in timings:
+        print(f"{what:<44}{seconds:>8.1f} s")
+
+
+def _with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--scale", type=float, default=1.0, help="1.0: 1 M then 5 M records")
+    p.add_argument("--samples", type=int, default=200, help="requests per history query")
+    p.add_argument("--keep", action="store_true", help="keep the bench database")
+    p.add_argument("--jobs", type=int, default=2, help="COPY streams at once while seeding")
+    args = p.parse_args()
+    first, total = int(1_000_000 * args.scale), int(5_000_000 * args.scale)
+    workdir = Path(tempfile.mkdtemp(prefix="omniroute-reporting-bench-"))
+    embedded = None
+    server_url = os.environ.get("DATABASE_URL")
+    name = f"omniroute_bench_{secrets.token_hex(3)}"
+    if server_url:
+        admin = await asyncpg.connect(server_url)
+        await admin.execute(f'CREATE DATABASE "{name}"')
+        await admin.close()
+        url = _with_database(server_url, name)
+    else:
+        embedded = db.EmbeddedPostgres(workdir / "pg")
+        url = await embedded.start()
+    timings: list[tuple[str, float]] = []
+    results = []
+    pool = await db.connect_pool(
+        url, DatabaseSettings(url=url, pool_min=1, pool_max=4, command_timeout=3600)
+    )
+    try:
+        async with pool.acquire() as con:
+            await migrations.migrate(con)
+            await con.execute("SELECT ensure_partitions(now() - interval '4 months', 6)")
+        now = datetime.now(UTC)
+        start = (now - SPAN - timedelta(minutes=10)).timestamp()
+        server = None
+        for label, n, seed_ in ((f"{first:,}", first, 1), (f"{total:,}", total - first, 2)):
+            seconds = await seed(url, n, seed_, start, args.jobs)
+            timings.append((f"seed {n:,} records (COPY)", seconds))
+            t0 = time.perf_counter()
+            if seed_ == 1:
+                await rollups.refresh(pool)
+                timings.append((f"rollups: first refresh ({first:,})", time.perf_counter() - t0))
+            else:
+                await rollups.rebuild(pool, now - SPAN - timedelta(hours=1), now)
+                timings.append(
+                    (f"rollups: rebuild of 90 days ({total:,})", time.perf_counter() - t0)
+                )
+            t0 = time.perf_counter()
+            # What autovacuum does in steady state (the rebuild above just
+            # replaced every rollup row).
+            await pool.execute("VACUUM ANALYZE contact_rollup")
+            await pool.execute("ANALYZE contacts")
+            timings.append(("vacuum analyze", time.perf_counter() - t0))
+            hour = rollups.hour_floor(now) - timedelta(hours=2)
+            t0 = time.perf_counter()
+            await rollups.rebuild(pool, hour, hour + timedelta(hours=1))
+            timings.append(("rollups: one hour (the job's steady state)", time.perf_counter() - t0))
+            server = Server(workdir, url)
+            try:
+                t0 = time.perf_counter()
+                results.append(await measure(url, server, now, args.samples, label))
+                timings.append((f"measure at {label}", time.perf_counter() - t0))
+            finally:
+                server.stop()
+        size = await pool.fetchval("SELECT pg_size_pretty(pg_database_size(current_database()))")
+        timings.append((f"database size {size}", 0.0))
+    finally:
+        await pool.close()
+        if embedded is not None:
+            await embedded.stop()
+        elif server_url and not args.keep:
+            admin = await asyncpg.connect(server_url)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()
+    report(results, timings)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,54 @@
+"""The summary's arithmetic: distinct-count sketches (built by PostgreSQL,
+estimated in Python) and latency percentiles."""
+
+from __future__ import annotations
+
+import pytest
+
+from router.aggregates import (
+    LATENCY_BUCKETS,
+    THRESHOLDS,
+    estimate_distinct,
+    merge_sketches,
+    percentile,
+    rate,
+)
+from tests.conftest import Api
+from tests.seed import pool
+
+
+async def test_sketches_estimate_distinct_customers(api: Api, database_url: str) -> None:
+    async with pool(database_url) as p:
+        for n in (1, 5, 1000, 50_000):
+            row = await p.fetchrow(
+                """SELECT bit_or(customer_sketch(id)) AS s FROM (
+                       SELECT gen_random_uuid() AS id FROM generate_series(1, $1)) u""",
+                n,
+            )
+            estimate = estimate_distinct(row["s"].bytes)
+            assert abs(estimate - n) <= max(1, 0.15 * n), (n, estimate)  # ~3 standard errors
+        halves = await p.fetch(
+            """SELECT bit_or(customer_sketch(id)) AS s FROM (
+                   SELECT gen_random_uuid() AS id, i % 2 AS half
+                     FROM generate_series(1, 20000) AS i) u GROUP BY half"""
+        )
+        merged = merge_sketches(r["s"].bytes for r in halves)
+        assert abs(estimate_distinct(merged) - 20_000) <= 3000
+        assert await p.fetchval("SELECT customer_sketch(NULL) IS NULL")
+    assert estimate_distinct(None) == 0
+    assert merge_sketches([None, None]) is None
+
+
+def test_percentiles_from_the_histogram() -> None:
+    counts = [0] * LATENCY_BUCKETS
+    assert percentile(counts, 0.5) is None
+    counts[11] = 10  # [1.0, 1.26) ms
+    assert 1.0 <= percentile(counts, 0.5) < THRESHOLDS[11]  # type: ignore[operator]
+    counts[LATENCY_BUCKETS - 1] = 90  # 10 s and over
+    assert percentile(counts, 0.99) == 10_000.0
+    assert percentile(counts, 0.05) == pytest.approx(1.0 * (THRESHOLDS[11] / 1.0) ** 0.5, 1e-3)
+
+
+def test_rates() -> None:
+    assert rate(1, 3) == 0.3333
+    assert rate(0, 0) is None
