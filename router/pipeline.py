@@ -8,7 +8,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import asyncpg
 import structlog
 
 from adapters.base import Adapter
@@ -27,16 +26,13 @@ log = structlog.get_logger("omniroute.route")
 
 @dataclass(frozen=True, slots=True)
 class Pipeline:
-    pool: asyncpg.Pool
     ruleset: Callable[[], Ruleset]
     metrics: Metrics
+    #: the database work of concurrent contacts, batched (unbatched when not started)
+    resolver: Batcher[customer_store.Lookup, customer_store.Earlier | customer_store.Resolved]
+    writer: Batcher[contact_store.NewRecord, contact_store.Earlier | None]
     normalizer: Normalizer = field(default_factory=Normalizer)
     provider: ContextProvider | None = None
-    #: batch the database work of concurrent contacts (None: one call per contact)
-    resolver: (
-        Batcher[customer_store.Lookup, customer_store.Earlier | customer_store.Resolved] | None
-    ) = None
-    writer: Batcher[contact_store.NewRecord, contact_store.Earlier | None] | None = None
     on_routed: Callable[[Evaluation], None] = lambda evaluation: None  # rule match counts
 
     async def deliver(self, adapter: Adapter, request: WebhookRequest) -> WebhookReply:
@@ -62,10 +58,7 @@ class Pipeline:
         with unavailable_as_503():
             contact_id = uuid7(at)
             lookup = customer_store.Lookup(adapter, contact, contact_id, at)
-            if self.resolver is not None:
-                found = await self.resolver.submit(lookup)
-            else:
-                found = (await customer_store.resolve_many(self.pool, [lookup]))[0]
+            found = await self.resolver.submit(lookup)
             if isinstance(found, customer_store.Earlier):
                 return self._duplicate(
                     adapter, contact, found.contact_id, found.customer_id, found.decision
@@ -92,14 +85,11 @@ class Pipeline:
                     "parse_ms": round(parse_ms, 3),
                     "context_ms": round((t1 - t0) * 1000, 3),
                     "rules_ms": round((t2 - t1) * 1000, 3),
+                    "total_ms": round((t2 - t0) * 1000 + parse_ms, 3),
                 },
                 context_degraded=context.degraded,
             )
-            record = _with_total(record, t0, parse_ms)
-            if self.writer is not None:
-                earlier = await self.writer.submit(record)
-            else:
-                earlier = await contact_store.insert(self.pool, record)
+            earlier = await self.writer.submit(record)
         if earlier is not None:
             return self._duplicate(adapter, contact, *earlier)
         total_ms = (time.perf_counter() - t0) * 1000 + parse_ms
@@ -151,11 +141,3 @@ class Pipeline:
             decision=decision,
             external_id=contact.external_id,
         )
-
-
-def _with_total(
-    record: contact_store.NewRecord, t0: float, parse_ms: float
-) -> contact_store.NewRecord:
-    """The record with its total routing time up to the write."""
-    record.timings["total_ms"] = round((time.perf_counter() - t0) * 1000 + parse_ms, 3)
-    return record

@@ -169,12 +169,6 @@ async def insert_many(
     return out
 
 
-async def insert(con: asyncpg.Connection | asyncpg.Pool, record: NewRecord) -> Earlier | None:
-    """Write one record; ``None`` when new, else the earlier delivery's answer (a
-    concurrent duplicate waits for the first delivery's commit)."""
-    return (await insert_many(con, [record]))[0]
-
-
 # -- reading ---------------------------------------------------------------
 
 SUMMARY_COLUMNS = """contact_id, received_at, adapter, provider, channel, external_id, thread_id,

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import asyncpg
 import orjson
@@ -21,7 +20,6 @@ from router.settings import DatabaseSettings
 log = structlog.get_logger("omniroute.store")
 
 SCHEMA = "omniroute"
-T = TypeVar("T")
 
 #: Errors that mean "the database is not there right now", not "the query is wrong".
 UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -138,13 +136,3 @@ async def database(settings: DatabaseSettings) -> AsyncIterator[str]:
         yield url
     finally:
         await embedded.stop()
-
-
-async def guarded(call: Callable[[], Awaitable[T]]) -> T:
-    """Run ``call``, mapping connection failures to ``StoreUnavailable``."""
-    with unavailable_as_503():
-        return await call()
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value)

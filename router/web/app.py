@@ -105,7 +105,6 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                 writer.start()
             rt.pool_ = pool
             rt.pipeline_ = Pipeline(
-                pool=pool,
                 ruleset=lambda: rt.rules.active,
                 metrics=rt.metrics,
                 normalizer=rt.settings.identity.normalizer(),
