@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,7 +16,7 @@ import orjson
 import pytest
 from aiohttp import ClientPayloadError, ClientResponse
 
-from router.store.contacts import EXPORT_COLUMNS
+from router.store.export import EXPORT_COLUMNS, MARK
 from tests.conftest import TOKEN, Api, unique
 from tests.seed import Row, pool, seed
 
@@ -90,21 +91,36 @@ async def test_outcome_and_tag_filters(api: Api, adapter: str) -> None:
 
 async def test_csv_and_ndjson_have_the_rows_of_the_json_api(api: Api, adapter: str) -> None:
     for params in ({"adapter": adapter}, {"adapter": adapter, "outcome": "abandoned"}):
-        listed = [c["contact_id"] for c in await all_pages(api, **params)]
+        listed = [c["contact_id"] for c in await all_pages(api, **params)]  # newest first
         text = await export(api, "csv", **params)
         rows = list(csv.DictReader(io.StringIO(text)))
-        assert [r["contact_id"] for r in rows] == listed
+        assert [r["contact_id"] for r in rows] == listed[::-1]  # a file: oldest first
         assert tuple(rows[0]) == EXPORT_COLUMNS
         lines = (await export(api, "ndjson", **params)).splitlines()
         records = [orjson.loads(line) for line in lines]
-        assert [r["contact_id"] for r in records] == listed
+        assert [r["contact_id"] for r in records] == listed[::-1]
         assert tuple(records[0]) == EXPORT_COLUMNS
+        newest = (await export(api, "ndjson", order="desc", **params)).splitlines()
+        assert [orjson.loads(line)["contact_id"] for line in newest] == listed
+
+
+async def test_pages_and_files_in_either_order(api: Api, adapter: str) -> None:
+    newest = [c["contact_id"] for c in await all_pages(api, adapter=adapter)]
+    oldest = [c["contact_id"] for c in await all_pages(api, adapter=adapter, order="asc")]
+    assert len(oldest) == N and oldest == newest[::-1]
+    # A cursor continues in its page's order, in a file too.
+    body = await (await api.get("/v1/contacts", adapter=adapter, order="asc", limit="10")).json()
+    rest = await export(api, "csv", adapter=adapter, cursor=body["next_cursor"], limit="3")
+    assert [r["contact_id"] for r in csv.DictReader(io.StringIO(rest))] == oldest[10:13]
+    response = await api.get("/v1/contacts", adapter=adapter, order="newest")
+    assert response.status == 400
+    assert (await response.json())["fields"][0]["field"] == "order"
 
 
 async def test_export_flattens_decision_and_outcome(api: Api, adapter: str) -> None:
     rows = list(csv.DictReader(io.StringIO(await export(api, "csv", adapter=adapter))))
     by_id = {r["contact_id"]: r for r in rows}
-    first = by_id[rows[-1]["contact_id"]]  # the oldest: i == 0
+    first = by_id[rows[0]["contact_id"]]  # the oldest: i == 0
     assert first["skills"] == "en|billing"
     assert first["tags"] == "vip|refund"
     assert first["outcome"] == "answered" and first["sla_met"] == "true"
@@ -117,6 +133,85 @@ async def test_export_flattens_decision_and_outcome(api: Api, adapter: str) -> N
     record = orjson.loads(line)
     assert record["tags"] == ['comma, "quoted"'] and record["skills"] == ["en", "billing"]
     assert record["received_at"] == (START + timedelta(seconds=7)).isoformat()
+
+
+TRICKY = [
+    'quote " backslash \\ tab \t newline \n return \r',
+    "controls \x01\x02\x1f\x7f",
+    "unicode é 漢字 😀 \u2028",
+    "%s %d %% {}",
+    "\\N",
+    "",
+    "null",
+]
+
+
+@pytest.fixture(scope="module")
+async def tricky(api: Api, database_url: str) -> AsyncIterator[str]:
+    """Records whose text needs every kind of quoting and escaping."""
+    name = unique("tricky")
+    rows = [
+        Row(
+            START + timedelta(hours=1, seconds=i, microseconds=i * 12_345),
+            name,
+            external_id=f"{i}:{text}",
+            queue=text or "q",
+            rule=text,
+            tier=text,
+            customer=uuid.uuid4() if i % 2 else None,
+            tags=(text, "a,b", "c|d", '"q"'),
+            skills=("NULL", "{}", text),
+            routing_ms=(0.1, 1234.567, 3.0, 1e-05, 7.25, 99999.9, 0.001)[i],
+            outcome="answered" if i % 2 else None,
+            answered_at=START + timedelta(hours=1, seconds=i + 9.5) if i % 2 else None,
+            sla_met=bool(i % 4 == 1) if i % 2 else None,
+        )
+        for i, text in enumerate(TRICKY)
+    ]
+    async with pool(database_url) as p:
+        await seed(p, rows)
+    yield name
+
+
+async def test_ndjson_and_csv_carry_every_value_exactly(
+    api: Api, tricky: str, database_url: str
+) -> None:
+    con = await asyncpg.connect(database_url)
+    try:
+        view = await con.fetch(
+            """SELECT * FROM reporting.routed_contacts_v1 WHERE adapter = $1
+                ORDER BY received_at, contact_id""",
+            tricky,
+        )
+    finally:
+        await con.close()
+    assert len(view) == len(TRICKY)
+    # Lines end at "\n" only: the text holds U+2028, which splitlines() splits at.
+    text = await export(api, "ndjson", adapter=tricky)
+    records = [orjson.loads(line) for line in text.split("\n")[:-1]]
+    rows = list(csv.DictReader(io.StringIO(await export(api, "csv", adapter=tricky), newline="")))
+    assert len(records) == len(rows) == len(view)
+    for want, record, row in zip(view, records, rows, strict=True):
+        assert tuple(record) == tuple(row) == EXPORT_COLUMNS
+        for name, value in want.items():
+            got = record[name]
+            if isinstance(value, datetime):
+                assert datetime.fromisoformat(got) == value, name
+            elif isinstance(value, uuid.UUID):
+                assert got == str(value), name
+            else:
+                assert got == value, name
+        for name in ("external_id", "queue", "rule", "tier"):
+            assert row[name] == (want[name] or ""), name
+        assert row["tags"] == "|".join(want["tags"])
+    seeded = {
+        f"{i}:{t}": ms
+        for i, (t, ms) in enumerate(
+            zip(TRICKY, (0.1, 1234.567, 3.0, 1e-05, 7.25, 99999.9, 0.001), strict=True)
+        )
+    }
+    # The figure reads as it was recorded, not as its nearest 32-bit float.
+    assert {r["external_id"]: r["routing_ms"] for r in records} == seeded
 
 
 async def test_accept_header_limit_and_empty_export(api: Api, adapter: str) -> None:
@@ -194,10 +289,12 @@ async def test_a_database_failure_mid_export_cuts_the_transfer(
         response = await open_export(api, big)
         assert response.status == 200
         assert await response.content.readany()
-        await con.execute(
-            """SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-                WHERE query LIKE 'COPY (SELECT concat(%' AND pid <> pg_backend_pid()"""
+        killed = await con.fetchval(
+            """SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                WHERE query LIKE $1 AND pid <> pg_backend_pid()""",
+            f"COPY ({MARK}%",
         )
+        assert killed == 1
         with pytest.raises(ClientPayloadError):
             while await response.content.read(65536):
                 pass

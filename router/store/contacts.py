@@ -1,14 +1,13 @@
 """The routed-contact record: write it once (idempotent on adapter + external
-id), read one, list many with keyset pagination, export any number as CSV or
-NDJSON."""
+id), read one, list many with keyset pagination."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any
 
 import asyncpg
 import orjson
@@ -187,127 +186,19 @@ FILTERS = {
     "outcome": "outcome",
 }
 
-#: The export's columns: those of ``reporting.routed_contacts_v1``, in its
-#: order, flattened for CSV (lists joined by ``|``, booleans true/false).
-VIEW = "reporting.routed_contacts_v1"
-_LISTS = ("skills", "tags")
-_BOOLEANS = (
-    "known_customer",
-    "repeat_24h",
-    "repeat_7d",
-    "channel_switch",
-    "context_degraded",
-    "sla_met",
-)
-EXPORT_COLUMNS = (
-    "contact_id",
-    "received_at",
-    "adapter",
-    "provider",
-    "channel",
-    "external_id",
-    "thread_id",
-    "customer_id",
-    "known_customer",
-    "queue",
-    "priority",
-    "skills",
-    "sla_seconds",
-    "tags",
-    "preferred_agent",
-    "rule",
-    "ruleset",
-    "routing_ms",
-    "tier",
-    "repeat_24h",
-    "repeat_7d",
-    "previous_channel",
-    "channel_switch",
-    "context_degraded",
-    "outcome",
-    "agent",
-    "assigned_at",
-    "answered_at",
-    "abandoned_at",
-    "resolved_at",
-    "closed_at",
-    "sla_met",
-)
-
-
-def _csv_column(name: str) -> str:
-    if name in _LISTS:
-        return f"array_to_string({name}, '|') AS {name}"
-    if name in _BOOLEANS:
-        return f"{name}::text AS {name}"
-    return name
-
-
-_CSV_SELECT = ", ".join(_csv_column(c) for c in EXPORT_COLUMNS)
-
-# NDJSON lines are put together column by column rather than by row_to_json,
-# which is slower: free text, times and lists through to_json (quoting and
-# escaping), ids, numbers, booleans and names that are safe by construction
-# (channels, adapter names matching the config's pattern, adapter kinds,
-# ruleset hashes) as their text.
-_PLAIN = ("priority", "sla_seconds", "routing_ms", *_BOOLEANS)
-_QUOTED = (
-    "contact_id",
-    "customer_id",
-    "channel",
-    "previous_channel",
-    "adapter",
-    "provider",
-    "ruleset",
-)
-_NOT_NULL = (
-    "contact_id",
-    "received_at",
-    "adapter",
-    "provider",
-    "channel",
-    "external_id",
-    "known_customer",
-    "queue",
-    "priority",
-    "skills",
-    "tags",
-    "ruleset",
-    "repeat_24h",
-    "repeat_7d",
-    "channel_switch",
-    "context_degraded",
-)
-
-
-def _json_value(name: str) -> str:
-    if name in _QUOTED:
-        value = f"'\"' || {name}::text || '\"'"
-    elif name in _PLAIN:
-        value = f"{name}::text"
-    else:
-        value = f"to_json({name})::text"
-    return value if name in _NOT_NULL else f"coalesce({value}, 'null')"
-
-
-_NDJSON_SELECT = (
-    "concat('{"
-    + ",".join(f"\"{name}\":', {_json_value(name)}, '" for name in EXPORT_COLUMNS)
-    + "}')"
-)
-
 
 @dataclass(frozen=True, slots=True)
 class Selection:
-    """Which records: the history API's filters, newest first."""
+    """Which records, in which order: the history API's filters, newest first
+    unless ``ascending``."""
 
     filters: dict[str, Any]
     since: datetime | None = None
     until: datetime | None = None
     tag: str | None = None
-    after: tuple[datetime, uuid.UUID] | None = (
-        None  # (received_at, contact_id) of the last row seen
-    )
+    # (received_at, contact_id) of the last row seen: the rows after it in this order
+    after: tuple[datetime, uuid.UUID] | None = None
+    ascending: bool = False
 
     def where(self, args: list[Any]) -> str:
         """The WHERE clause (or ""), appending its arguments to ``args``."""
@@ -327,11 +218,16 @@ class Selection:
             where.append(f"received_at < {arg(self.until)}")
         if self.after is not None:
             at, contact_id = self.after
-            where.append(f"(received_at, contact_id) < ({arg(at)}, {arg(contact_id)})")
+            beyond = ">" if self.ascending else "<"
+            where.append(f"(received_at, contact_id) {beyond} ({arg(at)}, {arg(contact_id)})")
         return " WHERE " + " AND ".join(where) if where else ""
 
-
-_ORDER = " ORDER BY received_at DESC, contact_id DESC"
+    @property
+    def order_by(self) -> str:
+        # Both orders walk the same (received_at DESC, contact_id DESC) indexes.
+        if self.ascending:
+            return " ORDER BY received_at, contact_id"
+        return " ORDER BY received_at DESC, contact_id DESC"
 
 
 async def fetch_one(con: asyncpg.Pool, contact_id: uuid.UUID) -> asyncpg.Record | None:
@@ -349,7 +245,7 @@ async def fetch_page(
 ) -> list[asyncpg.Record]:
     """Up to ``limit`` records of ``selection``, newest first."""
     args: list[Any] = []
-    sql = f"SELECT {SUMMARY_COLUMNS} FROM contacts{selection.where(args)}{_ORDER}"
+    sql = f"SELECT {SUMMARY_COLUMNS} FROM contacts{selection.where(args)}{selection.order_by}"
     args.append(limit)
     sql += f" LIMIT ${len(args)}"
     return list(await con.fetch(sql, *args))
@@ -361,48 +257,3 @@ async def customer_exists(con: asyncpg.Pool, customer_id: uuid.UUID) -> bool:
             "SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = $1)", customer_id
         )
     )
-
-
-async def export(
-    pool: asyncpg.Pool,
-    selection: Selection,
-    *,
-    fmt: Literal["csv", "ndjson"],
-    sink: Callable[[bytes], Awaitable[None]],
-    limit: int | None = None,
-    timeout: float,
-) -> None:
-    """Stream the records of ``selection`` (newest first) to ``sink`` as CSV
-    with a header line or as NDJSON, in the view's columns. PostgreSQL writes
-    the text (COPY TO STDOUT); the connection stops reading while ``sink``
-    waits, so memory stays flat however many rows there are."""
-    args: list[Any] = []
-    where = selection.where(args)
-    tail = where + _ORDER + (f" LIMIT {int(limit)}" if limit is not None else "")
-    async with pool.acquire() as con, con.transaction(readonly=True):
-        # Rows in index order (a merge of the partitions' indexes) rather than
-        # a sort: the first byte leaves at once and nothing spills to disk.
-        await con.execute(
-            "SET LOCAL TimeZone = 'UTC'; SET LOCAL DateStyle = 'ISO'; SET LOCAL enable_sort = off"
-        )
-        if fmt == "csv":
-            await con.copy_from_query(
-                f"SELECT {_CSV_SELECT} FROM {VIEW}{tail}",
-                *args,
-                output=sink,
-                format="csv",
-                header=True,
-                timeout=timeout,
-            )
-        else:
-            # CSV with a quote and delimiter that JSON text never contains
-            # (it escapes control characters): each line is the JSON as is.
-            await con.copy_from_query(
-                f"SELECT {_NDJSON_SELECT} FROM {VIEW}{tail}",
-                *args,
-                output=sink,
-                format="csv",
-                quote="\x01",
-                delimiter="\x02",
-                timeout=timeout,
-            )

@@ -19,6 +19,7 @@ from aiohttp import web
 
 from router.errors import StoreUnavailable
 from router.store import contacts as store
+from router.store import export as exports
 from router.store.db import unavailable_as_503
 from router.web.query import bad, parse_int
 from router.web.runtime import RUNTIME
@@ -102,7 +103,7 @@ async def stream(request: web.Request, chosen: store.Selection, fmt: Format) -> 
     try:
         async with slots:
             with unavailable_as_503():
-                await store.export(
+                await exports.export(
                     rt.pool,
                     chosen,
                     fmt=fmt,

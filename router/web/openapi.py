@@ -82,6 +82,12 @@ _PAGE = [
     _query("since", {"type": "string", "format": "date-time"}, "from (incl.)"),
     _query("until", {"type": "string", "format": "date-time"}, "to (excl.)"),
     _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+    _query(
+        "order",
+        {"type": "string", "enum": ["asc", "desc"]},
+        "asc: oldest first; desc: newest first (the default of JSON pages; "
+        "CSV and NDJSON exports are oldest first by default)",
+    ),
     _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "rows"),
 ]
 

@@ -24,7 +24,7 @@ from router.web.query import bad, check_known, parse_time, parse_uuid
 from router.web.runtime import RUNTIME
 
 SUMMARY_PARAMS = ("since", "until", "interval", "tz", "group_by", *DIMENSIONS)
-TIMELINE_PARAMS = ("channel", "since", "until", "cursor", "limit")
+TIMELINE_PARAMS = ("channel", "since", "until", "cursor", "order", "limit")
 DEFAULT_RANGE = timedelta(days=7)
 MAX_BUCKETS = 10_000
 MAX_RANGE = timedelta(days=3660)

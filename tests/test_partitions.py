@@ -1,0 +1,62 @@
+"""Monthly partitions created ahead; a month whose rows already sit in the
+default partition gets its partition with those rows moved into it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import asyncpg
+
+from tests.conftest import Api, unique
+from tests.seed import Row, pool, seed
+
+
+async def where(p: asyncpg.Pool, adapter: str) -> list[tuple[str, str]]:
+    rows = await p.fetch(
+        """SELECT tableoid::regclass::text AS part, external_id FROM contacts
+            WHERE adapter = $1 ORDER BY external_id""",
+        adapter,
+    )
+    return [(r["part"], r["external_id"]) for r in rows]
+
+
+async def test_rows_in_the_default_partition_move_into_their_new_month(
+    api: Api, database_url: str
+) -> None:
+    adapter = unique("part")
+    rows = [
+        Row(datetime(2191, 3, 1, tzinfo=UTC), adapter, external_id="a-first-instant"),
+        Row(datetime(2191, 3, 31, 23, 59, 59, tzinfo=UTC), adapter, external_id="b-last-instant"),
+        Row(datetime(2191, 4, 1, tzinfo=UTC), adapter, external_id="c-next-month"),
+    ]
+    async with pool(database_url) as p:
+        await seed(p, rows)
+        assert {part for part, _ in await where(p, adapter)} == {"contacts_default"}
+
+        assert await p.fetchval("SELECT ensure_partitions('2191-03-15', 1)") == 1
+        assert await where(p, adapter) == [
+            ("contacts_2191_03", "a-first-instant"),
+            ("contacts_2191_03", "b-last-instant"),
+            ("contacts_default", "c-next-month"),
+        ]
+        # A partition like any other: its indexes, its idempotency keys.
+        indexes = await p.fetchval(
+            "SELECT count(*) FROM pg_indexes WHERE tablename = 'contacts_2191_03'"
+        )
+        parent = await p.fetchval("SELECT count(*) FROM pg_indexes WHERE tablename = 'contacts'")
+        assert indexes == parent
+        keys = await p.fetchval(
+            """SELECT count(*) FROM contact_keys k JOIN contacts c
+                   ON c.contact_id = k.contact_id AND c.received_at = k.received_at
+                WHERE k.adapter = $1""",
+            adapter,
+        )
+        assert keys == 3
+
+        assert await p.fetchval("SELECT ensure_partitions('2191-03-15', 2)") == 1  # April
+        assert await p.fetchval("SELECT ensure_partitions('2191-03-15', 2)") == 0
+        assert [part for part, _ in await where(p, adapter)] == [
+            "contacts_2191_03",
+            "contacts_2191_03",
+            "contacts_2191_04",
+        ]
