@@ -8,8 +8,14 @@ from tests.conftest import READ_TOKEN, Api, unique
 from tests.test_routing import example, person
 
 
-async def routed_for(api: Api, n: int) -> tuple[str, list[str]]:
+async def routed_for(api: Api, n: int, *, tier: str | None = None) -> tuple[str, list[str]]:
+    """``n`` contacts of one new customer, chat and email in turn; with
+    ``tier``, the customer has a CRM profile of that tier first."""
     who = person()
+    if tier is not None:
+        profile = {"crm_id": unique("crm"), "tier": tier, "identities": [
+            {"kind": "email", "value": who["email"], "verified": True}]}  # fmt: skip
+        await api.json("POST", "/v1/customers", profile, status=201)
     ids = []
     for i in range(n):
         channel = ("chat", "email")[i % 2]

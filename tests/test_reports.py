@@ -222,9 +222,15 @@ async def test_outcomes_reported_later_reach_the_rollups(
 
 async def test_live_contacts_are_counted_before_any_rollup(api: Api) -> None:
     since = datetime.now(UTC)
-    customer, ids = await routed_for(api, 4)  # chat, email, chat, email
+    tier = unique("tier")  # only these contacts: others may be routed meanwhile
+    customer, ids = await routed_for(api, 4, tier=tier)  # chat, email, chat, email
     body = await summary(
-        api, since=since.isoformat(), group_by="channel", interval="hour", tz="Europe/Berlin"
+        api,
+        since=since.isoformat(),
+        group_by="channel",
+        interval="hour",
+        tz="Europe/Berlin",
+        tier=tier,
     )
     counts: dict[str, int] = {}
     for row in body["rows"]:
