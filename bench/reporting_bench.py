@@ -1,25 +1,27 @@
 """Reporting benchmark: history pages, the summary and the export at 1 M and
-at 5 M records, in one run.
+at 5 M records, side by side in one run.
 
-    python bench/reporting_bench.py                 # 1 M, then 5 M records
-    python bench/reporting_bench.py --scale 0.1     # 100 k, then 500 k
+    python bench/reporting_bench.py                 # 1 M and 5 M records
+    python bench/reporting_bench.py --scale 0.1     # 100 k and 500 k
     python bench/reporting_bench.py --samples 100   # requests per history query
     DATABASE_URL=postgresql://... python bench/reporting_bench.py
 
-Creates a fresh database (a new database on the server in DATABASE_URL,
-dropped at the end unless --keep; else an embedded PostgreSQL in a temporary
-directory), seeds records spread over the last 90 days with COPY, brings the
-rollups up to date, starts ``omniroute serve`` as a subprocess and measures
-over HTTP:
+Creates two fresh databases (on the server in DATABASE_URL, dropped at the
+end unless --keep; else in an embedded PostgreSQL in a temporary directory):
+the first gets 1 M records spread over the last 90 days with COPY, the second
+is a copy of it with 4 M more over the same days. Rollups are brought up to
+date in both, one ``omniroute serve`` subprocess serves each, and the two are
+measured over HTTP side by side -- each history and summary request goes to
+one server, then the same request to the other, alternating which goes first
+-- so a noisy moment on the machine hits both figures alike:
 
 - history: first page and a deep page (cursor in the middle of the result)
   of filtered queries, ``limit=50``, p50 / p95;
 - summary: 30 days, daily, grouped by channel and queue, p50 / p95;
-- export: every record as CSV and as NDJSON, rows/s, and the server's peak
-  memory (VmHWM) before and after each export.
+- export: every record as CSV and as NDJSON (the default order, oldest
+  first), rows/s, and the server's peak memory (VmHWM) before and after.
 
-Then seeds 4 M more (same 90 days), rebuilds the rollups, restarts the
-server and measures again; prints both and the 5 M / 1 M ratios.
+Prints both and the 5 M / 1 M ratios.
 """
 
 from __future__ import annotations
@@ -298,6 +300,7 @@ class Server:
     def __init__(self, workdir: Path, url: str) -> None:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        workdir.mkdir(parents=True, exist_ok=True)
         config = workdir / "omniroute.yaml"
         config.write_text(
             f"http: {{host: 127.0.0.1, port: {self.port}}}\n"
@@ -338,18 +341,25 @@ class Server:
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
 
 
-async def timed_get(
-    session: aiohttp.ClientSession, url: str, params: dict[str, str], n: int
-) -> list[float]:
-    out = []
-    for i in range(n + max(3, n // 10)):
-        t0 = time.perf_counter()
-        async with session.get(url, params=params, headers=HEADERS) as r:
-            body = await r.read()
-            if r.status != 200:
-                raise SystemExit(f"{url} {params}: {r.status} {body[:300]!r}")
-        if i >= max(3, n // 10):  # warm-up discarded
-            out.append((time.perf_counter() - t0) * 1000)
+async def timed_side_by_side(
+    session: aiohttp.ClientSession, requests: list[tuple[str, dict[str, str]]], n: int
+) -> list[list[float]]:
+    """Milliseconds of ``n`` rounds of ``requests``, one list per request: each
+    round sends every request once, in turn, starting with a different one each
+    round. Warm-up rounds are discarded."""
+    out: list[list[float]] = [[] for _ in requests]
+    warm = max(3, n // 10)
+    for i in range(n + warm):
+        for k in range(len(requests)):
+            k = (k + i) % len(requests)
+            url, params = requests[k]
+            t0 = time.perf_counter()
+            async with session.get(url, params=params, headers=HEADERS) as r:
+                body = await r.read()
+                if r.status != 200:
+                    raise SystemExit(f"{url} {params}: {r.status} {body[:300]!r}")
+            if i >= warm:
+                out[k].append((time.perf_counter() - t0) * 1000)
     return out
 
 
@@ -387,21 +397,40 @@ HISTORY = {
 }
 
 
-async def measure(
-    url: str, server: Server, now: datetime, samples: int, label: str
-) -> dict[str, Any]:
-    out: dict[str, Any] = {"label": label, "history": {}, "export": {}}
+@dataclass
+class Stage:
+    """One database, its server and what was measured on it."""
+
+    label: str
+    url: str
+    server: Server | None = None
+    out: dict[str, Any] = field(default_factory=dict)
+
+
+async def measure(stages: list[Stage], now: datetime, samples: int) -> None:
     timeout = aiohttp.ClientTimeout(total=None)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        await server.ready(session)
-        contacts = f"{server.base}/v1/contacts"
+        servers = [s.server for s in stages if s.server is not None]
+        for server in servers:
+            await server.ready(session)
+        for s in stages:
+            s.out.update(label=s.label, history={}, export={})
         for name, filters in HISTORY.items():
-            first = await timed_get(session, contacts, {**filters, "limit": "50"}, samples)
-            cursor, depth = await deep_cursor(url, filters, now - SPAN / 2)
-            deep = await timed_get(
-                session, contacts, {**filters, "limit": "50", "cursor": cursor}, samples
+            page = {**filters, "limit": "50"}
+            firsts = await timed_side_by_side(
+                session, [(f"{sv.base}/v1/contacts", page) for sv in servers], samples
             )
-            out["history"][name] = (first, deep, depth)
+            cursors = [await deep_cursor(s.url, filters, now - SPAN / 2) for s in stages]
+            deeps = await timed_side_by_side(
+                session,
+                [
+                    (f"{sv.base}/v1/contacts", {**page, "cursor": cursor})
+                    for sv, (cursor, _) in zip(servers, cursors, strict=True)
+                ],
+                samples,
+            )
+            for s, first, deep, (_, depth) in zip(stages, firsts, deeps, cursors, strict=True):
+                s.out["history"][name] = (first, deep, depth)
         today = now.replace(hour=0, minute=0, second=0, microsecond=0)
         params = {
             "since": (today - timedelta(days=30)).isoformat(),
@@ -409,28 +438,34 @@ async def measure(
             "interval": "day",
             "group_by": "channel,queue",
         }
-        out["summary"] = await timed_get(
-            session, f"{server.base}/v1/reports/summary", params, max(10, samples // 5)
+        summaries = await timed_side_by_side(
+            session,
+            [(f"{sv.base}/v1/reports/summary", params) for sv in servers],
+            max(10, samples // 5),
         )
-        async with session.get(
-            f"{server.base}/v1/reports/summary", params=params, headers=HEADERS
-        ) as r:
-            body = await r.json()
-            out["summary_rows"] = len(body["rows"])
-            out["summary_contacts"] = body["totals"]["contacts"]
+        for s, sv, timings in zip(stages, servers, summaries, strict=True):
+            s.out["summary"] = timings
+            async with session.get(
+                f"{sv.base}/v1/reports/summary", params=params, headers=HEADERS
+            ) as r:
+                body = await r.json()
+                s.out["summary_rows"] = len(body["rows"])
+                s.out["summary_contacts"] = body["totals"]["contacts"]
         for fmt in ("csv", "ndjson"):
-            before = peak_rss_mb(server.proc.pid)
-            t0 = time.perf_counter()
-            lines = size = 0
-            async with session.get(contacts, params={"format": fmt}, headers=HEADERS) as r:
-                assert r.status == 200, await r.text()
-                async for chunk in r.content.iter_chunked(1 << 16):
-                    lines += chunk.count(b"\n")
-                    size += len(chunk)
-            seconds = time.perf_counter() - t0
-            rows = lines - 1 if fmt == "csv" else lines
-            out["export"][fmt] = (rows, seconds, size, before, peak_rss_mb(server.proc.pid))
-    return out
+            for s, sv in zip(stages, servers, strict=True):
+                before = peak_rss_mb(sv.proc.pid)
+                t0 = time.perf_counter()
+                lines = size = 0
+                async with session.get(
+                    f"{sv.base}/v1/contacts", params={"format": fmt}, headers=HEADERS
+                ) as r:
+                    assert r.status == 200, await r.text()
+                    async for chunk in r.content.iter_chunked(1 << 16):
+                        lines += chunk.count(b"\n")
+                        size += len(chunk)
+                seconds = time.perf_counter() - t0
+                rows = lines - 1 if fmt == "csv" else lines
+                s.out["export"][fmt] = (rows, seconds, size, before, peak_rss_mb(sv.proc.pid))
 
 
 def _pair(values: list[float]) -> str:
@@ -478,78 +513,96 @@ def _with_database(url: str, name: str) -> str:
     return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
+async def prepare(
+    stage: Stage, n: int, seed_: int, start: float, now: datetime, jobs: int
+) -> list[tuple[str, float]]:
+    """Seed ``n`` records into the stage's database and bring its rollups and
+    statistics up to date, as the running service would have them."""
+    timings = []
+    pool = await db.connect_pool(
+        stage.url, DatabaseSettings(url=stage.url, pool_min=1, pool_max=4, command_timeout=3600)
+    )
+    try:
+        seconds = await seed(stage.url, n, seed_, start, jobs)
+        timings.append((f"seed {n:,} records (COPY)", seconds))
+        t0 = time.perf_counter()
+        await rollups.rebuild(pool, now - SPAN - timedelta(hours=1), now)
+        timings.append((f"rollups: rebuild of 90 days ({stage.label})", time.perf_counter() - t0))
+        t0 = time.perf_counter()
+        # What autovacuum does in steady state (the rebuild above just
+        # replaced every rollup row).
+        await pool.execute("VACUUM ANALYZE contact_rollup")
+        await pool.execute("ANALYZE contacts")
+        timings.append(("vacuum analyze", time.perf_counter() - t0))
+        hour = rollups.hour_floor(now) - timedelta(hours=2)
+        t0 = time.perf_counter()
+        await rollups.rebuild(pool, hour, hour + timedelta(hours=1))
+        timings.append(("rollups: one hour (the job's steady state)", time.perf_counter() - t0))
+    finally:
+        await pool.close()
+    return timings
+
+
 async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--scale", type=float, default=1.0, help="1.0: 1 M then 5 M records")
+    p.add_argument("--scale", type=float, default=1.0, help="1.0: 1 M and 5 M records")
     p.add_argument("--samples", type=int, default=200, help="requests per history query")
-    p.add_argument("--keep", action="store_true", help="keep the bench database")
+    p.add_argument("--keep", action="store_true", help="keep the bench databases")
     p.add_argument("--jobs", type=int, default=2, help="COPY streams at once while seeding")
     args = p.parse_args()
     first, total = int(1_000_000 * args.scale), int(5_000_000 * args.scale)
     workdir = Path(tempfile.mkdtemp(prefix="omniroute-reporting-bench-"))
     embedded = None
     server_url = os.environ.get("DATABASE_URL")
-    name = f"omniroute_bench_{secrets.token_hex(3)}"
-    if server_url:
-        admin = await asyncpg.connect(server_url)
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        await admin.close()
-        url = _with_database(server_url, name)
-    else:
+    if not server_url:
         embedded = db.EmbeddedPostgres(workdir / "pg")
-        url = await embedded.start()
+        server_url = await embedded.start()
+    name = f"omniroute_bench_{secrets.token_hex(3)}"
+    stages = [
+        Stage(f"{first:,}", _with_database(server_url, f"{name}_small")),
+        Stage(f"{total:,}", _with_database(server_url, f"{name}_large")),
+    ]
+    admin = await asyncpg.connect(server_url)
     timings: list[tuple[str, float]] = []
-    results = []
-    pool = await db.connect_pool(
-        url, DatabaseSettings(url=url, pool_min=1, pool_max=4, command_timeout=3600)
-    )
     try:
-        async with pool.acquire() as con:
+        small, large = stages
+        await admin.execute(f'CREATE DATABASE "{name}_small"')
+        con = await asyncpg.connect(small.url, server_settings={"search_path": "omniroute,public"})
+        try:
             await migrations.migrate(con)
             await con.execute("SELECT ensure_partitions(now() - interval '4 months', 6)")
+        finally:
+            await con.close()
         now = datetime.now(UTC)
         start = (now - SPAN - timedelta(minutes=10)).timestamp()
-        server = None
-        for label, n, seed_ in ((f"{first:,}", first, 1), (f"{total:,}", total - first, 2)):
-            seconds = await seed(url, n, seed_, start, args.jobs)
-            timings.append((f"seed {n:,} records (COPY)", seconds))
+        timings += await prepare(small, first, 1, start, now, args.jobs)
+        t0 = time.perf_counter()
+        await admin.execute(f'CREATE DATABASE "{name}_large" TEMPLATE "{name}_small"')
+        timings.append(("copy of the first database", time.perf_counter() - t0))
+        timings += await prepare(large, total - first, 2, start, now, args.jobs)
+        for i, stage in enumerate(stages):
+            stage.server = Server(workdir / str(i), stage.url)
+        try:
             t0 = time.perf_counter()
-            if seed_ == 1:
-                await rollups.refresh(pool)
-                timings.append((f"rollups: first refresh ({first:,})", time.perf_counter() - t0))
-            else:
-                await rollups.rebuild(pool, now - SPAN - timedelta(hours=1), now)
-                timings.append(
-                    (f"rollups: rebuild of 90 days ({total:,})", time.perf_counter() - t0)
-                )
-            t0 = time.perf_counter()
-            # What autovacuum does in steady state (the rebuild above just
-            # replaced every rollup row).
-            await pool.execute("VACUUM ANALYZE contact_rollup")
-            await pool.execute("ANALYZE contacts")
-            timings.append(("vacuum analyze", time.perf_counter() - t0))
-            hour = rollups.hour_floor(now) - timedelta(hours=2)
-            t0 = time.perf_counter()
-            await rollups.rebuild(pool, hour, hour + timedelta(hours=1))
-            timings.append(("rollups: one hour (the job's steady state)", time.perf_counter() - t0))
-            server = Server(workdir, url)
-            try:
-                t0 = time.perf_counter()
-                results.append(await measure(url, server, now, args.samples, label))
-                timings.append((f"measure at {label}", time.perf_counter() - t0))
-            finally:
-                server.stop()
-        size = await pool.fetchval("SELECT pg_size_pretty(pg_database_size(current_database()))")
-        timings.append((f"database size {size}", 0.0))
+            await measure(stages, now, args.samples)
+            timings.append(("measure both, side by side", time.perf_counter() - t0))
+        finally:
+            for stage in stages:
+                if stage.server is not None:
+                    stage.server.stop()
+        for stage in stages:
+            size = await admin.fetchval(
+                "SELECT pg_size_pretty(pg_database_size($1))", urlsplit(stage.url).path[1:]
+            )
+            timings.append((f"database size at {stage.label}: {size}", 0.0))
     finally:
-        await pool.close()
+        if embedded is None and not args.keep:
+            for suffix in ("small", "large"):
+                await admin.execute(f'DROP DATABASE IF EXISTS "{name}_{suffix}" WITH (FORCE)')
+        await admin.close()
         if embedded is not None:
             await embedded.stop()
-        elif server_url and not args.keep:
-            admin = await asyncpg.connect(server_url)
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.close()
-    report(results, timings)
+    report([s.out for s in stages], timings)
 
 
 if __name__ == "__main__":
