@@ -9,13 +9,18 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.store.export import EXPORT_COLUMNS, NdjsonLines
+from router.store.export import EXPORT_COLUMNS, QUOTED_BY_TEMPLATE, NdjsonLines
 
 LITERALS = [b'"a"', b"null", b"12", b"true", b'["x","y"]', b'"tab\\t \\"q\\" \\u0002 %s \xc3\xa9"']
 
 
 def row(seed: int) -> bytes:
-    values = [LITERALS[(seed + i) % len(LITERALS)] for i in range(len(EXPORT_COLUMNS))]
+    values = [
+        f"{name}-{seed}".encode()
+        if name in QUOTED_BY_TEMPLATE
+        else LITERALS[(seed + i) % len(LITERALS)]
+        for i, name in enumerate(EXPORT_COLUMNS)
+    ]
     return b"\x02".join(values) + b"\n"
 
 
@@ -34,8 +39,8 @@ def test_each_row_becomes_one_object_with_the_views_keys() -> None:
     assert len(out) == 40
     first = orjson.loads(out[0])
     assert tuple(first) == EXPORT_COLUMNS
-    assert first["contact_id"] == "a" and first["received_at"] is None
-    assert first["provider"] is True and first["channel"] == ["x", "y"]
+    assert first["contact_id"] == "contact_id-0" and first["received_at"] is None
+    assert first["provider"] == "provider-0" and first["thread_id"] == "a"
     assert first["external_id"] == 'tab\t "q" \x02 %s é'
 
 

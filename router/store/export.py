@@ -84,7 +84,8 @@ _CSV_SELECT = ", ".join(_csv_column(c) for c in EXPORT_COLUMNS)
 # (quoting and escaping); integers and booleans (text 'true' / 'false') as
 # their text; ids and names that are safe by construction (uuids, channels,
 # adapter names matching the config's pattern, adapter kinds, ruleset hashes)
-# between quotes.
+# between quotes -- put there by the line template when never null, which
+# spares PostgreSQL, the export's bottleneck, two string operations a column.
 _UNQUOTED = ("priority", "sla_seconds", *_BOOLEANS)
 _QUOTED = (
     "contact_id",
@@ -115,7 +116,13 @@ _NOT_NULL = (
 )
 
 
+#: Columns written bare by PostgreSQL and quoted by the line template.
+QUOTED_BY_TEMPLATE = tuple(c for c in _QUOTED if c in _NOT_NULL)
+
+
 def _literal(name: str) -> str:
+    if name in QUOTED_BY_TEMPLATE:
+        return f"{name}::text"  # the template quotes it
     if name in _QUOTED:
         value = f"'\"' || {name}::text || '\"'"
     elif name in _UNQUOTED:
@@ -132,7 +139,11 @@ _LITERALS_SELECT = ", ".join(_literal(c) for c in EXPORT_COLUMNS)
 # out as it is, never quoted.
 _QUOTE, _DELIMITER = "\x01", "\x02"
 _SEPARATOR = _DELIMITER.encode()
-_LINE = ("{" + ",".join(f'"{c}":%s' for c in EXPORT_COLUMNS) + "}\n").encode()
+_LINE = (
+    "{"
+    + ",".join(f'"{c}":"%s"' if c in QUOTED_BY_TEMPLATE else f'"{c}":%s' for c in EXPORT_COLUMNS)
+    + "}\n"
+).encode()
 
 #: Marks the export's query in pg_stat_activity.
 MARK = "/* omniroute export */"
