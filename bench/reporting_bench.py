@@ -351,8 +351,8 @@ async def timed_side_by_side(
     out: list[list[float]] = [[] for _ in requests]
     warm = max(3, n // 10)
     for i in range(n + warm):
-        for k in range(len(requests)):
-            k = (k + i) % len(requests)
+        for turn in range(len(requests)):
+            k = (turn + i) % len(requests)
             url, params = requests[k]
             t0 = time.perf_counter()
             async with session.get(url, params=params, headers=HEADERS) as r:

@@ -243,7 +243,7 @@ async def fetch_one(con: asyncpg.Pool, contact_id: uuid.UUID) -> asyncpg.Record 
 async def fetch_page(
     con: asyncpg.Pool, selection: Selection, *, limit: int
 ) -> list[asyncpg.Record]:
-    """Up to ``limit`` records of ``selection``, newest first."""
+    """Up to ``limit`` records of ``selection``, in its order."""
     args: list[Any] = []
     sql = f"SELECT {SUMMARY_COLUMNS} FROM contacts{selection.where(args)}{selection.order_by}"
     args.append(limit)

@@ -1,5 +1,5 @@
-"""The history as a file: every record of a selection, newest first, as CSV or
-as NDJSON, in the columns of ``reporting.routed_contacts_v1``.
+"""The history as a file: every record of a selection, in its order, as CSV
+or as NDJSON, in the columns of ``reporting.routed_contacts_v1``.
 
 PostgreSQL writes the rows (COPY TO STDOUT) and the connection stops reading
 while the sink waits, so memory stays flat however many rows there are.
@@ -96,7 +96,7 @@ _QUOTED = (
     "provider",
     "ruleset",
 )
-_NOT_NULL = (
+_NOT_NULL = (  # as in the table
     "contact_id",
     "received_at",
     "adapter",
@@ -115,18 +115,15 @@ _NOT_NULL = (
     "context_degraded",
 )
 
-
 #: Columns written bare by PostgreSQL and quoted by the line template.
 QUOTED_BY_TEMPLATE = tuple(c for c in _QUOTED if c in _NOT_NULL)
 
 
 def _literal(name: str) -> str:
-    if name in QUOTED_BY_TEMPLATE:
-        return f"{name}::text"  # the template quotes it
-    if name in _QUOTED:
-        value = f"'\"' || {name}::text || '\"'"
-    elif name in _UNQUOTED:
+    if name in _UNQUOTED or name in QUOTED_BY_TEMPLATE:
         value = f"{name}::text"
+    elif name in _QUOTED:
+        value = f"'\"' || {name}::text || '\"'"
     else:
         value = f"to_json({name})::text"
     return value if name in _NOT_NULL else f"coalesce({value}, 'null')"
