@@ -155,6 +155,16 @@ class TokenSettings(_Section):
     def _resolve(cls, value: str | None) -> str | None:
         return resolve_secret(value) if value is not None else None
 
+    @field_validator("sha256", mode="before")
+    @classmethod
+    def _quoted(cls, value: object) -> object:
+        if value is not None and not isinstance(value, str):
+            raise ValueError(
+                "write the digest as a quoted string: YAML reads an unquoted digest "
+                "of digits as a number"
+            )
+        return value
+
     @field_validator("scopes")
     @classmethod
     def _known_scopes(cls, value: list[str]) -> list[str]:
