@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from router import exposure
 from router.errors import ConfigError, RouterError
 from router.logs import configure
 from router.settings import Settings, load_settings
@@ -38,6 +39,7 @@ def serve(args: argparse.Namespace) -> int:
     from router.web import create_app
 
     settings = _settings(args)
+    exposure.check(settings)  # before anything starts, in the supervisor and each worker
     if args.workers > 1:
         from router.workers import supervise
 
@@ -55,14 +57,6 @@ def serve(args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is not on every platform
         pass
-    if settings.http.host not in ("127.0.0.1", "localhost", "::1"):
-        for adapter in settings.adapters:
-            if any(s.startswith("demo-") for s in adapter.secrets):
-                log.warning(
-                    "demo_secret_in_use",
-                    adapter=adapter.name,
-                    hint="replace the demo secrets before exposing the service",
-                )
     app = create_app(settings)
     log.info("serving", host=settings.http.host, port=settings.http.port)
     web.run_app(

@@ -30,6 +30,7 @@ SCOPES = (
     "events:write",
     "rules:read",
     "rules:write",
+    "metrics:read",
 )
 
 
@@ -57,6 +58,9 @@ class HttpSettings(_Section):
     shutdown_timeout: float = Field(default=30.0, ge=0)
     #: bind with SO_REUSEPORT (set for the workers of ``serve --workers N``)
     reuse_port: bool = False
+    #: Start even with the published demo credentials on a non-loopback
+    #: address (a warning is logged at every start); see ``router.exposure``.
+    allow_demo_credentials: bool = False
 
 
 class DatabaseSettings(_Section):
@@ -213,6 +217,9 @@ class Settings(BaseSettings):
         env_prefix="OMNIROUTE_", env_nested_delimiter="__", extra="forbid"
     )
 
+    #: The file is the local demo (``config/omniroute.yaml``): refused off loopback
+    #: like the demo credentials it holds.
+    demo: bool = False
     http: HttpSettings = Field(default_factory=HttpSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
