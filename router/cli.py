@@ -34,9 +34,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from router.web import create_app
+    from router.web import create_app, server
 
     settings = _settings(args)
     exposure.check(settings)  # before anything starts, in the supervisor and each worker
@@ -57,18 +55,7 @@ def serve(args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is not on every platform
         pass
-    app = create_app(settings)
-    log.info("serving", host=settings.http.host, port=settings.http.port)
-    web.run_app(
-        app,
-        host=settings.http.host,
-        port=settings.http.port,
-        shutdown_timeout=settings.http.shutdown_timeout,
-        print=None,
-        access_log=None,
-        handle_signals=True,
-        reuse_port=settings.http.reuse_port or None,
-    )
+    asyncio.run(server.serve(create_app(settings), settings))
     return 0
 
 

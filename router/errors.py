@@ -88,6 +88,19 @@ class PayloadTooLarge(RequestError):
     code = "payload_too_large"
 
 
+class RequestTimeout(RequestError):
+    """The client did not send its request in time (a slow or stalled client)."""
+
+    status = 408
+    code = "request_timeout"
+
+
+class ClientDisconnected(RequestError):
+    """The client went away before its request was read or answered."""
+
+    code = "client_disconnected"
+
+
 class AdapterError(RequestError):
     """A channel adapter refused a delivery."""
 

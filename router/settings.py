@@ -56,6 +56,14 @@ class HttpSettings(_Section):
     #: Public base URL the providers call (for adapters that sign the URL).
     public_url: str | None = None
     shutdown_timeout: float = Field(default=30.0, ge=0)
+    #: Seconds a request's header block may take to arrive (from the
+    #: connection's opening, or the first byte of a next request).
+    header_timeout: float = Field(default=10.0, gt=0)
+    #: Seconds a request's body may take to arrive once its headers are in.
+    body_timeout: float = Field(default=30.0, gt=0)
+    #: Seconds an idle kept-alive connection stays open (behind a load
+    #: balancer: longer than the balancer's own idle timeout).
+    keepalive_timeout: float = Field(default=75.0, ge=0)
     #: bind with SO_REUSEPORT (set for the workers of ``serve --workers N``)
     reuse_port: bool = False
     #: Start even with the published demo credentials on a non-loopback

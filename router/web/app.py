@@ -30,6 +30,7 @@ from router.web import contacts, customers, events, ops, reports, webhooks
 from router.web.auth import Tokens
 from router.web.errors import error_middleware
 from router.web.runtime import RUNTIME, Runtime
+from router.web.server import CONNECTIONS, Connections, reading
 
 log = structlog.get_logger("omniroute.app")
 
@@ -60,11 +61,14 @@ def create_app(settings: Settings) -> web.Application:
         adapters=build_adapters(settings),
         instance=instances.Instance(port=settings.http.port),
     )
+    connections = Connections(settings.http.header_timeout, metrics)
     app = web.Application(
-        middlewares=[error_middleware(metrics)],
+        middlewares=[error_middleware(metrics), reading(settings, connections)],
         client_max_size=settings.http.max_body_bytes,
+        handler_args={"keepalive_timeout": settings.http.keepalive_timeout},
     )
     app[RUNTIME] = runtime
+    app[CONNECTIONS] = connections
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_background)
     webhooks.setup(app)

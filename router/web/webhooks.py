@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from adapters.base import Adapter
-from router.errors import FieldError, NotFound, PayloadTooLarge
+from router.errors import FieldError, NotFound
 from router.models import WebhookReply, WebhookRequest, now_ms
 from router.settings import Settings
 from router.web.runtime import RUNTIME
@@ -30,13 +30,8 @@ def public_url(request: web.Request, settings: Settings) -> str:
 
 
 async def _webhook_request(request: web.Request, settings: Settings) -> WebhookRequest:
-    limit = settings.http.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(
-            "request body too large",
-            fields=[FieldError("body", f"{request.content_length} bytes; at most {limit}")],
-        )
-    body = await request.read()  # aiohttp enforces client_max_size for chunked bodies
+    # read by the middleware already, within http.max_body_bytes and http.body_timeout
+    body = await request.read()
     return WebhookRequest(
         method=request.method,
         url=public_url(request, settings),
