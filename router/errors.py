@@ -81,6 +81,19 @@ class Forbidden(RequestError):
     code = "forbidden"
 
 
+class TooManyRequests(RequestError):
+    """Too many failed attempts from the caller's address; retry after a while."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(
+        self, message: str, *, retry_after: int, fields: list[FieldError] | None = None
+    ) -> None:
+        super().__init__(message, fields=fields)
+        self.retry_after = retry_after
+
+
 class PayloadTooLarge(RequestError):
     """The request body is over the configured limit."""
 

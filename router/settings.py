@@ -7,6 +7,7 @@ written ``env:NAME`` to read it from the environment instead of the file.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -66,9 +67,22 @@ class HttpSettings(_Section):
     keepalive_timeout: float = Field(default=75.0, ge=0)
     #: bind with SO_REUSEPORT (set for the workers of ``serve --workers N``)
     reuse_port: bool = False
+    #: Reverse proxies or load balancers (addresses or networks) whose
+    #: ``X-Forwarded-For`` names the client, for the failed-token brake.
+    trusted_proxies: list[str] = Field(default_factory=list)
     #: Start even with the published demo credentials on a non-loopback
     #: address (a warning is logged at every start); see ``router.exposure``.
     allow_demo_credentials: bool = False
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
 
 
 class DatabaseSettings(_Section):
@@ -201,6 +215,17 @@ class TokenSettings(_Section):
 
 class ApiSettings(_Section):
     tokens: list[TokenSettings] = Field(default_factory=list)
+    #: Failed bearer-token attempts allowed per client address within
+    #: ``failed_auth_window`` seconds; beyond, 429 until the window has passed
+    #: (0: no limit). Counted in each process's memory.
+    failed_auth_limit: int = Field(default=10, ge=0)
+    failed_auth_window: float = Field(default=60.0, gt=0)
+
+
+class MetricsSettings(_Section):
+    #: Serve ``/metrics`` without a token (otherwise the scope ``metrics:read``
+    #: is needed): for a port only the monitoring network reaches.
+    public: bool = False
 
 
 class ReportingSettings(_Section):
@@ -234,6 +259,7 @@ class Settings(BaseSettings):
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     adapters: list[AdapterSettings] = Field(default_factory=list)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     context_provider: ContextProviderSettings | None = None
     reporting: ReportingSettings = Field(default_factory=ReportingSettings)
     log: LogSettings = Field(default_factory=LogSettings)

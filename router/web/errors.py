@@ -18,6 +18,7 @@ from router.errors import (
     RequestTimeout,
     RouterError,
     StoreUnavailable,
+    TooManyRequests,
 )
 from router.metrics import Metrics
 
@@ -26,7 +27,7 @@ log = structlog.get_logger("omniroute.http")
 
 def error_response(exc: RouterError) -> web.Response:
     headers = {}
-    if isinstance(exc, StoreUnavailable):
+    if isinstance(exc, StoreUnavailable | TooManyRequests):
         headers["Retry-After"] = str(exc.retry_after)
     return web.Response(
         status=exc.status,

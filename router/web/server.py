@@ -30,7 +30,7 @@ from contextlib import asynccontextmanager
 from typing import cast
 
 import structlog
-from aiohttp import web
+from aiohttp import web, web_response
 from aiohttp.typedefs import Middleware
 
 from router.errors import FieldError, PayloadTooLarge, RequestTimeout
@@ -51,6 +51,17 @@ _HEADER_TIMEOUT_ANSWER = (
     b"Connection: close\r\n"
     b"\r\n" % len(_TIMEOUT_BODY)
 ) + _TIMEOUT_BODY
+
+
+#: The ``Server`` header of every answer: no versions to look vulnerabilities up by.
+SERVER_HEADER = "omniroute"
+# aiohttp's default (``Python/3.x aiohttp/3.x``), for the answers it writes
+# itself without the app's signals (a malformed request's 400).
+setattr(web_response, "SERVER_SOFTWARE", SERVER_HEADER)  # noqa: B010
+
+
+async def server_header(request: web.Request, response: web.StreamResponse) -> None:
+    response.headers["Server"] = SERVER_HEADER
 
 
 class Connections:
