@@ -108,6 +108,7 @@ class _Watched(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._waiting = True  # for a header block
         self._partial = False  # part of one arrived
+        self._served = 0  # requests begun on this connection
 
     # -- asyncio.Protocol, passed on ------------------------------------------
 
@@ -144,6 +145,7 @@ class _Watched(asyncio.Protocol):
     def request_started(self) -> None:
         self._stop_timer()
         self._waiting = self._partial = False
+        self._served += 1
 
     def request_finished(self) -> None:
         self._waiting = True
@@ -166,7 +168,10 @@ class _Watched(asyncio.Protocol):
             self._connections.metrics.client_timeouts.labels(phase="headers").inc()
             peer = transport.get_extra_info("peername")
             log.info("client_timeout", phase="headers", peer=peer and str(peer[0]))
-            transport.write(_HEADER_TIMEOUT_ANSWER)
+            if not self._served:
+                # (after a request, the previous answer may still be going out:
+                # a 408 could land inside it, so the connection is just closed)
+                transport.write(_HEADER_TIMEOUT_ANSWER)
         transport.close()
 
 
@@ -242,16 +247,29 @@ async def serving(app: web.Application, settings: Settings) -> AsyncIterator[asy
 
 
 async def serve(app: web.Application, settings: Settings) -> None:
-    """Serve until SIGTERM or SIGINT, then shut down gracefully."""
+    """Serve until SIGTERM or SIGINT, then shut down gracefully. A signal while
+    starting (waiting for the database, say) stops the start."""
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
+    starting = asyncio.current_task()
+    listening = False
+
+    def on_signal() -> None:
+        if listening:
+            stop.set()
+        elif starting is not None:
+            starting.cancel()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
+        loop.add_signal_handler(signum, on_signal)
     try:
         async with serving(app, settings):
+            listening = True
             log.info("serving", host=settings.http.host, port=settings.http.port)
             await stop.wait()
             log.info("stopping")
+    except asyncio.CancelledError:
+        log.info("stopped_while_starting")
     finally:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
