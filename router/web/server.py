@@ -8,8 +8,8 @@ Slow clients are held to three limits (``http.*``):
   keep-alive timer runs for an hour and is not reset by trickled bytes), so
   each connection's protocol is wrapped in :class:`_Watched`, which starts the
   timer and is told by the app's middleware (:func:`reading`) when a request
-  begins and ends. A connection that sent part of a header block is answered
-  408 and closed; one that sent nothing is closed.
+  begins and ends. A connection that sent part of its first header block is
+  answered 408 and closed; any other is closed.
 - ``body_timeout``: the whole body must arrive this many seconds after the
   headers; :func:`reading` reads it (before the handler) under that timeout
   and answers 408, closing the connection.
