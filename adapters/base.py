@@ -66,7 +66,7 @@ class Adapter(ABC):
         return json_reply(
             {
                 "error": "method_not_allowed",
-                "message": f"adapter kind {self.kind!r} has no GET handshake",
+                "message": "this adapter has no GET handshake",
             },
             status=405,
         )

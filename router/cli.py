@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import structlog
 
+from router import exposure
 from router.errors import ConfigError, RouterError
 from router.logs import configure
 from router.settings import Settings, load_settings
@@ -33,11 +34,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from aiohttp import web
-
-    from router.web import create_app
+    from router.web import create_app, server
 
     settings = _settings(args)
+    exposure.check(settings)  # before anything starts, in the supervisor and each worker
     if args.workers > 1:
         from router.workers import supervise
 
@@ -55,26 +55,7 @@ def serve(args: argparse.Namespace) -> int:
         uvloop.install()
     except ImportError:  # pragma: no cover - uvloop is not on every platform
         pass
-    if settings.http.host not in ("127.0.0.1", "localhost", "::1"):
-        for adapter in settings.adapters:
-            if any(s.startswith("demo-") for s in adapter.secrets):
-                log.warning(
-                    "demo_secret_in_use",
-                    adapter=adapter.name,
-                    hint="replace the demo secrets before exposing the service",
-                )
-    app = create_app(settings)
-    log.info("serving", host=settings.http.host, port=settings.http.port)
-    web.run_app(
-        app,
-        host=settings.http.host,
-        port=settings.http.port,
-        shutdown_timeout=settings.http.shutdown_timeout,
-        print=None,
-        access_log=None,
-        handle_signals=True,
-        reuse_port=settings.http.reuse_port or None,
-    )
+    asyncio.run(server.serve(create_app(settings), settings))
     return 0
 
 

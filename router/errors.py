@@ -81,11 +81,37 @@ class Forbidden(RequestError):
     code = "forbidden"
 
 
+class TooManyRequests(RequestError):
+    """Too many failed attempts from the caller's address; retry after a while."""
+
+    status = 429
+    code = "too_many_requests"
+
+    def __init__(
+        self, message: str, *, retry_after: int, fields: list[FieldError] | None = None
+    ) -> None:
+        super().__init__(message, fields=fields)
+        self.retry_after = retry_after
+
+
 class PayloadTooLarge(RequestError):
     """The request body is over the configured limit."""
 
     status = 413
     code = "payload_too_large"
+
+
+class RequestTimeout(RequestError):
+    """The client did not send its request in time (a slow or stalled client)."""
+
+    status = 408
+    code = "request_timeout"
+
+
+class ClientDisconnected(RequestError):
+    """The client went away before its request was read or answered."""
+
+    code = "client_disconnected"
 
 
 class AdapterError(RequestError):

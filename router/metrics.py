@@ -42,6 +42,17 @@ class Metrics:
             ["code", "status"],
             registry=r,
         )
+        self.client_timeouts = Counter(
+            "omniroute_client_timeouts",
+            "Requests cut off because the client sent its headers or body too slowly",
+            ["phase"],
+            registry=r,
+        )
+        self.client_disconnects = Counter(
+            "omniroute_client_disconnects",
+            "Requests whose client went away before they were read or answered",
+            registry=r,
+        )
         self.ruleset_info = Gauge(
             "omniroute_ruleset_loaded_timestamp",
             "When the active ruleset was loaded",

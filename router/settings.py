@@ -7,6 +7,7 @@ written ``env:NAME`` to read it from the environment instead of the file.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,6 +31,7 @@ SCOPES = (
     "events:write",
     "rules:read",
     "rules:write",
+    "metrics:read",
 )
 
 
@@ -55,8 +57,32 @@ class HttpSettings(_Section):
     #: Public base URL the providers call (for adapters that sign the URL).
     public_url: str | None = None
     shutdown_timeout: float = Field(default=30.0, ge=0)
+    #: Seconds a request's header block may take to arrive (from the
+    #: connection's opening, or the first byte of a next request).
+    header_timeout: float = Field(default=10.0, gt=0)
+    #: Seconds a request's body may take to arrive once its headers are in.
+    body_timeout: float = Field(default=30.0, gt=0)
+    #: Seconds an idle kept-alive connection stays open (behind a load
+    #: balancer: longer than the balancer's own idle timeout).
+    keepalive_timeout: float = Field(default=75.0, ge=0)
     #: bind with SO_REUSEPORT (set for the workers of ``serve --workers N``)
     reuse_port: bool = False
+    #: Reverse proxies or load balancers (addresses or networks) whose
+    #: ``X-Forwarded-For`` names the client, for the failed-token brake.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    #: Start even with the published demo credentials on a non-loopback
+    #: address (a warning is logged at every start); see ``router.exposure``.
+    allow_demo_credentials: bool = False
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or network") from None
+        return value
 
 
 class DatabaseSettings(_Section):
@@ -155,6 +181,16 @@ class TokenSettings(_Section):
     def _resolve(cls, value: str | None) -> str | None:
         return resolve_secret(value) if value is not None else None
 
+    @field_validator("sha256", mode="before")
+    @classmethod
+    def _quoted(cls, value: object) -> object:
+        if value is not None and not isinstance(value, str):
+            raise ValueError(
+                "write the digest as a quoted string: YAML reads an unquoted digest "
+                "of digits as a number"
+            )
+        return value
+
     @field_validator("scopes")
     @classmethod
     def _known_scopes(cls, value: list[str]) -> list[str]:
@@ -179,6 +215,17 @@ class TokenSettings(_Section):
 
 class ApiSettings(_Section):
     tokens: list[TokenSettings] = Field(default_factory=list)
+    #: Failed bearer-token attempts allowed per client address within
+    #: ``failed_auth_window`` seconds; beyond, 429 until the window has passed
+    #: (0: no limit). Counted in each process's memory.
+    failed_auth_limit: int = Field(default=10, ge=0)
+    failed_auth_window: float = Field(default=60.0, gt=0)
+
+
+class MetricsSettings(_Section):
+    #: Serve ``/metrics`` without a token (otherwise the scope ``metrics:read``
+    #: is needed): for a port only the monitoring network reaches.
+    public: bool = False
 
 
 class ReportingSettings(_Section):
@@ -203,12 +250,16 @@ class Settings(BaseSettings):
         env_prefix="OMNIROUTE_", env_nested_delimiter="__", extra="forbid"
     )
 
+    #: The file is the local demo (``config/omniroute.yaml``): refused off loopback
+    #: like the demo credentials it holds.
+    demo: bool = False
     http: HttpSettings = Field(default_factory=HttpSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     rules: RulesSettings = Field(default_factory=RulesSettings)
     identity: IdentitySettings = Field(default_factory=IdentitySettings)
     adapters: list[AdapterSettings] = Field(default_factory=list)
     api: ApiSettings = Field(default_factory=ApiSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     context_provider: ContextProviderSettings | None = None
     reporting: ReportingSettings = Field(default_factory=ReportingSettings)
     log: LogSettings = Field(default_factory=LogSettings)

@@ -108,7 +108,7 @@ async def test_slow_or_failing_provider_degrades_and_opens_the_circuit(
         assert all(c["degraded"] for c in found)
         assert state.calls[endpoint] == 3  # then the circuit is open: no more calls
         assert elapsed < 3  # each slow lookup was cut at 150 ms
-        metrics = await (await client.get("/metrics")).text()
+        metrics = await (await api.get("/metrics")).text()
         assert 'omniroute_context_lookups_total{result="circuit_open"} 2.0' in metrics
     finally:
         await client.close()

@@ -3,6 +3,8 @@ behaviour when the database goes away and comes back."""
 
 from __future__ import annotations
 
+import asyncio
+
 from tests.conftest import Api, unique
 from tests.proxy import CuttableProxy
 from tests.test_routing import example
@@ -17,7 +19,7 @@ async def test_health_and_readiness(api: Api) -> None:
 
 async def test_metrics_count_routed_contacts(api: Api) -> None:
     await api.deliver("social", example("social", id=unique()))
-    text = await (await api.client.get("/metrics")).text()
+    text = await (await api.get("/metrics")).text()
     assert 'omniroute_contacts_routed_total{adapter="social",channel="social"' in text
     assert "omniroute_routing_seconds_bucket" in text
 
@@ -51,3 +53,19 @@ async def test_database_outage_is_503_then_recovers(flaky: tuple[Api, CuttablePr
     assert response.status == 200
     assert (await response.json())["contacts"][0]["duplicate"] is False
     assert (await api.client.get("/readyz")).status == 200
+
+
+async def test_the_server_header_names_no_version(api: Api) -> None:
+    for path in ("/healthz", "/no-such-page", "/v1/contacts"):
+        assert (await api.client.get(path)).headers["Server"] == "omniroute"
+    # an answer aiohttp writes itself, without the app: a malformed request
+    assert api.client.server.port is not None
+    reader, writer = await asyncio.open_connection("127.0.0.1", api.client.server.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: omniroute\r\nno colon here\r\n\r\n")
+    async with asyncio.timeout(5):
+        answer = await reader.read()
+    writer.close()
+    assert answer.split(b"\r\n", 1)[0].split()[1] == b"400"
+    head = answer.split(b"\r\n\r\n", 1)[0].lower()
+    assert b"\r\nserver: omniroute\r\n" in head + b"\r\n"
+    assert b"aiohttp" not in answer.lower() and b"python" not in answer.lower()

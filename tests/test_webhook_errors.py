@@ -6,6 +6,7 @@ import time
 
 import orjson
 
+from adapters.generic import sign
 from tests.conftest import SECRETS, Api, unique
 from tests.test_routing import example
 
@@ -74,8 +75,6 @@ async def test_not_json_is_422(api: Api) -> None:
 
 async def test_wrong_content_type_is_415(api: Api) -> None:
     body = orjson.dumps(example("chat", id=unique()))
-    from adapters.generic import sign
-
     response = await api.client.post(
         "/v1/webhooks/chat",
         data=body,
@@ -94,10 +93,32 @@ async def test_oversize_body_is_413(api: Api) -> None:
     assert (await response.json())["error"] == "payload_too_large"
 
 
-async def test_unknown_adapter_is_404(api: Api) -> None:
-    response = await api.client.post("/v1/webhooks/fax", data=b"{}")
-    assert response.status == 404
-    assert "adapter" in await fields_of(response)
+async def test_unknown_adapter_names_cannot_be_told_from_configured_ones(api: Api) -> None:
+    """An unknown name answers as a configured generic adapter answers a caller
+    without its secret: same status, same body, for every kind of attempt."""
+    body = orjson.dumps(example("chat", id="same"))
+    now = int(time.time())
+    attempts: list[dict[str, str]] = [
+        {},
+        {"X-Omniroute-Signature": "garbage"},
+        {"X-Omniroute-Signature": f"t={now - 3600},v1=00"},
+        {"X-Omniroute-Signature": f"t={now},v1=zz"},
+        {"X-Omniroute-Signature": sign(body, "a-guessed-secret", now)},
+    ]
+    for headers in attempts:
+        headers = {"Content-Type": "application/json", **headers}
+        answers = []
+        for name in ("chat", "email", "fax", "no-such-adapter"):
+            response = await api.client.post(f"/v1/webhooks/{name}", data=body, headers=headers)
+            answers.append((response.status, await response.json()))
+        assert answers[0][0] == 401, answers
+        assert all(a == answers[0] for a in answers), answers
+    for name in ("chat", "social", "fax"):
+        response = await api.client.get(f"/v1/webhooks/{name}?hub.challenge=1")
+        assert (response.status, await response.json()) == (
+            405,
+            {"error": "method_not_allowed", "message": "this adapter has no GET handshake"},
+        )
 
 
 async def test_generic_adapters_have_no_get_handshake(api: Api) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 
@@ -29,7 +30,9 @@ from router.store.rulesets import save_ruleset
 from router.web import contacts, customers, events, ops, reports, webhooks
 from router.web.auth import Tokens
 from router.web.errors import error_middleware
+from router.web.limits import ClientAddresses, FailureLimiter
 from router.web.runtime import RUNTIME, Runtime
+from router.web.server import CONNECTIONS, Connections, reading, server_header
 
 log = structlog.get_logger("omniroute.app")
 
@@ -50,21 +53,37 @@ def build_adapters(settings: Settings) -> dict[str, Adapter]:
     return out
 
 
+def unknown_adapter() -> Adapter:
+    """What adapter names that are not configured answer as: a generic adapter
+    whose secret (random, never shown) nobody has."""
+    spec = AdapterSpec(name="unknown", kind="chat", secrets=(secrets.token_hex(32),))
+    return adapters.build(spec)
+
+
 def create_app(settings: Settings) -> web.Application:
     metrics = Metrics()
     runtime = Runtime(
         settings=settings,
         metrics=metrics,
         rules=LiveRules(settings.rules.paths, metrics),
-        tokens=Tokens(settings.api.tokens),
+        tokens=Tokens(
+            settings.api.tokens,
+            limiter=FailureLimiter(settings.api.failed_auth_limit, settings.api.failed_auth_window),
+            clients=ClientAddresses(settings.http.trusted_proxies),
+        ),
         adapters=build_adapters(settings),
+        unknown_adapter=unknown_adapter(),
         instance=instances.Instance(port=settings.http.port),
     )
+    connections = Connections(settings.http.header_timeout, metrics)
     app = web.Application(
-        middlewares=[error_middleware(metrics)],
+        middlewares=[error_middleware(metrics), reading(settings, connections)],
         client_max_size=settings.http.max_body_bytes,
+        handler_args={"keepalive_timeout": settings.http.keepalive_timeout},
     )
     app[RUNTIME] = runtime
+    app[CONNECTIONS] = connections
+    app.on_response_prepare.append(server_header)
     app.cleanup_ctx.append(_database)
     app.cleanup_ctx.append(_background)
     webhooks.setup(app)

@@ -1,7 +1,9 @@
-"""Bearer tokens for the ``/v1`` API (not the webhooks, which adapters verify).
+"""Bearer tokens for the ``/v1`` API and ``/metrics`` (not the webhooks, which
+adapters verify).
 
 Tokens are kept as SHA-256 digests and compared in constant time against
-every configured token."""
+every configured token. Failed attempts are braked per client address
+(``router.web.limits``)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from aiohttp import web
 
 from router.errors import FieldError, Forbidden, Unauthorized
 from router.settings import TokenSettings
+from router.web.limits import ClientAddresses, FailureLimiter
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,8 +26,16 @@ class Principal:
 
 
 class Tokens:
-    def __init__(self, tokens: Sequence[TokenSettings]) -> None:
+    def __init__(
+        self,
+        tokens: Sequence[TokenSettings],
+        *,
+        limiter: FailureLimiter | None = None,
+        clients: ClientAddresses | None = None,
+    ) -> None:
         self._tokens = [(t.digest, Principal(t.name, frozenset(t.scopes))) for t in tokens]
+        self._limiter = limiter or FailureLimiter(0, 1)
+        self._clients = clients or ClientAddresses(())
 
     def authenticate(self, presented: str) -> Principal | None:
         digest = hashlib.sha256(presented.encode()).digest()
@@ -35,6 +46,8 @@ class Tokens:
         return found
 
     def require(self, request: web.Request, scope: str) -> Principal:
+        client = self._clients.of(request)
+        self._limiter.check(client)
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
@@ -44,6 +57,7 @@ class Tokens:
             )
         principal = self.authenticate(token.strip())
         if principal is None:
+            self._limiter.failed(client)
             raise Unauthorized(
                 "the token is not valid",
                 fields=[FieldError("Authorization", "unknown or revoked token")],

@@ -104,13 +104,15 @@ SPEC: dict[str, Any] = {
                 {"name": "adapter", "in": "path", "required": True, "schema": {"type": "string"}}
             ],
             "post": {
-                "summary": "Deliver contacts from a platform (signed by the adapter's scheme)",
+                "summary": "Deliver contacts from a platform (signed by the adapter's scheme); "
+                "a name that is not configured answers 401 like a wrong signature",
                 "requestBody": {"content": {"application/json": {"schema": {}}}},
-                "responses": {**_JSON_OK, **_errors(401, 404, 413, 415, 422, 503)},
+                "responses": {**_JSON_OK, **_errors(401, 408, 413, 415, 422, 503)},
             },
             "get": {
-                "summary": "Provider verification handshake",
-                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 405)},
+                "summary": "Provider verification handshake (405 for adapters without one, "
+                "and for names that are not configured)",
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 405)},
             },
         },
         "/v1/contacts": {
@@ -296,10 +298,27 @@ SPEC: dict[str, Any] = {
         "/readyz": {"get": {"summary": "Readiness", "responses": {**_JSON_OK, **_errors(503)}}},
         "/metrics": {
             "get": {
-                "summary": "Prometheus metrics",
-                "responses": {"200": {"description": "text exposition"}},
+                "summary": "Prometheus metrics (scope metrics:read, unless metrics.public)",
+                "security": [{"bearer": []}, {}],
+                "responses": {"200": {"description": "text exposition"}, **_errors(401, 403)},
             }
         },
         "/openapi.json": {"get": {"summary": "This document", "responses": _JSON_OK}},
     },
 }
+
+
+def _common_errors() -> None:
+    """Answers every operation may give: 429 where a token is checked (too many
+    failed attempts from the address), 408 where a body is read (too slow)."""
+    for item in SPEC["paths"].values():
+        for method, operation in item.items():
+            if method == "parameters":
+                continue
+            if "security" in operation:
+                operation["responses"].update(_errors(429))
+            if "requestBody" in operation:
+                operation["responses"].update(_errors(408))
+
+
+_common_errors()

@@ -42,7 +42,10 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    body = request.app[RUNTIME].metrics.exposition()
+    rt = request.app[RUNTIME]
+    if not rt.settings.metrics.public:
+        rt.tokens.require(request, "metrics:read")
+    body = rt.metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
 

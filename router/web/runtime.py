@@ -25,6 +25,8 @@ class Runtime:
     rules: LiveRules
     tokens: Tokens
     adapters: dict[str, Adapter]
+    #: what a name that is not configured answers as (see ``webhooks.deliver``)
+    unknown_adapter: Adapter
     instance: Instance
     pool_: asyncpg.Pool | None = None
     pipeline_: Pipeline | None = None

@@ -2,24 +2,25 @@
 
 from __future__ import annotations
 
+import structlog
 from aiohttp import web
 
 from adapters.base import Adapter
-from router.errors import FieldError, NotFound, PayloadTooLarge
+from adapters.signing import mismatch
 from router.models import WebhookReply, WebhookRequest, now_ms
 from router.settings import Settings
 from router.web.runtime import RUNTIME
 
+log = structlog.get_logger("omniroute.webhooks")
 
-def _adapter(request: web.Request) -> Adapter:
+
+def _adapter(request: web.Request) -> Adapter | None:
+    """The configured adapter the URL names; ``None`` (logged) for any other name."""
     name = request.match_info["adapter"]
-    try:
-        return request.app[RUNTIME].adapters[name]
-    except KeyError:
-        raise NotFound(
-            f"no adapter named {name!r} is configured",
-            fields=[FieldError("adapter", "unknown adapter name")],
-        ) from None
+    adapter = request.app[RUNTIME].adapters.get(name)
+    if adapter is None:
+        log.info("unknown_adapter", adapter=name[:100], method=request.method)
+    return adapter
 
 
 def public_url(request: web.Request, settings: Settings) -> str:
@@ -30,13 +31,8 @@ def public_url(request: web.Request, settings: Settings) -> str:
 
 
 async def _webhook_request(request: web.Request, settings: Settings) -> WebhookRequest:
-    limit = settings.http.max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(
-            "request body too large",
-            fields=[FieldError("body", f"{request.content_length} bytes; at most {limit}")],
-        )
-    body = await request.read()  # aiohttp enforces client_max_size for chunked bodies
+    # read by the middleware already, within http.max_body_bytes and http.body_timeout
+    body = await request.read()
     return WebhookRequest(
         method=request.method,
         url=public_url(request, settings),
@@ -63,13 +59,18 @@ async def deliver(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     adapter = _adapter(request)
     incoming = await _webhook_request(request, rt.settings)
+    if adapter is None:
+        # Answered as a generic adapter answers a caller without its secret
+        # (401, the same body), so adapter names cannot be probed.
+        rt.unknown_adapter.verify(incoming)
+        raise mismatch("X-Omniroute-Signature")  # not reached: nobody knows the decoy's secret
     reply = await rt.pipeline.deliver(adapter, incoming)
     return _response(reply, rt.rules.active.version)
 
 
 async def handshake(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    adapter = _adapter(request)
+    adapter = _adapter(request) or rt.unknown_adapter  # 405, as a generic adapter
     incoming = await _webhook_request(request, rt.settings)
     return _response(adapter.handshake(incoming), rt.rules.active.version)
 

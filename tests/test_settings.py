@@ -1,0 +1,43 @@
+"""The configuration files shipped in ``config/`` load as they are."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from router.errors import ConfigError
+from router.settings import load_settings
+from router.web.app import build_adapters
+from tests.conftest import ROOT
+
+CONFIGS = sorted((ROOT / "config").glob("*.y*ml"))
+
+
+def env_names(path: Path) -> set[str]:
+    """The environment variables a config file reads (``env:NAME`` values)."""
+    return set(re.findall(r"env:([A-Za-z_][A-Za-z0-9_]*)", path.read_text()))
+
+
+def test_there_are_config_files() -> None:
+    assert {p.name for p in CONFIGS} >= {"omniroute.yaml", "omniroute.example.yaml"}
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=[p.name for p in CONFIGS])
+def test_every_config_file_loads(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in env_names(path):
+        monkeypatch.setenv(name, f"dummy-{name.lower()}")
+    for name in ("OMNIROUTE_CONFIG", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings(path)
+    assert build_adapters(settings)  # every adapter kind and option is valid
+    for token in settings.api.tokens:
+        assert token.digest
+
+
+def test_an_unquoted_digest_of_digits_is_explained(tmp_path: Path) -> None:
+    config = tmp_path / "omniroute.yaml"
+    config.write_text(f"api: {{tokens: [{{name: r, sha256: {'0' * 64}, scopes: []}}]}}\n")
+    with pytest.raises(ConfigError, match="quoted string"):
+        load_settings(config)

@@ -1,0 +1,186 @@
+"""Slow and vanishing clients, against a real ``omniroute serve`` process with
+short timeouts: a header block or a body that does not arrive in time is cut
+off (408, connection closed); a client that leaves mid-body is a logged
+client disconnect, not an internal error."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
+
+import aiohttp
+import orjson
+import pytest
+
+from bench.faults import Omniroute, free_port, write_config
+from router.settings import SCOPES
+from tests.conftest import ROOT, SECRETS, TOKEN
+
+HEADER_TIMEOUT = 0.6
+BODY_TIMEOUT = 0.6
+#: how much later than its timeout a cut may come (a loaded test machine)
+SLACK = 2.0
+
+
+@pytest.fixture(scope="module")
+async def server(
+    database_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[Omniroute]:
+    port = free_port()
+    directory = tmp_path_factory.mktemp("slow")
+    config = write_config(
+        directory,
+        port=port,
+        database_url=database_url,
+        secrets=SECRETS,
+        rules=[ROOT / "rules"],
+        extra={
+            "http": {
+                "host": "127.0.0.1",
+                "port": port,
+                "shutdown_timeout": 2,
+                "header_timeout": HEADER_TIMEOUT,
+                "body_timeout": BODY_TIMEOUT,
+            },
+            "api": {"tokens": [{"name": "all", "token": TOKEN, "scopes": list(SCOPES)}]},
+            "log": {"level": "info", "format": "json"},
+        },
+    )
+    process = Omniroute(config, port, directory / "omniroute.log")
+    process.start()
+    try:
+        await process.ready()
+        yield process
+    finally:
+        process.stop()
+
+
+async def exchange(
+    port: int, parts: Sequence[tuple[float, bytes]], *, wait: float = 10.0
+) -> tuple[bytes, float]:
+    """Send ``parts`` (each after its delay) on a fresh connection; what the
+    server answered before it closed the connection, and after how long."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    started = time.monotonic()
+
+    async def send() -> None:
+        with contextlib.suppress(ConnectionError):
+            for delay, chunk in parts:
+                await asyncio.sleep(delay)
+                writer.write(chunk)
+                await writer.drain()
+
+    sending = asyncio.create_task(send())
+    answer = b""
+    try:
+        async with asyncio.timeout(wait):
+            while chunk := await reader.read(65536):
+                answer += chunk
+    except ConnectionResetError:
+        pass
+    except TimeoutError:
+        raise AssertionError(f"connection still open after {wait} s; got {answer!r}") from None
+    finally:
+        sending.cancel()
+        writer.close()
+    return answer, time.monotonic() - started
+
+
+HEAD = b"POST /v1/webhooks/chat HTTP/1.1\r\nHost: omniroute\r\nContent-Type: application/json\r\n"
+
+
+async def test_trickled_headers_are_cut_off(server: Omniroute) -> None:
+    # 100 connections, each sending a header line every 0.1 s, never finishing
+    trickle = [(0.0, HEAD)] + [(0.1, f"X-Slow-{n}: 1\r\n".encode()) for n in range(200)]
+    results = await asyncio.gather(*(exchange(server.port, trickle) for _ in range(100)))
+    for answer, seconds in results:
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert b"request_timeout" in answer
+        assert HEADER_TIMEOUT <= seconds + 0.05 < HEADER_TIMEOUT + SLACK
+
+
+async def test_a_silent_connection_is_closed(server: Omniroute) -> None:
+    answer, seconds = await exchange(server.port, [])
+    assert answer == b""
+    assert seconds < HEADER_TIMEOUT + SLACK
+
+
+async def test_the_header_timer_is_not_an_idle_timer(server: Omniroute) -> None:
+    """A kept-alive connection may stay idle longer than the header timeout;
+    its next request is served on the same connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        for _ in range(3):
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: omniroute\r\n\r\n")
+            await writer.drain()
+            async with asyncio.timeout(5):
+                head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200 "), head
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+            await asyncio.sleep(HEADER_TIMEOUT * 2)
+    finally:
+        writer.close()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        [(0.0, b"x" * 106)],  # 94 bytes short, then nothing
+        [(0.1, b"x" * 2) for _ in range(100)],  # trickled
+    ],
+    ids=["short", "trickled"],
+)
+async def test_a_slow_body_is_answered_408(
+    server: Omniroute, body: list[tuple[float, bytes]]
+) -> None:
+    length = sum(len(chunk) for _, chunk in body) if len(body) > 1 else 200
+    head = HEAD + f"Content-Length: {length}\r\n\r\n".encode()
+    answer, seconds = await exchange(server.port, [(0.0, head), *body])
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert orjson.loads(answer.split(b"\r\n\r\n", 1)[1])["error"] == "request_timeout"
+    assert seconds < BODY_TIMEOUT + SLACK
+
+
+async def metric(server: Omniroute, name: str) -> float:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(f"{server.url}/metrics", headers={"Authorization": f"Bearer {TOKEN}"}) as r,
+    ):
+        text = await r.text()
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(name) and not line.startswith("#")
+    )
+
+
+def log_events(log: Path) -> list[dict[str, object]]:
+    lines = log.read_text(errors="replace").splitlines()
+    return [orjson.loads(line) for line in lines if line.startswith("{")]
+
+
+async def test_a_client_leaving_mid_body_is_not_an_internal_error(server: Omniroute) -> None:
+    before = await metric(server, "omniroute_client_disconnects_total")
+    head = HEAD + b"Content-Length: 200\r\n\r\n"
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    writer.write(head + b"x" * 106)
+    await writer.drain()
+    await asyncio.sleep(0.1)
+    writer.close()  # gone, 94 bytes short
+    await writer.wait_closed()
+    await asyncio.sleep(0.3)
+    assert await metric(server, "omniroute_client_disconnects_total") == before + 1
+    assert await metric(server, 'omniroute_errors_total{code="internal_error"') == 0
+    events = log_events(server.log)
+    gone = [e for e in events if e["event"] == "client_disconnected"]
+    assert gone and gone[-1]["level"] == "info" and "exception" not in gone[-1]
+    assert not [e for e in events if e["event"] == "unhandled_error"]
+    assert "Traceback" not in server.log.read_text()
