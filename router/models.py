@@ -23,6 +23,15 @@ CHANNELS: tuple[Channel, ...] = ("chat", "email", "voice", "social")
 #: Longest message text kept on a record; longer texts are cut (and marked).
 TEXT_LIMIT = 32_000
 
+#: The times the service accepts (query parameters, cursors, event times) and
+#: stores: from 1970, where UUIDv7 ids (which carry their contact's time)
+#: begin, to the start of the year 9999, which leaves the arithmetic of time
+#: zones and report buckets room below the last year Python represents.
+TIME_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+TIME_MAX = datetime(9999, 1, 1, tzinfo=UTC)
+#: What is said of a time outside them.
+TIME_RANGE = f"must lie between {TIME_MIN:%Y-%m-%dT%H:%M:%SZ} and {TIME_MAX:%Y-%m-%dT%H:%M:%SZ}"
+
 
 def uuid7(at: datetime | None = None) -> uuid.UUID:
     """A time-ordered UUID (RFC 9562 version 7) whose first 48 bits are ``at`` in ms."""
@@ -37,8 +46,27 @@ def uuid7(at: datetime | None = None) -> uuid.UUID:
 
 
 def uuid7_time(value: uuid.UUID) -> datetime:
-    """The creation time carried by a version-7 UUID (millisecond precision)."""
+    """The creation time carried by a version-7 UUID (millisecond precision);
+    ``ValueError`` beyond the year 9999 (the UUID's 48 bits reach 10889)."""
     return datetime.fromtimestamp((value.int >> 80) / 1000, tz=UTC)
+
+
+def contact_time(contact_id: uuid.UUID) -> datetime | None:
+    """The time a contact's id carries (its ``received_at``), or ``None`` when
+    the UUID cannot be a contact's id: not version 7, or a time outside
+    ``TIME_MIN`` .. ``TIME_MAX``."""
+    if contact_id.version != 7:
+        return None
+    try:
+        at = uuid7_time(contact_id)
+    except (ValueError, OverflowError):
+        return None
+    return at if in_time_range(at) else None
+
+
+def in_time_range(at: datetime) -> bool:
+    """``at`` (timezone-aware) lies in ``TIME_MIN`` .. ``TIME_MAX``."""
+    return TIME_MIN <= at <= TIME_MAX
 
 
 def now_ms() -> datetime:

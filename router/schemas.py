@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
-from router.models import Identifier
+from router.models import TIME_RANGE, Identifier, in_time_range
 
 #: Profile fields a CRM may set.
 PROFILE_FIELDS = ("name", "tier", "language", "segment", "attributes")
@@ -64,11 +65,17 @@ class JourneyIn(BaseModel):
     data: dict[str, Any] = Field(default_factory=dict)
 
 
+def _storable_time(at: datetime) -> datetime:
+    if not in_time_range(at if at.tzinfo else at.replace(tzinfo=UTC)):  # naive: UTC
+        raise PydanticCustomError("time_range", TIME_RANGE)
+    return at
+
+
 class EventIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     #: the platform's id of the event; a repeat with the same id is ignored
     event_id: str | None = Field(default=None, min_length=1, max_length=256)
     type: Literal["assigned", "answered", "transferred", "abandoned", "resolved", "closed"]
-    at: datetime | None = None
+    at: Annotated[datetime, AfterValidator(_storable_time)] | None = None
     agent: str | None = Field(default=None, max_length=256)
     data: dict[str, Any] = Field(default_factory=dict)
