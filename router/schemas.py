@@ -9,7 +9,14 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from router.models import TIME_RANGE, Identifier, in_time_range
+from router.models import (
+    IDENTIFIER_KIND_MAX,
+    IDENTIFIER_VALUE_MAX,
+    TIME_RANGE,
+    Identifier,
+    JsonObject,
+    in_time_range,
+)
 
 #: Profile fields a CRM may set.
 PROFILE_FIELDS = ("name", "tier", "language", "segment", "attributes")
@@ -17,8 +24,8 @@ PROFILE_FIELDS = ("name", "tier", "language", "segment", "attributes")
 
 class IdentityIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_-]*$")
-    value: str = Field(min_length=1, max_length=320)
+    kind: str = Field(min_length=1, max_length=IDENTIFIER_KIND_MAX, pattern=r"^[a-z][a-z0-9_-]*$")
+    value: str = Field(min_length=1, max_length=IDENTIFIER_VALUE_MAX)
     verified: bool = False
 
 
@@ -29,7 +36,7 @@ class ProfileIn(BaseModel):
     tier: str | None = Field(default=None, max_length=64)
     language: str | None = Field(default=None, max_length=35)
     segment: str | None = Field(default=None, max_length=64)
-    attributes: dict[str, Any] | None = None
+    attributes: JsonObject | None = None
     identities: list[IdentityIn] = Field(default_factory=list, max_length=100)
 
     def given_identifiers(self) -> list[tuple[str, Identifier]]:
@@ -62,7 +69,7 @@ class JourneyIn(BaseModel):
     type: str = Field(min_length=1, max_length=64)
     step: str | None = Field(default=None, max_length=128)
     status: Literal["open", "closed"] = "open"
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: JsonObject = Field(default_factory=dict)
 
 
 def _storable_time(at: datetime) -> datetime:
@@ -78,4 +85,4 @@ class EventIn(BaseModel):
     type: Literal["assigned", "answered", "transferred", "abandoned", "resolved", "closed"]
     at: Annotated[datetime, AfterValidator(_storable_time)] | None = None
     agent: str | None = Field(default=None, max_length=256)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: JsonObject = Field(default_factory=dict)
