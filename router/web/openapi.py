@@ -155,7 +155,7 @@ SPEC: dict[str, Any] = {
                     _query("channel", {"type": "string", "enum": list(CHANNELS)}, "channel"),
                     *_PAGE,
                 ],
-                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 503)},
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 410, 503)},
             }
         },
         "/v1/reports/summary": {
