@@ -14,9 +14,9 @@ A body is one contact object, or ``{"contacts": [ ... ]}`` with up to
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from adapters.base import Adapter, Parsed, require_json, validate
 from adapters.signing import (
@@ -26,8 +26,8 @@ from adapters.signing import (
     mismatch,
     missing,
 )
-from router.errors import FieldError, PayloadError, SignatureError
-from router.models import TEXT_LIMIT, Contact, Identifier, WebhookRequest
+from router.errors import FieldError, PayloadError, SignatureError, field_errors
+from router.models import ID_MAX, TEXT_LIMIT, Contact, Identifier, JsonObject, WebhookRequest
 
 SIGNATURE_HEADER = "x-omniroute-signature"
 MAX_BATCH = 100
@@ -46,7 +46,9 @@ class _Payload(BaseModel):
 
 
 Text = Field(default=None, max_length=TEXT_LIMIT * 4)
-Id = Field(min_length=1, max_length=512)
+Id = Field(min_length=1, max_length=ID_MAX)
+Ref = Field(default=None, max_length=ID_MAX)
+Attributes: Any = Field(default_factory=dict)
 
 
 class ChatCustomer(_Payload):
@@ -62,13 +64,13 @@ class ChatPayload(_Payload):
     """A new chat conversation or message."""
 
     id: str = Id
-    conversation_id: str | None = Field(default=None, max_length=512)
+    conversation_id: str | None = Ref
     customer: ChatCustomer
     text: str | None = Text
     language: str | None = Field(default=None, max_length=35)
     sent_at: datetime | None = None
     page_url: str | None = Field(default=None, max_length=2048)
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: JsonObject = Attributes
 
 
 class Address(_Payload):
@@ -85,12 +87,14 @@ class EmailPayload(_Payload):
     cc: list[Address] = Field(default_factory=list, max_length=100)
     subject: str | None = Field(default=None, max_length=2000)
     text: str | None = Text
-    in_reply_to: str | None = Field(default=None, max_length=512)
-    references: list[str] = Field(default_factory=list, max_length=200)
+    in_reply_to: str | None = Ref
+    references: list[Annotated[str, Field(max_length=ID_MAX)]] = Field(
+        default_factory=list, max_length=200
+    )
     language: str | None = Field(default=None, max_length=35)
     sent_at: datetime | None = None
     attachments: int = Field(default=0, ge=0)
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: JsonObject = Attributes
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -106,7 +110,7 @@ class VoicePayload(_Payload):
 
     id: str = Id  # the call id
     #: a conversation this call continues, when the platform links channels
-    conversation_id: str | None = Field(default=None, max_length=512)
+    conversation_id: str | None = Ref
     caller: str = Field(min_length=1, max_length=128)
     callee: str | None = Field(default=None, max_length=128)
     caller_name: str | None = Field(default=None, max_length=256)
@@ -117,7 +121,7 @@ class VoicePayload(_Payload):
     started_at: datetime | None = None
     queue_seconds: int | None = Field(default=None, ge=0)
     forwarded_from: str | None = Field(default=None, max_length=128)
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: JsonObject = Attributes
 
 
 class SocialAuthor(_Payload):
@@ -133,12 +137,12 @@ class SocialPayload(_Payload):
     platform: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
     author: SocialAuthor
     public: bool = False
-    thread_id: str | None = Field(default=None, max_length=512)
+    thread_id: str | None = Ref
     text: str | None = Text
     language: str | None = Field(default=None, max_length=35)
     sent_at: datetime | None = None
     attachments: int = Field(default=0, ge=0)
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: JsonObject = Attributes
 
 
 def _cap(text: str | None) -> str | None:
@@ -308,6 +312,8 @@ class GenericAdapter(Adapter):
                 contacts.append(self.to_contact(validate(self.payload, item, prefix=prefix)))
             except PayloadError as exc:
                 errors.extend(exc.fields)
+            except ValidationError as exc:  # the contact made of a valid payload is over a limit
+                errors.extend(field_errors(exc, prefix=prefix))
         if errors:
             raise PayloadError(f"payload does not match the {self.kind} schema", fields=errors)
         return Parsed(contacts=contacts)

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import phonenumbers
 
-from router.models import Identifier
+from router.models import IDENTIFIER_VALUE_MAX, Identifier
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE_PREFIXES = ("tel:", "sip:", "whatsapp:", "sms:")
@@ -111,7 +111,7 @@ def normalize(
         value = raw.strip() or None
         if value and custom and custom.get(kind):
             value = value.casefold()
-    if value is None or len(value) > 320:
+    if value is None or len(value) > IDENTIFIER_VALUE_MAX:
         return None
     return Identifier(kind=kind, value=value, verified=identifier.verified)
 

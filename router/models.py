@@ -13,15 +13,49 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 Channel = Literal["chat", "email", "voice", "social"]
 CHANNELS: tuple[Channel, ...] = ("chat", "email", "voice", "social")
 
 #: Longest message text kept on a record; longer texts are cut (and marked).
 TEXT_LIMIT = 32_000
+
+# -- limits of what is stored -----------------------------------------------
+# Every adapter's contacts and every API body are held to these before
+# anything is stored, so a value that an index, the JSON encoder or the
+# database would refuse is a 4xx naming the field, never a 500 that each
+# retry of the delivery meets again. Listed in docs/adapters.md.
+
+#: Provider ids (``external_id``, ``thread_id``) are indexed, and a btree
+#: entry holds at most about 2.7 kB: 512 characters are at most 2 kB of UTF-8.
+ID_MAX = 512
+#: Identities are indexed by (kind, value); longer values are not recognized.
+IDENTIFIER_KIND_MAX = 64
+IDENTIFIER_VALUE_MAX = 320
+#: Identifiers of one contact (each is looked up and locked while resolving).
+IDENTIFIERS_MAX = 32
+#: Free-form JSON objects (a contact's ``attributes``, a profile's
+#: ``attributes``, a journey's and an event's ``data``): how deep containers
+#: nest (the object itself is level 1), how many values they hold in all
+#: (every key and list item, at every level), how long a key is, and how
+#: large the whole is as JSON.
+JSON_DEPTH_MAX = 32
+JSON_VALUES_MAX = 1000
+JSON_KEY_MAX = 256
+JSON_BYTES_MAX = 64 * 1024
+
+#: The times the service accepts (query parameters, cursors, event times) and
+#: stores: from 1970, where UUIDv7 ids (which carry their contact's time)
+#: begin, to the start of the year 9999, which leaves the arithmetic of time
+#: zones and report buckets room below the last year Python represents.
+TIME_MIN = datetime(1970, 1, 1, tzinfo=UTC)
+TIME_MAX = datetime(9999, 1, 1, tzinfo=UTC)
+#: What is said of a time outside them.
+TIME_RANGE = f"must lie between {TIME_MIN:%Y-%m-%dT%H:%M:%SZ} and {TIME_MAX:%Y-%m-%dT%H:%M:%SZ}"
 
 
 def uuid7(at: datetime | None = None) -> uuid.UUID:
@@ -37,8 +71,92 @@ def uuid7(at: datetime | None = None) -> uuid.UUID:
 
 
 def uuid7_time(value: uuid.UUID) -> datetime:
-    """The creation time carried by a version-7 UUID (millisecond precision)."""
+    """The creation time carried by a version-7 UUID (millisecond precision);
+    ``ValueError`` beyond the year 9999 (the UUID's 48 bits reach 10889)."""
     return datetime.fromtimestamp((value.int >> 80) / 1000, tz=UTC)
+
+
+def contact_time(contact_id: uuid.UUID) -> datetime | None:
+    """The time a contact's id carries (its ``received_at``), or ``None`` when
+    the UUID cannot be a contact's id: not version 7, or a time outside
+    ``TIME_MIN`` .. ``TIME_MAX``."""
+    if contact_id.version != 7:
+        return None
+    try:
+        at = uuid7_time(contact_id)
+    except (ValueError, OverflowError):
+        return None
+    return at if in_time_range(at) else None
+
+
+def in_time_range(at: datetime) -> bool:
+    """``at`` (timezone-aware) lies in ``TIME_MIN`` .. ``TIME_MAX``."""
+    return TIME_MIN <= at <= TIME_MAX
+
+
+def json_problem(value: Any) -> str | None:
+    """Why the JSON-like ``value`` is over the ``JSON_*`` limits, or ``None``.
+    Iterative, so any depth is measured without recursion; stops at the first
+    problem."""
+    values = 0
+    size = 0
+    stack: list[tuple[Any, int, str]] = [(value, 1, "")]
+    while stack:
+        item, depth, path = stack.pop()
+        if isinstance(item, dict | list | tuple):
+            if depth > JSON_DEPTH_MAX:
+                return f"nested more than {JSON_DEPTH_MAX} levels deep (at {_show(path)})"
+            values += len(item)
+            if values > JSON_VALUES_MAX:
+                return f"holds more than {JSON_VALUES_MAX} values (keys and list items)"
+            size += 2 + len(item)
+            entries = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, inner in entries:
+                where = f"{path}.{key}" if path else str(key)
+                if isinstance(key, str):
+                    if len(key) > JSON_KEY_MAX:
+                        return f"a key is longer than {JSON_KEY_MAX} characters (at {_show(where)})"
+                    size += len(key.encode("utf-8", "surrogatepass")) + 3
+                stack.append((inner, depth + 1, where))
+        elif isinstance(item, str):
+            size += len(item.encode("utf-8", "surrogatepass")) + 2
+        elif isinstance(item, int) and not isinstance(item, bool):
+            size += item.bit_length() // 3 + 2  # its digits, at least
+        else:
+            size += 24  # a float (at most 24 characters as JSON), true, false or null
+        if size > JSON_BYTES_MAX:
+            return f"larger than {JSON_BYTES_MAX // 1024} kB as JSON"
+    return None
+
+
+def _show(path: str) -> str:
+    return path if len(path) <= 120 else path[:117] + "..."
+
+
+def _bounded(value: dict[str, Any]) -> dict[str, Any]:
+    problem = json_problem(value)
+    if problem is not None:
+        raise PydanticCustomError("json_limits", problem)
+    return value
+
+
+#: What the published schemas say of a ``JsonObject`` (JSON Schema cannot
+#: state a depth or a total size).
+JSON_LIMITS = (
+    f"Free-form JSON object: nested at most {JSON_DEPTH_MAX} levels deep, at most "
+    f"{JSON_VALUES_MAX} keys and list items in all, keys of at most {JSON_KEY_MAX} "
+    f"characters, at most {JSON_BYTES_MAX // 1024} kB as JSON."
+)
+
+#: A free-form JSON object held to the ``JSON_*`` limits.
+JsonObject = Annotated[
+    dict[str, Any],
+    AfterValidator(_bounded),
+    Field(
+        description=JSON_LIMITS,
+        json_schema_extra={"propertyNames": {"maxLength": JSON_KEY_MAX}},
+    ),
+]
 
 
 def now_ms() -> datetime:
@@ -95,15 +213,15 @@ class Contact(BaseModel):
 
     channel: Channel
     provider: str
-    external_id: str = Field(min_length=1, max_length=512)
-    thread_id: str | None = None
-    identifiers: tuple[Identifier, ...] = ()
+    external_id: str = Field(min_length=1, max_length=ID_MAX)
+    thread_id: str | None = Field(default=None, max_length=ID_MAX)
+    identifiers: tuple[Identifier, ...] = Field(default=(), max_length=IDENTIFIERS_MAX)
     sender_name: str | None = None
     subject: str | None = None
     text: str | None = None
     language: str | None = None
     sent_at: datetime | None = None
-    attributes: dict[str, Any] = Field(default_factory=dict)
+    attributes: JsonObject = Field(default_factory=dict)
 
 
 class LastContact(BaseModel):

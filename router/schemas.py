@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
-from router.models import Identifier
+from router.models import (
+    IDENTIFIER_KIND_MAX,
+    IDENTIFIER_VALUE_MAX,
+    TIME_RANGE,
+    Identifier,
+    JsonObject,
+    in_time_range,
+)
 
 #: Profile fields a CRM may set.
 PROFILE_FIELDS = ("name", "tier", "language", "segment", "attributes")
@@ -16,8 +24,8 @@ PROFILE_FIELDS = ("name", "tier", "language", "segment", "attributes")
 
 class IdentityIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    kind: str = Field(min_length=1, max_length=64, pattern=r"^[a-z][a-z0-9_-]*$")
-    value: str = Field(min_length=1, max_length=320)
+    kind: str = Field(min_length=1, max_length=IDENTIFIER_KIND_MAX, pattern=r"^[a-z][a-z0-9_-]*$")
+    value: str = Field(min_length=1, max_length=IDENTIFIER_VALUE_MAX)
     verified: bool = False
 
 
@@ -28,7 +36,7 @@ class ProfileIn(BaseModel):
     tier: str | None = Field(default=None, max_length=64)
     language: str | None = Field(default=None, max_length=35)
     segment: str | None = Field(default=None, max_length=64)
-    attributes: dict[str, Any] | None = None
+    attributes: JsonObject | None = None
     identities: list[IdentityIn] = Field(default_factory=list, max_length=100)
 
     def given_identifiers(self) -> list[tuple[str, Identifier]]:
@@ -61,7 +69,13 @@ class JourneyIn(BaseModel):
     type: str = Field(min_length=1, max_length=64)
     step: str | None = Field(default=None, max_length=128)
     status: Literal["open", "closed"] = "open"
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: JsonObject = Field(default_factory=dict)
+
+
+def _storable_time(at: datetime) -> datetime:
+    if not in_time_range(at if at.tzinfo else at.replace(tzinfo=UTC)):  # naive: UTC
+        raise PydanticCustomError("time_range", TIME_RANGE)
+    return at
 
 
 class EventIn(BaseModel):
@@ -69,6 +83,6 @@ class EventIn(BaseModel):
     #: the platform's id of the event; a repeat with the same id is ignored
     event_id: str | None = Field(default=None, min_length=1, max_length=256)
     type: Literal["assigned", "answered", "transferred", "abandoned", "resolved", "closed"]
-    at: datetime | None = None
+    at: Annotated[datetime, AfterValidator(_storable_time)] | None = None
     agent: str | None = Field(default=None, max_length=256)
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: JsonObject = Field(default_factory=dict)

@@ -181,6 +181,30 @@ async def test_erasure_removes_personal_data_and_keeps_anonymous_records(api: Ap
     assert (await context_of(api, again["contact_id"]))["known"] is False
 
 
+async def test_an_erased_or_merged_customer_has_no_timeline(api: Api) -> None:
+    # The profile and the timeline answer alike: 410, naming why.
+    erased = await route(api, "chat", customer=person())
+    await api.json("DELETE", f"/v1/customers/{erased['customer_id']}")
+    survivor, merged = (
+        await route(api, "chat", customer=person()),
+        await route(api, "email", **{"from": {"address": person()["email"]}}),
+    )
+    await api.json(
+        "POST", f"/v1/customers/{survivor['customer_id']}/merge", {"from": merged["customer_id"]}
+    )
+    for customer_id, reason in (
+        (erased["customer_id"], "erased"),
+        (merged["customer_id"], f"merged into {survivor['customer_id']}"),
+    ):
+        profile = await api.send("GET", f"/v1/customers/{customer_id}")
+        timeline = await api.get(f"/v1/customers/{customer_id}/timeline")
+        assert (profile.status, timeline.status) == (410, 410), await timeline.text()
+        assert await timeline.json() == await profile.json()
+        assert (await timeline.json())["fields"] == [{"field": "id", "reason": reason}]
+    unknown = await api.get("/v1/customers/01a22e19-05af-7843-9711-2eea1e3fd2f2/timeline")
+    assert unknown.status == 404
+
+
 async def test_profile_validation_and_scopes(api: Api) -> None:
     response = await api.send(
         "POST", "/v1/customers", {"identities": [{"kind": "email", "value": "not-an-email"}]}

@@ -10,6 +10,8 @@ from pathlib import Path
 import asyncpg
 import orjson
 
+from router.identity import Normalizer
+from router.importer import parse_line
 from tests.conftest import ROOT, Api, unique
 from tests.test_routing import example
 
@@ -104,3 +106,17 @@ async def test_import_links_profiles_reports_rejects_and_resumes(
         )  # nothing written twice
     finally:
         await con.close()
+
+
+def test_a_line_over_the_attribute_limits_is_rejected_naming_it() -> None:
+    # The lines of an import are held to the limits of the API's bodies.
+    for levels in (40, 150):
+        raw = (
+            b'{"crm_id": "c1", "attributes": '
+            + b'{"d":' * (levels - 1)
+            + b'{"leaf":1}'
+            + b"}" * (levels - 1)
+            + b"}\n"
+        )
+        errors = parse_line(1, raw, Normalizer())
+        assert isinstance(errors, list) and errors[0]["field"] == "attributes", errors

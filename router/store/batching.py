@@ -89,7 +89,8 @@ class Batcher(Generic[Item, Result]):
         try:
             results = await self._flush_fn([item for item, _ in batch])
         except UNAVAILABLE as exc:
-            _fail(batch, StoreUnavailable(f"database unavailable: {type(exc).__name__}"))
+            log.warning("database_unavailable", batcher=self.name, error=type(exc).__name__)
+            _fail(batch, StoreUnavailable("database unavailable; retry later"))
             return
         except Exception as exc:
             if len(batch) == 1:

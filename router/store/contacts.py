@@ -249,11 +249,3 @@ async def fetch_page(
     args.append(limit)
     sql += f" LIMIT ${len(args)}"
     return list(await con.fetch(sql, *args))
-
-
-async def customer_exists(con: asyncpg.Pool, customer_id: uuid.UUID) -> bool:
-    return bool(
-        await con.fetchval(
-            "SELECT EXISTS (SELECT 1 FROM customers WHERE customer_id = $1)", customer_id
-        )
-    )

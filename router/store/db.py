@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -42,16 +43,24 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 def unavailable_as_503() -> Any:
     """Turn connection-level failures into ``StoreUnavailable`` (503: retry
     later), and values the database refuses (SQLSTATE class 22, e.g. a NUL
-    character in a text) into ``UnstorableValue`` (422: retrying cannot help)."""
+    character in a text) into ``UnstorableValue`` (422: retrying cannot help).
+    The driver's own words go to the log, never into the answer."""
     try:
         yield
     except UNAVAILABLE as exc:
-        raise StoreUnavailable(f"database unavailable: {type(exc).__name__}") from exc
+        log.warning("database_unavailable", error=type(exc).__name__)
+        raise StoreUnavailable("database unavailable; retry later") from exc
     except asyncpg.exceptions.DataError as exc:
         log.warning("value_refused", sqlstate=exc.sqlstate, error=str(exc))
         raise UnstorableValue(
             "a value of the request cannot be stored",
-            fields=[FieldError("body", str(exc))],
+            fields=[
+                FieldError(
+                    "body",
+                    "the database refuses one of the values (for example a NUL character "
+                    "in a text); the same request will be refused again",
+                )
+            ],
         ) from exc
 
 
@@ -90,10 +99,68 @@ async def _init_connection(con: asyncpg.Connection) -> None:
         )
 
 
-async def _keep_session(con: asyncpg.Connection) -> None:
-    """Released connections are not reset: omniroute keeps no session state
-    (locks are transaction-scoped, settings ``SET LOCAL``), and the default
-    reset costs a round trip on every release."""
+#: The query methods of a connection; a failure in any of them marks it.
+_QUERY_METHODS = (
+    "execute",
+    "executemany",
+    "fetch",
+    "fetchmany",
+    "fetchrow",
+    "fetchval",
+    "prepare",
+    "copy_from_query",
+    "copy_from_table",
+    "copy_to_table",
+    "copy_records_to_table",
+)
+
+
+class PoolConnection(asyncpg.Connection):  # type: ignore[misc]
+    """A pooled connection that remembers that a call on it failed.
+
+    The driver prepares a statement (Parse, Describe, Flush) before it encodes
+    the arguments and sends them (Bind, Execute, Sync). When an argument
+    cannot be encoded (a date out of range, a wrong type), nothing more is
+    sent: the server is left inside the statement's implicit transaction,
+    holding its locks, while the driver believes the connection is idle and
+    the pool lends it again. A failure of any kind (an error, a timeout, a
+    cancellation) therefore marks the connection, and the pool cleans a
+    marked connection when it comes back (``_release``)."""
+
+    failed = False
+
+
+def _marking(name: str) -> Any:
+    method = getattr(asyncpg.Connection, name)
+
+    @functools.wraps(method)
+    async def call(self: PoolConnection, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await method(self, *args, **kwargs)
+        except BaseException:
+            self.failed = True
+            raise
+
+    return call
+
+
+for _name in _QUERY_METHODS:
+    setattr(PoolConnection, _name, _marking(_name))
+
+
+async def _release(con: PoolConnection) -> None:
+    """The pool's reset hook: a connection comes back as a new one would be.
+
+    A connection on which every call succeeded is clean (omniroute keeps no
+    session state: locks are transaction-scoped, settings ``SET LOCAL``) and
+    costs nothing here. A connection on which a call failed gets one round
+    trip that ends whatever the server still has open -- ``BEGIN; ROLLBACK``
+    closes an implicit transaction as well as none at all, without a warning
+    -- and resets the session. If that fails too, the pool closes it."""
+    if not con.failed:
+        return
+    await con.execute("BEGIN; ROLLBACK; " + con.get_reset_query())
+    con.failed = False
 
 
 async def connect_pool(url: str, settings: DatabaseSettings, *, wait: float = 60.0) -> asyncpg.Pool:
@@ -108,7 +175,8 @@ async def connect_pool(url: str, settings: DatabaseSettings, *, wait: float = 60
                 command_timeout=settings.command_timeout,
                 timeout=settings.connect_timeout,
                 init=_init_connection,
-                reset=_keep_session,
+                reset=_release,
+                connection_class=PoolConnection,
                 server_settings={
                     "search_path": f"{SCHEMA},public",
                     "application_name": "omniroute",

@@ -146,6 +146,13 @@ async def upsert(
         return customer_id, created, conflicts
 
 
+async def live(pool: asyncpg.Pool, customer_id: uuid.UUID) -> bool:
+    """True if the customer exists and is live, False if unknown;
+    ``CustomerGone`` if merged or erased."""
+    async with pool.acquire() as con:
+        return await _live(con, customer_id)
+
+
 async def fetch(pool: asyncpg.Pool, customer_id: uuid.UUID) -> dict[str, Any] | None:
     async with pool.acquire() as con:
         if not await _live(con, customer_id):

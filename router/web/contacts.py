@@ -24,6 +24,7 @@ from router.web.query import (
     decode_cursor,
     encode_cursor,
     parse_bool,
+    parse_contact_id,
     parse_int,
     parse_time,
     parse_uuid,
@@ -140,10 +141,8 @@ async def list_contacts(request: web.Request) -> web.StreamResponse:
 async def get_contact(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     rt.tokens.require(request, "reports:read")
-    contact_id = parse_uuid("id", request.match_info["id"])
+    contact_id = parse_contact_id("id", request.match_info["id"])
     explain = parse_bool("explain", request.query.get("explain", "false"))
-    if contact_id.version != 7:
-        raise NotFound("no such contact")
     with unavailable_as_503():
         row = await store.fetch_one(rt.pool, contact_id)
     if row is None:

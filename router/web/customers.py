@@ -39,7 +39,7 @@ def _customer_id(request: web.Request, name: str = "id") -> uuid.UUID:
     return parse_uuid(name, request.match_info[name])
 
 
-def _gone(exc: profiles.CustomerGone, customer_id: uuid.UUID) -> Gone:
+def gone(exc: profiles.CustomerGone, customer_id: uuid.UUID) -> Gone:
     if exc.merged_into:
         return Gone(
             f"customer {customer_id} was merged into {exc.merged_into}",
@@ -48,7 +48,7 @@ def _gone(exc: profiles.CustomerGone, customer_id: uuid.UUID) -> Gone:
     return Gone(f"customer {customer_id} was erased", fields=[FieldError("id", "erased")])
 
 
-def _not_found(customer_id: uuid.UUID) -> NotFound:
+def not_found(customer_id: uuid.UUID) -> NotFound:
     return NotFound(f"no customer {customer_id}", fields=[FieldError("id", "unknown customer")])
 
 
@@ -59,9 +59,9 @@ async def _show(
         with unavailable_as_503():
             customer = await profiles.fetch(rt.pool, customer_id)
     except profiles.CustomerGone as exc:
-        raise _gone(exc, customer_id) from None
+        raise gone(exc, customer_id) from None
     if customer is None:
-        raise _not_found(customer_id)
+        raise not_found(customer_id)
     return json_response({**customer, **(extra or {})}, status=status)
 
 
@@ -103,9 +103,9 @@ async def put_customer(request: web.Request) -> web.Response:
                 customer_id=customer_id,
             )
     except profiles.CustomerGone as exc:
-        raise _gone(exc, customer_id) from None
+        raise gone(exc, customer_id) from None
     except LookupError:
-        raise _not_found(customer_id) from None
+        raise not_found(customer_id) from None
     return await _show(rt, customer_id, extra={"conflicts": conflicts})
 
 
@@ -143,9 +143,9 @@ async def erase_customer(request: web.Request) -> web.Response:
         with unavailable_as_503():
             details = await profiles.erase(rt.pool, actor=actor, customer_id=customer_id)
     except profiles.CustomerGone as exc:
-        raise _gone(exc, customer_id) from None
+        raise gone(exc, customer_id) from None
     except LookupError:
-        raise _not_found(customer_id) from None
+        raise not_found(customer_id) from None
     return json_response({"customer_id": str(customer_id), "erased": True, **details})
 
 
@@ -171,9 +171,9 @@ async def put_journey(request: web.Request) -> web.Response:
                 at=now_ms(),
             )
     except profiles.CustomerGone as exc:
-        raise _gone(exc, customer_id) from None
+        raise gone(exc, customer_id) from None
     except LookupError:
-        raise _not_found(customer_id) from None
+        raise not_found(customer_id) from None
     return json_response(journey)
 
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from router.models import CHANNELS
+from router.models import CHANNELS, TIME_MAX, TIME_MIN
 from router.schemas import EventIn, JourneyIn, MergeIn, ProfileIn
 
 _ERROR = {
@@ -78,9 +78,12 @@ _HISTORY_OK = {
     }
 }
 _DIMENSION = {"type": "string"}
+#: A time parameter; outside TIME_MIN .. TIME_MAX it is a 400.
+_TIME = {"type": "string", "format": "date-time"}
+_RANGE = f"; {TIME_MIN:%Y-%m-%dT%H:%M:%SZ} to {TIME_MAX:%Y-%m-%dT%H:%M:%SZ}"
 _PAGE = [
-    _query("since", {"type": "string", "format": "date-time"}, "from (incl.)"),
-    _query("until", {"type": "string", "format": "date-time"}, "to (excl.)"),
+    _query("since", _TIME, "from (incl.)" + _RANGE),
+    _query("until", _TIME, "to (excl.)" + _RANGE),
     _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
     _query(
         "order",
@@ -154,7 +157,7 @@ SPEC: dict[str, Any] = {
                     _query("channel", {"type": "string", "enum": list(CHANNELS)}, "channel"),
                     *_PAGE,
                 ],
-                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 503)},
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 410, 503)},
             }
         },
         "/v1/reports/summary": {
@@ -163,14 +166,18 @@ SPEC: dict[str, Any] = {
                 "and abandon shares, routing-time percentiles, by time bucket and group",
                 "security": [{"bearer": []}],
                 "parameters": [
-                    _query("since", {"type": "string", "format": "date-time"}, "default until-7d"),
-                    _query("until", {"type": "string", "format": "date-time"}, "default now"),
+                    _query("since", _TIME, "default until-7d" + _RANGE),
+                    _query("until", _TIME, "default now" + _RANGE),
                     _query(
                         "interval",
                         {"type": "string", "enum": ["hour", "day", "week"]},
                         "bucket size; none: one bucket for the range",
                     ),
-                    _query("tz", {"type": "string"}, "time zone of the buckets (default UTC)"),
+                    _query(
+                        "tz",
+                        {"type": "string"},
+                        "IANA time zone of the buckets, e.g. Europe/Berlin (default UTC)",
+                    ),
                     _query(
                         "group_by",
                         {"type": "string"},

@@ -4,11 +4,17 @@ names the parameter and the reason."""
 from __future__ import annotations
 
 import base64
+import functools
+import re
 import uuid
+import zoneinfo
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
-from router.errors import BadQuery, FieldError
+from router.errors import BadQuery, FieldError, NotFound
+from router.models import TIME_RANGE, contact_time, in_time_range
+
+_ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}$")
 
 
 def bad(name: str, reason: str) -> BadQuery:
@@ -32,11 +38,16 @@ def check_known(query: Mapping[str, str], known: Iterable[str]) -> None:
 
 
 def parse_time(name: str, value: str) -> datetime:
+    """An ISO 8601 time (UTC when it has no offset) in ``TIME_MIN`` ..
+    ``TIME_MAX``: nothing outside reaches the database or the arithmetic."""
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise bad(name, "expected an ISO 8601 time, e.g. 2026-01-31T12:00:00Z") from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    if not in_time_range(parsed):
+        raise bad(name, TIME_RANGE)
+    return parsed
 
 
 def parse_uuid(name: str, value: str) -> uuid.UUID:
@@ -44,6 +55,35 @@ def parse_uuid(name: str, value: str) -> uuid.UUID:
         return uuid.UUID(value)
     except ValueError:
         raise bad(name, "expected a UUID") from None
+
+
+def parse_contact_id(name: str, value: str) -> uuid.UUID:
+    """A contact's id from the path: 400 when it is not a UUID, 404 when it
+    cannot be a contact's (not a UUIDv7, or its time is out of range)."""
+    contact_id = parse_uuid(name, value)
+    if contact_time(contact_id) is None:
+        raise NotFound(f"no contact {contact_id}", fields=[FieldError(name, "unknown contact")])
+    return contact_id
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    # "localtime" names the host's zone, not one of the IANA database.
+    return frozenset(zoneinfo.available_timezones() - {"localtime"})
+
+
+def parse_zone(name: str, value: str) -> tzinfo:
+    """An IANA time zone name (``Europe/Berlin``, ``UTC``). POSIX-style names
+    such as ``UTC+5`` (which PostgreSQL would read as five hours *west*) and
+    names unknown to the zone database are refused."""
+    if value == "UTC":
+        return UTC
+    if _ZONE.match(value) and value in _zones():
+        try:
+            return zoneinfo.ZoneInfo(value)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+            pass
+    raise bad(name, "expected an IANA time zone name such as Europe/Berlin or UTC")
 
 
 def parse_bool(name: str, value: str) -> bool:
@@ -71,6 +111,9 @@ def decode_cursor(value: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
         at, _, cid = raw.partition("|")
-        return datetime.fromisoformat(at), uuid.UUID(cid)
+        received_at, contact_id = datetime.fromisoformat(at), uuid.UUID(cid)
     except (ValueError, UnicodeDecodeError):
         raise bad("cursor", "not a cursor returned by this API") from None
+    if received_at.tzinfo is None or not in_time_range(received_at):
+        raise bad("cursor", "not a cursor returned by this API")
+    return received_at, contact_id

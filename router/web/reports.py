@@ -3,24 +3,22 @@
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from router.aggregates import estimate_distinct, merge_sketches, percentiles, rate
-from router.errors import NotFound
 from router.models import CHANNELS
-from router.store import contacts as contact_store
+from router.store import profiles
 from router.store.db import unavailable_as_503
 from router.store.rollups import COUNTERS, DIMENSIONS
 from router.store.summary import INTERVALS, Group, SummaryQuery, summarize
 from router.web import jobs
 from router.web.body import json_response
 from router.web.contacts import page, selection
-from router.web.query import bad, check_known, parse_time, parse_uuid
+from router.web.customers import gone, not_found
+from router.web.query import bad, check_known, parse_time, parse_uuid, parse_zone
 from router.web.runtime import RUNTIME
 
 SUMMARY_PARAMS = ("since", "until", "interval", "tz", "group_by", *DIMENSIONS)
@@ -29,7 +27,6 @@ DEFAULT_RANGE = timedelta(days=7)
 MAX_BUCKETS = 10_000
 MAX_RANGE = timedelta(days=3660)
 _SPAN = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(days=7)}
-_ZONE = re.compile(r"^[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+){0,2}$")
 PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
 
 
@@ -48,8 +45,7 @@ def _summary_query(q: Any, now: datetime) -> SummaryQuery:
         if (until - since) / _SPAN[interval] > MAX_BUCKETS:
             raise bad("interval", f"more than {MAX_BUCKETS} buckets; narrow the range")
     tz = q.get("tz", "UTC")
-    if not _ZONE.match(tz):
-        raise bad("tz", "expected a time zone name such as Europe/Berlin or UTC")
+    parse_zone("tz", tz)
     group_by: list[str] = []
     for name in q.get("group_by", "").split(","):
         name = name.strip()
@@ -107,13 +103,6 @@ def metrics(
     }
 
 
-def _zone(name: str) -> tzinfo:
-    try:
-        return ZoneInfo(name)
-    except (ValueError, OSError):  # unknown to Python's zone data: answer in UTC
-        return UTC
-
-
 def _totals(groups: list[Group]) -> dict[str, Any]:
     counters = {c: sum(g.counters[c] for g in groups) for c in COUNTERS}
     latency = [sum(column) for column in zip(*(g.latency for g in groups), strict=True)]
@@ -131,7 +120,7 @@ async def report_summary(request: web.Request) -> web.Response:
     query = _summary_query(request.query, datetime.now(UTC))
     with unavailable_as_503():
         result = await summarize(rt.pool, query)
-    zone = _zone(query.tz)
+    zone = parse_zone("tz", query.tz)
     rows = []
     for g in result.groups:
         row: dict[str, Any] = {}
@@ -162,11 +151,16 @@ async def customer_timeline(request: web.Request) -> web.Response:
     q = request.query
     check_known(q, TIMELINE_PARAMS)
     body = await page(request, selection(q, customer_id=customer_id))
-    if not body["contacts"] and "cursor" not in q:
-        with unavailable_as_503():
-            known = await contact_store.customer_exists(rt.pool, customer_id)
+    if not body["contacts"]:
+        # Answered as GET /v1/customers/{id} answers: 404 unknown, 410 merged
+        # or erased (their contacts moved to the survivor or an anonymous id).
+        try:
+            with unavailable_as_503():
+                known = await profiles.live(rt.pool, customer_id)
+        except profiles.CustomerGone as exc:
+            raise gone(exc, customer_id) from None
         if not known:
-            raise NotFound(f"no customer {customer_id}")
+            raise not_found(customer_id)
     return json_response({"customer_id": str(customer_id), **body})
 
 

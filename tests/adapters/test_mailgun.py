@@ -65,6 +65,13 @@ def test_urlencoded_mapping() -> None:
     assert contact.attributes["attachments"] == 1
 
 
+@pytest.mark.parametrize("declared", ["\u00b9", "\u0663", "9" * 5000])
+def test_unusable_attachment_count_is_ignored(declared: str) -> None:
+    fields = sign({**load("mailgun_fields.json"), "attachment-count": declared})
+    [contact] = run(adapter(), urlencoded(fields)).contacts
+    assert contact.attributes["attachments"] == 0
+
+
 def test_multipart_with_attachment() -> None:
     fields = sign(load("mailgun_fields.json"))
     body, ctype = multipart(

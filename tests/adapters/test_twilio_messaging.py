@@ -63,8 +63,9 @@ def test_signature_checks() -> None:
         )
 
 
-def test_bad_num_media_is_422() -> None:
-    body = form_body({"MessageSid": "SM1", "From": "+15550100", "NumMedia": "lots"})
+@pytest.mark.parametrize("value", ["lots", "\u00b9", "\u0663"])  # superscript 1, Arabic 3
+def test_bad_num_media_is_422(value: str) -> None:
+    body = form_body({"MessageSid": "SM1", "From": "+15550100", "NumMedia": value})
     with pytest.raises(PayloadError) as exc:
         run(make("twilio-messaging", [TOKEN]), signed(body))
     assert exc.value.fields[0].field == "NumMedia"

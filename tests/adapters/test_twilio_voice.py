@@ -158,6 +158,18 @@ def test_missing_call_sid_is_422() -> None:
     assert exc.value.fields[0].field == "CallSid"
 
 
+@pytest.mark.parametrize("value", ["soon", "\u00b9", "\u0663"])  # superscript 1, Arabic 3
+def test_bad_queue_time_is_422(value: str) -> None:
+    from router.errors import PayloadError
+
+    body = form_body(
+        {"CallSid": "CA1", "From": "+12025550147", "CallStatus": "ringing", "QueueTime": value}
+    )
+    with pytest.raises(PayloadError) as exc:
+        run(make("twilio-voice", [TOKEN]), signed(body))
+    assert exc.value.fields[0].field == "QueueTime"
+
+
 def test_wrong_content_type_is_415() -> None:
     from router.errors import UnsupportedMediaType
 
