@@ -15,7 +15,13 @@ from typing import Any, ClassVar, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from router.errors import FieldError, PayloadError, UnsupportedMediaType, field_errors
+from router.errors import (
+    ConfigError,
+    FieldError,
+    PayloadError,
+    UnsupportedMediaType,
+    field_errors,
+)
 from router.models import Contact, Routed, WebhookReply, WebhookRequest
 
 M = TypeVar("M", bound=BaseModel)
@@ -33,12 +39,41 @@ class Parsed:
 
 @dataclass(frozen=True, slots=True)
 class AdapterSpec:
-    """One configured adapter instance: its URL name, kind, secrets and options."""
+    """One configured adapter instance: its URL name, kind, secrets and options.
+
+    This is the one place that decides which secrets are usable, for every
+    adapter: empty and whitespace-only values are dropped (an unset previous
+    secret, ``env:NAME`` with NAME empty), because an empty HMAC key or token
+    is one anybody can use. An instance left without a usable secret is a
+    ``ConfigError`` naming it and, when ``sources`` is given, the empty ones.
+    """
 
     name: str
     kind: str
     secrets: tuple[str, ...]
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: where each secret came from, in order (``env:NAME`` or ``secrets[i]``), for messages
+    sources: tuple[str, ...] = ()
+    #: the sources of the secrets dropped as empty (set when built)
+    dropped: tuple[str, ...] = field(default=(), init=False)
+
+    def __post_init__(self) -> None:
+        labels = [
+            self.sources[i] if i < len(self.sources) else f"secrets[{i}]"
+            for i in range(len(self.secrets))
+        ]
+        pairs = list(zip(self.secrets, labels, strict=True))
+        kept = [(s, label) for s, label in pairs if s.strip()]
+        dropped = tuple(label for s, label in pairs if not s.strip())
+        if not kept:
+            reason = f"empty: {', '.join(dropped)}" if dropped else "none is configured"
+            raise ConfigError(
+                f"adapter {self.name!r} ({self.kind}): "
+                f"needs at least one non-empty secret ({reason})"
+            )
+        object.__setattr__(self, "secrets", tuple(s for s, _ in kept))
+        object.__setattr__(self, "sources", tuple(label for _, label in kept))
+        object.__setattr__(self, "dropped", dropped)
 
 
 class Adapter(ABC):
@@ -52,6 +87,11 @@ class Adapter(ABC):
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every usable secret, newest first (``AdapterSpec`` dropped the empty ones)."""
+        return self.spec.secrets
 
     @abstractmethod
     def verify(self, request: WebhookRequest) -> None:

@@ -37,7 +37,6 @@ class MailgunAdapter(Adapter):
     def __init__(self, spec: AdapterSpec) -> None:
         super().__init__(spec)
         opts = Options(spec, allowed=("tolerance_seconds",))
-        self.secrets = opts.require_secrets("the Mailgun webhook signing key")
         self.tolerance = opts.integer("tolerance_seconds", 300, minimum=30, maximum=86_400)
         self.clock: Callable[[], float] = time.time
 

@@ -196,7 +196,6 @@ class MetaAdapter(Adapter):
     def __init__(self, spec: AdapterSpec) -> None:
         super().__init__(spec)
         opts = Options(spec, allowed=("verify_token",))
-        self.secrets = opts.require_secrets("the Meta app secret")
         self.verify_token = opts.string("verify_token", required=True)
 
     def verify(self, request: WebhookRequest) -> None:

@@ -86,7 +86,6 @@ class SlackAdapter(Adapter):
     def __init__(self, spec: AdapterSpec) -> None:
         super().__init__(spec)
         opts = Options(spec, allowed=("bot_user_id",))
-        self.secrets = opts.require_secrets("the Slack app's signing secret")
         self.bot_user_id = opts.optional_string("bot_user_id")
         self.clock: Callable[[], float] = time.time
 

@@ -134,7 +134,7 @@ class XAdapter(Adapter):
 
     def __init__(self, spec: AdapterSpec) -> None:
         super().__init__(spec)
-        self.secrets = Options(spec).require_secrets("the X app's consumer secret")
+        Options(spec)  # no options: unknown keys are refused
 
     def verify(self, request: WebhookRequest) -> None:
         hmac_header(

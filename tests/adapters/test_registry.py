@@ -6,6 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import adapters
+from adapters.base import AdapterSpec
 from router.errors import ConfigError, RouterError
 
 from .support import make, request
@@ -71,3 +72,22 @@ def test_parse_never_crashes(kind: str, body: bytes, content_type: str, method: 
         except RouterError:
             pass
     adapter.handshake(req)
+
+
+def test_spec_decides_which_secrets_are_usable() -> None:
+    spec = AdapterSpec(
+        name="c",
+        kind="chat",
+        secrets=("", "current", " \t"),
+        sources=("env:NEXT", "env:CURRENT", "env:PREVIOUS"),
+    )
+    assert (spec.secrets, spec.sources, spec.dropped) == (
+        ("current",),
+        ("env:CURRENT",),
+        ("env:NEXT", "env:PREVIOUS"),
+    )
+    assert make("chat", ["", "s"]).secrets == ("s",)
+    with pytest.raises(ConfigError, match=r"'c' \(chat\).*empty: secrets\[0\], secrets\[1\]"):
+        AdapterSpec(name="c", kind="chat", secrets=("", "  "))
+    with pytest.raises(ConfigError, match="none is configured"):
+        AdapterSpec(name="c", kind="chat", secrets=())
