@@ -102,7 +102,11 @@ class Adapter(ABC):
         """Turn a verified delivery into normalized contacts (``PayloadError`` if bad)."""
 
     def handshake(self, request: WebhookRequest) -> WebhookReply:
-        """Answer a GET verification handshake; adapters without one answer 405."""
+        """Answer a GET verification handshake; adapters without one answer 405.
+
+        A malformed handshake raises a ``RequestError`` naming the parameter
+        (``BadQuery``); a value the provider asks to have echoed or signed is
+        checked with ``adapters.challenges`` first."""
         return json_reply(
             {
                 "error": "method_not_allowed",
