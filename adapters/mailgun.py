@@ -67,7 +67,7 @@ class MailgunAdapter(Adapter):
         stripped = form.get("stripped-text")
         uploads = [u.content_type for u in form.uploads if u.field.startswith("attachment")]
         declared = form.get("attachment-count") or "0"
-        if not uploads and declared.isdigit():
+        if not uploads and declared.isascii() and declared.isdigit():
             uploads = ["unknown"] * min(int(declared), 100)
         return from_headers(
             self.kind,

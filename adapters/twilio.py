@@ -173,7 +173,7 @@ def required(form: Form, name: str) -> str:
 def count(form: Form, name: str) -> int:
     """A non-negative integer form field (absent counts as 0)."""
     raw = (form.get(name) or "0").strip()
-    if not raw.isdigit() or len(raw) > 6:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 6:
         raise PayloadError(
             f"{name} is not a count", fields=[FieldError(name, "expected an integer")]
         )

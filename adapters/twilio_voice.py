@@ -99,7 +99,8 @@ def _dialable(caller: str) -> bool:
 def _seconds(value: str | None) -> int | None:
     if value is None or not value.strip():
         return None
-    if not value.strip().isdigit() or len(value.strip()) > 9:
+    digits = value.strip()
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 9:
         raise PayloadError(
             "QueueTime is not seconds", fields=[FieldError("QueueTime", "expected an integer")]
         )

@@ -108,3 +108,11 @@ def test_wrong_content_type_and_config() -> None:
 @given(pairs=form_pairs(list(sign(load("mailgun_fields.json")).items())))
 def test_random_forms_only_raise_router_errors(pairs: list[tuple[str, str]]) -> None:
     robust(adapter(), request(form_body(pairs), content_type=FORM))
+
+
+
+def test_non_ascii_attachment_count_does_not_crash() -> None:
+    """``"²".isdigit()`` is true but ``int("²")`` fails."""
+    fields = {**load("mailgun_fields.json"), "attachment-count": "²"}
+    [contact] = run(adapter(), urlencoded(sign(fields))).contacts
+    assert contact.attributes["attachments"] == 0
