@@ -22,7 +22,7 @@ from router.errors import (
     UnsupportedMediaType,
     field_errors,
 )
-from router.models import Contact, Routed, WebhookReply, WebhookRequest
+from router.models import Contact, Nonce, Routed, WebhookReply, WebhookRequest
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -35,6 +35,8 @@ class Parsed:
     contacts: Sequence[Contact]
     ignored: int = 0
     reply: WebhookReply | None = None  # set when the delivery was only a handshake
+    #: set when the signature does not cover the body but carries a one-time value
+    nonce: Nonce | None = None
 
 
 @dataclass(frozen=True, slots=True)

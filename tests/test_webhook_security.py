@@ -4,6 +4,9 @@
   signature, and none echoes markup;
 * an empty secret (an unset ``env:`` variable) is never a usable key, and an
   adapter left without a usable secret does not start;
+* a signature that does not cover the body (Mailgun's timestamp + token) is
+  good for one delivery, in every instance, while the provider's retry of that
+  delivery still gets the original answer.
 """
 
 from __future__ import annotations
@@ -13,7 +16,9 @@ import hashlib
 import hmac
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 import orjson
 import pytest
@@ -23,9 +28,14 @@ from structlog.testing import capture_logs
 
 from adapters.generic import sign
 from router.errors import ConfigError
+from router.models import Nonce
+from router.settings import DatabaseSettings
+from router.store import db, nonces
 from router.web import create_app
-from tests.adapters.support import load, read
+from tests.adapters.support import load, multipart, read
 from tests.conftest import TOKEN, make_settings, unique
+from tests.faults_support import app_on
+from tests.proxy import CuttableProxy
 from tests.test_routing import example
 
 X_SECRET = "x-consumer-secret-0123456789abcdef"
@@ -268,3 +278,151 @@ def test_short_secrets_are_logged_by_source_never_by_value(
     [short] = [e for e in logs if e["event"] == "adapter_secret_short"]
     assert short["adapter"] == "chat" and short["secrets"] == ["env:CHAT_SECRET"]
     assert "tiny-k3y" not in repr(logs)
+
+
+# -- 3. Mailgun tokens are good for one delivery -------------------------------
+
+
+def mailgun_fields(message_id: str, text: str = "Thanks, that fixed it.") -> dict[str, str]:
+    fields: dict[str, str] = load("mailgun_fields.json")
+    fields["Message-Id"] = f"<{message_id}@mail.example.org>"
+    fields["stripped-text"] = text
+    return fields
+
+
+def mailgun_signed(fields: dict[str, str], *, token: str, ts: int | None = None) -> dict[str, str]:
+    ts = int(time.time()) if ts is None else ts
+    digest = hmac.new(MAILGUN_KEY.encode(), f"{ts}{token}".encode(), hashlib.sha256).hexdigest()
+    return {**fields, "timestamp": str(ts), "token": token, "signature": digest}
+
+
+async def post_form(client: TestClient[Any, Any], fields: dict[str, str]) -> ClientResponse:
+    return await client.post(
+        "/v1/webhooks/sec-mailgun", data=urlencode(fields), headers={"Content-Type": FORM}
+    )
+
+
+async def test_mailgun_signature_reused_with_another_message_is_401(
+    client: TestClient[Any, Any],
+) -> None:
+    token = unique("tok")
+    original = mailgun_signed(mailgun_fields(unique("orig")), token=token)
+    first = await post_form(client, original)
+    assert first.status == 200, await first.text()
+    before = await records(client, "sec-mailgun")
+
+    forged = {
+        **mailgun_fields(unique("forged"), text="Please wire the refund to IBAN XX00..."),
+        **{k: original[k] for k in ("timestamp", "token", "signature")},
+    }
+    replayed = await post_form(client, forged)
+    assert replayed.status == 401, await replayed.text()
+    assert (await replayed.json())["error"] == "bad_signature"
+    assert "token" in await fields_of(replayed)
+    assert len(await records(client, "sec-mailgun")) == len(before)
+
+
+async def test_mailgun_retry_of_the_same_delivery_gets_the_original_answer(
+    client: TestClient[Any, Any],
+) -> None:
+    """A retry reuses the token: same message, so it is the duplicate path,
+    even when its bytes differ (form encoding, a new multipart boundary)."""
+    fields = mailgun_signed(mailgun_fields(unique("retry")), token=unique("tok"))
+    first = await post_form(client, fields)
+    assert first.status == 200, await first.text()
+    [routed] = (await first.json())["contacts"]
+    assert routed["duplicate"] is False
+
+    again = await post_form(client, fields)
+    body, ctype = multipart(fields.items(), boundary="another-boundary")
+    as_multipart = await client.post(
+        "/v1/webhooks/sec-mailgun", data=body, headers={"Content-Type": ctype}
+    )
+    for retry in (again, as_multipart):
+        assert retry.status == 200, await retry.text()
+        [dup] = (await retry.json())["contacts"]
+        assert dup["duplicate"] is True
+        assert dup["contact_id"] == routed["contact_id"]
+        assert dup["decision"] == routed["decision"]
+
+
+async def test_mailgun_token_is_shared_by_every_instance(
+    client: TestClient[Any, Any], database_url: str
+) -> None:
+    token = unique("tok")
+    original = mailgun_signed(mailgun_fields(unique("one")), token=token)
+    assert (await post_form(client, original)).status == 200
+    forged = {
+        **mailgun_fields(unique("two")),
+        **{k: original[k] for k in ("timestamp", "token", "signature")},
+    }
+    settings = make_settings(database_url, adapters=ADAPTERS)
+    async with TestClient(TestServer(create_app(settings))) as other:
+        replayed = await post_form(other, forged)
+        assert replayed.status == 401, await replayed.text()
+        retried = await post_form(other, original)
+        assert retried.status == 200
+        assert (await retried.json())["contacts"][0]["duplicate"] is True
+
+
+async def test_mailgun_token_cannot_be_spent_at_another_adapter(database_url: str) -> None:
+    """Two adapters with the same signing key (two routes of one account): a
+    token seen by one is refused at the other with another message."""
+    twins = [{"name": n, "kind": "mailgun", "secrets": [MAILGUN_KEY]} for n in ("mg-a", "mg-b")]
+    async with TestClient(TestServer(create_app(make_settings(database_url, adapters=twins)))) as c:
+        original = mailgun_signed(mailgun_fields(unique("a")), token=unique("tok"))
+        sent = await c.post(
+            "/v1/webhooks/mg-a", data=urlencode(original), headers={"Content-Type": FORM}
+        )
+        assert sent.status == 200
+        forged = {**original, "Message-Id": f"<{unique('b')}@mail.example.org>"}
+        replayed = await c.post(
+            "/v1/webhooks/mg-b", data=urlencode(forged), headers={"Content-Type": FORM}
+        )
+        assert replayed.status == 401
+
+
+async def test_database_outage_during_the_claim_is_503(database_url: str) -> None:
+    proxy = CuttableProxy(database_url)
+    await proxy.start()
+    database = {"url": proxy.url, "pool_min": 1, "pool_max": 2, "command_timeout": 2}
+    try:
+        async with app_on(proxy.url, database=database, adapters=ADAPTERS) as api:
+            fields = mailgun_signed(mailgun_fields(unique("outage")), token=unique("tok"))
+            proxy.cut()
+            refused = await post_form(api.client, fields)
+            assert refused.status == 503, await refused.text()
+            assert refused.headers["Retry-After"]
+            assert (await refused.json())["error"] == "store_unavailable"
+            proxy.restore()
+            retried = await post_form(api.client, fields)
+            assert retried.status == 200, await retried.text()
+            assert (await retried.json())["contacts"][0]["duplicate"] is False
+    finally:
+        await proxy.close()
+
+
+async def test_expired_nonces_are_purged_and_free_again(
+    client: TestClient[Any, Any], database_url: str
+) -> None:
+    pool = await db.connect_pool(database_url, DatabaseSettings(url=database_url, pool_min=1))
+    try:
+        past = datetime.now(UTC) - timedelta(seconds=1)
+        value = unique("expired")
+        old = Nonce(scope="test", value=value, fingerprint=b"a", expires_at=past)
+        assert await nonces.claim(pool, old)
+        assert await nonces.claim(pool, old)  # the same delivery again
+        live = Nonce(
+            scope="test", value=value, fingerprint=b"b", expires_at=past + timedelta(minutes=6)
+        )
+        assert await nonces.claim(pool, live)  # the old claim had expired
+        assert not await nonces.claim(pool, Nonce("test", value, b"c", live.expires_at))
+
+        gone = Nonce(scope="test", value=unique("gone"), fingerprint=b"a", expires_at=past)
+        assert await nonces.claim(pool, gone)
+        assert await nonces.purge(pool) >= 1
+        left = await pool.fetchval("SELECT count(*) FROM replay_nonces WHERE expires_at < now()")
+        assert left == 0
+        assert await pool.fetchval("SELECT count(*) FROM replay_nonces WHERE scope = 'test'") == 1
+    finally:
+        await pool.close()

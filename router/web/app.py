@@ -20,7 +20,7 @@ from router.metrics import Metrics
 from router.pipeline import Pipeline
 from router.rules import Ruleset
 from router.settings import Settings
-from router.store import db, instances, migrations
+from router.store import db, instances, migrations, nonces
 from router.store.batching import Batcher
 from router.store.contacts import Earlier as EarlierRecord
 from router.store.contacts import NewRecord, insert_many
@@ -130,6 +130,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                 provider=provider,
                 resolver=resolver,
                 writer=writer,
+                claim=partial(nonces.claim, pool),
                 on_routed=rt.rules.count,
             )
             try:
