@@ -81,7 +81,6 @@ class Event(Lenient):
 class AmazonConnectAdapter(SharedTokenAdapter):
     kind = "amazon-connect"
     default_header = "x-omniroute-token"
-    secret_description = "the API destination connection's API key value"
 
     def parse(self, request: WebhookRequest) -> Parsed:
         event = validate(Event, lower_keys(require_json(request)))

@@ -15,8 +15,14 @@ from typing import Any, ClassVar, TypeVar
 import orjson
 from pydantic import BaseModel, ValidationError
 
-from router.errors import FieldError, PayloadError, UnsupportedMediaType, field_errors
-from router.models import Contact, Routed, WebhookReply, WebhookRequest
+from router.errors import (
+    ConfigError,
+    FieldError,
+    PayloadError,
+    UnsupportedMediaType,
+    field_errors,
+)
+from router.models import Contact, Nonce, Routed, WebhookReply, WebhookRequest
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -29,16 +35,47 @@ class Parsed:
     contacts: Sequence[Contact]
     ignored: int = 0
     reply: WebhookReply | None = None  # set when the delivery was only a handshake
+    #: set when the signature does not cover the body but carries a one-time value
+    nonce: Nonce | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class AdapterSpec:
-    """One configured adapter instance: its URL name, kind, secrets and options."""
+    """One configured adapter instance: its URL name, kind, secrets and options.
+
+    This is the one place that decides which secrets are usable, for every
+    adapter: empty and whitespace-only values are dropped (an unset previous
+    secret, ``env:NAME`` with NAME empty), because an empty HMAC key or token
+    is one anybody can use. An instance left without a usable secret is a
+    ``ConfigError`` naming it and, when ``sources`` is given, the empty ones.
+    """
 
     name: str
     kind: str
     secrets: tuple[str, ...]
     options: Mapping[str, Any] = field(default_factory=dict)
+    #: where each secret came from, in order (``env:NAME`` or ``secrets[i]``), for messages
+    sources: tuple[str, ...] = ()
+    #: the sources of the secrets dropped as empty (set when built)
+    dropped: tuple[str, ...] = field(default=(), init=False)
+
+    def __post_init__(self) -> None:
+        labels = [
+            self.sources[i] if i < len(self.sources) else f"secrets[{i}]"
+            for i in range(len(self.secrets))
+        ]
+        pairs = list(zip(self.secrets, labels, strict=True))
+        kept = [(s, label) for s, label in pairs if s.strip()]
+        dropped = tuple(label for s, label in pairs if not s.strip())
+        if not kept:
+            reason = f"empty: {', '.join(dropped)}" if dropped else "none is configured"
+            raise ConfigError(
+                f"adapter {self.name!r} ({self.kind}): "
+                f"needs at least one non-empty secret ({reason})"
+            )
+        object.__setattr__(self, "secrets", tuple(s for s, _ in kept))
+        object.__setattr__(self, "sources", tuple(label for _, label in kept))
+        object.__setattr__(self, "dropped", dropped)
 
 
 class Adapter(ABC):
@@ -53,6 +90,11 @@ class Adapter(ABC):
     def name(self) -> str:
         return self.spec.name
 
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """Every usable secret, newest first (``AdapterSpec`` dropped the empty ones)."""
+        return self.spec.secrets
+
     @abstractmethod
     def verify(self, request: WebhookRequest) -> None:
         """Raise ``SignatureError`` unless the delivery is authentic and fresh."""
@@ -62,7 +104,11 @@ class Adapter(ABC):
         """Turn a verified delivery into normalized contacts (``PayloadError`` if bad)."""
 
     def handshake(self, request: WebhookRequest) -> WebhookReply:
-        """Answer a GET verification handshake; adapters without one answer 405."""
+        """Answer a GET verification handshake; adapters without one answer 405.
+
+        A malformed handshake raises a ``RequestError`` naming the parameter
+        (``BadQuery``); a value the provider asks to have echoed or signed is
+        checked with ``adapters.challenges`` first."""
         return json_reply(
             {
                 "error": "method_not_allowed",

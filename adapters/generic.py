@@ -289,7 +289,7 @@ class GenericAdapter(Adapter):
         message = timestamp.encode() + b"." + request.body
         for candidate in parts["v1"]:
             digest = decode_hex(candidate, header="X-Omniroute-Signature")
-            if matches_any(digest, self.spec.secrets, message):
+            if matches_any(digest, self.secrets, message):
                 return
         raise mismatch("X-Omniroute-Signature")
 

@@ -109,7 +109,7 @@ class IntercomAdapter(Adapter):
 
     def __init__(self, spec: AdapterSpec) -> None:
         super().__init__(spec)
-        self.secrets = Options(spec).require_secrets("the Intercom app's client secret")
+        Options(spec)  # no options: unknown keys are refused
 
     def verify(self, request: WebhookRequest) -> None:
         hmac_header(

@@ -6,6 +6,10 @@ timestamp + token))``; the ``timestamp`` must be within ``tolerance_seconds``
 (default 300) of our clock, because the signature does not cover the body.
 Whether Mailgun re-signs its retries (they run for 8 hours) is not documented:
 if retries are refused as expired, raise ``tolerance_seconds``.
+Because the body is not signed, each ``token`` is good for one delivery
+(``Parsed.nonce``, claimed in PostgreSQL by the pipeline, as Mailgun advises):
+the same token with another message is refused with 401; a retry of the same
+message is answered as a duplicate.
 
 Mapping: ``stripped-text`` (the reply without quotes and signature) is preferred
 over ``body-plain``, then ``body-html`` as text. A route whose URL ends in
@@ -25,7 +29,7 @@ from adapters.contacts import missing_field
 from adapters.forms import Form, parse_form
 from adapters.mail import Mail, choose_text, from_headers, from_mime, to_contact
 from adapters.options import Options
-from adapters.signing import check_timestamp, decode_hex, matches_any, mismatch, missing
+from adapters.signing import check_timestamp, decode_hex, matches_any, mismatch, missing, nonce
 from router.models import WebhookRequest
 
 SIGNATURE_FIELDS = ("timestamp", "token", "signature")
@@ -37,7 +41,6 @@ class MailgunAdapter(Adapter):
     def __init__(self, spec: AdapterSpec) -> None:
         super().__init__(spec)
         opts = Options(spec, allowed=("tolerance_seconds",))
-        self.secrets = opts.require_secrets("the Mailgun webhook signing key")
         self.tolerance = opts.integer("tolerance_seconds", 300, minimum=30, maximum=86_400)
         self.clock: Callable[[], float] = time.time
 
@@ -59,7 +62,20 @@ class MailgunAdapter(Adapter):
         if mail.from_header is None and mail.envelope_from is None:
             raise missing_field("from")
         mail.attributes["recipient"] = form.get("recipient")
-        return Parsed(contacts=[to_contact(mail)])
+        contact = to_contact(mail)
+        timestamp, token = form.get("timestamp") or "", form.get("token") or ""
+        once = None
+        if token and timestamp.isascii() and timestamp.isdigit():  # so once verified
+            once = nonce(
+                kind=self.kind,
+                adapter=self.name,
+                value=token,
+                external_ids=[contact.external_id],
+                signed_at=int(timestamp),
+                tolerance=self.tolerance,
+                field="token",
+            )
+        return Parsed(contacts=[contact], nonce=once)
 
     def _fields(self, form: Form) -> Mail:
         # Each MIME header also arrives as its own field; ``message-headers`` has the rest.

@@ -5,7 +5,8 @@ Verification: ``X-Hub-Signature-256: sha256=<hex HMAC-SHA256(app secret, raw bod
 Meta signs the body as it sends it (non-ASCII escaped as ``\\uXXXX``), so the
 raw bytes are hashed, never re-serialized JSON.
 Handshake: ``GET ?hub.mode=subscribe&hub.verify_token=..&hub.challenge=..``
-answers the challenge as plain text when the token equals ``verify_token``.
+answers the challenge as plain text when the token equals ``verify_token`` and
+the challenge looks like one (``adapters.challenges``: Meta's are digits).
 
 One POST may batch many entries and events; each customer message becomes its
 own contact. Echoes of our own messages, delivery/read receipts, reactions,
@@ -19,6 +20,7 @@ from typing import Any
 from pydantic import Field
 
 from adapters.base import Adapter, AdapterSpec, Parsed, json_reply, validate
+from adapters.challenges import challenge, echo
 from adapters.contacts import (
     Batch,
     Id,
@@ -34,6 +36,7 @@ from adapters.contacts import (
 )
 from adapters.options import Options
 from adapters.signing import equals_any, hmac_header
+from router.errors import BadQuery, FieldError
 from router.models import Contact, Identifier, WebhookReply, WebhookRequest
 
 HEADER = "X-Hub-Signature-256"
@@ -196,7 +199,6 @@ class MetaAdapter(Adapter):
     def __init__(self, spec: AdapterSpec) -> None:
         super().__init__(spec)
         opts = Options(spec, allowed=("verify_token",))
-        self.secrets = opts.require_secrets("the Meta app secret")
         self.verify_token = opts.string("verify_token", required=True)
 
     def verify(self, request: WebhookRequest) -> None:
@@ -205,20 +207,17 @@ class MetaAdapter(Adapter):
     def handshake(self, request: WebhookRequest) -> WebhookReply:
         mode = request.query.get("hub.mode")
         token = request.query.get("hub.verify_token", "")
-        challenge = request.query.get("hub.challenge", "")
-        if mode != "subscribe" or not challenge or len(challenge) > 1024:
-            return json_reply(
-                {
-                    "error": "bad_handshake",
-                    "message": "expected hub.mode=subscribe and hub.challenge",
-                },
-                status=400,
+        if mode != "subscribe":
+            raise BadQuery(
+                "expected hub.mode=subscribe",
+                fields=[FieldError("hub.mode", "must be subscribe")],
             )
+        value = challenge(request.query.get("hub.challenge"), field="hub.challenge", error=BadQuery)
         if not equals_any(token, (self.verify_token,)):
             return json_reply(
                 {"error": "forbidden", "message": "hub.verify_token does not match"}, status=403
             )
-        return WebhookReply(status=200, body=challenge.encode(), content_type="text/plain")
+        return echo(value)
 
     def parse(self, request: WebhookRequest) -> Parsed:
         envelope = parse_json(request, Envelope)

@@ -23,12 +23,6 @@ class Options:
     def error(self, message: str) -> ConfigError:
         return ConfigError(f"adapter {self.spec.name!r} ({self.spec.kind}): {message}")
 
-    def require_secrets(self, what: str) -> tuple[str, ...]:
-        secrets = tuple(s for s in self.spec.secrets if s)
-        if not secrets:
-            raise self.error(f"needs at least one secret ({what})")
-        return secrets
-
     def _get(self, name: str) -> Any:
         return self.spec.options.get(name)
 

@@ -66,7 +66,6 @@ class PostmarkAdapter(Adapter):
     def __init__(self, spec: AdapterSpec) -> None:
         super().__init__(spec)
         opts = Options(spec, allowed=("username",))
-        self.secrets = opts.require_secrets("the Basic-auth password in the webhook URL")
         self.username = opts.string("username", required=True)
 
     def verify(self, request: WebhookRequest) -> None:

@@ -59,7 +59,6 @@ class SendGridAdapter(Adapter):
     def __init__(self, spec: AdapterSpec) -> None:
         super().__init__(spec)
         opts = Options(spec, allowed=("auth", "query_param", "username"))
-        self.secrets = opts.require_secrets("the shared secret in the Parse URL")
         self.auth = opts.choice("auth", ("query", "basic"), "query")
         self.query_param = opts.string("query_param", "token")
         self.username = opts.string("username", required=True) if self.auth == "basic" else ""

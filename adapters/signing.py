@@ -9,12 +9,17 @@ import hashlib
 import hmac
 import time
 from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Literal
 
 from router.errors import FieldError, SignatureError
+from router.models import Nonce
 
 #: How far a signed timestamp may lie from our clock, either way.
 DEFAULT_TOLERANCE_SECONDS = 300
+#: A claimed nonce is kept this much longer than its signature is accepted,
+#: for clocks of several instances that disagree by that much.
+NONCE_MARGIN_SECONDS = 60
 
 Digest = Callable[[bytes, bytes], bytes]
 
@@ -168,3 +173,35 @@ def check_basic_auth(header_value: str | None, *, username: str, secrets: Iterab
     user_ok = hmac.compare_digest(credentials[0].encode(), username.encode())
     if not (equals_any(credentials[1], secrets) and user_ok):
         raise mismatch("Authorization")
+
+
+def nonce(
+    *,
+    kind: str,
+    adapter: str,
+    value: str,
+    external_ids: Iterable[str],
+    signed_at: int,
+    tolerance: int,
+    field: str,
+) -> Nonce:
+    """The one-time ``value`` of a signature that does not cover the body.
+
+    Scoped by provider ``kind`` (not adapter name), so a value seen by one
+    adapter cannot be spent again at another adapter with the same key. The
+    fingerprint is the adapter name and the delivery's external ids: the
+    provider's retry of the delivery matches even if its bytes differ (a new
+    multipart boundary), and is answered as a duplicate; any other delivery
+    does not match and is refused.
+    """
+    digest = hashlib.sha256(adapter.encode())
+    for external_id in external_ids:
+        digest.update(b"\0" + external_id.encode())
+    expires = signed_at + tolerance + NONCE_MARGIN_SECONDS
+    return Nonce(
+        scope=kind,
+        value=value,
+        fingerprint=digest.digest(),
+        expires_at=datetime.fromtimestamp(expires, tz=UTC),
+        field=field,
+    )

@@ -4,7 +4,8 @@ app become chat contacts.
 Verification: ``X-Slack-Signature: v0=<hex HMAC-SHA256(signing secret,
 "v0:" + X-Slack-Request-Timestamp + ":" + raw body)>``; timestamps more than
 five minutes away are refused (replay window).
-Handshake: the ``url_verification`` POST is answered with its ``challenge``.
+Handshake: the (signed) ``url_verification`` POST is answered with its
+``challenge`` as plain text, if it looks like one (``adapters.challenges``).
 
 Skipped (counted as ignored): messages with a ``subtype`` other than
 ``file_share``/``thread_broadcast`` (edits, deletions, joins, bot messages),
@@ -23,7 +24,8 @@ from collections.abc import Callable
 
 from pydantic import Field
 
-from adapters.base import Adapter, AdapterSpec, Parsed, json_reply
+from adapters.base import Adapter, AdapterSpec, Parsed
+from adapters.challenges import challenge, echo
 from adapters.contacts import (
     Id,
     Lenient,
@@ -86,7 +88,6 @@ class SlackAdapter(Adapter):
     def __init__(self, spec: AdapterSpec) -> None:
         super().__init__(spec)
         opts = Options(spec, allowed=("bot_user_id",))
-        self.secrets = opts.require_secrets("the Slack app's signing secret")
         self.bot_user_id = opts.optional_string("bot_user_id")
         self.clock: Callable[[], float] = time.time
 
@@ -101,12 +102,8 @@ class SlackAdapter(Adapter):
     def parse(self, request: WebhookRequest) -> Parsed:
         envelope = parse_json(request, Envelope)
         if envelope.type == "url_verification":
-            if not envelope.challenge:
-                raise PayloadError(
-                    "url_verification without a challenge",
-                    fields=[FieldError("challenge", "required for url_verification")],
-                )
-            return Parsed(contacts=[], reply=json_reply({"challenge": envelope.challenge}))
+            value = challenge(envelope.challenge, field="challenge", error=PayloadError)
+            return Parsed(contacts=[], reply=echo(value))
         contact = self._contact(envelope) if envelope.type == "event_callback" else None
         return single(contact)
 

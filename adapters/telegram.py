@@ -90,7 +90,6 @@ class TelegramAdapter(SharedTokenAdapter):
     kind = "telegram"
     default_header = HEADER
     header_option = False
-    secret_description = "the webhook's secret_token"
 
     def parse(self, request: WebhookRequest) -> Parsed:
         update = parse_json(request, Update)

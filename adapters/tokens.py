@@ -15,7 +15,6 @@ class SharedTokenAdapter(Adapter):
     """Verifies ``<header>: <secret>`` against every configured secret."""
 
     default_header: ClassVar[str]
-    secret_description: ClassVar[str]
     extra_options: ClassVar[tuple[str, ...]] = ()
     header_option: ClassVar[bool] = True  # False where the provider fixes the header
 
@@ -23,7 +22,6 @@ class SharedTokenAdapter(Adapter):
         super().__init__(spec)
         allowed = (("header",) if self.header_option else ()) + self.extra_options
         self.options = Options(spec, allowed=allowed)
-        self.secrets = self.options.require_secrets(self.secret_description)
         header = self.options.string("header", self.default_header) if self.header_option else None
         self.header = (header or self.default_header).lower()
 

@@ -80,7 +80,6 @@ class TwilioAdapter(Adapter):
     def __init__(self, spec: AdapterSpec) -> None:
         super().__init__(spec)
         opts = Options(spec, allowed=self.options_allowed)
-        self.secrets = opts.require_secrets("the Twilio account's auth token")
         self.public_url = opts.optional_string("public_url")
         if self.public_url is not None:
             parts = urlsplit(self.public_url)

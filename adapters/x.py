@@ -7,7 +7,10 @@ from secondary sources and from the CRC recipe).
 Handshake: ``GET ?crc_token=..`` answers ``{"response_token": "sha256=<base64
 HMAC-SHA256(consumer secret, crc_token)>"}``. X signs with the app's current
 consumer secret, so the CRC is answered with the *first* configured secret;
-deliveries are accepted with any of them (rotation).
+deliveries are accepted with any of them (rotation). That answer is exactly the
+signature of a delivery whose body is the token, so only tokens that cannot be
+a delivery are answered (``adapters.challenges``: no ``{`` or ``"``, at most
+256 characters); anything else is a 400 naming ``crc_token``.
 
 Events authored by the subscribed account itself (``for_user_id``), retweets,
 typing indicators, read receipts, likes, follows and the like are ignored.
@@ -21,6 +24,7 @@ import base64
 from pydantic import Field
 
 from adapters.base import Adapter, AdapterSpec, Parsed, json_reply, require_json, validate
+from adapters.challenges import challenge
 from adapters.contacts import (
     Batch,
     Id,
@@ -34,6 +38,7 @@ from adapters.contacts import (
 )
 from adapters.options import Options
 from adapters.signing import hmac_header, hmac_sha256
+from router.errors import BadQuery
 from router.models import Contact, Identifier, WebhookReply, WebhookRequest
 
 HEADER = "x-twitter-webhooks-signature"
@@ -134,7 +139,7 @@ class XAdapter(Adapter):
 
     def __init__(self, spec: AdapterSpec) -> None:
         super().__init__(spec)
-        self.secrets = Options(spec).require_secrets("the X app's consumer secret")
+        Options(spec)  # no options: unknown keys are refused
 
     def verify(self, request: WebhookRequest) -> None:
         hmac_header(
@@ -142,12 +147,9 @@ class XAdapter(Adapter):
         )
 
     def handshake(self, request: WebhookRequest) -> WebhookReply:
-        token = request.query.get("crc_token", "")
-        if not token or len(token) > 1024:
-            return json_reply(
-                {"error": "bad_handshake", "message": "expected a crc_token query parameter"},
-                status=400,
-            )
+        # The answer is the signature a delivery with the body ``crc_token`` would
+        # carry: only a token that can never be a delivery (no JSON) is signed.
+        token = challenge(request.query.get("crc_token"), field="crc_token", error=BadQuery)
         return json_reply({"response_token": crc_response(token, self.secrets[0])})
 
     def parse(self, request: WebhookRequest) -> Parsed:

@@ -97,7 +97,6 @@ class Delivery(Lenient):
 class ZendeskAdapter(SharedTokenAdapter):
     kind = "zendesk"
     default_header = "x-api-key"
-    secret_description = "the Sunshine Conversations webhook secret"
 
     def parse(self, request: WebhookRequest) -> Parsed:
         delivery = parse_json(request, Delivery)

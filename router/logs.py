@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
+from typing import TextIO, cast
 
 import structlog
 
 from router.settings import LogSettings
+
+
+class _Stderr(io.TextIOBase):
+    """``sys.stderr`` as it is at each write, not as it was when logging was
+    configured: loggers are cached on first use, and a stream swapped since
+    (a test's captured stderr, closed after it) must not make a log line fail
+    the request that writes it."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
 
 
 def configure(settings: LogSettings) -> None:
@@ -26,7 +41,7 @@ def configure(settings: LogSettings) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Stderr())),
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr, format="%(message)s")

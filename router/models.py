@@ -195,6 +195,26 @@ class WebhookReply:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Nonce:
+    """A one-time value of a signature that does not cover the body (Mailgun's
+    ``token``): the pipeline claims it before routing, so a captured signature
+    cannot be reused with another body.
+
+    ``fingerprint`` identifies the delivery that used it: a retry of that
+    delivery presents the same fingerprint and is let through (it is then
+    answered as a duplicate); another delivery with the same value is refused.
+    The claim is kept until ``expires_at``, when the signature's timestamp
+    leaves the replay window anyway.
+    """
+
+    scope: str  # the adapter kind: the provider that issues the values
+    value: str
+    fingerprint: bytes
+    expires_at: datetime
+    field: str = "token"  # the field named when a reuse is refused
+
+
 class Identifier(BaseModel):
     """One way to recognize a customer: ``kind`` (email, phone, social, ...) and a
     normalized ``value``. ``verified`` marks identifiers the provider vouches for."""

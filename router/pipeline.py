@@ -5,16 +5,25 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
 
 from adapters.base import Adapter
 from router.context_provider import ContextProvider
+from router.errors import FieldError, SignatureError
 from router.identity import Normalizer
 from router.metrics import Metrics
-from router.models import Contact, Decision, Routed, WebhookReply, WebhookRequest, uuid7
+from router.models import (
+    Contact,
+    Decision,
+    Nonce,
+    Routed,
+    WebhookReply,
+    WebhookRequest,
+    uuid7,
+)
 from router.rules import Evaluation, Ruleset
 from router.store import contacts as contact_store
 from router.store import customers as customer_store
@@ -31,6 +40,8 @@ class Pipeline:
     #: the database work of concurrent contacts, batched (unbatched when not started)
     resolver: Batcher[customer_store.Lookup, customer_store.Earlier | customer_store.Resolved]
     writer: Batcher[contact_store.NewRecord, contact_store.Earlier | None]
+    #: claims a replay nonce in the store: True if this delivery holds it
+    claim: Callable[[Nonce], Awaitable[bool]]
     normalizer: Normalizer = field(default_factory=Normalizer)
     provider: ContextProvider | None = None
     on_routed: Callable[[Evaluation], None] = lambda evaluation: None  # rule match counts
@@ -43,6 +54,8 @@ class Pipeline:
         if parsed.reply is not None:
             return parsed.reply
         parse_ms = (time.perf_counter() - started) * 1000
+        if parsed.nonce is not None:
+            await self._claim(adapter.name, parsed.nonce)
         routed = [await self.route(adapter.name, c, request, parse_ms) for c in parsed.contacts]
         if parsed.ignored:
             self.metrics.ignored.labels(adapter=adapter.name).inc(parsed.ignored)
@@ -118,6 +131,17 @@ class Pipeline:
             decision=decision,
             external_id=contact.external_id,
         )
+
+    async def _claim(self, adapter: str, nonce: Nonce) -> None:
+        """Spend the signature's one-time value, or refuse a replay of it (401)."""
+        with unavailable_as_503():
+            held = await self.claim(nonce)
+        if not held:
+            log.warning("signature_replayed", adapter=adapter, field=nonce.field)
+            raise SignatureError(
+                "signature already used by another delivery",
+                fields=[FieldError(nonce.field, "already used; each is good for one delivery")],
+            )
 
     def _duplicate(
         self,

@@ -13,7 +13,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
@@ -155,12 +164,34 @@ class AdapterSettings(BaseModel):
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
     kind: str
+    #: the values (``env:NAME`` resolved); which are usable is decided by ``AdapterSpec``
     secrets: list[str] = Field(default_factory=list)
+    _sources: tuple[str, ...] = PrivateAttr(default=())
 
     @field_validator("secrets")
     @classmethod
     def _resolve(cls, value: list[str]) -> list[str]:
         return [resolve_secret(v) for v in value]
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_sources(
+        cls, data: Any, handler: ModelWrapValidatorHandler[AdapterSettings]
+    ) -> AdapterSettings:
+        model = handler(data)
+        raw = data.get("secrets") if isinstance(data, Mapping) else None
+        if isinstance(raw, list):
+            model._sources = tuple(
+                v if isinstance(v, str) and v.startswith("env:") else f"secrets[{i}]"
+                for i, v in enumerate(raw)
+            )
+        return model
+
+    @property
+    def secret_sources(self) -> tuple[str, ...]:
+        """Where each secret came from: ``env:NAME``, or ``secrets[i]`` for a literal
+        (never the value), for messages about empty or weak secrets."""
+        return self._sources or tuple(f"secrets[{i}]" for i in range(len(self.secrets)))
 
     @property
     def options(self) -> dict[str, Any]:

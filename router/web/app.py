@@ -21,7 +21,7 @@ from router.metrics import Metrics
 from router.pipeline import Pipeline
 from router.rules import Ruleset
 from router.settings import Settings
-from router.store import db, instances, migrations
+from router.store import db, instances, migrations, nonces
 from router.store.batching import Batcher
 from router.store.contacts import Earlier as EarlierRecord
 from router.store.contacts import NewRecord, insert_many
@@ -40,16 +40,35 @@ log = structlog.get_logger("omniroute.app")
 PARTITION_CHECK_SECONDS = 6 * 3600
 #: A heartbeat that takes longer is abandoned (the next one will try again).
 HEARTBEAT_TIMEOUT = 3.0
+#: Adapter secrets shorter than this are logged as weak at start-up (not refused:
+#: some providers let people choose short ones, and refusing would break configs).
+SHORT_SECRET = 16
 
 
 def build_adapters(settings: Settings) -> dict[str, Adapter]:
+    """Every configured adapter; ``AdapterSpec`` drops empty secrets and refuses
+    an adapter left without one (``ConfigError``)."""
     out = {}
     for a in settings.adapters:
-        if not a.secrets:
-            raise ConfigError(f"adapter {a.name!r}: at least one secret is required")
-        out[a.name] = adapters.build(
-            AdapterSpec(name=a.name, kind=a.kind, secrets=tuple(a.secrets), options=a.options)
+        spec = AdapterSpec(
+            name=a.name,
+            kind=a.kind,
+            secrets=tuple(a.secrets),
+            options=a.options,
+            sources=a.secret_sources,
         )
+        if spec.dropped:
+            log.info("adapter_secret_empty", adapter=a.name, ignored=list(spec.dropped))
+        pairs = zip(spec.sources, spec.secrets, strict=True)
+        weak = [src for src, secret in pairs if len(secret) < SHORT_SECRET]
+        if weak:
+            log.warning(
+                "adapter_secret_short",
+                adapter=a.name,
+                secrets=weak,
+                hint=f"shorter than {SHORT_SECRET} characters: easy to guess; use 32 or more",
+            )
+        out[a.name] = adapters.build(spec)
     return out
 
 
@@ -130,6 +149,7 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
                 provider=provider,
                 resolver=resolver,
                 writer=writer,
+                claim=partial(nonces.claim, pool),
                 on_routed=rt.rules.count,
             )
             try:

@@ -1,7 +1,8 @@
-"""Background jobs of reporting, run by every instance (each job takes a
-database lock, so one instance at a time does the work): the rollup job
-(every ``reporting.rollup_interval`` seconds) and retention (every six hours,
-when ``reporting.retention_months`` is set)."""
+"""Background jobs, run by every instance: the rollup job (every
+``reporting.rollup_interval`` seconds) and retention (every six hours, when
+``reporting.retention_months`` is set), each taking a database lock so one
+instance at a time does the work; and the purge of expired replay nonces
+(every five minutes; concurrent deletes by several instances are harmless)."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ from datetime import UTC, datetime
 import structlog
 from aiohttp import web
 
-from router.store import db, retention, rollups
+from router.store import db, nonces, retention, rollups
 from router.web.runtime import RUNTIME, Runtime
 
 log = structlog.get_logger("omniroute.jobs")
 
 RETENTION_SECONDS = 6 * 3600
+#: Expired replay nonces are deleted this often (they live minutes).
+NONCE_PURGE_SECONDS = 300
 
 
 async def _every(
@@ -59,6 +62,12 @@ async def expire(rt: Runtime) -> None:
         )
 
 
+async def purge_nonces(rt: Runtime) -> None:
+    deleted = await nonces.purge(rt.pool)
+    if deleted:
+        log.info("replay_nonces_purged", deleted=deleted)
+
+
 async def reporting_jobs(app: web.Application) -> AsyncIterator[None]:
     """``cleanup_ctx``: start the jobs once the pool is open, stop them at exit."""
     rt = app[RUNTIME]
@@ -68,6 +77,9 @@ async def reporting_jobs(app: web.Application) -> AsyncIterator[None]:
             _every(rt.settings.reporting.rollup_interval, lambda: roll_up(rt), stop, "rollup")
         ),
         asyncio.create_task(_every(RETENTION_SECONDS, lambda: expire(rt), stop, "retention")),
+        asyncio.create_task(
+            _every(NONCE_PURGE_SECONDS, lambda: purge_nonces(rt), stop, "nonce_purge")
+        ),
     ]
     yield
     stop.set()

@@ -115,3 +115,25 @@ def test_wrong_content_type_and_config() -> None:
 @given(pairs=form_pairs(list(sign(load("mailgun_fields.json")).items())))
 def test_random_forms_only_raise_router_errors(pairs: list[tuple[str, str]]) -> None:
     robust(adapter(), request(form_body(pairs), content_type=FORM))
+
+
+def test_non_ascii_attachment_count_does_not_crash() -> None:
+    """``"²".isdigit()`` is true but ``int("²")`` fails."""
+    fields = {**load("mailgun_fields.json"), "attachment-count": "²"}
+    [contact] = run(adapter(), urlencoded(sign(fields))).contacts
+    assert contact.attributes["attachments"] == 0
+
+
+def test_token_is_a_nonce_fingerprinted_by_adapter_and_message() -> None:
+    parsed = run(adapter(), urlencoded(sign(load("mailgun_fields.json"))))
+    assert parsed.nonce is not None
+    assert (parsed.nonce.scope, parsed.nonce.value, parsed.nonce.field) == (
+        "mailgun",
+        "t" * 50,
+        "token",
+    )
+    assert parsed.nonce.expires_at.timestamp() == NOW + 300 + 60
+    other = run(adapter(), urlencoded(sign({**load("mailgun_fields.json"), "Message-Id": "<b@x>"})))
+    assert other.nonce is not None and other.nonce.fingerprint != parsed.nonce.fingerprint
+    unsigned = adapter().parse(urlencoded({**sign(load("mailgun_fields.json")), "timestamp": "²"}))
+    assert unsigned.nonce is None

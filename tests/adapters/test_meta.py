@@ -5,7 +5,13 @@ import json
 import pytest
 from hypothesis import given, settings
 
-from router.errors import ConfigError, PayloadError, SignatureError, UnsupportedMediaType
+from router.errors import (
+    BadQuery,
+    ConfigError,
+    PayloadError,
+    SignatureError,
+    UnsupportedMediaType,
+)
 from router.models import WebhookRequest
 
 from .support import json_bodies, load, make, read, request, robust, run
@@ -54,7 +60,9 @@ def test_handshake() -> None:
     assert (reply.status, reply.body, reply.content_type) == (200, b"1158201444", "text/plain")
     bad = adapter().handshake(request(method="GET", query={**query, "hub.verify_token": "x"}))
     assert bad.status == 403
-    assert adapter().handshake(request(method="GET", query={"hub.challenge": "1"})).status == 400
+    with pytest.raises(BadQuery) as missing_mode:
+        adapter().handshake(request(method="GET", query={"hub.challenge": "1"}))
+    assert missing_mode.value.fields[0].field == "hub.mode"
 
 
 def test_messenger_batch() -> None:

@@ -1,11 +1,13 @@
 """Every provider kind is registered, builds from config, refuses unknown
-options, and never lets anything but a RouterError escape ``parse``."""
+options, and never lets anything but a RouterError escape ``parse`` or
+``handshake``."""
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import adapters
+from adapters.base import AdapterSpec
 from router.errors import ConfigError, RouterError
 
 from .support import make, request
@@ -65,9 +67,27 @@ def test_config_errors(kind: str) -> None:
 def test_parse_never_crashes(kind: str, body: bytes, content_type: str, method: str) -> None:
     adapter = make(kind, ["s"], **OPTIONS.get(kind, {}))
     req = request(body, method=method, content_type=content_type or None)
-    for step in (adapter.verify, adapter.parse):
+    for step in (adapter.verify, adapter.parse, adapter.handshake):
         try:
             step(req)
         except RouterError:
             pass
-    adapter.handshake(req)
+
+
+def test_spec_decides_which_secrets_are_usable() -> None:
+    spec = AdapterSpec(
+        name="c",
+        kind="chat",
+        secrets=("", "current", " \t"),
+        sources=("env:NEXT", "env:CURRENT", "env:PREVIOUS"),
+    )
+    assert (spec.secrets, spec.sources, spec.dropped) == (
+        ("current",),
+        ("env:CURRENT",),
+        ("env:NEXT", "env:PREVIOUS"),
+    )
+    assert make("chat", ["", "s"]).secrets == ("s",)
+    with pytest.raises(ConfigError, match=r"'c' \(chat\).*empty: secrets\[0\], secrets\[1\]"):
+        AdapterSpec(name="c", kind="chat", secrets=("", "  "))
+    with pytest.raises(ConfigError, match="none is configured"):
+        AdapterSpec(name="c", kind="chat", secrets=())

@@ -65,9 +65,8 @@ def test_wrong_signature_rotation_and_missing_headers() -> None:
 def test_url_verification_handshake() -> None:
     parsed = run(adapter(), signed(read("slack_url_verification.json")))
     assert parsed.contacts == [] and parsed.reply is not None
-    assert json.loads(parsed.reply.body) == {
-        "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
-    }
+    assert parsed.reply.content_type == "text/plain"
+    assert parsed.reply.body == b"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"
 
 
 def test_message_mapping() -> None:

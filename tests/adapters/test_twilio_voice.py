@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 
 from adapters.twilio import signature
-from router.errors import ConfigError, SignatureError
+from router.errors import ConfigError, PayloadError, SignatureError
 from router.models import WebhookRequest
 
 from .support import form_body, form_pairs, make, read, request, robust, run
@@ -214,3 +214,12 @@ def test_options_are_validated() -> None:
 @given(pairs=form_pairs(parse_qsl(read("twilio_gather.txt").decode())))
 def test_random_forms_only_raise_router_errors(pairs: list[tuple[str, str]]) -> None:
     robust(make("twilio-voice", [TOKEN]), signed(form_body(pairs)))
+
+
+def test_non_ascii_digits_are_a_payload_error() -> None:
+    """``"²".isdigit()`` is true but ``int("²")`` fails: a 422, never a 500."""
+    pairs = list(parse_qsl(read("twilio_call.txt").decode().strip(), keep_blank_values=True))
+    for name in ("QueueTime",):
+        with pytest.raises(PayloadError) as bad:
+            run(make("twilio-voice", [TOKEN]), signed(form_body([*pairs, (name, "²")])))
+        assert bad.value.fields[0].field == name

@@ -6,7 +6,7 @@ import json
 import pytest
 from hypothesis import given, settings
 
-from router.errors import PayloadError, SignatureError
+from router.errors import BadQuery, PayloadError, SignatureError
 from router.models import WebhookRequest
 
 from .support import json_bodies, load, make, read, request, robust, run
@@ -28,7 +28,9 @@ def test_crc_vector_from_x_sample() -> None:
     assert json.loads(reply.body) == {
         "response_token": "sha256=Cytd4Sq+NvEcV3MMrXxWJGJx5A+y/lXzzU2Maartkx8="
     }
-    assert make("x", [SECRET]).handshake(request(method="GET")).status == 400
+    with pytest.raises(BadQuery) as missing:
+        make("x", [SECRET]).handshake(request(method="GET"))
+    assert missing.value.fields[0].field == "crc_token"
 
 
 def test_crc_uses_first_secret_but_deliveries_accept_any() -> None:
