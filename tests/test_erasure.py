@@ -113,6 +113,11 @@ async def test_erasure_reaches_contacts_attached_to_another_customer(
     assert first["contact"]["attributes"]["note"] == "keep me"
     assert first["contact"]["text"].startswith("Hi, [erased] here; write to [erased]")
     assert first["thread_id"] is None
+    # the rules no longer see what they saw: no explanation from a redacted record
+    explained = await (
+        await api.get(f"/v1/contacts/{carried[0]['contact_id']}", explain="true")
+    ).json()
+    assert "erased customer" in explained["explanation_error"]
     mine = await (await api.get(f"/v1/contacts/{own['contact_id']}")).json()
     assert leaks(orjson.dumps(mine).decode(), needles) == []
     assert mine["customer_id"] not in (None, person_id)

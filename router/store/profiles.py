@@ -344,6 +344,15 @@ async def erase(pool: asyncpg.Pool, *, actor: str, customer_id: uuid.UUID) -> di
         if not await _live(con, customer_id, lock=True):
             raise LookupError(customer_id)
         person = await _person(con, customer_id)
+        # The per-identifier locks routing takes: resolutions of these
+        # identifiers in progress finish first; later ones no longer find them.
+        await con.execute(
+            """SELECT pg_advisory_xact_lock(h) FROM (
+                   SELECT DISTINCT hashtextextended(k || chr(31) || v, 0) AS h
+                     FROM unnest($1::text[], $2::text[]) AS u(k, v)) t ORDER BY h""",
+            [k for k, _ in person.identifiers],
+            [v for _, v in person.identifiers],
+        )
         anonymous = uuid.uuid4()
         contacts = await _count(
             con,
