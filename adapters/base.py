@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Literal, TypeVar
 
 import orjson
 from pydantic import BaseModel, ValidationError
@@ -82,6 +82,14 @@ class Adapter(ABC):
     """Base of all adapters; subclasses set ``kind`` and implement the hooks."""
 
     kind: ClassVar[str]
+    #: What a contact carrying a value PostgreSQL cannot store (a NUL
+    #: character, an unpaired surrogate) does to its delivery (docs/adapters.md).
+    #: ``"refuse"``: the whole delivery is answered 422 naming each such field,
+    #: before anything of it is routed (for platforms that read the answer and
+    #: can fix and resend). ``"replace"``: each such character is replaced by
+    #: U+FFFD and every contact is routed (for providers that cannot change
+    #: their payload and redeliver on any error).
+    unstorable: ClassVar[Literal["refuse", "replace"]] = "replace"
 
     def __init__(self, spec: AdapterSpec) -> None:
         self.spec = spec

@@ -14,7 +14,7 @@ A body is one contact object, or ``{"contacts": [ ... ]}`` with up to
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, ClassVar
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -26,11 +26,20 @@ from adapters.signing import (
     mismatch,
     missing,
 )
-from router.errors import FieldError, PayloadError, SignatureError, field_errors
-from router.models import ID_MAX, TEXT_LIMIT, Contact, Identifier, JsonObject, WebhookRequest
+from router.errors import FieldError, PayloadError, SignatureError, UnstorableValue, field_errors
+from router.models import (
+    ID_MAX,
+    TEXT_LIMIT,
+    Contact,
+    Identifier,
+    JsonObject,
+    WebhookRequest,
+    unstorable_paths,
+)
 
 SIGNATURE_HEADER = "x-omniroute-signature"
 MAX_BATCH = 100
+UNSTORABLE = "contains a NUL character or an unpaired surrogate, which cannot be stored"
 
 
 def sign(body: bytes, secret: str, timestamp: int) -> str:
@@ -269,6 +278,9 @@ class GenericAdapter(Adapter):
     """Shared verify/parse of the four generic JSON adapters."""
 
     payload: ClassVar[type[_Payload]]
+    # The platform reads the answer: a delivery with a value that cannot be
+    # stored is refused whole, before anything is routed, naming each field.
+    unstorable: ClassVar[Literal["refuse", "replace"]] = "refuse"
 
     def verify(self, request: WebhookRequest) -> None:
         header = request.headers.get(SIGNATURE_HEADER)
@@ -307,7 +319,9 @@ class GenericAdapter(Adapter):
             items, prefixes = [data], [""]
         contacts = []
         errors: list[FieldError] = []
+        refused: list[FieldError] = []
         for item, prefix in zip(items, prefixes, strict=True):
+            refused += [FieldError(p or "body", UNSTORABLE) for p in unstorable_paths(item, prefix)]
             try:
                 contacts.append(self.to_contact(validate(self.payload, item, prefix=prefix)))
             except PayloadError as exc:
@@ -315,7 +329,15 @@ class GenericAdapter(Adapter):
             except ValidationError as exc:  # the contact made of a valid payload is over a limit
                 errors.extend(field_errors(exc, prefix=prefix))
         if errors:
-            raise PayloadError(f"payload does not match the {self.kind} schema", fields=errors)
+            raise PayloadError(
+                f"payload does not match the {self.kind} schema", fields=errors + refused
+            )
+        if refused:
+            # Every item is checked before any is routed: all or nothing.
+            raise UnstorableValue(
+                "a value of the delivery cannot be stored; no contact of it was routed",
+                fields=refused,
+            )
         return Parsed(contacts=contacts)
 
     def to_contact(self, payload: Any) -> Contact:

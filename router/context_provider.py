@@ -18,7 +18,7 @@ import structlog
 
 from router.breaker import CircuitBreaker
 from router.metrics import Metrics
-from router.models import Contact, CustomerContext
+from router.models import Contact, CustomerContext, scrub
 from router.settings import ContextProviderSettings
 
 log = structlog.get_logger("omniroute.context")
@@ -97,7 +97,8 @@ class ContextProvider:
                     else:
                         response.raise_for_status()
                         body = orjson.loads(await response.read())
-                        found = body if isinstance(body, dict) else {}
+                        # what PostgreSQL cannot store must not fail the contact
+                        found = scrub(body) if isinstance(body, dict) else {}
         except (TimeoutError, aiohttp.ClientError, orjson.JSONDecodeError, OSError) as exc:
             self.breaker.failure()
             result = "timeout" if isinstance(exc, TimeoutError) else "error"

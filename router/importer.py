@@ -23,11 +23,12 @@ from pydantic import ValidationError
 
 from router.errors import field_errors
 from router.identity import Normalizer, normalize_given
-from router.models import uuid7
+from router.models import unstorable_paths, uuid7
 from router.schemas import ProfileIn
 from router.store import imports
 
 BATCH = 20_000
+UNSTORABLE = "contains a NUL character or an unpaired surrogate, which cannot be stored"
 
 
 @dataclass
@@ -53,6 +54,10 @@ def parse_line(
         body = ProfileIn.model_validate_json(raw)
     except ValidationError as exc:
         return [f.as_dict() for f in field_errors(exc)]
+    if b"\\u" in raw:  # only an escape can put a NUL (or a lone surrogate) in JSON text
+        unstorable = unstorable_paths(body.model_dump(exclude_unset=True))
+        if unstorable:
+            return [{"field": f, "reason": UNSTORABLE} for f in unstorable]
     given = body.given_identifiers()
     if not given:
         return [{"field": "crm_id", "reason": "give crm_id or identities"}]

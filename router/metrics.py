@@ -29,6 +29,13 @@ class Metrics:
             ["adapter"],
             registry=r,
         )
+        self.unstorable = Counter(
+            "omniroute_unstorable_values",
+            "Contacts carrying a value PostgreSQL cannot store: replaced (the characters"
+            " replaced by U+FFFD, routed) or rejected (not recorded)",
+            ["adapter", "action"],
+            registry=r,
+        )
         self.latency = Histogram(
             "omniroute_routing_seconds",
             "Time to route and record one contact",

@@ -244,6 +244,98 @@ class Contact(BaseModel):
     attributes: JsonObject = Field(default_factory=dict)
 
 
+#: What PostgreSQL stores in place of a character it cannot store.
+REPLACEMENT = "\ufffd"
+#: Attribute set on a contact whose values had such characters replaced.
+REPLACED_ATTRIBUTE = "characters_replaced"
+
+
+def storable_text(value: str) -> bool:
+    """PostgreSQL can store ``value`` in text and jsonb: no NUL character, and
+    valid UTF-8 (no unpaired surrogate)."""
+    if "\x00" in value:
+        return False
+    if value.isascii():
+        return True
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def storable(value: str) -> str:
+    """``value`` with each NUL and unpaired surrogate replaced by U+FFFD."""
+    if storable_text(value):
+        return value
+    return "".join(REPLACEMENT if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in value)
+
+
+def unstorable_paths(value: Any, path: str = "") -> list[str]:
+    """The dotted paths of the strings (values and object keys) in a JSON-like
+    ``value`` that PostgreSQL cannot store."""
+    if isinstance(value, str):
+        return [] if storable_text(value) else [path]
+    found: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            key = str(key)
+            here = f"{path}.{storable(key)}" if path else storable(key)
+            if not storable_text(key):
+                found.append(here)
+            found += unstorable_paths(item, here)
+    elif isinstance(value, list | tuple):
+        for n, item in enumerate(value):
+            found += unstorable_paths(item, f"{path}.{n}" if path else str(n))
+    return found
+
+
+def scrub(value: Any) -> Any:
+    """A JSON-like ``value`` with every string made ``storable``."""
+    if isinstance(value, str):
+        return storable(value)
+    if isinstance(value, dict):
+        return {storable(str(k)): scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [scrub(v) for v in value]
+    return value
+
+
+_CONTACT_TEXTS = (
+    "provider",
+    "external_id",
+    "thread_id",
+    "sender_name",
+    "subject",
+    "text",
+    "language",
+)
+
+
+def unstorable_fields(contact: Contact) -> list[str]:
+    """The fields of ``contact`` (dotted paths) holding a value PostgreSQL cannot store."""
+    found = [
+        name
+        for name in _CONTACT_TEXTS
+        if (v := getattr(contact, name)) is not None and not storable_text(v)
+    ]
+    for n, ident in enumerate(contact.identifiers):
+        found += [
+            f"identifiers.{n}.{part}"
+            for part in ("kind", "value")
+            if not storable_text(getattr(ident, part))
+        ]
+    return found + unstorable_paths(contact.attributes, "attributes")
+
+
+def replace_unstorable(contact: Contact) -> Contact:
+    """``contact`` with every character PostgreSQL cannot store replaced by
+    U+FFFD, marked with the attribute ``characters_replaced``."""
+    data = scrub(contact.model_dump())
+    data["attributes"][REPLACED_ATTRIBUTE] = True
+    return Contact.model_validate(data)
+
+
 class LastContact(BaseModel):
     """The customer's previous contact, on any channel."""
 

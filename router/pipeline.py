@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
 
 from adapters.base import Adapter
 from router.context_provider import ContextProvider
-from router.errors import FieldError, SignatureError
+from router.errors import FieldError, SignatureError, UnstorableValue
 from router.identity import Normalizer
 from router.metrics import Metrics
 from router.models import (
@@ -22,6 +22,8 @@ from router.models import (
     Routed,
     WebhookReply,
     WebhookRequest,
+    replace_unstorable,
+    unstorable_fields,
     uuid7,
 )
 from router.rules import Evaluation, Ruleset
@@ -53,13 +55,68 @@ class Pipeline:
         parsed = adapter.parse(request)
         if parsed.reply is not None:
             return parsed.reply
+        contacts = self.storable(adapter, parsed.contacts)
         parse_ms = (time.perf_counter() - started) * 1000
         if parsed.nonce is not None:
             await self._claim(adapter.name, parsed.nonce)
-        routed = [await self.route(adapter.name, c, request, parse_ms) for c in parsed.contacts]
+        routed: list[Routed] = []
+        failed: list[FieldError] = []
+        for n, contact in enumerate(contacts):
+            try:
+                routed.append(await self.route(adapter.name, contact, request, parse_ms))
+            except UnstorableValue as exc:
+                # Not retryable: the contacts after this one are still routed,
+                # so that no answer leaves part of a delivery recorded and the
+                # rest lost. (A 503 stops here: the retry routes the rest and
+                # answers the recorded ones as duplicates.)
+                self.metrics.unstorable.labels(adapter=adapter.name, action="rejected").inc()
+                log.warning(
+                    "contact_rejected",
+                    adapter=adapter.name,
+                    external_id=contact.external_id,
+                    item=n,
+                    error=exc.message,
+                )
+                where = f"contacts.{n}" if len(contacts) > 1 else "body"
+                failed.append(FieldError(where, "the database refused a value of this contact"))
         if parsed.ignored:
             self.metrics.ignored.labels(adapter=adapter.name).inc(parsed.ignored)
+        if failed and adapter.unstorable == "refuse":
+            raise UnstorableValue(
+                "a contact of the delivery could not be stored; the others were recorded "
+                "(a corrected resend is answered with their original decisions)",
+                fields=failed,
+            )
         return adapter.reply(routed, parsed)
+
+    def storable(self, adapter: Adapter, contacts: Sequence[Contact]) -> list[Contact]:
+        """The delivery's contacts, checked before any is routed for values
+        PostgreSQL cannot store: refused whole (422 naming each field) or with
+        the characters replaced, as the adapter decides."""
+        out = list(contacts)
+        bad = {n: fields for n, c in enumerate(out) if (fields := unstorable_fields(c))}
+        if not bad:
+            return out
+        if adapter.unstorable == "refuse":
+            prefix = "contacts.{}." if len(out) > 1 else ""
+            raise UnstorableValue(
+                "a value of the delivery cannot be stored; no contact of it was routed",
+                fields=[
+                    FieldError(prefix.format(n) + f, "contains a character that cannot be stored")
+                    for n, fields in bad.items()
+                    for f in fields
+                ],
+            )
+        for n, fields in bad.items():
+            out[n] = replace_unstorable(out[n])
+            self.metrics.unstorable.labels(adapter=adapter.name, action="replaced").inc()
+            log.warning(
+                "unstorable_replaced",
+                adapter=adapter.name,
+                external_id=out[n].external_id,
+                fields=fields,
+            )
+        return out
 
     async def route(
         self, adapter: str, contact: Contact, request: WebhookRequest, parse_ms: float

@@ -4,8 +4,9 @@ change.
 
 Each record is decided from what was stored with it (the normalized contact
 and the customer context the rules saw) at the moment it was received, so the
-only difference is the rules. Records whose personal data was erased are
-skipped and counted. The records are streamed, and only counts are kept.
+only difference is the rules. Records whose personal data was erased (in
+whole, or the part of an erased customer's in another's record) are skipped
+and counted. The records are streamed, and only counts are kept.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ async def replay(
     begin = time.perf_counter()
     async for row in received(pool, since=since, until=until):
         report.total += 1
-        if row["contact"].get("erased"):
+        if row["contact"].get("erased") or row["contact"].get("redacted"):
             report.erased += 1
             continue
         try:

@@ -46,6 +46,9 @@ class Row:
     answered_at: datetime | None = None
     abandoned_at: datetime | None = None
     sla_met: bool | None = None
+    thread_id: str | None = None
+    agent: str | None = None
+    preferred_agent: str | None = None
     external_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     contact_id: uuid.UUID = field(init=False)
 
@@ -62,9 +65,10 @@ INSERT INTO contacts (
     contact_id, received_at, adapter, provider, channel, external_id, customer_id,
     known_customer, queue, priority, skills, tags, rule, ruleset, contact, context,
     decision, timings, tier, repeat_24h, repeat_7d, channel_switch, routing_ms,
-    outcome, answered_at, abandoned_at, sla_met)
+    outcome, answered_at, abandoned_at, sla_met, thread_id, agent, preferred_agent)
 VALUES ($1, $2, $3, $3, $4, $6, $5, $5::uuid IS NOT NULL, $7, 50, $8, $9, $10, 'seed',
-        '{}', '{}', $11::jsonb, $12::jsonb, $13, $14, $15, $16, $17, $18, $19, $20, $21)
+        '{}', '{}', $11::jsonb, $12::jsonb, $13, $14, $15, $16, $17, $18, $19, $20, $21,
+        $22, $23, $24)
 """
 
 
@@ -79,7 +83,7 @@ def _args(r: Row) -> tuple[object, ...]:
         "skills": list(r.skills),
         "sla_seconds": None,
         "tags": list(r.tags),
-        "preferred_agent": None,
+        "preferred_agent": r.preferred_agent,
         "overflow": [],
         "rule": r.rule,
         "ruleset": "seed",
@@ -106,4 +110,7 @@ def _args(r: Row) -> tuple[object, ...]:
         r.answered_at,
         r.abandoned_at,
         r.sla_met,
+        r.thread_id,
+        r.agent,
+        r.preferred_agent,
     )

@@ -27,6 +27,10 @@ class Crm:
             {"tier": "platinum", "attributes": {"ltv": 1200}, "email": request.query["email"]}
         )
 
+    async def nul(self, request: web.Request) -> web.Response:
+        self.calls["nul"] = self.calls.get("nul", 0) + 1
+        return web.json_response({"tier": "gold\u0000", "attributes": {"k\u0000": "v\u0000"}})
+
     async def slow(self, request: web.Request) -> web.Response:
         self.calls["slow"] += 1
         await asyncio.sleep(1)
@@ -42,6 +46,7 @@ async def crm() -> AsyncIterator[tuple[Crm, str]]:
     state = Crm()
     app = web.Application()
     app.router.add_get("/ok", state.ok)
+    app.router.add_get("/nul", state.nul)
     app.router.add_get("/slow", state.slow)
     app.router.add_get("/fail", state.fail)
     server = TestServer(app)
@@ -90,6 +95,24 @@ async def test_answers_enrich_the_context_and_are_cached(
             assert context["attributes"]["ltv"] == 1200
             assert context["degraded"] is False
         assert state.calls["ok"] == 1  # the second lookup came from the cache
+    finally:
+        await client.close()
+
+
+async def test_an_answer_postgresql_cannot_store_does_not_fail_the_contact(
+    database_url: str, crm: tuple[Crm, str]
+) -> None:
+    state, base = crm
+    client = await api_with(database_url, base + "/nul")
+    try:
+        api = Api(client)
+        response = await api.deliver("chat", example("chat", id=unique(), customer=person()))
+        assert response.status == 200, await response.text()
+        contact_id = (await response.json())["contacts"][0]["contact_id"]
+        context = (await (await api.get(f"/v1/contacts/{contact_id}")).json())["context"]
+        assert context["tier"] == "gold\ufffd"
+        assert context["attributes"]["k\ufffd"] == "v\ufffd"
+        assert state.calls["nul"] == 1
     finally:
         await client.close()
 

@@ -322,3 +322,123 @@ async def test_exports_at_once_are_limited_and_slots_come_back(api: Api, big: st
         await asyncio.sleep(0.05)
     else:
         raise AssertionError("export slots were not released")
+
+
+# -- spreadsheet formulas ------------------------------------------------------
+
+FORMULAS = ['=HYPERLINK("http://x")', "+1", "-2", "@SUM(1)", "\tx", "\rx"]
+#: the CSV columns whose text a customer, platform, CRM or rules author controls
+NEUTRALISED = (
+    "external_id",
+    "thread_id",
+    "queue",
+    "skills",
+    "tags",
+    "preferred_agent",
+    "rule",
+    "tier",
+    "agent",
+)
+HARMLESS = ["plain", "a=b", " =x", "'quoted", "x-1", ""]
+
+
+@pytest.fixture(scope="module")
+async def formulas(api: Api, database_url: str) -> str:
+    name = unique("formula")
+    values = FORMULAS + HARMLESS
+    rows = [
+        Row(
+            START + timedelta(hours=2, seconds=i),
+            name,
+            external_id=f"{v}#{i}",
+            thread_id=v,
+            queue=v or "q",
+            rule=v,
+            tier=v,
+            tags=(v, "ok"),
+            skills=(v,),
+            agent=v,
+            preferred_agent=v,
+        )
+        for i, v in enumerate(values)
+    ]
+    async with pool(database_url) as p:
+        await seed(p, rows)
+    return name
+
+
+def cell(value: str, column: str) -> str:
+    """What the CSV cell of a value written in ``column`` reads as."""
+    text = {"external_id": f"{value}#{{i}}", "tags": f"{value}|ok"}.get(column, value)
+    if column == "queue" and not value:
+        text = "q"
+    return text
+
+
+async def test_csv_neutralises_formulas_and_ndjson_keeps_them(api: Api, formulas: str) -> None:
+    raw = await export(api, "csv", adapter=formulas)
+    rows = list(csv.DictReader(io.StringIO(raw, newline="")))
+    records = [
+        orjson.loads(line)
+        for line in (await export(api, "ndjson", adapter=formulas)).split("\n")[:-1]
+    ]
+    values = FORMULAS + HARMLESS
+    assert len(rows) == len(records) == len(values)
+    for i, (value, row, record) in enumerate(zip(values, rows, records, strict=True)):
+        for column in NEUTRALISED:
+            text = cell(value, column).replace("{i}", str(i))
+            want = "'" + text if value in FORMULAS else text
+            assert row[column] == want, (column, value, row[column])
+        # NDJSON is data, not a spreadsheet: every value exactly as stored
+        assert record["external_id"] == f"{value}#{i}" and record["thread_id"] == value
+        assert record["tags"] == [value, "ok"] and record["skills"] == [value]
+        assert record["agent"] == record["preferred_agent"] == record["rule"] == value
+        assert row["priority"] == "50" and row["adapter"] == formulas  # ours: as they are
+    # each neutralised cell is quoted, so no reader takes it for anything else
+    assert '"\'=HYPERLINK(""http://x"")"' in raw
+    for value in ("+1", "-2", "@SUM(1)", "\tx", "\rx"):
+        assert f'"\'{value}"' in raw, value
+    # the JSON pages are data too
+    listed = await all_pages(api, adapter=formulas, order="asc")
+    assert [c["thread_id"] for c in listed] == values
+
+
+async def test_csv_of_routed_contacts_neutralises_what_the_platform_sent(api: Api) -> None:
+    tag = unique("f")
+    email = f"{tag}@example.com"
+    customer = await api.json(
+        "POST",
+        "/v1/customers",
+        {"crm_id": tag, "tier": "+1", "identities": [{"kind": "email", "value": email}]},
+        status=201,
+    )
+    root = f'=HYPERLINK("http://x?{tag}")'
+    payload = {
+        "id": f"@SUM(1)-{tag}",
+        "from": {"address": email, "name": "-2"},
+        "subject": '=HYPERLINK("http://x")',
+        "references": [root],
+        "in_reply_to": root,
+        "text": "hello",
+    }
+    response = await api.deliver("email", payload)
+    assert response.status == 200, await response.text()
+    contact_id = (await response.json())["contacts"][0]["contact_id"]
+    await api.json(
+        "POST",
+        f"/v1/contacts/{contact_id}/events",
+        {"type": "answered", "agent": "\tx"},
+        status=201,
+    )
+    [row] = list(
+        csv.DictReader(
+            io.StringIO(await export(api, "csv", customer_id=customer["customer_id"]), newline="")
+        )
+    )
+    assert row["external_id"] == f"'@SUM(1)-{tag}"
+    assert row["thread_id"] == "'" + root
+    assert row["tier"] == "'+1" and row["agent"] == "'\tx"
+    [line] = (await export(api, "ndjson", customer_id=customer["customer_id"])).splitlines()
+    record = orjson.loads(line)
+    assert (record["external_id"], record["thread_id"]) == (f"@SUM(1)-{tag}", root)
+    assert (record["tier"], record["agent"]) == ("+1", "\tx")

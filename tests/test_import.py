@@ -120,3 +120,37 @@ def test_a_line_over_the_attribute_limits_is_rejected_naming_it() -> None:
         )
         errors = parse_line(1, raw, Normalizer())
         assert isinstance(errors, list) and errors[0]["field"] == "attributes", errors
+
+
+async def test_a_value_postgresql_cannot_store_rejects_its_line_only(
+    database_url: str, tmp_path: Path
+) -> None:
+    tag = unique("nul")
+    lines = [
+        {"crm_id": f"{tag}-1", "name": "Ann"},
+        {"crm_id": f"{tag}-2", "name": "Bo\u0000b", "attributes": {"k\u0000": 1}},
+        {"crm_id": f"{tag}-3\u0000"},
+        {"crm_id": f"{tag}-4", "name": "Cy \\u0000 (an escaped backslash)"},
+    ]
+    path = tmp_path / "nul.ndjson"
+    path.write_bytes(b"".join(orjson.dumps(x) + b"\n" for x in lines))
+    done = run_import(path, database_url)
+    assert done.returncode == 1, done.stderr
+    assert "2 imported, 2 rejected" in done.stdout, (done.stdout, done.stderr)
+    rejected = [
+        orjson.loads(x) for x in (tmp_path / "nul.ndjson.rejected.ndjson").read_bytes().splitlines()
+    ]
+    assert [(r["line"], {e["field"] for e in r["errors"]}) for r in rejected] == [
+        (2, {"name", "attributes.k\ufffd"}),
+        (3, {"crm_id"}),
+    ]
+    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
+    try:
+        names = await con.fetch(
+            """SELECT c.name FROM identities i JOIN customers c USING (customer_id)
+                WHERE i.kind = 'crm' AND i.value LIKE $1 ORDER BY i.value""",
+            f"{tag}-%",
+        )
+        assert [r["name"] for r in names] == ["Ann", "Cy \\u0000 (an escaped backslash)"]
+    finally:
+        await con.close()

@@ -4,7 +4,9 @@ or as NDJSON, in the columns of ``reporting.routed_contacts_v1``.
 PostgreSQL writes the rows (COPY TO STDOUT) and the connection stops reading
 while the sink waits, so memory stays flat however many rows there are.
 
-CSV comes from PostgreSQL as it is. For NDJSON, PostgreSQL writes each column
+CSV comes from PostgreSQL as it is, except that the cells of text others
+chose are neutralised against spreadsheet formulas, in the query
+(``CSV_NEUTRALISED``). For NDJSON, PostgreSQL writes each column
 as a JSON literal (it quotes and escapes the free text, times and lists) and
 this process puts the keys around them, a few C-level bytes operations per
 chunk. Building the whole object in SQL cost PostgreSQL about twice as much
@@ -70,12 +72,47 @@ _BOOLEANS = (
 )
 
 
+#: Text a customer, a platform, the CRM or a rules author chose (ids, thread
+#: ids, names, tiers, queues, tags ...). In CSV, such a cell that starts like
+#: a spreadsheet formula is neutralised (OWASP's CSV injection rule): a single
+#: quote goes in front of a leading ``=``, ``+``, ``-``, ``@``, tab or
+#: carriage return, and the cell is always quoted. The other columns hold what
+#: omniroute writes (uuids, times, numbers, booleans, and names fixed by
+#: construction: adapter names, adapter kinds, channels, ruleset hashes, the
+#: outcome types the events API accepts) and are written as they are.
+CSV_NEUTRALISED = (
+    "external_id",
+    "thread_id",
+    "queue",
+    "skills",
+    "tags",
+    "preferred_agent",
+    "rule",
+    "tier",
+    "agent",
+)
+#: the code points of '=', '+', '-', '@', tab and carriage return
+FORMULA_STARTS = (61, 43, 45, 64, 9, 13)
+
+
 def _csv_column(name: str) -> str:
-    if name in _LISTS:
-        return f"array_to_string({name}, '|') AS {name}"
     if name in _BOOLEANS:
         return f"{name}::text AS {name}"
-    return name
+    if name in _LISTS:
+        # The cell starts with the first element; a NULL element is written
+        # as an empty entry, so that it cannot hide the next one's start.
+        value, first = f"array_to_string({name}, '|', '')", f"{name}[1]"
+    else:
+        value = first = name
+    if name not in CSV_NEUTRALISED:
+        return name if value == name else f"{value} AS {name}"
+    # In the query, so that the export stays one COPY: the test compares the
+    # first code point with integers (no string is built) and only the chosen
+    # branch builds the cell. Of the forms measured (this one, a CASE per
+    # code point, a range check first, a regular expression) this one cost
+    # PostgreSQL least.
+    codes = ", ".join(str(code) for code in FORMULA_STARTS)
+    return f"CASE WHEN ascii({first}) IN ({codes}) THEN '''' || {value} ELSE {value} END AS {name}"
 
 
 _CSV_SELECT = ", ".join(_csv_column(c) for c in EXPORT_COLUMNS)
@@ -203,6 +240,7 @@ async def export(
                 output=sink,
                 format="csv",
                 header=True,
+                force_quote=list(CSV_NEUTRALISED),
                 timeout=timeout,
             )
             return

@@ -9,8 +9,10 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import orjson
 
 from router.models import Identifier, uuid7
+from router.redaction import Person, needles, pattern, redact, redact_record
 
 PROFILE_FIELDS = ("name", "tier", "language", "segment", "attributes")
 
@@ -262,11 +264,102 @@ async def merge(
         return moved
 
 
+_CARRIERS = """
+SELECT contact_id, received_at, contact, context, trace, thread_id
+  FROM contacts
+ WHERE jsonb_path_query_array(contact, '$.identifiers[*].value') @> ANY ($1::jsonb[])
+ ORDER BY received_at, contact_id
+"""
+
+_REDACT = """
+UPDATE contacts c
+   SET contact = u.contact::jsonb, context = u.context::jsonb, trace = u.trace::jsonb,
+       thread_id = u.thread_id
+  FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[], $6::text[])
+       AS u(contact_id, received_at, contact, context, trace, thread_id)
+ WHERE c.contact_id = u.contact_id AND c.received_at = u.received_at
+"""
+
+
+async def _person(con: asyncpg.Connection, customer_id: uuid.UUID) -> Person:
+    """The customer's identifiers, profile name and the sender names of their contacts."""
+    identities = await con.fetch(
+        "SELECT kind, value FROM identities WHERE customer_id = $1", customer_id
+    )
+    names = await con.fetch(
+        """SELECT name FROM customers WHERE customer_id = $1 AND name IS NOT NULL
+           UNION
+           SELECT contact ->> 'sender_name' FROM contacts
+            WHERE customer_id = $1 AND contact ->> 'sender_name' IS NOT NULL""",
+        customer_id,
+    )
+    return Person(
+        identifiers=frozenset((r["kind"], r["value"]) for r in identities),
+        names=tuple(r["name"] for r in names),
+    )
+
+
+async def _redact_carriers(con: asyncpg.Connection, person: Person) -> int:
+    """Take the person out of the contacts of other customers that carry one
+    of their identifiers (found by the index on the snapshots' identifier
+    values); returns how many."""
+    if not person.identifiers:
+        return 0
+    rows = [
+        row
+        for row in await con.fetch(_CARRIERS, [[v] for v in person.values])
+        if any(
+            isinstance(i, dict) and (i.get("kind"), i.get("value")) in person.identifiers
+            for i in row["contact"].get("identifiers") or []
+        )
+    ]
+    if not rows:
+        return 0
+    done = [redact_record(person, row) for row in rows]
+    await con.execute(
+        _REDACT,
+        [r["contact_id"] for r in rows],
+        [r["received_at"] for r in rows],
+        [orjson.dumps(d.contact).decode() for d in done],
+        [orjson.dumps(d.context).decode() for d in done],
+        [None if d.trace is None else orjson.dumps(d.trace).decode() for d in done],
+        [d.thread_id for d in done],
+    )
+    # outcome events of those contacts: free-form data from the platform
+    found = pattern(needles(person.identifiers, person.names))
+    events = await con.fetch(
+        """SELECT e.contact_id, e.event_id, e.data FROM contact_events e
+            WHERE e.contact_id = ANY($1::uuid[]) AND e.data <> '{}'""",
+        [r["contact_id"] for r in rows],
+    )
+    changed = [(e, redact(e["data"], found)) for e in events]
+    changed = [(e, data) for e, data in changed if data != e["data"]]
+    if changed:
+        await con.executemany(
+            """UPDATE contact_events SET data = $3::text::jsonb
+                WHERE contact_id = $1 AND event_id = $2""",
+            [(e["contact_id"], e["event_id"], orjson.dumps(data).decode()) for e, data in changed],
+        )
+    return len(rows)
+
+
 async def erase(pool: asyncpg.Pool, *, actor: str, customer_id: uuid.UUID) -> dict[str, int]:
-    """Remove personal data; records stay, anonymous, under a new unlinkable id."""
+    """Remove personal data; records stay, anonymous, under a new unlinkable id.
+    Contacts of other customers that carry the person's identifiers keep what
+    is theirs and lose what is the person's (``router/redaction.py``)."""
     async with pool.acquire() as con, con.transaction():
         if not await _live(con, customer_id, lock=True):
             raise LookupError(customer_id)
+        person = await _person(con, customer_id)
+        # The per-identifier locks routing takes: resolutions of these
+        # identifiers in progress finish first; later ones no longer find them.
+        await con.execute(
+            """SELECT pg_advisory_xact_lock(h) FROM (
+                   SELECT DISTINCT hashtextextended(k || chr(31) || v, 0) AS h
+                     FROM unnest($1::text[], $2::text[]) AS u(k, v)) t ORDER BY h""",
+            [k for k, _ in person.identifiers],
+            [v for _, v in person.identifiers],
+        )
         anonymous = uuid.uuid4()
         contacts = await _count(
             con,
@@ -290,6 +383,8 @@ async def erase(pool: asyncpg.Pool, *, actor: str, customer_id: uuid.UUID) -> di
                 WHERE c.customer_id = $1 AND e.contact_id = c.contact_id""",
             anonymous,
         )
+        # after the person's own records: they no longer carry any identifier
+        redacted = await _redact_carriers(con, person)
         identities = await _count(con, "DELETE FROM identities WHERE customer_id = $1", customer_id)
         await con.execute("DELETE FROM journeys WHERE customer_id = $1", customer_id)
         await con.execute(
@@ -302,7 +397,11 @@ async def erase(pool: asyncpg.Pool, *, actor: str, customer_id: uuid.UUID) -> di
                 WHERE customer_id = $1""",
             customer_id,
         )
-        details = {"contacts_anonymized": contacts, "identities_deleted": identities}
+        details = {
+            "contacts_anonymized": contacts,
+            "contacts_redacted": redacted,
+            "identities_deleted": identities,
+        }
         await _audit(con, actor, "erase", customer_id, details)
         return details
 

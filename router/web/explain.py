@@ -76,6 +76,9 @@ async def explanation(rt: Runtime, row: asyncpg.Record) -> dict[str, Any]:
 async def _explain(rt: Runtime, row: asyncpg.Record) -> list[dict[str, Any]]:
     if row["contact"].get("erased"):
         raise Unexplainable("the contact's personal data was erased")
+    if row["contact"].get("redacted"):
+        # what the rules saw is no longer all there: re-deciding could mislead
+        raise Unexplainable("personal data of an erased customer was removed from the contact")
     version = row["decision"]["ruleset"]
     if rt.rules.ready and rt.rules.active.version == version:
         ruleset = rt.rules.active
