@@ -271,22 +271,25 @@ def storable(value: str) -> str:
     return "".join(REPLACEMENT if c == "\x00" or "\ud800" <= c <= "\udfff" else c for c in value)
 
 
-def unstorable_paths(value: Any, path: str = "") -> list[str]:
+def unstorable_paths(value: Any, path: str = "", *, depth: int = 0) -> list[str]:
     """The dotted paths of the strings (values and object keys) in a JSON-like
-    ``value`` that PostgreSQL cannot store."""
+    ``value`` that PostgreSQL cannot store. Values nested deeper than any
+    stored JSON may be are not looked into: the limits refuse them anyway."""
     if isinstance(value, str):
         return [] if storable_text(value) else [path]
     found: list[str] = []
+    if depth > JSON_DEPTH_MAX + 2:
+        return found
     if isinstance(value, dict):
         for key, item in value.items():
             key = str(key)
             here = f"{path}.{storable(key)}" if path else storable(key)
             if not storable_text(key):
                 found.append(here)
-            found += unstorable_paths(item, here)
+            found += unstorable_paths(item, here, depth=depth + 1)
     elif isinstance(value, list | tuple):
         for n, item in enumerate(value):
-            found += unstorable_paths(item, f"{path}.{n}" if path else str(n))
+            found += unstorable_paths(item, f"{path}.{n}" if path else str(n), depth=depth + 1)
     return found
 
 

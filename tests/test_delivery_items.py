@@ -18,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from router.web import create_app
-from tests.conftest import SECRETS, Api, make_settings, unique
+from tests.conftest import SECRETS, TOKEN, Api, make_settings, unique
 from tests.test_routing import example, person
 
 META_SECRET = "meta-secret"
@@ -118,7 +118,8 @@ async def test_meta_messages_with_a_nul_in_the_middle_are_all_routed(
     assert stored[ids[1]]["attributes"]["characters_replaced"] is True
     assert stored[ids[0]]["text"] == "first" and stored[ids[2]]["text"] == "third"
     assert all(s["sender_name"] == "Ana\ufffd" for s in stored.values())
-    metrics = await (await client.get("/metrics")).text()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    metrics = await (await client.get("/metrics", headers=auth)).text()
     assert 'omniroute_unstorable_values_total{action="replaced",adapter="meta"} 3.0' in metrics
     again = await deliver_meta(client, body)  # a redelivery is answered from the records
     assert [c["duplicate"] for c in (await again.json())["contacts"]] == [True] * 3
@@ -165,5 +166,6 @@ async def test_a_failure_mid_delivery_does_not_lose_the_items_after_it(
     answer = await deliver_meta(client, whatsapp(meta_ids, ["a", "b", "c"]))
     assert answer.status == 200  # Meta discards the answer and would redeliver forever
     assert set(await recorded(db, "meta", meta_ids)) == {meta_ids[0], meta_ids[2]}
-    metrics = await (await client.get("/metrics")).text()
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    metrics = await (await client.get("/metrics", headers=auth)).text()
     assert 'omniroute_unstorable_values_total{action="rejected",adapter="meta"} 1.0' in metrics

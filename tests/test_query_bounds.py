@@ -140,7 +140,8 @@ async def test_a_value_the_database_refuses_is_not_explained_in_its_words(api: A
     assert status == 422, text
     body = await response.json()
     assert body["error"] == "unstorable_value"
-    assert body["fields"][0]["field"] == "body"
+    assert body["fields"][0]["field"] == "text"
+    assert "0x00" not in text and "invalid byte sequence" not in text
 
 
 # -- every time, id and zone parameter of every endpoint, at the extremes ---------
