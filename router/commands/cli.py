@@ -39,7 +39,7 @@ def serve(args: argparse.Namespace) -> int:
     settings = _settings(args)
     exposure.check(settings)  # before anything starts, in the supervisor and each worker
     if args.workers > 1:
-        from router.workers import supervise
+        from router.commands.workers import supervise
 
         argv = ["serve"]
         if args.config:
@@ -88,7 +88,7 @@ def db_migrate(args: argparse.Namespace) -> int:
 
 
 def customers_import(args: argparse.Namespace) -> int:
-    from router import importer
+    from router.commands import importer
 
     settings = _settings(args)
     path: Path = args.file
@@ -248,7 +248,7 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "rules":
-        from router.rules.cli import main as rules_main
+        from router.commands.rules import main as rules_main
 
         return rules_main(argv[1:])
     args = parser().parse_args(argv)

@@ -177,7 +177,7 @@ def main(
 ) -> int:
     """Run a replay for the rules CLI; the report goes to standard output (to
     standard error when the changed contacts do)."""
-    from router.cli import with_pool
+    from router.commands.cli import with_pool
     from router.logs import configure
     from router.settings import load_settings
 
