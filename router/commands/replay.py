@@ -27,10 +27,13 @@ import asyncpg
 import orjson
 from pydantic import ValidationError
 
+from router import logs
+from router.commands.database import with_pool
 from router.errors import ConfigError, RouterError
 from router.models import Contact, CustomerContext, Decision
 from router.rules import Ruleset
 from router.rules.schema import parse_duration
+from router.settings import load_settings
 from router.store.replay import received
 
 #: what a record without a rule (decided by the defaults) shows as its rule
@@ -177,10 +180,6 @@ def main(
 ) -> int:
     """Run a replay for the rules CLI; the report goes to standard output (to
     standard error when the changed contacts do)."""
-    from router.commands.cli import with_pool
-    from router.logs import configure
-    from router.settings import load_settings
-
     now = datetime.now(UTC)
     try:
         start = moment(since, now)
@@ -193,7 +192,7 @@ def main(
         return 2
     try:
         settings = load_settings(config)
-        configure(settings.log)
+        logs.configure(settings.log)
         with _sink(output) as out:
 
             async def work(pool: asyncpg.Pool) -> Report:
