@@ -20,6 +20,7 @@ from router.commands.workers import supervise
 from router.errors import ConfigError, RouterError
 from router.logs import configure
 from router.settings import Settings, load_settings
+from router.times import parse_time
 
 log = structlog.get_logger("omniroute")
 
@@ -163,10 +164,9 @@ async def _rollup(settings: Settings, since: datetime | None, until: datetime | 
 
 def _time(text: str) -> datetime:
     try:
-        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def db_rollup(args: argparse.Namespace) -> int:

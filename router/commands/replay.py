@@ -35,6 +35,7 @@ from router.rules import Ruleset
 from router.rules.schema import parse_duration
 from router.settings import load_settings
 from router.store.replay import received
+from router.times import parse_time
 
 #: what a record without a rule (decided by the defaults) shows as its rule
 DEFAULTS = "(defaults)"
@@ -118,12 +119,11 @@ def moment(value: str, now: datetime) -> datetime:
         with contextlib.suppress(ValueError):
             return now - timedelta(seconds=parse_duration(value))
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_time(value)
     except ValueError:
         raise ValueError(
             f"{value!r} is neither a duration (7d, 12h) nor a time (2026-03-01T00:00:00Z)"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _table(title: str, counts: Counter[Any]) -> list[str]:
