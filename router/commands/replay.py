@@ -30,7 +30,8 @@ from pydantic import ValidationError
 from router import logs
 from router.commands.database import with_pool
 from router.errors import ConfigError, RouterError
-from router.models import Contact, CustomerContext, Decision
+from router.models import Decision
+from router.redecide import Erased, Unreadable, redecide
 from router.rules import Ruleset
 from router.rules.schema import parse_duration
 from router.settings import load_settings
@@ -79,17 +80,21 @@ async def replay(
     begin = time.perf_counter()
     async for row in received(pool, since=since, until=until):
         report.total += 1
-        if row["contact"].get("erased") or row["contact"].get("redacted"):
+        try:
+            new = redecide(
+                ruleset,
+                contact=row["contact"],
+                context=row["context"],
+                received_at=row["received_at"],
+                explain=False,
+            ).decision
+            old = Decision.model_validate(row["decision"])
+        except Erased:
             report.erased += 1
             continue
-        try:
-            contact = Contact.model_validate(row["contact"])
-            context = CustomerContext.model_validate(row["context"])
-            old = Decision.model_validate(row["decision"])
-        except ValidationError:
+        except (Unreadable, ValidationError):
             report.unreadable += 1
             continue
-        new = ruleset.decide(contact, context, row["received_at"], explain=False).decision
         changed = changed_fields(old, new)
         if not changed:
             report.unchanged += 1
