@@ -351,7 +351,14 @@ class Omniroute:
         env.pop("DATABASE_URL", None)  # the config names the database
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "router.cli", "serve", "--config", str(self.config)],
+                [
+                    sys.executable,
+                    "-m",
+                    "router.commands.cli",
+                    "serve",
+                    "--config",
+                    str(self.config),
+                ],
                 env=env,
                 cwd=ROOT,
                 stdout=out,

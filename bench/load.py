@@ -381,7 +381,7 @@ async def main() -> None:
                     [
                         sys.executable,
                         "-m",
-                        "router.cli",
+                        "router.commands.cli",
                         "serve",
                         "--config",
                         str(config),

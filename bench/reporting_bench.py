@@ -312,7 +312,7 @@ class Server:
             "log: {level: warning, format: json}\n"
         )
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "router.cli", "serve", "--config", str(config)],
+            [sys.executable, "-m", "router.commands.cli", "serve", "--config", str(config)],
             cwd=ROOT,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdout=subprocess.DEVNULL,

@@ -37,7 +37,7 @@ def serve(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     environ = {k: v for k, v in os.environ.items() if not k.startswith("OMNIROUTE_")}
     environ |= {"PYTHONPATH": str(ROOT), "DATABASE_URL": NO_DATABASE, **(env or {})}
     return subprocess.run(
-        [sys.executable, "-m", "router.cli", "serve", *args],
+        [sys.executable, "-m", "router.commands.cli", "serve", *args],
         cwd=ROOT,
         env=environ,
         capture_output=True,
@@ -95,7 +95,7 @@ async def test_the_override_starts_and_warns(database_url: str) -> None:
         "OMNIROUTE_RULES__WATCH": "false",
     }
     proc = subprocess.Popen(
-        [sys.executable, "-m", "router.cli", "serve", "--config", str(DEMO_CONFIG)]
+        [sys.executable, "-m", "router.commands.cli", "serve", "--config", str(DEMO_CONFIG)]
         + ["--host", "0.0.0.0", "--port", str(port)],
         cwd=ROOT,
         env=environ,

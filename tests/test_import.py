@@ -10,8 +10,8 @@ from pathlib import Path
 import asyncpg
 import orjson
 
+from router.commands.importer import parse_line
 from router.identity import Normalizer
-from router.importer import parse_line
 from tests.conftest import ROOT, Api, unique
 from tests.test_routing import example
 
@@ -27,7 +27,7 @@ def run_import(path: Path, database_url: str, *extra: str) -> subprocess.Complet
         [
             sys.executable,
             "-m",
-            "router.cli",
+            "router.commands.cli",
             "customers",
             "import",
             str(path),

@@ -11,8 +11,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from router.replay import moment
-from router.rules.cli import main
+from router.commands.replay import moment
+from router.commands.rules import main
 from tests.conftest import ROOT, Api
 from tests.test_rules_api import invoice_mail, order_chat, routed
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from router.cli import main, parse_age
+from router.commands.cli import main, parse_age
 from router.store import retention
 from tests.conftest import Api, unique
 from tests.seed import Row, pool, seed

@@ -39,7 +39,16 @@ async def test_workers_share_the_port_and_stop_together(database_url: str, tmp_p
     )
     env = {**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "router.cli", "serve", "--config", str(config), "--workers", "2"],
+        [
+            sys.executable,
+            "-m",
+            "router.commands.cli",
+            "serve",
+            "--config",
+            str(config),
+            "--workers",
+            "2",
+        ],
         env=env,
         stderr=subprocess.DEVNULL,
     )

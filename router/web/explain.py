@@ -15,10 +15,9 @@ from collections import OrderedDict
 from typing import Any
 
 import asyncpg
-from pydantic import ValidationError
 
 from router.errors import RulesError
-from router.models import Contact, CustomerContext
+from router.redecide import NotRedecidable, redecide, refuse_erased
 from router.rules import Ruleset, load_ruleset_sources
 from router.store.db import unavailable_as_503
 from router.store.rulesets import fetch_sources
@@ -69,30 +68,21 @@ async def explanation(rt: Runtime, row: asyncpg.Record) -> dict[str, Any]:
     or ``{"explanation_error": why}`` when it cannot be re-evaluated."""
     try:
         return {"explanation": await _explain(rt, row)}
-    except Unexplainable as exc:
+    except (Unexplainable, NotRedecidable) as exc:
         return {"explanation_error": str(exc)}
 
 
 async def _explain(rt: Runtime, row: asyncpg.Record) -> list[dict[str, Any]]:
-    if row["contact"].get("erased"):
-        raise Unexplainable("the contact's personal data was erased")
-    if row["contact"].get("redacted"):
-        # what the rules saw is no longer all there: re-deciding could mislead
-        raise Unexplainable("personal data of an erased customer was removed from the contact")
+    refuse_erased(row["contact"])  # before a ruleset is looked up for it
     version = row["decision"]["ruleset"]
     if rt.rules.ready and rt.rules.active.version == version:
         ruleset = rt.rules.active
     else:
         with unavailable_as_503():
             ruleset = await VERSIONS.get(rt.pool, version)
-    try:
-        contact = Contact.model_validate(row["contact"])
-        context = CustomerContext.model_validate(row["context"])
-    except ValidationError as exc:
-        raise Unexplainable(
-            f"the stored snapshot no longer reads: {exc.errors()[0]['msg']}"
-        ) from None
-    evaluation = ruleset.decide(contact, context, row["received_at"])
+    evaluation = redecide(
+        ruleset, contact=row["contact"], context=row["context"], received_at=row["received_at"]
+    )
     where = {rule.name: (rule.file, rule.line) for rule in ruleset.rules}
     return [
         {

@@ -11,6 +11,7 @@ import zoneinfo
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
 
+from router import times
 from router.errors import BadQuery, FieldError, NotFound
 from router.models import TIME_RANGE, contact_time, in_time_range
 
@@ -41,10 +42,9 @@ def parse_time(name: str, value: str) -> datetime:
     """An ISO 8601 time (UTC when it has no offset) in ``TIME_MIN`` ..
     ``TIME_MAX``: nothing outside reaches the database or the arithmetic."""
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        parsed = times.parse_time(value)
     except ValueError:
         raise bad(name, "expected an ISO 8601 time, e.g. 2026-01-31T12:00:00Z") from None
-    parsed = parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
     if not in_time_range(parsed):
         raise bad(name, TIME_RANGE)
     return parsed

@@ -12,8 +12,8 @@ import orjson
 import pytest
 from rules_support import BASE
 
+from router.commands.rules import main
 from router.rules import load_ruleset
-from router.rules.cli import main
 from router.rules.testing import run_cases
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -191,7 +191,7 @@ def test_simulate_to_stdout(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
 def test_module_runs_as_a_program() -> None:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(
-        [sys.executable, "-m", "router.rules.cli", "check", "rules/"],
+        [sys.executable, "-m", "router.commands.rules", "check", "rules/"],
         cwd=ROOT,
         env=env,
         capture_output=True,

@@ -6,20 +6,23 @@ import argparse
 import asyncio
 import re
 import sys
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import structlog
 
 from router import exposure
+from router.commands import importer
+from router.commands.database import with_pool
+from router.commands.rules import main as rules_main
+from router.commands.workers import supervise
 from router.errors import ConfigError, RouterError
 from router.logs import configure
 from router.settings import Settings, load_settings
+from router.times import parse_time
 
 log = structlog.get_logger("omniroute")
-T = TypeVar("T")
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -34,13 +37,12 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def serve(args: argparse.Namespace) -> int:
+    # imported here, so that the other commands start without the HTTP stack
     from router.web import create_app, server
 
     settings = _settings(args)
     exposure.check(settings)  # before anything starts, in the supervisor and each worker
     if args.workers > 1:
-        from router.workers import supervise
-
         argv = ["serve"]
         if args.config:
             argv += ["--config", str(args.config)]
@@ -59,20 +61,6 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-async def with_pool(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``work(pool)`` on a migrated database (embedded or configured)."""
-    from router.store import db, migrations
-
-    async with db.database(settings.database) as url:
-        pool = await db.connect_pool(url, settings.database)
-        try:
-            async with pool.acquire() as con:
-                await migrations.migrate(con)
-            return await work(pool)
-        finally:
-            await pool.close()
-
-
 def db_migrate(args: argparse.Namespace) -> int:
     from router.store import migrations
 
@@ -88,8 +76,6 @@ def db_migrate(args: argparse.Namespace) -> int:
 
 
 def customers_import(args: argparse.Namespace) -> int:
-    from router import importer
-
     settings = _settings(args)
     path: Path = args.file
     if not path.is_file():
@@ -178,10 +164,9 @@ async def _rollup(settings: Settings, since: datetime | None, until: datetime | 
 
 def _time(text: str) -> datetime:
     try:
-        at = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
-    return at if at.tzinfo else at.replace(tzinfo=UTC)
+        return parse_time(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def db_rollup(args: argparse.Namespace) -> int:
@@ -248,8 +233,6 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "rules":
-        from router.rules.cli import main as rules_main
-
         return rules_main(argv[1:])
     args = parser().parse_args(argv)
     try:

@@ -27,11 +27,16 @@ import asyncpg
 import orjson
 from pydantic import ValidationError
 
+from router import logs
+from router.commands.database import with_pool
 from router.errors import ConfigError, RouterError
-from router.models import Contact, CustomerContext, Decision
+from router.models import Decision
+from router.redecide import Erased, Unreadable, redecide
 from router.rules import Ruleset
 from router.rules.schema import parse_duration
+from router.settings import load_settings
 from router.store.replay import received
+from router.times import parse_time
 
 #: what a record without a rule (decided by the defaults) shows as its rule
 DEFAULTS = "(defaults)"
@@ -75,17 +80,21 @@ async def replay(
     begin = time.perf_counter()
     async for row in received(pool, since=since, until=until):
         report.total += 1
-        if row["contact"].get("erased") or row["contact"].get("redacted"):
+        try:
+            new = redecide(
+                ruleset,
+                contact=row["contact"],
+                context=row["context"],
+                received_at=row["received_at"],
+                explain=False,
+            ).decision
+            old = Decision.model_validate(row["decision"])
+        except Erased:
             report.erased += 1
             continue
-        try:
-            contact = Contact.model_validate(row["contact"])
-            context = CustomerContext.model_validate(row["context"])
-            old = Decision.model_validate(row["decision"])
-        except ValidationError:
+        except (Unreadable, ValidationError):
             report.unreadable += 1
             continue
-        new = ruleset.decide(contact, context, row["received_at"], explain=False).decision
         changed = changed_fields(old, new)
         if not changed:
             report.unchanged += 1
@@ -115,12 +124,11 @@ def moment(value: str, now: datetime) -> datetime:
         with contextlib.suppress(ValueError):
             return now - timedelta(seconds=parse_duration(value))
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_time(value)
     except ValueError:
         raise ValueError(
             f"{value!r} is neither a duration (7d, 12h) nor a time (2026-03-01T00:00:00Z)"
         ) from None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
 def _table(title: str, counts: Counter[Any]) -> list[str]:
@@ -177,10 +185,6 @@ def main(
 ) -> int:
     """Run a replay for the rules CLI; the report goes to standard output (to
     standard error when the changed contacts do)."""
-    from router.cli import with_pool
-    from router.logs import configure
-    from router.settings import load_settings
-
     now = datetime.now(UTC)
     try:
         start = moment(since, now)
@@ -193,7 +197,7 @@ def main(
         return 2
     try:
         settings = load_settings(config)
-        configure(settings.log)
+        logs.configure(settings.log)
         with _sink(output) as out:
 
             async def work(pool: asyncpg.Pool) -> Report:

@@ -28,7 +28,7 @@ RESTART_BACKOFF = (0.5, 1, 2, 5, 10)
 
 
 def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, "-m", "router.cli", *argv], env=env)
+    return subprocess.Popen([sys.executable, "-m", "router.commands.cli", *argv], env=env)
 
 
 def supervise(settings: Settings, count: int, worker_argv: list[str]) -> int:

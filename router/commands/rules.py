@@ -1,11 +1,10 @@
 """``omniroute rules …``: check, test and simulate rules files; print their JSON Schema.
 
-``simulate --replay`` decides stored contacts again; it needs the database, so
-it lives in :mod:`router.replay`, imported only then (the rules stay pure).
+``simulate --replay`` decides stored contacts again (:mod:`router.commands.replay`).
 
 ``main(argv)`` takes the arguments after ``rules`` and returns the exit code:
 0 fine (warnings allowed), 1 problems found, 2 wrong usage.
-Also runnable as ``python -m router.rules.cli check rules/``.
+Also runnable as ``python -m router.commands.rules check rules/``.
 """
 
 from __future__ import annotations
@@ -20,6 +19,7 @@ from typing import IO
 
 import orjson
 
+from router.commands.replay import main as replay
 from router.rules.conditions import condition_json_schema
 from router.rules.engine import Ruleset
 from router.rules.fields import Catalog
@@ -130,8 +130,6 @@ def _simulate(args: argparse.Namespace) -> int:
     if ruleset is None:
         return 1
     if args.replay:
-        from router.replay import main as replay
-
         return replay(
             ruleset, since=args.since, until=args.until, output=args.output, config=args.config
         )
