@@ -13,8 +13,8 @@ from router.aggregates import (
     percentile,
     rate,
 )
-from tests.conftest import Api
 from tests.seed import pool
+from tests.support.api import Api
 
 
 async def test_sketches_estimate_distinct_customers(api: Api, database_url: str) -> None:
