@@ -1,6 +1,6 @@
 """The arithmetic of the reporting summary, pure (no I/O): distinct-customer
 sketches, latency histograms and rates. The SQL side that fills them is in
-``router/store/sql/0010_reporting.sql`` (``customer_sketch``) and ``router/store/rollups.py``.
+``router/store/sql/functions/customer_sketch.sql`` and ``router/store/rollups.py``.
 
 Sketches are HyperLogLog registers kept as OR-able bitmaps: 512 registers of
 16 bits, register ``r`` having bit ``k`` set when some customer hashed into
