@@ -25,7 +25,7 @@ from typing import Any
 from pydantic import Field
 
 from adapters.base import Parsed, require_json, validate
-from adapters.contacts import Id, Lenient, Short, build, single
+from adapters.building import Id, Lenient, Short, build, single
 from adapters.tokens import SharedTokenAdapter
 from router.models import Contact, Identifier, WebhookRequest
 

@@ -49,14 +49,6 @@ class Form:
                 return value
         return None
 
-    def get_ci(self, name: str) -> str | None:
-        """The first value of ``name`` compared case-insensitively (MIME header fields)."""
-        lowered = name.lower()
-        for key, value in self.pairs:
-            if key.lower() == lowered:
-                return value
-        return None
-
     def names(self) -> set[str]:
         return {key for key, _ in self.pairs}
 

@@ -22,6 +22,7 @@ from adapters.base import Adapter, Parsed, require_json, validate
 from adapters.signing import (
     check_timestamp,
     decode_hex,
+    hmac_sha256,
     matches_any,
     mismatch,
     missing,
@@ -44,8 +45,6 @@ UNSTORABLE = "contains a NUL character or an unpaired surrogate, which cannot be
 
 def sign(body: bytes, secret: str, timestamp: int) -> str:
     """The ``X-Omniroute-Signature`` value for ``body`` (used by clients and tests)."""
-    from adapters.signing import hmac_sha256
-
     digest = hmac_sha256(secret.encode(), str(timestamp).encode() + b"." + body)
     return f"t={timestamp},v1={digest.hex()}"
 

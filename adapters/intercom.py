@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import Field
 
 from adapters.base import Adapter, AdapterSpec, Parsed, json_reply, validate
-from adapters.contacts import (
+from adapters.building import (
     Id,
     Lenient,
     Short,

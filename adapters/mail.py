@@ -23,7 +23,7 @@ from email.message import Message
 from html.parser import HTMLParser
 from typing import Any
 
-from adapters.contacts import attachment_summary, build
+from adapters.building import attachment_summary, build
 from adapters.forms import decode_text
 from router.models import Contact, Identifier
 

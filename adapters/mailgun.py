@@ -25,7 +25,7 @@ from collections.abc import Callable
 import orjson
 
 from adapters.base import Adapter, AdapterSpec, Parsed
-from adapters.contacts import missing_field
+from adapters.building import missing_field
 from adapters.forms import Form, parse_form
 from adapters.mail import Mail, choose_text, from_headers, from_mime, to_contact
 from adapters.options import Options

@@ -20,8 +20,7 @@ from typing import Any
 from pydantic import Field
 
 from adapters.base import Adapter, AdapterSpec, Parsed, json_reply, validate
-from adapters.challenges import challenge, echo
-from adapters.contacts import (
+from adapters.building import (
     Batch,
     Id,
     Lenient,
@@ -34,6 +33,7 @@ from adapters.contacts import (
     parse_json,
     social,
 )
+from adapters.challenges import challenge, echo
 from adapters.options import Options
 from adapters.signing import equals_any, hmac_header
 from router.errors import BadQuery, FieldError
@@ -189,7 +189,6 @@ class Comment(Lenient):
 
 WA_SKIPPED_TYPES = frozenset({"reaction", "system", "unsupported", "request_welcome"})
 WA_MEDIA = ("image", "video", "audio", "document", "sticker")
-WHATSAPP = "whatsapp_business_account"
 IG_COMMENTS = frozenset({"comments", "live_comments"})
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from adapters.base import Adapter, AdapterSpec, Parsed
-from adapters.contacts import Id, Lenient, Short, parse_json
+from adapters.building import Id, Lenient, Short, parse_json
 from adapters.mail import choose_text, from_headers, parse_date, to_contact
 from adapters.options import Options
 from adapters.signing import check_basic_auth

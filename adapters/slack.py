@@ -25,8 +25,7 @@ from collections.abc import Callable
 from pydantic import Field
 
 from adapters.base import Adapter, AdapterSpec, Parsed
-from adapters.challenges import challenge, echo
-from adapters.contacts import (
+from adapters.building import (
     Id,
     Lenient,
     Short,
@@ -37,6 +36,7 @@ from adapters.contacts import (
     single,
     social,
 )
+from adapters.challenges import challenge, echo
 from adapters.options import Options
 from adapters.signing import check_timestamp, hmac_header, missing
 from router.errors import FieldError, PayloadError

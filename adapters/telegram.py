@@ -16,7 +16,7 @@ from __future__ import annotations
 from pydantic import Field
 
 from adapters.base import Parsed
-from adapters.contacts import (
+from adapters.building import (
     Lenient,
     Short,
     attachment_summary,

@@ -28,7 +28,7 @@ from urllib.parse import parse_qsl, urlsplit, urlunsplit
 from xml.sax.saxutils import escape
 
 from adapters.base import Adapter, AdapterSpec, Parsed
-from adapters.contacts import missing_field
+from adapters.building import missing_field
 from adapters.forms import URLENCODED, Form, parse_form
 from adapters.options import Options
 from adapters.signing import decode_b64, hmac_sha1, matches_any, mismatch, missing

@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from adapters.base import Parsed
-from adapters.contacts import build, international, social
+from adapters.building import build, international, social
 from adapters.twilio import TwilioAdapter, count, required
 from router.models import Identifier, WebhookRequest
 

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from adapters.base import Parsed
-from adapters.contacts import build
+from adapters.building import build
 from adapters.twilio import EMPTY_TWIML, TwilioAdapter, enqueue_twiml, required
 from router.errors import FieldError, PayloadError
 from router.models import Contact, Identifier, Routed, WebhookRequest

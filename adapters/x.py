@@ -24,8 +24,7 @@ import base64
 from pydantic import Field
 
 from adapters.base import Adapter, AdapterSpec, Parsed, json_reply, require_json, validate
-from adapters.challenges import challenge
-from adapters.contacts import (
+from adapters.building import (
     Batch,
     Id,
     Lenient,
@@ -36,6 +35,7 @@ from adapters.contacts import (
     handle,
     social,
 )
+from adapters.challenges import challenge
 from adapters.options import Options
 from adapters.signing import hmac_header, hmac_sha256
 from router.errors import BadQuery

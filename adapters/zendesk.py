@@ -21,7 +21,7 @@ from typing import Any
 from pydantic import Field
 
 from adapters.base import Parsed, validate
-from adapters.contacts import (
+from adapters.building import (
     Batch,
     Id,
     Lenient,

@@ -59,7 +59,7 @@ from bench.faults import (  # noqa: E402
     write_config,
 )
 from router.store import migrations  # noqa: E402
-from tests.proxy import CuttableProxy  # noqa: E402
+from tests.support.proxy import CuttableProxy  # noqa: E402
 
 SECRETS = {channel: f"chaos-{channel}-secret" for channel in CHANNELS}
 

@@ -1,6 +1,6 @@
 """The arithmetic of the reporting summary, pure (no I/O): distinct-customer
 sketches, latency histograms and rates. The SQL side that fills them is in
-``router/store/sql/0010_reporting.sql`` (``customer_sketch``) and ``router/store/rollups.py``.
+``router/store/sql/functions/customer_sketch.sql`` and ``router/store/rollups.py``.
 
 Sketches are HyperLogLog registers kept as OR-able bitmaps: 512 registers of
 16 bits, register ``r`` having bit ``k`` set when some customer hashed into
@@ -30,7 +30,9 @@ _WEIGHT = [_POW[v.bit_length()] for v in range(1 << REGISTER_BITS)]
 #: [THRESHOLDS[i - 1], THRESHOLDS[i]) -- ten buckets per decade -- and bucket
 #: 51 is 10 s and more: PostgreSQL's ``width_bucket(ms, THRESHOLDS)``.
 THRESHOLDS: tuple[float, ...] = tuple(0.1 * 10 ** (k / 10) for k in range(51))
-LATENCY_BUCKETS = len(THRESHOLDS) + 1
+#: How many buckets the routing-time histogram has (a rollup row's ``lat_0`` ..
+#: ``lat_51``); not to be mixed up with the seconds of ``/metrics``.
+ROUTING_MS_BUCKET_COUNT = len(THRESHOLDS) + 1
 
 
 def bucket_bounds(i: int) -> tuple[float, float]:
@@ -66,11 +68,6 @@ def percentiles(counts: Sequence[int], qs: Sequence[float]) -> list[float | None
         else:
             out.append(round(low * float((high / low) ** fraction), 3))
     return out
-
-
-def percentile(counts: Sequence[int], q: float) -> float | None:
-    """One quantile; see ``percentiles``."""
-    return percentiles(counts, [q])[0]
 
 
 def merge_sketches(sketches: Iterable[bytes | None]) -> bytes | None:

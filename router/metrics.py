@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+#: Upper bounds, in seconds, of ``omniroute_routing_seconds`` (time to route
+#: and record one contact).
+ROUTING_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
 class Metrics:
@@ -40,7 +42,7 @@ class Metrics:
             "omniroute_routing_seconds",
             "Time to route and record one contact",
             ["channel"],
-            buckets=LATENCY_BUCKETS,
+            buckets=ROUTING_SECONDS_BUCKETS,
             registry=r,
         )
         self.errors = Counter(

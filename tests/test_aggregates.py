@@ -6,15 +6,15 @@ from __future__ import annotations
 import pytest
 
 from router.aggregates import (
-    LATENCY_BUCKETS,
+    ROUTING_MS_BUCKET_COUNT,
     THRESHOLDS,
     estimate_distinct,
     merge_sketches,
-    percentile,
+    percentiles,
     rate,
 )
-from tests.conftest import Api
 from tests.seed import pool
+from tests.support.api import Api
 
 
 async def test_sketches_estimate_distinct_customers(api: Api, database_url: str) -> None:
@@ -40,13 +40,15 @@ async def test_sketches_estimate_distinct_customers(api: Api, database_url: str)
 
 
 def test_percentiles_from_the_histogram() -> None:
-    counts = [0] * LATENCY_BUCKETS
-    assert percentile(counts, 0.5) is None
+    counts = [0] * ROUTING_MS_BUCKET_COUNT
+    assert percentiles(counts, [0.5]) == [None]
     counts[11] = 10  # [1.0, 1.26) ms
-    assert 1.0 <= percentile(counts, 0.5) < THRESHOLDS[11]  # type: ignore[operator]
-    counts[LATENCY_BUCKETS - 1] = 90  # 10 s and over
-    assert percentile(counts, 0.99) == 10_000.0
-    assert percentile(counts, 0.05) == pytest.approx(1.0 * (THRESHOLDS[11] / 1.0) ** 0.5, 1e-3)
+    [median] = percentiles(counts, [0.5])
+    assert median is not None and 1.0 <= median < THRESHOLDS[11]
+    counts[ROUTING_MS_BUCKET_COUNT - 1] = 90  # 10 s and over
+    low, high = percentiles(counts, [0.05, 0.99])
+    assert high == 10_000.0
+    assert low == pytest.approx(1.0 * (THRESHOLDS[11] / 1.0) ** 0.5, 1e-3)
 
 
 def test_rates() -> None:

@@ -16,7 +16,7 @@ from router.errors import TooManyRequests
 from router.settings import SCOPES
 from router.web import create_app
 from router.web.limits import FailureLimiter
-from tests.conftest import READ_TOKEN, TOKEN, make_settings
+from tests.support.settings import READ_TOKEN, TOKEN, make_settings
 
 TOKENS = [
     {"name": "all", "token": TOKEN, "scopes": list(SCOPES)},

@@ -16,7 +16,8 @@ from aiohttp.test_utils import TestClient, TestServer
 from router.settings import DatabaseSettings
 from router.store import db
 from router.web import create_app
-from tests.conftest import Api, make_settings
+from tests.support.api import Api
+from tests.support.settings import make_settings
 
 #: A time PostgreSQL stores but the driver cannot encode (year 10000 in UTC).
 UNENCODABLE = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-14)))

@@ -13,8 +13,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from router.breaker import CircuitBreaker
 from router.web import create_app
-from tests.conftest import Api, make_settings, unique
-from tests.test_routing import example, person
+from tests.support.api import Api
+from tests.support.examples import example, person, unique
+from tests.support.settings import make_settings
 
 
 class Crm:

@@ -5,19 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.conftest import READ_TOKEN, Api, unique
-from tests.test_routing import example, person
-
-
-def phone() -> str:
-    digits = str(int(unique("")[1:], 16) % 10_000_000).zfill(7)
-    return f"+1415{digits}"
-
-
-async def route(api: Api, channel: str, **changes: Any) -> dict[str, Any]:
-    body = await (await api.deliver(channel, example(channel, id=unique(), **changes))).json()
-    contact: dict[str, Any] = body["contacts"][0]
-    return contact
+from tests.support.api import Api, routed
+from tests.support.examples import example, person, phone, unique
+from tests.support.settings import READ_TOKEN
 
 
 async def context_of(api: Api, contact_id: str) -> dict[str, Any]:
@@ -46,7 +36,7 @@ async def test_crm_profile_is_upserted_by_crm_id(api: Api) -> None:
     kinds = {(i["kind"], i["value"]) for i in updated["identities"]}
     assert ("email", who["email"]) in kinds and ("crm", crm) in kinds
 
-    contact = await route(api, "chat", customer={"email": who["email"]})
+    contact = await routed(api, "chat", customer={"email": who["email"]})
     assert contact["customer_id"] == created["customer_id"]
     context = await context_of(api, contact["contact_id"])
     assert context["known"] is True  # known from the CRM before any contact
@@ -55,14 +45,14 @@ async def test_crm_profile_is_upserted_by_crm_id(api: Api) -> None:
 
 async def test_email_then_chat_then_call_from_crm_number_is_one_customer(api: Api) -> None:
     who, number = person(), phone()
-    mail = await route(api, "email", **{"from": {"address": who["email"]}})
-    chat = await route(api, "chat", customer={"email": who["email"]})
+    mail = await routed(api, "email", **{"from": {"address": who["email"]}})
+    chat = await routed(api, "chat", customer={"email": who["email"]})
     await api.json(
         "PUT",
         f"/v1/customers/{mail['customer_id']}",
         {"identities": [{"kind": "phone", "value": number}]},
     )
-    call = await route(api, "voice", caller=number)
+    call = await routed(api, "voice", caller=number)
     assert mail["customer_id"] == chat["customer_id"] == call["customer_id"]
     context = await context_of(api, call["contact_id"])
     assert context["contacts_24h"] == 2
@@ -77,10 +67,10 @@ async def test_email_then_chat_then_call_from_crm_number_is_one_customer(api: Ap
 
 async def test_conflicting_identifiers_are_recorded_then_merged(api: Api) -> None:
     a, b = person(), phone()
-    first = await route(api, "chat", customer={"email": a["email"]})
-    second = await route(api, "voice", caller=b)
+    first = await routed(api, "chat", customer={"email": a["email"]})
+    second = await routed(api, "voice", caller=b)
     assert first["customer_id"] != second["customer_id"]
-    both = await route(api, "chat", customer={"email": a["email"], "phone": b})
+    both = await routed(api, "chat", customer={"email": a["email"], "phone": b})
     assert both["customer_id"] == first["customer_id"]  # email is stronger than phone
 
     conflicts = (await api.json("GET", "/v1/identity-conflicts?limit=1000"))["conflicts"]
@@ -103,17 +93,17 @@ async def test_conflicting_identifiers_are_recorded_then_merged(api: Api) -> Non
 
 async def test_journey_is_seen_by_the_next_contact_until_closed(api: Api) -> None:
     who = person()
-    first = await route(api, "email", **{"from": {"address": who["email"]}})
+    first = await routed(api, "email", **{"from": {"address": who["email"]}})
     path = f"/v1/customers/{first['customer_id']}/journeys/RMA-{unique()}"
     await api.json(
         "PUT", path, {"type": "return", "step": "awaiting-label", "data": {"order": "4411"}}
     )
-    second = await route(api, "chat", customer={"email": who["email"]})
+    second = await routed(api, "chat", customer={"email": who["email"]})
     context = await context_of(api, second["contact_id"])
     assert context["journey"]["type"] == "return"
     assert context["journey"]["step"] == "awaiting-label"
     await api.json("PUT", path, {"type": "return", "status": "closed"})
-    third = await route(api, "chat", customer={"email": who["email"]})
+    third = await routed(api, "chat", customer={"email": who["email"]})
     assert (await context_of(api, third["contact_id"]))["journey"] is None
 
 
@@ -121,7 +111,7 @@ async def test_email_reply_continues_the_conversation(api: Api) -> None:
     who = person()
     root = unique("<root")
     await api.deliver("email", example("email", id=root, **{"from": {"address": who["email"]}}))
-    reply = await route(
+    reply = await routed(
         api, "email", in_reply_to=root, references=[root], **{"from": {"address": who["email"]}}
     )
     conversation = (await context_of(api, reply["contact_id"]))["conversation"]
@@ -131,7 +121,7 @@ async def test_email_reply_continues_the_conversation(api: Api) -> None:
 
 async def test_outcome_events_feed_the_record_and_the_next_context(api: Api) -> None:
     who = person()
-    chat = await route(api, "chat", customer={"email": who["email"]})
+    chat = await routed(api, "chat", customer={"email": who["email"]})
     path = f"/v1/contacts/{chat['contact_id']}/events"
     assigned = await api.json(
         "POST", path, {"event_id": "e1", "type": "assigned", "agent": "agent-7"}, status=201
@@ -143,12 +133,12 @@ async def test_outcome_events_feed_the_record_and_the_next_context(api: Api) -> 
     assert answered["sla_met"] is True
     again = await api.json("POST", path, {"event_id": "e2", "type": "answered"})
     assert again["duplicate"] is True
-    nxt = await route(api, "email", **{"from": {"address": who["email"]}})
+    nxt = await routed(api, "email", **{"from": {"address": who["email"]}})
     assert (await context_of(api, nxt["contact_id"]))["last"]["agent"] == "agent-7"
 
 
 async def test_event_errors(api: Api) -> None:
-    chat = await route(api, "chat", customer=person())
+    chat = await routed(api, "chat", customer=person())
     bad = await api.send("POST", f"/v1/contacts/{chat['contact_id']}/events", {"type": "won"})
     assert bad.status == 422
     assert (await bad.json())["fields"][0]["field"] == "type"
@@ -168,7 +158,7 @@ async def test_event_errors(api: Api) -> None:
 
 async def test_erasure_removes_personal_data_and_keeps_anonymous_records(api: Api) -> None:
     who = person()
-    chat = await route(api, "chat", customer={"email": who["email"]})
+    chat = await routed(api, "chat", customer={"email": who["email"]})
     erased = await api.json("DELETE", f"/v1/customers/{chat['customer_id']}")
     assert erased["contacts_anonymized"] == 1
     assert (await api.send("GET", f"/v1/customers/{chat['customer_id']}")).status == 410
@@ -176,18 +166,18 @@ async def test_erasure_removes_personal_data_and_keeps_anonymous_records(api: Ap
     assert record["customer_id"] not in (None, chat["customer_id"])
     assert "text" not in record["contact"] and "identifiers" not in record["contact"]
     assert record["decision"] == chat["decision"]  # aggregates keep working
-    again = await route(api, "chat", customer={"email": who["email"]})
+    again = await routed(api, "chat", customer={"email": who["email"]})
     assert again["customer_id"] != chat["customer_id"]
     assert (await context_of(api, again["contact_id"]))["known"] is False
 
 
 async def test_an_erased_or_merged_customer_has_no_timeline(api: Api) -> None:
     # The profile and the timeline answer alike: 410, naming why.
-    erased = await route(api, "chat", customer=person())
+    erased = await routed(api, "chat", customer=person())
     await api.json("DELETE", f"/v1/customers/{erased['customer_id']}")
     survivor, merged = (
-        await route(api, "chat", customer=person()),
-        await route(api, "email", **{"from": {"address": person()["email"]}}),
+        await routed(api, "chat", customer=person()),
+        await routed(api, "email", **{"from": {"address": person()["email"]}}),
     )
     await api.json(
         "POST", f"/v1/customers/{survivor['customer_id']}/merge", {"from": merged["customer_id"]}

@@ -7,8 +7,6 @@ A failure in the middle of a delivery never stops the items after it."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -18,8 +16,10 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from router.web import create_app
-from tests.conftest import SECRETS, TOKEN, Api, make_settings, unique
-from tests.test_routing import example, person
+from tests.support import providers
+from tests.support.api import Api
+from tests.support.examples import example, person, unique
+from tests.support.settings import SECRETS, TOKEN, make_settings
 
 META_SECRET = "meta-secret"
 
@@ -77,8 +77,7 @@ def whatsapp(ids: list[str], texts: list[str], name: str = "Ana Souza") -> bytes
 
 
 async def deliver_meta(client: TestClient[Any, Any], body: bytes) -> Any:
-    digest = hmac.new(META_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    headers = {"X-Hub-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
+    headers = {**providers.meta(body, META_SECRET), "Content-Type": "application/json"}
     return await client.post("/v1/webhooks/meta", data=body, headers=headers)
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import asyncpg
 import orjson
 
-from tests.conftest import TOKEN, Api, unique
-from tests.test_customers import phone, route
-from tests.test_routing import person
+from tests.support.api import Api, routed
+from tests.support.examples import person, phone, unique
+from tests.support.settings import TOKEN
 
 
 async def export(api: Api, fmt: str, **params: str) -> str:
@@ -54,7 +54,7 @@ async def test_erasure_reaches_contacts_attached_to_another_customer(
     needles = [email, name, number, number.lstrip("+"), who["visitor_id"]]
 
     # the person, with their own contact and a journey
-    own = await route(
+    own = await routed(
         api,
         "chat",
         customer={**who, "phone": number, "name": name},
@@ -76,7 +76,7 @@ async def test_erasure_reaches_contacts_attached_to_another_customer(
     # contacts carrying the person's identifiers plus the other customer's CRM id:
     # attached to the other customer (a CRM id is stronger), with a conflict
     carried = [
-        await route(
+        await routed(
             api,
             "chat",
             customer={"email": email, "crm_id": crm, "name": name},
@@ -84,9 +84,9 @@ async def test_erasure_reaches_contacts_attached_to_another_customer(
             text=f"Hi, {name} here; write to {email.upper()} or call {number}",
             attributes={"reply_to": email, "note": "keep me"},
         ),
-        await route(api, "voice", caller=number, crm_id=crm, caller_name=name),
+        await routed(api, "voice", caller=number, crm_id=crm, caller_name=name),
         # the second of a kind: identity_conflicts keeps one row per identifier
-        await route(api, "chat", customer={"email": email, "crm_id": crm}, text="again"),
+        await routed(api, "chat", customer={"email": email, "crm_id": crm}, text="again"),
     ]
     assert {c["customer_id"] for c in carried} == {other_id}
     await api.json(

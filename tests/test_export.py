@@ -17,8 +17,10 @@ import pytest
 from aiohttp import ClientPayloadError, ClientResponse
 
 from router.store.export import EXPORT_COLUMNS, MARK
-from tests.conftest import TOKEN, Api, unique
 from tests.seed import Row, pool, seed
+from tests.support.api import Api
+from tests.support.examples import unique
+from tests.support.settings import TOKEN
 
 START = datetime(2001, 6, 1, 12, tzinfo=UTC)
 N = 1203  # more than one JSON page at the largest limit

@@ -18,13 +18,12 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from bench.faults import free_port
 from router import exposure
 from router.errors import ConfigError
 from router.settings import load_settings
 from router.web.app import build_adapters
-from tests.conftest import ROOT
-from tests.test_settings import env_names
-from tests.test_workers import free_port
+from tests.support.settings import ROOT, env_names
 
 DEMO_CONFIG = ROOT / "config" / "omniroute.yaml"
 #: nothing listens there: a service that does not refuse cannot get far

@@ -16,15 +16,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from bench.faults import Omniroute, Platform, Verdict, break_rules, copy_rules, verify
-from tests.conftest import Api
-from tests.faults_support import (
-    app_on,
-    base_url,
-    needs_rules_engine,
-    platform,
-    served_version,
-)
-from tests.proxy import CuttableProxy
+from tests.support.api import Api
+from tests.support.apps import app_on, base_url, needs_rules_engine, platform, served_version
+from tests.support.proxy import CuttableProxy
 
 
 def assert_nothing_lost(load: Platform, verdict: Verdict) -> None:

@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from adapters.generic import sign
 from router.web import create_app
 from router.web.openapi import SPEC
-from tests.conftest import READ_TOKEN, ROOT, SECRETS, TOKEN, Api, make_settings, unique
-from tests.test_routing import example
+from tests.support.api import Api
+from tests.support.examples import example, unique
+from tests.support.settings import READ_TOKEN, ROOT, SECRETS, TOKEN, make_settings
 
 METHODS = ("get", "put", "post", "delete", "patch")
 OPERATIONS = [

@@ -4,28 +4,8 @@ from __future__ import annotations
 
 import uuid
 
-from tests.conftest import READ_TOKEN, Api, unique
-from tests.test_routing import example, person
-
-
-async def routed_for(api: Api, n: int, *, tier: str | None = None) -> tuple[str, list[str]]:
-    """``n`` contacts of one new customer, chat and email in turn; with
-    ``tier``, the customer has a CRM profile of that tier first."""
-    who = person()
-    if tier is not None:
-        profile = {"crm_id": unique("crm"), "tier": tier, "identities": [
-            {"kind": "email", "value": who["email"], "verified": True}]}  # fmt: skip
-        await api.json("POST", "/v1/customers", profile, status=201)
-    ids = []
-    for i in range(n):
-        channel = ("chat", "email")[i % 2]
-        if channel == "chat":
-            payload = example("chat", id=unique(), customer=who)
-        else:
-            payload = example("email", id=unique("<m"), **{"from": {"address": who["email"]}})
-        body = await (await api.deliver(channel, payload)).json()
-        ids.append(body["contacts"][0]["contact_id"])
-    return body["contacts"][0]["customer_id"], ids
+from tests.support.api import Api, routed_for
+from tests.support.settings import READ_TOKEN
 
 
 async def test_requires_a_token(api: Api) -> None:

@@ -12,8 +12,9 @@ import orjson
 
 from router.commands.importer import parse_line
 from router.identity import Normalizer
-from tests.conftest import ROOT, Api, unique
-from tests.test_routing import example
+from tests.support.api import Api
+from tests.support.examples import example, unique
+from tests.support.settings import ROOT
 
 
 def run_import(path: Path, database_url: str, *extra: str) -> subprocess.CompletedProcess[str]:

@@ -15,15 +15,10 @@ import asyncpg
 import pytest
 
 from bench.faults import RULESET_HEADER, Omniroute, copy_rules, edit_rules, verify
-from tests.conftest import TOKEN, Api, unique
-from tests.faults_support import (
-    app_on,
-    eventually,
-    needs_rules_engine,
-    platform,
-    served_version,
-)
-from tests.test_routing import example, person
+from tests.support.api import Api
+from tests.support.apps import app_on, eventually, needs_rules_engine, platform, served_version
+from tests.support.examples import example, person, unique
+from tests.support.settings import TOKEN
 
 Pair = tuple[Api, Api, Path, Path]
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from tests.conftest import Api, unique
-from tests.proxy import CuttableProxy
-from tests.test_routing import example
+from tests.support.api import Api
+from tests.support.examples import example, unique
+from tests.support.proxy import CuttableProxy
 
 
 async def test_health_and_readiness(api: Api) -> None:

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from tests.conftest import Api, unique
 from tests.seed import Row, pool, seed
+from tests.support.api import Api
+from tests.support.examples import unique
 
 
 async def where(p: asyncpg.Pool, adapter: str) -> list[tuple[str, str]]:

@@ -4,20 +4,17 @@ duplicates, handshakes answered without contacts."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import parse_qsl
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from adapters.twilio import signature as twilio_signature
 from router.web import create_app
-from tests.adapters.support import read
-from tests.conftest import TOKEN, make_settings
+from tests.support import providers
+from tests.support.settings import TOKEN, make_settings
+from tests.support.webhooks import read
 
 PUBLIC = "https://omniroute.example.com"
 ADAPTERS = [
@@ -42,26 +39,17 @@ async def client(database_url: str) -> AsyncIterator[TestClient[Any, Any]]:
 
 
 def hub(body: bytes) -> dict[str, str]:
-    digest = hmac.new(b"meta-secret", body, hashlib.sha256).hexdigest()
-    return {"X-Hub-Signature-256": f"sha256={digest}", "Content-Type": "application/json"}
+    return {**providers.meta(body, "meta-secret"), "Content-Type": "application/json"}
 
 
 def slack(body: bytes) -> dict[str, str]:
-    ts = str(int(time.time()))
-    digest = hmac.new(b"slack-secret", f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
-    return {
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": f"v0={digest}",
-        "Content-Type": "application/json",
-    }
+    signature = providers.slack(body, "slack-secret", int(time.time()))
+    return {**signature, "Content-Type": "application/json"}
 
 
 def twilio(path: str, body: bytes) -> dict[str, str]:
-    params = parse_qsl(body.decode(), keep_blank_values=True)
-    return {
-        "X-Twilio-Signature": twilio_signature(PUBLIC + path, params, "twilio-token"),
-        "Content-Type": "application/x-www-form-urlencoded",
-    }
+    signature = providers.twilio(PUBLIC + path, body, "twilio-token")
+    return {**signature, "Content-Type": "application/x-www-form-urlencoded"}
 
 
 async def records(client: TestClient[Any, Any], adapter: str) -> list[dict[str, Any]]:

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from aiohttp import ClientResponse
 
-from tests.conftest import Api, unique
-from tests.test_routing import example
+from tests.support.api import Api
+from tests.support.examples import example, unique
 
 #: A UUIDv7 whose 48 time bits say the year 10889.
 FAR_ID = "ffffffff-ffff-7fff-bfff-ffffffffffff"

@@ -13,8 +13,9 @@ import pytest
 
 from router.commands.replay import moment
 from router.commands.rules import main
-from tests.conftest import ROOT, Api
-from tests.test_rules_api import invoice_mail, order_chat, routed
+from tests.support.api import Api, routed
+from tests.support.examples import invoice_mail, order_chat
+from tests.support.settings import ROOT
 
 MOVED = """\
   - name: order-chats-to-billing

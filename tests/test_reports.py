@@ -14,9 +14,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from router.store import rollups
 from router.web import create_app
-from tests.conftest import Api, make_settings, unique
 from tests.seed import Row, pool, seed
-from tests.test_history_api import routed_for
+from tests.support.api import Api, routed_for
+from tests.support.examples import unique
+from tests.support.settings import make_settings
 
 
 def t(text: str) -> datetime:

@@ -12,8 +12,9 @@ import pytest
 
 from router.commands.cli import main, parse_age
 from router.store import retention
-from tests.conftest import Api, unique
 from tests.seed import Row, pool, seed
+from tests.support.api import Api
+from tests.support.examples import example, person, unique
 
 
 def at(year: int, month: int, day: int = 10) -> datetime:
@@ -68,8 +69,6 @@ async def test_retention_drops_old_partitions_and_their_keys(api: Api, database_
 
 async def test_a_retried_delivery_of_a_kept_contact_is_still_a_duplicate(api: Api) -> None:
     # Retention ran above; idempotency of current contacts is untouched.
-    from tests.test_routing import example, person
-
     payload = example("chat", id=unique("chat"), customer=person())
     first = await (await api.deliver("chat", payload)).json()
     again = await (await api.deliver("chat", payload)).json()

@@ -6,24 +6,13 @@ from __future__ import annotations
 import asyncio
 import uuid
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import orjson
 
-from tests.conftest import ROOT, Api, unique
-
-
-def example(name: str, **changes: Any) -> dict[str, Any]:
-    data: dict[str, Any] = orjson.loads((ROOT / "examples" / f"{name}.json").read_bytes())
-    data.update(changes)
-    return data
-
-
-def person() -> dict[str, str]:
-    """A customer no other test uses."""
-    tag = unique("p")
-    return {"email": f"{tag}@example.com", "visitor_id": tag}
+from tests.support.api import Api
+from tests.support.examples import EXAMPLES, example, person, unique
+from tests.support.settings import ROOT
 
 
 async def test_every_example_is_routed_and_listed(api: Api) -> None:
@@ -119,7 +108,9 @@ async def test_batch_of_contacts(api: Api) -> None:
 
 
 def test_examples_are_valid_json() -> None:
-    for path in Path(ROOT / "examples").glob("*.json"):
+    paths = sorted(Path(ROOT / "examples").glob("*.json"))
+    assert {path.stem for path in paths} == set(EXAMPLES)
+    for path in paths:
         orjson.loads(path.read_bytes())
 
 

@@ -14,30 +14,11 @@ from router.live_rules import LiveRules
 from router.metrics import Metrics
 from router.rules import load_ruleset
 from router.store.db import SCHEMA
-from tests.conftest import ROOT, Api, unique
-from tests.test_routing import example, person
+from tests.support.api import Api, routed
+from tests.support.examples import invoice_mail, order_chat
+from tests.support.settings import ROOT
 
 SHIPPED = load_ruleset([ROOT / "rules"])
-
-
-async def routed(api: Api, channel: str, **changes: Any) -> dict[str, Any]:
-    payload = example(channel, id=unique(channel), **changes)
-    response = await api.deliver(channel, payload)
-    assert response.status == 200, await response.text()
-    contact: dict[str, Any] = (await response.json())["contacts"][0]
-    contact["payload"] = payload
-    return contact
-
-
-def order_chat() -> dict[str, Any]:
-    """A first chat quoting an order number: decided by chat-order-page."""
-    return {"customer": person(), "text": "Where is 302-1234567?", "page_url": None}
-
-
-def invoice_mail() -> dict[str, Any]:
-    """A first email about an invoice, with an attachment: has-attachment, email-invoice."""
-    who = person()
-    return {"from": {"address": who["email"]}, "subject": "Question about INV-123456"}
 
 
 async def matches(api: Api) -> dict[str, int]:

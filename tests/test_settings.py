@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import pytest
@@ -10,14 +9,9 @@ import pytest
 from router.errors import ConfigError
 from router.settings import load_settings
 from router.web.app import build_adapters
-from tests.conftest import ROOT
+from tests.support.settings import ROOT, env_names
 
 CONFIGS = sorted((ROOT / "config").glob("*.y*ml"))
-
-
-def env_names(path: Path) -> set[str]:
-    """The environment variables a config file reads (``env:NAME`` values)."""
-    return set(re.findall(r"env:([A-Za-z_][A-Za-z0-9_]*)", path.read_text()))
 
 
 def test_there_are_config_files() -> None:

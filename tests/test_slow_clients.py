@@ -17,7 +17,7 @@ import pytest
 
 from bench.faults import Omniroute, free_port, write_config
 from router.settings import SCOPES
-from tests.conftest import ROOT, SECRETS, TOKEN
+from tests.support.settings import ROOT, SECRETS, TOKEN
 
 HEADER_TIMEOUT = 0.6
 BODY_TIMEOUT = 0.6

@@ -25,8 +25,9 @@ from router.models import (
     JSON_VALUES_MAX,
 )
 from router.web import create_app
-from tests.conftest import TOKEN, Api, make_settings, unique
-from tests.test_routing import example
+from tests.support.api import Api
+from tests.support.examples import example, unique
+from tests.support.settings import TOKEN, make_settings
 
 
 def nested(levels: int) -> dict[str, Any]:

@@ -7,8 +7,9 @@ import time
 import orjson
 
 from adapters.generic import sign
-from tests.conftest import SECRETS, Api, unique
-from tests.test_routing import example
+from tests.support.api import Api
+from tests.support.examples import example, unique
+from tests.support.settings import SECRETS
 
 
 async def fields_of(response: object) -> dict[str, str]:

@@ -12,8 +12,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -32,11 +30,12 @@ from router.models import Nonce
 from router.settings import DatabaseSettings
 from router.store import db, nonces
 from router.web import create_app
-from tests.adapters.support import load, multipart, read
-from tests.conftest import TOKEN, make_settings, unique
-from tests.faults_support import app_on
-from tests.proxy import CuttableProxy
-from tests.test_routing import example
+from tests.support import providers
+from tests.support.apps import app_on
+from tests.support.examples import example, unique
+from tests.support.proxy import CuttableProxy
+from tests.support.settings import TOKEN, make_settings
+from tests.support.webhooks import load, multipart, read
 
 X_SECRET = "x-consumer-secret-0123456789abcdef"
 META_SECRET = "meta-app-secret-0123456789abcdef"
@@ -77,10 +76,6 @@ async def fields_of(response: ClientResponse) -> dict[str, str]:
     return {f["field"]: f["reason"] for f in body.get("fields", [])}
 
 
-def b64_hmac(key: str, message: bytes) -> str:
-    return base64.b64encode(hmac.new(key.encode(), message, hashlib.sha256).digest()).decode()
-
-
 # -- 1. handshakes are no signing oracle --------------------------------------
 
 
@@ -107,7 +102,7 @@ async def test_x_crc_answers_real_tokens(client: TestClient[Any, Any]) -> None:
     for token in ("9b4507b3-9040-4669-9ca3-6b94edb50553", "Mzk4Njg2+MjM1/MjA1MDQx=="):
         crc = await client.get("/v1/webhooks/sec-x", params={"crc_token": token})
         assert crc.status == 200, await crc.text()
-        expected = "sha256=" + b64_hmac(X_SECRET, token.encode())
+        expected = providers.x_digest(token.encode(), X_SECRET)
         assert await crc.json() == {"response_token": expected}
     too_long = await client.get("/v1/webhooks/sec-x", params={"crc_token": "a" * 257})
     assert too_long.status == 400
@@ -144,13 +139,8 @@ async def test_meta_challenge_echoes_no_delivery_and_no_markup(
 
 
 def slack_headers(body: bytes, secret: str = SLACK_SECRET) -> dict[str, str]:
-    ts = str(int(time.time()))
-    digest = hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
-    return {
-        "X-Slack-Request-Timestamp": ts,
-        "X-Slack-Signature": f"v0={digest}",
-        "Content-Type": "application/json",
-    }
+    signature = providers.slack(body, secret, int(time.time()))
+    return {**signature, "Content-Type": "application/json"}
 
 
 async def test_slack_challenge_is_plain_text_and_no_signature(
@@ -193,8 +183,7 @@ async def test_intercom_ping_echoes_nothing(client: TestClient[Any, Any]) -> Non
     body = orjson.dumps(ping)
 
     def signed(payload: bytes, secret: str = INTERCOM_SECRET) -> dict[str, str]:
-        digest = hmac.new(secret.encode(), payload, hashlib.sha1).hexdigest()
-        return {"X-Hub-Signature": f"sha1={digest}", "Content-Type": "application/json"}
+        return {**providers.intercom(payload, secret), "Content-Type": "application/json"}
 
     unsigned = await client.post("/v1/webhooks/sec-intercom", data=body, headers=signed(body, "x"))
     assert unsigned.status == 401
@@ -292,8 +281,7 @@ def mailgun_fields(message_id: str, text: str = "Thanks, that fixed it.") -> dic
 
 def mailgun_signed(fields: dict[str, str], *, token: str, ts: int | None = None) -> dict[str, str]:
     ts = int(time.time()) if ts is None else ts
-    digest = hmac.new(MAILGUN_KEY.encode(), f"{ts}{token}".encode(), hashlib.sha256).hexdigest()
-    return {**fields, "timestamp": str(ts), "token": token, "signature": digest}
+    return providers.mailgun(fields, MAILGUN_KEY, ts, token)
 
 
 async def post_form(client: TestClient[Any, Any], fields: dict[str, str]) -> ClientResponse:

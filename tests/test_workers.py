@@ -5,21 +5,15 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import aiohttp
 
-from tests.conftest import ROOT, SECRETS, unique
-from tests.test_routing import example
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from bench.faults import free_port
+from tests.support.examples import example, unique
+from tests.support.settings import ROOT, SECRETS
 
 
 async def test_workers_share_the_port_and_stop_together(database_url: str, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from router.aggregates import LATENCY_BUCKETS, THRESHOLDS
+from router.aggregates import ROUTING_MS_BUCKET_COUNT, THRESHOLDS
 
 HOUR = timedelta(hours=1)
 #: How long after its end an hour is considered closed.
@@ -44,7 +44,7 @@ COUNTERS = (
     "abandoned",
     "routing_n",
 )
-LATENCY = tuple(f"lat_{i}" for i in range(LATENCY_BUCKETS))
+LATENCY = tuple(f"lat_{i}" for i in range(ROUTING_MS_BUCKET_COUNT))
 #: Every metric column of a rollup row, in table order.
 METRICS = (*COUNTERS, "routing_ms_sum", "customers", *LATENCY)
 
@@ -61,7 +61,10 @@ _RAW_METRICS = {
     "routing_n": "count(c.routing_ms)::int",
     "routing_ms_sum": "coalesce(sum(c.routing_ms), 0)::float8",
     "customers": "bit_or(customer_sketch(c.customer_id))",
-    **{f"lat_{i}": f"count(*) FILTER (WHERE c.lb = {i})::int" for i in range(LATENCY_BUCKETS)},
+    **{
+        f"lat_{i}": f"count(*) FILTER (WHERE c.lb = {i})::int"
+        for i in range(ROUTING_MS_BUCKET_COUNT)
+    },
 }
 _THRESHOLDS = "ARRAY[" + ", ".join(repr(t) for t in THRESHOLDS) + "]::float8[]"
 #: The record columns the aggregation reads (fenced, so the bucket is computed once).

@@ -4,8 +4,8 @@ import pytest
 from hypothesis import given, settings
 
 from router.errors import PayloadError, SignatureError
-
-from .support import json_bodies, load, make, read, request, robust, run
+from tests.support.strategies import json_bodies
+from tests.support.webhooks import load, make, read, request, robust, run
 
 SECRET = "eventbridge-api-key-value"
 

@@ -1,5 +1,3 @@
-import hashlib
-import hmac
 import json
 
 import pytest
@@ -7,15 +5,15 @@ from hypothesis import given, settings
 
 from router.errors import PayloadError, SignatureError
 from router.models import WebhookRequest
-
-from .support import json_bodies, load, make, read, request, robust, run
+from tests.support import providers
+from tests.support.strategies import json_bodies
+from tests.support.webhooks import load, make, read, request, robust, run
 
 SECRET = "intercom-client-secret"
 
 
 def signed(body: bytes, secret: str = SECRET) -> WebhookRequest:
-    digest = hmac.new(secret.encode(), body, hashlib.sha1).hexdigest()
-    return request(body, {"X-Hub-Signature": f"sha1={digest}"})
+    return request(body, providers.intercom(body, secret))
 
 
 def test_signature() -> None:

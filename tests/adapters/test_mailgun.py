@@ -1,13 +1,11 @@
-import hashlib
-import hmac
-
 import pytest
 from hypothesis import given, settings
 
 from router.errors import ConfigError, PayloadError, SignatureError, UnsupportedMediaType
 from router.models import WebhookRequest
-
-from .support import form_body, form_pairs, load, make, multipart, read, request, robust, run
+from tests.support import providers
+from tests.support.strategies import form_pairs
+from tests.support.webhooks import form_body, load, make, multipart, read, request, robust, run
 
 KEY = "example-signing-key"
 NOW = 1741082400
@@ -23,8 +21,7 @@ def adapter(*keys: str, now: float = NOW, **options: int):  # type: ignore[no-un
 def sign(
     fields: dict[str, str], ts: int = NOW, key: str = KEY, token: str = "t" * 50
 ) -> dict[str, str]:
-    digest = hmac.new(key.encode(), f"{ts}{token}".encode(), hashlib.sha256).hexdigest()
-    return {**fields, "timestamp": str(ts), "token": token, "signature": digest}
+    return providers.mailgun(fields, key, ts, token)
 
 
 def urlencoded(fields: dict[str, str]) -> WebhookRequest:

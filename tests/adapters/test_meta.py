@@ -13,15 +13,15 @@ from router.errors import (
     UnsupportedMediaType,
 )
 from router.models import WebhookRequest
-
-from .support import json_bodies, load, make, read, request, robust, run
+from tests.support import providers
+from tests.support.strategies import json_bodies
+from tests.support.webhooks import load, make, read, request, robust, run
 
 SECRET = "meta-app-secret"
 
 
 def signed(body: bytes, secret: str = SECRET) -> WebhookRequest:
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    return request(body, {"X-Hub-Signature-256": f"sha256={digest}"})
+    return request(body, providers.meta(body, secret))
 
 
 def adapter(*secrets: str):  # type: ignore[no-untyped-def]

@@ -6,8 +6,8 @@ from hypothesis import given, settings
 
 from router.errors import ConfigError, PayloadError, SignatureError
 from router.models import WebhookRequest
-
-from .support import json_bodies, load, make, read, request, robust, run
+from tests.support.strategies import json_bodies
+from tests.support.webhooks import load, make, read, request, robust, run
 
 USER, PASSWORD = "postmark", "s3cret-pw"
 

@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 import adapters
 from adapters.base import AdapterSpec
 from router.errors import ConfigError, RouterError
-
-from .support import make, request
+from tests.support.webhooks import make, request
 
 OPTIONS = {
     "meta": {"verify_token": "t"},

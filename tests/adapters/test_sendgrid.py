@@ -6,8 +6,7 @@ from hypothesis import strategies as st
 
 from router.errors import ConfigError, PayloadError, SignatureError, UnsupportedMediaType
 from router.models import WebhookRequest
-
-from .support import load, make, multipart, read, request, robust, run
+from tests.support.webhooks import load, make, multipart, read, request, robust, run
 
 TOKEN = "parse-url-token"
 

@@ -1,5 +1,3 @@
-import hashlib
-import hmac
 import json
 
 import pytest
@@ -7,8 +5,9 @@ from hypothesis import given, settings
 
 from router.errors import PayloadError, SignatureError
 from router.models import WebhookRequest
-
-from .support import json_bodies, load, make, read, request, robust, run
+from tests.support import providers
+from tests.support.strategies import json_bodies
+from tests.support.webhooks import load, make, read, request, robust, run
 
 # Slack's published example (python-slack-sdk signature tests).
 VECTOR_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -32,10 +31,7 @@ def adapter(*secrets: str, now: float = NOW, **options: str):  # type: ignore[no
 
 
 def signed(body: bytes, ts: int = NOW, secret: str = SECRET) -> WebhookRequest:
-    digest = hmac.new(secret.encode(), f"v0:{ts}:".encode() + body, hashlib.sha256).hexdigest()
-    return request(
-        body, {"X-Slack-Signature": f"v0={digest}", "X-Slack-Request-Timestamp": str(ts)}
-    )
+    return request(body, providers.slack(body, secret, ts))
 
 
 def test_published_vector() -> None:

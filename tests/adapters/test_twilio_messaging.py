@@ -3,11 +3,11 @@ from urllib.parse import parse_qsl
 import pytest
 from hypothesis import given, settings
 
-from adapters.twilio import signature
 from router.errors import PayloadError, SignatureError
 from router.models import WebhookRequest
-
-from .support import form_body, form_pairs, make, read, request, robust, run
+from tests.support import providers
+from tests.support.strategies import form_pairs
+from tests.support.webhooks import form_body, make, read, request, robust, run
 
 FORM = "application/x-www-form-urlencoded"
 TOKEN = "auth-token-1"
@@ -15,8 +15,7 @@ URL = "https://hooks.example.com/v1/webhooks/sms?tenant=acme"
 
 
 def signed(body: bytes, token: str = TOKEN) -> WebhookRequest:
-    sig = signature(URL, parse_qsl(body.decode(), keep_blank_values=True), token)
-    return request(body, {"X-Twilio-Signature": sig}, url=URL, content_type=FORM)
+    return request(body, providers.twilio(URL, body, token), url=URL, content_type=FORM)
 
 
 def test_sms_mapping() -> None:

@@ -3,11 +3,11 @@ from urllib.parse import parse_qsl
 import pytest
 from hypothesis import given, settings
 
-from adapters.twilio import signature
 from router.errors import ConfigError, PayloadError, SignatureError
 from router.models import WebhookRequest
-
-from .support import form_body, form_pairs, make, read, request, robust, run
+from tests.support import providers
+from tests.support.strategies import form_pairs
+from tests.support.webhooks import form_body, make, read, request, robust, run
 
 FORM = "application/x-www-form-urlencoded"
 TOKEN = "12345"
@@ -23,8 +23,7 @@ PUBLIC = "https://voice.example.com/v1/webhooks/tv"
 
 
 def signed(body: bytes, *, url: str = PUBLIC, token: str = TOKEN, **kw: object) -> WebhookRequest:
-    sig = signature(url, parse_qsl(body.decode(), keep_blank_values=True), token)
-    headers = {"X-Twilio-Signature": sig, **kw.pop("headers", {})}  # type: ignore[dict-item]
+    headers = {**providers.twilio(url, body, token), **kw.pop("headers", {})}  # type: ignore[dict-item]
     return request(body, headers, url=kw.pop("received", url), content_type=FORM)  # type: ignore[arg-type]
 
 

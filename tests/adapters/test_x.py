@@ -8,15 +8,15 @@ from hypothesis import given, settings
 
 from router.errors import BadQuery, PayloadError, SignatureError
 from router.models import WebhookRequest
-
-from .support import json_bodies, load, make, read, request, robust, run
+from tests.support import providers
+from tests.support.strategies import json_bodies
+from tests.support.webhooks import load, make, read, request, robust, run
 
 SECRET = "x-consumer-secret"
 
 
 def signed(body: bytes, secret: str = SECRET) -> WebhookRequest:
-    digest = base64.b64encode(hmac.new(secret.encode(), body, hashlib.sha256).digest()).decode()
-    return request(body, {"x-twitter-webhooks-signature": f"sha256={digest}"})
+    return request(body, providers.x(body, secret))
 
 
 def test_crc_vector_from_x_sample() -> None:

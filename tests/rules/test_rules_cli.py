@@ -10,11 +10,11 @@ from pathlib import Path
 
 import orjson
 import pytest
-from rules_support import BASE
 
 from router.commands.rules import main
 from router.rules import load_ruleset
 from router.rules.testing import run_cases
+from tests.support.rules import BASE
 
 ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = ROOT / "rules"

@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rules_support import BASE, NOW, contact, customer
 
 from router.models import CHANNELS, Contact, CustomerContext, Decision, LastContact, OverflowStep
 from router.rules import Evaluation, Ruleset, load_ruleset_text
 from router.rules.engine import rollout_for
 from router.rules.fields import Catalog, Kind
+from tests.support.rules import BASE, NOW, contact, customer
 
 ROUTING = """\
 rules:

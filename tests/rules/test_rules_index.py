@@ -10,11 +10,11 @@ from typing import Any
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rules_support import BASE, NOW, contact, customer
 
 from router.models import CHANNELS, Contact, CustomerContext
 from router.rules import Ruleset, load_ruleset_text
 from router.rules.fields import Input
+from tests.support.rules import BASE, NOW, contact, customer
 
 INDEXED = """\
 rules:
@@ -199,7 +199,10 @@ inputs = st.tuples(
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(specs=st.lists(rule_specs, min_size=1, max_size=10), cases=st.lists(inputs, max_size=25))
+@given(
+    specs=st.lists(rule_specs, min_size=1, max_size=10),
+    cases=st.lists(inputs, min_size=1, max_size=25),
+)
 def test_indexed_and_unindexed_decisions_are_the_same(
     specs: list[dict[str, Any]], cases: list[tuple[Contact, CustomerContext, datetime]]
 ) -> None:

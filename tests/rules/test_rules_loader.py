@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from rules_support import BASE
 
 from router.errors import RulesError
 from router.rules import load_ruleset, load_ruleset_text
+from tests.support.rules import BASE
 
 
 def problems(text: str, name: str = "r.yaml") -> list[str]:

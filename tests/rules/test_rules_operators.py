@@ -7,10 +7,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from rules_support import NOW, contact, customer
 
 from router.models import Contact, CustomerContext, LastContact
 from router.rules import Ruleset
+from tests.support.rules import NOW, contact, customer
 
 
 def matches(

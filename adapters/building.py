@@ -1,5 +1,6 @@
-"""Building blocks shared by the provider adapters: lenient payload models,
-identifier helpers, the normalized ``Contact`` builder and a batch collector."""
+"""Building normalized contacts from provider payloads, shared by the provider
+adapters: lenient payload models, identifier helpers, the ``Contact`` builder
+and a batch collector."""
 
 from __future__ import annotations
 

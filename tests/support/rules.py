@@ -1,16 +1,13 @@
-"""Shared by the rules engine tests: a small base ruleset and input builders."""
+"""For the rules engine tests: a small base ruleset, a fixed time and builders
+of the contact and customer a rule sees."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
-
 from router.models import Contact, CustomerContext
-from router.rules import Ruleset, load_ruleset_text
 
 BASE = """\
 queues:
@@ -47,13 +44,3 @@ def customer(**fields: Any) -> CustomerContext:
     fields.setdefault("customer_id", uuid.UUID(int=1))
     fields.setdefault("known", True)
     return CustomerContext.model_validate(fields)
-
-
-@pytest.fixture
-def rules() -> Callable[[str], Ruleset]:
-    """A ruleset from BASE plus the given ``rules:`` (or other) YAML."""
-
-    def build(extra: str) -> Ruleset:
-        return load_ruleset_text(BASE + extra, "test.yaml")
-
-    return build
