@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import orjson
@@ -111,7 +112,8 @@ async def test_unknown_adapter_names_cannot_be_told_from_configured_ones(api: Ap
         answers = []
         for name in ("chat", "email", "fax", "no-such-adapter"):
             response = await api.client.post(f"/v1/webhooks/{name}", data=body, headers=headers)
-            answers.append((response.status, await response.json()))
+            # a clock tick between two answers changes the skew they report
+            answers.append((response.status, re.sub(r"\d+", "N", await response.text())))
         assert answers[0][0] == 401, answers
         assert all(a == answers[0] for a in answers), answers
     for name in ("chat", "social", "fax"):
