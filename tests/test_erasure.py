@@ -39,6 +39,19 @@ async def summary(api: Api, since: datetime) -> Any:
     return body["rows"], body["totals"]
 
 
+def without_estimates(summary: Any) -> tuple[Any, list[int]]:
+    """The summary with its distinct-customer estimates taken out, and those
+    estimates. Erasure moves the person's own records to a new random id,
+    which a distinct-count sketch may hash into a register another customer
+    already holds (about 3% for a dozen customers), so the estimate may move
+    by one; every count stays exact."""
+    rows, totals = summary
+    estimates: list[int] = []
+    for group in [*rows, totals]:
+        estimates.append(group.pop("unique_customers"))
+    return summary, estimates
+
+
 def leaks(text: str, needles: list[str]) -> list[str]:
     lowered = text.lower()
     return [n for n in needles if n.lower() in lowered]
@@ -152,5 +165,8 @@ async def test_erasure_reaches_contacts_attached_to_another_customer(
     finally:
         await con.close()
 
-    # anonymous aggregates are unchanged
-    assert await summary(api, since) == before
+    # anonymous aggregates are unchanged (the distinct-customer estimate within one)
+    after, after_estimates = without_estimates(await summary(api, since))
+    before, before_estimates = without_estimates(before)
+    assert after == before
+    assert all(abs(a - b) <= 1 for a, b in zip(after_estimates, before_estimates, strict=True))
