@@ -23,7 +23,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-import asyncpg
 import orjson
 from pydantic import ValidationError
 
@@ -31,7 +30,7 @@ from router.errors import ConfigError, RouterError
 from router.models import Contact, CustomerContext, Decision
 from router.rules import Ruleset
 from router.rules.schema import parse_duration
-from router.store.replay import received
+from router.store import Store
 
 #: what a record without a rule (decided by the defaults) shows as its rule
 DEFAULTS = "(defaults)"
@@ -62,7 +61,7 @@ def changed_fields(old: Decision, new: Decision) -> list[str]:
 
 
 async def replay(
-    pool: asyncpg.Pool,
+    store: Store,
     ruleset: Ruleset,
     *,
     since: datetime,
@@ -73,19 +72,19 @@ async def replay(
     changed one goes to ``out`` as a JSON line (contact id, old and new decision)."""
     report = Report()
     begin = time.perf_counter()
-    async for row in received(pool, since=since, until=until):
+    async for row in store.records.snapshots(since=since, until=until):
         report.total += 1
-        if row["contact"].get("erased") or row["contact"].get("redacted"):
+        if row.contact.get("erased") or row.contact.get("redacted"):
             report.erased += 1
             continue
         try:
-            contact = Contact.model_validate(row["contact"])
-            context = CustomerContext.model_validate(row["context"])
-            old = Decision.model_validate(row["decision"])
+            contact = Contact.model_validate(row.contact)
+            context = CustomerContext.model_validate(row.context)
+            old = Decision.model_validate(row.decision)
         except ValidationError:
             report.unreadable += 1
             continue
-        new = ruleset.decide(contact, context, row["received_at"], explain=False).decision
+        new = ruleset.decide(contact, context, row.received_at, explain=False).decision
         changed = changed_fields(old, new)
         if not changed:
             report.unchanged += 1
@@ -99,8 +98,8 @@ async def replay(
             report.priorities[(old.priority, new.priority)] += 1
         if out is not None:
             line = {
-                "contact_id": str(row["contact_id"]),
-                "received_at": row["received_at"].isoformat(),
+                "contact_id": str(row.contact_id),
+                "received_at": row.received_at.isoformat(),
                 "old": old.model_dump(mode="json"),
                 "new": new.model_dump(mode="json"),
             }
@@ -177,7 +176,7 @@ def main(
 ) -> int:
     """Run a replay for the rules CLI; the report goes to standard output (to
     standard error when the changed contacts do)."""
-    from router.cli import with_pool
+    from router.cli import with_store
     from router.logs import configure
     from router.settings import load_settings
 
@@ -196,10 +195,10 @@ def main(
         configure(settings.log)
         with _sink(output) as out:
 
-            async def work(pool: asyncpg.Pool) -> Report:
-                return await replay(pool, ruleset, since=start, until=end, out=out)
+            async def work(store: Store) -> Report:
+                return await replay(store, ruleset, since=start, until=end, out=out)
 
-            report = asyncio.run(with_pool(settings, work))
+            report = asyncio.run(with_store(settings, work))
     except (ConfigError, RouterError) as exc:
         print(f"omniroute: {exc.message}", file=sys.stderr)
         return 2

@@ -28,6 +28,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from router.errors import ConfigError
+from router.store.config import DatabaseSettings
 
 if TYPE_CHECKING:
     from router.identity import Normalizer
@@ -92,17 +93,6 @@ class HttpSettings(_Section):
             except ValueError:
                 raise ValueError(f"{item!r} is not an IP address or network") from None
         return value
-
-
-class DatabaseSettings(_Section):
-    url: str | None = None
-    embedded_dir: Path = Path("data/postgres")
-    pool_min: int = Field(default=2, ge=1)
-    pool_max: int = Field(default=10, ge=1)
-    command_timeout: float = Field(default=5.0, gt=0)
-    connect_timeout: float = Field(default=5.0, gt=0)
-    #: batch the database work of concurrent contacts (group commit)
-    batching: bool = True
 
 
 class RulesSettings(_Section):

@@ -15,18 +15,16 @@ from aiohttp import web
 import adapters
 from adapters.base import Adapter, AdapterSpec
 from router.context_provider import ContextProvider
-from router.errors import ConfigError, RulesError
+from router.errors import ConfigError, RulesError, StoreUnavailable
 from router.live_rules import LiveRules
 from router.metrics import Metrics
 from router.pipeline import Pipeline
+from router.recognition import resolution
+from router.recognition.resolution import Lookup, Recognized
 from router.rules import Ruleset
 from router.settings import Settings
-from router.store import db, instances, migrations, nonces
+from router.store import EarlierDelivery, NewRecord, instances, open_store
 from router.store.batching import Batcher
-from router.store.contacts import Earlier as EarlierRecord
-from router.store.contacts import NewRecord, insert_many
-from router.store.customers import Earlier, Lookup, Resolved, resolve_many
-from router.store.rulesets import save_ruleset
 from router.web import contacts, customers, events, ops, reports, webhooks
 from router.web.auth import Tokens
 from router.web.errors import error_middleware
@@ -120,47 +118,43 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         ruleset = rt.rules.load()
     except RulesError as exc:
         raise ConfigError("the rules do not load:\n  " + "\n  ".join(exc.problems)) from None
-    async with db.database(rt.settings.database) as url:
-        pool = await db.connect_pool(url, rt.settings.database)
+    async with open_store(rt.settings.database) as store:
+        await store.reporting.ensure_partitions(months_back=1)
+        await store.rulesets.save(ruleset.version, ruleset.sources)
+        provider = None
+        if rt.settings.context_provider is not None:
+            provider = ContextProvider(rt.settings.context_provider, rt.metrics)
+            await provider.start()
+        inflight = max(1, rt.settings.database.pool_max // 2)
+        resolver: Batcher[Lookup, EarlierDelivery | Recognized] = Batcher(
+            "resolve",
+            partial(resolution.resolve_many, store.customers.resolve_many),
+            max_inflight=inflight,
+        )
+        writer: Batcher[NewRecord, EarlierDelivery | None] = Batcher(
+            "record", store.records.insert_many, max_inflight=inflight
+        )
+        if rt.settings.database.batching:
+            resolver.start()
+            writer.start()
+        rt.store_ = store
+        rt.pipeline_ = Pipeline(
+            ruleset=lambda: rt.rules.active,
+            metrics=rt.metrics,
+            normalizer=rt.settings.identity.normalizer(),
+            provider=provider,
+            resolver=resolver,
+            writer=writer,
+            claim=store.nonces.claim,
+            on_routed=rt.rules.count,
+        )
         try:
-            async with pool.acquire() as con:
-                await migrations.migrate(con)
-                await con.fetchval("SELECT ensure_partitions(now() - interval '1 month', 4)")
-            await save_ruleset(pool, ruleset.version, ruleset.sources)
-            provider = None
-            if rt.settings.context_provider is not None:
-                provider = ContextProvider(rt.settings.context_provider, rt.metrics)
-                await provider.start()
-            inflight = max(1, rt.settings.database.pool_max // 2)
-            resolver: Batcher[Lookup, Earlier | Resolved] = Batcher(
-                "resolve", partial(resolve_many, pool), max_inflight=inflight
-            )
-            writer: Batcher[NewRecord, EarlierRecord | None] = Batcher(
-                "record", partial(insert_many, pool), max_inflight=inflight
-            )
-            if rt.settings.database.batching:
-                resolver.start()
-                writer.start()
-            rt.pool_ = pool
-            rt.pipeline_ = Pipeline(
-                ruleset=lambda: rt.rules.active,
-                metrics=rt.metrics,
-                normalizer=rt.settings.identity.normalizer(),
-                provider=provider,
-                resolver=resolver,
-                writer=writer,
-                claim=partial(nonces.claim, pool),
-                on_routed=rt.rules.count,
-            )
-            try:
-                yield
-            finally:
-                await resolver.stop()
-                await writer.stop()
-                if provider is not None:
-                    await provider.close()
+            yield
         finally:
-            await pool.close()
+            await resolver.stop()
+            await writer.stop()
+            if provider is not None:
+                await provider.close()
 
 
 async def _background(app: web.Application) -> AsyncIterator[None]:
@@ -168,8 +162,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     stop = asyncio.Event()
 
     async def on_load(ruleset: Ruleset) -> None:
-        with contextlib.suppress(*db.UNAVAILABLE):
-            await save_ruleset(rt.pool, ruleset.version, ruleset.sources)
+        with contextlib.suppress(StoreUnavailable):
+            await rt.store.rulesets.save(ruleset.version, ruleset.sources)
         await _heartbeat(rt)
 
     if rt.settings.rules.watch:
@@ -182,8 +176,8 @@ async def _background(app: web.Application) -> AsyncIterator[None]:
     for task in rt.tasks:
         task.cancel()
     await asyncio.gather(*rt.tasks, return_exceptions=True)
-    with contextlib.suppress(*db.UNAVAILABLE):
-        await asyncio.wait_for(instances.leave(rt.pool, rt.instance), HEARTBEAT_TIMEOUT)
+    with contextlib.suppress(StoreUnavailable, TimeoutError):
+        await asyncio.wait_for(rt.store.instances.leave(rt.instance), HEARTBEAT_TIMEOUT)
 
 
 async def _every(
@@ -203,8 +197,8 @@ async def _every(
 async def _partitions(rt: Runtime) -> None:
     """Keep monthly partitions created ahead of time."""
     try:
-        await rt.pool.fetchval("SELECT ensure_partitions(now(), 4)")
-    except db.UNAVAILABLE as exc:
+        await rt.store.reporting.ensure_partitions()
+    except StoreUnavailable as exc:
         log.warning("partition_check_failed", error=str(exc))
 
 
@@ -213,13 +207,12 @@ async def _heartbeat(rt: Runtime) -> None:
     outage only delays it."""
     try:
         await asyncio.wait_for(
-            instances.beat(
-                rt.pool,
+            rt.store.instances.beat(
                 rt.instance,
                 ruleset=rt.rules.active.version,
                 rules_errors=rt.rules.last_error,
             ),
             HEARTBEAT_TIMEOUT,
         )
-    except db.UNAVAILABLE as exc:
+    except (StoreUnavailable, TimeoutError) as exc:
         log.warning("heartbeat_failed", error=str(exc) or type(exc).__name__)

@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Any
 
 from aiohttp import web
 
-from router.errors import FieldError, NotFound, RequestError
+from router.errors import (
+    CustomerGone,
+    FieldError,
+    Gone,
+    InvalidBody,
+    RequestError,
+    UnknownCustomer,
+)
 from router.identity import normalize_given
 from router.models import Identifier, now_ms
 from router.schemas import JourneyIn, MergeIn, ProfileIn
-from router.store import profiles
-from router.store.db import unavailable_as_503
-from router.web.body import InvalidBody, json_response, read_json
+from router.web.body import json_response, read_json
 from router.web.query import check_known, parse_int, parse_uuid
 from router.web.runtime import RUNTIME, Runtime
-
-
-class Gone(RequestError):
-    """The customer was merged into another one or erased."""
-
-    status = 410
-    code = "gone"
 
 
 def _identities(rt: Runtime, body: ProfileIn) -> tuple[Identifier, ...]:
@@ -39,30 +38,11 @@ def _customer_id(request: web.Request, name: str = "id") -> uuid.UUID:
     return parse_uuid(name, request.match_info[name])
 
 
-def gone(exc: profiles.CustomerGone, customer_id: uuid.UUID) -> Gone:
-    if exc.merged_into:
-        return Gone(
-            f"customer {customer_id} was merged into {exc.merged_into}",
-            fields=[FieldError("id", f"merged into {exc.merged_into}")],
-        )
-    return Gone(f"customer {customer_id} was erased", fields=[FieldError("id", "erased")])
-
-
-def not_found(customer_id: uuid.UUID) -> NotFound:
-    return NotFound(f"no customer {customer_id}", fields=[FieldError("id", "unknown customer")])
-
-
 async def _show(
     rt: Runtime, customer_id: uuid.UUID, status: int = 200, extra: dict[str, Any] | None = None
 ) -> web.Response:
-    try:
-        with unavailable_as_503():
-            customer = await profiles.fetch(rt.pool, customer_id)
-    except profiles.CustomerGone as exc:
-        raise gone(exc, customer_id) from None
-    if customer is None:
-        raise not_found(customer_id)
-    return json_response({**customer, **(extra or {})}, status=status)
+    profile = await rt.store.customers.profile(customer_id)
+    return json_response({**dataclasses.asdict(profile), **(extra or {})}, status=status)
 
 
 async def get_customer(request: web.Request) -> web.Response:
@@ -81,11 +61,12 @@ async def upsert_customer(request: web.Request) -> web.Response:
             "a customer needs a crm_id or at least one identity",
             fields=[FieldError("crm_id", "give crm_id or identities")],
         )
-    with unavailable_as_503():
-        customer_id, created, conflicts = await profiles.upsert(
-            rt.pool, actor=actor, identities=identities, profile=body.profile()
-        )
-    return await _show(rt, customer_id, 201 if created else 200, {"conflicts": conflicts})
+    done = await rt.store.customers.upsert(
+        actor=actor, identities=identities, profile=body.profile()
+    )
+    return await _show(
+        rt, done.customer_id, 201 if done.created else 200, {"conflicts": done.conflicts}
+    )
 
 
 async def put_customer(request: web.Request) -> web.Response:
@@ -93,20 +74,13 @@ async def put_customer(request: web.Request) -> web.Response:
     actor = rt.tokens.require(request, "customers:write").name
     customer_id = _customer_id(request)
     body = await read_json(request, ProfileIn)
-    try:
-        with unavailable_as_503():
-            _, _, conflicts = await profiles.upsert(
-                rt.pool,
-                actor=actor,
-                identities=_identities(rt, body),
-                profile=body.profile(),
-                customer_id=customer_id,
-            )
-    except profiles.CustomerGone as exc:
-        raise gone(exc, customer_id) from None
-    except LookupError:
-        raise not_found(customer_id) from None
-    return await _show(rt, customer_id, extra={"conflicts": conflicts})
+    done = await rt.store.customers.upsert(
+        actor=actor,
+        identities=_identities(rt, body),
+        profile=body.profile(),
+        customer_id=customer_id,
+    )
+    return await _show(rt, customer_id, extra={"conflicts": done.conflicts})
 
 
 async def merge_customers(request: web.Request) -> web.Response:
@@ -120,18 +94,16 @@ async def merge_customers(request: web.Request) -> web.Response:
             fields=[FieldError("from", "same as the target customer")],
         )
     try:
-        with unavailable_as_503():
-            moved = await profiles.merge(rt.pool, actor=actor, into=into, source=body.from_)
-    except profiles.CustomerGone as exc:
+        moved = await rt.store.customers.merge(actor=actor, into=into, source=body.from_)
+    except CustomerGone as exc:
         raise Gone(
-            f"a customer of the merge is gone: {exc}",
+            f"a customer of the merge is gone: {exc.message}",
             fields=[FieldError("from", "merged or erased")],
         ) from None
-    except LookupError as exc:
-        raise NotFound(
-            f"no customer {exc.args[0]}",
-            fields=[FieldError("from" if exc.args[0] == body.from_ else "id", "unknown customer")],
-        ) from None
+    except UnknownCustomer as exc:
+        if exc.customer_id == body.from_:
+            raise UnknownCustomer(exc.customer_id, field="from") from None
+        raise
     return await _show(rt, into, extra={"merged": {"from": str(body.from_), **moved}})
 
 
@@ -139,13 +111,7 @@ async def erase_customer(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     actor = rt.tokens.require(request, "customers:write").name
     customer_id = _customer_id(request)
-    try:
-        with unavailable_as_503():
-            details = await profiles.erase(rt.pool, actor=actor, customer_id=customer_id)
-    except profiles.CustomerGone as exc:
-        raise gone(exc, customer_id) from None
-    except LookupError:
-        raise not_found(customer_id) from None
+    details = await rt.store.customers.erase(actor=actor, customer_id=customer_id)
     return json_response({"customer_id": str(customer_id), "erased": True, **details})
 
 
@@ -157,23 +123,16 @@ async def put_journey(request: web.Request) -> web.Response:
     if not 1 <= len(ref) <= 128:
         raise RequestError("bad journey ref", fields=[FieldError("ref", "1 to 128 characters")])
     body = await read_json(request, JourneyIn)
-    try:
-        with unavailable_as_503():
-            journey = await profiles.put_journey(
-                rt.pool,
-                actor=actor,
-                customer_id=customer_id,
-                ref=ref,
-                type_=body.type,
-                step=body.step,
-                status=body.status,
-                data=body.data,
-                at=now_ms(),
-            )
-    except profiles.CustomerGone as exc:
-        raise gone(exc, customer_id) from None
-    except LookupError:
-        raise not_found(customer_id) from None
+    journey = await rt.store.customers.put_journey(
+        actor=actor,
+        customer_id=customer_id,
+        ref=ref,
+        type_=body.type,
+        step=body.step,
+        status=body.status,
+        data=body.data,
+        at=now_ms(),
+    )
     return json_response(journey)
 
 
@@ -187,15 +146,11 @@ async def list_conflicts(request: web.Request) -> web.Response:
         raise RequestError("bad status", fields=[FieldError("status", "open, merged or dismissed")])
     limit = parse_int("limit", q["limit"], low=1, high=1000) if "limit" in q else 100
     after = parse_int("cursor", q["cursor"], low=0, high=2**62) if "cursor" in q else None
-    with unavailable_as_503():
-        rows = await profiles.conflicts(rt.pool, status=status, after=after, limit=limit + 1)
+    rows = await rt.store.customers.conflicts(status=status, after=after, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return json_response(
-        {
-            "conflicts": [dict(r) for r in rows],
-            "next_cursor": str(rows[-1]["conflict_id"]) if more else None,
-        }
+        {"conflicts": rows, "next_cursor": str(rows[-1].conflict_id) if more else None}
     )
 
 

@@ -9,8 +9,6 @@ from aiohttp import web
 from router.errors import FieldError, NotFound
 from router.models import now_ms
 from router.schemas import EventIn
-from router.store import events
-from router.store.db import unavailable_as_503
 from router.web.body import json_response, read_json
 from router.web.query import parse_contact_id
 from router.web.runtime import RUNTIME
@@ -25,20 +23,27 @@ async def post_event(request: web.Request) -> web.Response:
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
     event_id = body.event_id or f"{body.type}:{at.isoformat()}"
-    with unavailable_as_503():
-        result = await events.record(
-            rt.pool,
-            contact_id,
-            event_id=event_id,
-            type_=body.type,
-            at=at,
-            agent=body.agent,
-            data=body.data,
-        )
+    result = await rt.store.events.record(
+        contact_id,
+        event_id=event_id,
+        type_=body.type,
+        at=at,
+        agent=body.agent,
+        data=body.data,
+    )
     if result is None:
         raise NotFound(f"no contact {contact_id}", fields=[FieldError("id", "unknown contact")])
-    status = 201 if result["recorded"] else 200
-    return json_response({"event_id": event_id, **result}, status=status)
+    return json_response(
+        {
+            "event_id": event_id,
+            "recorded": result.recorded,
+            "duplicate": result.duplicate,
+            "outcome": result.outcome,
+            "agent": result.agent,
+            "sla_met": result.sla_met,
+        },
+        status=201 if result.recorded else 200,
+    )
 
 
 def setup(app: web.Application) -> None:

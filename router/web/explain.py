@@ -14,22 +14,16 @@ import asyncio
 from collections import OrderedDict
 from typing import Any
 
-import asyncpg
 from pydantic import ValidationError
 
-from router.errors import RulesError
+from router.errors import RulesError, Unexplainable
 from router.models import Contact, CustomerContext
 from router.rules import Ruleset, load_ruleset_sources
-from router.store.db import unavailable_as_503
-from router.store.rulesets import fetch_sources
+from router.store import Snapshot, Store
 from router.web.runtime import Runtime
 
 #: compiled ruleset versions kept in memory
 CACHE_SIZE = 8
-
-
-class Unexplainable(Exception):
-    """The record cannot be re-evaluated (the message says why)."""
 
 
 class Versions:
@@ -41,13 +35,13 @@ class Versions:
         self.size = size
         self._compiled: OrderedDict[str, Ruleset] = OrderedDict()
 
-    async def get(self, pool: asyncpg.Pool, version: str) -> Ruleset:
+    async def get(self, store: Store, version: str) -> Ruleset:
         """Ruleset ``version``; raises Unexplainable when it is not stored or no longer loads."""
         found = self._compiled.get(version)
         if found is not None:
             self._compiled.move_to_end(version)
             return found
-        sources = await fetch_sources(pool, version)
+        sources = await store.rulesets.sources(version)
         if sources is None:
             raise Unexplainable(f"ruleset version {version} is not stored")
         try:
@@ -64,35 +58,34 @@ class Versions:
 VERSIONS = Versions()
 
 
-async def explanation(rt: Runtime, row: asyncpg.Record) -> dict[str, Any]:
-    """``{"explanation": [...]}`` for the record in ``row`` (as ``fetch_one`` reads it),
-    or ``{"explanation_error": why}`` when it cannot be re-evaluated."""
+async def explanation(rt: Runtime, snapshot: Snapshot) -> dict[str, Any]:
+    """``{"explanation": [...]}`` for the record's ``snapshot``, or
+    ``{"explanation_error": why}`` when it cannot be re-evaluated."""
     try:
-        return {"explanation": await _explain(rt, row)}
+        return {"explanation": await _explain(rt, snapshot)}
     except Unexplainable as exc:
-        return {"explanation_error": str(exc)}
+        return {"explanation_error": exc.message}
 
 
-async def _explain(rt: Runtime, row: asyncpg.Record) -> list[dict[str, Any]]:
-    if row["contact"].get("erased"):
+async def _explain(rt: Runtime, snapshot: Snapshot) -> list[dict[str, Any]]:
+    if snapshot.contact.get("erased"):
         raise Unexplainable("the contact's personal data was erased")
-    if row["contact"].get("redacted"):
+    if snapshot.contact.get("redacted"):
         # what the rules saw is no longer all there: re-deciding could mislead
         raise Unexplainable("personal data of an erased customer was removed from the contact")
-    version = row["decision"]["ruleset"]
+    version = snapshot.decision["ruleset"]
     if rt.rules.ready and rt.rules.active.version == version:
         ruleset = rt.rules.active
     else:
-        with unavailable_as_503():
-            ruleset = await VERSIONS.get(rt.pool, version)
+        ruleset = await VERSIONS.get(rt.store, version)
     try:
-        contact = Contact.model_validate(row["contact"])
-        context = CustomerContext.model_validate(row["context"])
+        contact = Contact.model_validate(snapshot.contact)
+        context = CustomerContext.model_validate(snapshot.context)
     except ValidationError as exc:
         raise Unexplainable(
             f"the stored snapshot no longer reads: {exc.errors()[0]['msg']}"
         ) from None
-    evaluation = ruleset.decide(contact, context, row["received_at"])
+    evaluation = ruleset.decide(contact, context, snapshot.received_at)
     where = {rule.name: (rule.file, rule.line) for rule in ruleset.rules}
     return [
         {

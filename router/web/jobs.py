@@ -14,7 +14,8 @@ from datetime import UTC, datetime
 import structlog
 from aiohttp import web
 
-from router.store import db, nonces, retention, rollups
+from router.errors import StoreUnavailable
+from router.store import retention
 from router.web.runtime import RUNTIME, Runtime
 
 log = structlog.get_logger("omniroute.jobs")
@@ -32,7 +33,7 @@ async def _every(
     while not stop.is_set():
         try:
             await job()
-        except db.UNAVAILABLE as exc:
+        except StoreUnavailable as exc:
             log.warning("job_failed", job=name, error=str(exc) or type(exc).__name__)
         except Exception:
             log.exception("job_failed", job=name)
@@ -41,7 +42,7 @@ async def _every(
 
 
 async def roll_up(rt: Runtime) -> None:
-    done = await rollups.refresh(rt.pool)
+    done = await rt.store.reporting.refresh_rollups()
     if done is not None and done.hours:
         log.info("rollups_refreshed", hours=done.hours, rolled_until=str(done.rolled_until))
 
@@ -50,7 +51,8 @@ async def expire(rt: Runtime) -> None:
     months = rt.settings.reporting.retention_months
     if months is None:
         return
-    report = await retention.apply(rt.pool, retention.months_before(datetime.now(UTC), months))
+    cutoff = retention.months_before(datetime.now(UTC), months)
+    report = await rt.store.reporting.apply_retention(cutoff)
     if report is not None and (report.dropped or report.default_rows):
         log.info(
             "retention_applied",
@@ -63,7 +65,7 @@ async def expire(rt: Runtime) -> None:
 
 
 async def purge_nonces(rt: Runtime) -> None:
-    deleted = await nonces.purge(rt.pool)
+    deleted = await rt.store.nonces.purge()
     if deleted:
         log.info("replay_nonces_purged", deleted=deleted)
 

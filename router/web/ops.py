@@ -7,8 +7,7 @@ import asyncio
 
 from aiohttp import web
 
-from router.store import instances
-from router.store.db import UNAVAILABLE
+from router.errors import StoreUnavailable
 from router.web.body import json_response
 from router.web.openapi import SPEC
 from router.web.runtime import RUNTIME, Runtime
@@ -24,7 +23,7 @@ async def readyz(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     checks: dict[str, str] = {}
     try:
-        await asyncio.wait_for(rt.pool.fetchval("SELECT 1"), READY_TIMEOUT)
+        await asyncio.wait_for(rt.store.ping(), READY_TIMEOUT)
         checks["database"] = "ok"
     except Exception as exc:  # any failure means "not ready"
         checks["database"] = f"unavailable: {type(exc).__name__}"
@@ -74,11 +73,24 @@ async def _live_instances(rt: Runtime) -> list[dict[str, object]] | None:
     """Every instance with a recent heartbeat and the ruleset it serves; ``None``
     while the database cannot be reached (the ruleset itself is still shown)."""
     try:
-        found = await asyncio.wait_for(instances.live(rt.pool), READY_TIMEOUT)
-    except UNAVAILABLE:
+        found = await asyncio.wait_for(rt.store.instances.live(), READY_TIMEOUT)
+    except (StoreUnavailable, TimeoutError):
         return None
     me = str(rt.instance.instance_id)
-    return [{**i, "self": i["instance_id"] == me} for i in found]
+    return [
+        {
+            "instance_id": str(i.instance_id),
+            "host": i.host,
+            "port": i.port,
+            "pid": i.pid,
+            "ruleset": i.ruleset,
+            "rules_errors": i.rules_errors,
+            "started_at": i.started_at.isoformat(),
+            "heartbeat_at": i.heartbeat_at.isoformat(),
+            "self": str(i.instance_id) == me,
+        }
+        for i in found
+    ]
 
 
 def setup(app: web.Application) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-import asyncpg
 from aiohttp import web
 
 from adapters.base import Adapter
@@ -14,6 +13,7 @@ from router.live_rules import LiveRules
 from router.metrics import Metrics
 from router.pipeline import Pipeline
 from router.settings import Settings
+from router.store import Store
 from router.store.instances import Instance
 from router.web.auth import Tokens
 
@@ -28,15 +28,15 @@ class Runtime:
     #: what a name that is not configured answers as (see ``webhooks.deliver``)
     unknown_adapter: Adapter
     instance: Instance
-    pool_: asyncpg.Pool | None = None
+    store_: Store | None = None
     pipeline_: Pipeline | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @property
-    def pool(self) -> asyncpg.Pool:
-        if self.pool_ is None:
+    def store(self) -> Store:
+        if self.store_ is None:
             raise StoreUnavailable("the service is starting")
-        return self.pool_
+        return self.store_
 
     @property
     def pipeline(self) -> Pipeline:
