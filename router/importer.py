@@ -22,8 +22,8 @@ import orjson
 from pydantic import ValidationError
 
 from router.errors import field_errors
-from router.identity import Normalizer, normalize_given
 from router.models import unstorable_paths, uuid7
+from router.recognition.identity import Normalizer, normalize_given
 from router.schemas import ProfileIn
 from router.store import Store, imports
 

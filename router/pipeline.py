@@ -10,9 +10,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from adapters.base import Adapter
-from router.context_provider import ContextProvider
 from router.errors import FieldError, SignatureError, UnstorableValue
-from router.identity import Normalizer
 from router.metrics import Metrics
 from router.models import (
     Contact,
@@ -24,6 +22,8 @@ from router.models import (
     unstorable_fields,
     uuid7,
 )
+from router.recognition.identity import Normalizer
+from router.recognition.provider import ContextProvider
 from router.recognition.resolution import Lookup, Recognized
 from router.rules import Evaluation, Ruleset
 from router.store import EarlierDelivery, NewRecord

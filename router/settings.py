@@ -31,7 +31,7 @@ from router.errors import ConfigError
 from router.store.config import DatabaseSettings
 
 if TYPE_CHECKING:
-    from router.identity import Normalizer
+    from router.recognition.identity import Normalizer
 
 DEFAULT_CONFIG = Path("config/omniroute.yaml")
 SCOPES = (
@@ -131,7 +131,7 @@ class IdentitySettings(_Section):
     @field_validator("kinds")
     @classmethod
     def _not_builtin(cls, value: list[CustomKind]) -> list[CustomKind]:
-        from router.identity import BUILTIN_KINDS
+        from router.recognition.identity import BUILTIN_KINDS
 
         for kind in value:
             if kind.name in BUILTIN_KINDS:
@@ -139,7 +139,7 @@ class IdentitySettings(_Section):
         return value
 
     def normalizer(self) -> Normalizer:
-        from router.identity import BUILTIN_KINDS, Normalizer
+        from router.recognition.identity import BUILTIN_KINDS, Normalizer
 
         custom = {k: False for k in BUILTIN_KINDS} | {
             k.name: k.case_insensitive for k in self.kinds

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from router.breaker import CircuitBreaker
+from router.recognition.breaker import CircuitBreaker
 from router.web import create_app
 from tests.conftest import Api, make_settings, unique
 from tests.test_routing import example, person

@@ -10,8 +10,8 @@ from pathlib import Path
 import asyncpg
 import orjson
 
-from router.identity import Normalizer
 from router.importer import parse_line
+from router.recognition.identity import Normalizer
 from tests.conftest import ROOT, Api, unique
 from tests.test_routing import example
 

@@ -9,9 +9,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from router.context import build_context
-from router.identity import strength
 from router.models import Contact, CustomerContext, uuid7
+from router.recognition.context import build_context
+from router.recognition.identity import strength
 from router.store import EarlierDelivery, Resolution, ResolveKey
 
 

@@ -7,20 +7,18 @@ import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from functools import partial
 
 import structlog
 from aiohttp import web
 
 import adapters
 from adapters.base import Adapter, AdapterSpec
-from router.context_provider import ContextProvider
 from router.errors import ConfigError, RulesError, StoreUnavailable
 from router.live_rules import LiveRules
 from router.metrics import Metrics
 from router.pipeline import Pipeline
-from router.recognition import resolution
-from router.recognition.resolution import Lookup, Recognized
+from router.recognition import Lookup, Recognition, Recognized
+from router.recognition.provider import ContextProvider
 from router.rules import Ruleset
 from router.settings import Settings
 from router.store import EarlierDelivery, NewRecord, instances, open_store
@@ -125,11 +123,12 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
         if rt.settings.context_provider is not None:
             provider = ContextProvider(rt.settings.context_provider, rt.metrics)
             await provider.start()
+        recognition = Recognition(
+            store, normalizer=rt.settings.identity.normalizer(), provider=provider
+        )
         inflight = max(1, rt.settings.database.pool_max // 2)
         resolver: Batcher[Lookup, EarlierDelivery | Recognized] = Batcher(
-            "resolve",
-            partial(resolution.resolve_many, store.customers.resolve_many),
-            max_inflight=inflight,
+            "resolve", recognition.resolve_many, max_inflight=inflight
         )
         writer: Batcher[NewRecord, EarlierDelivery | None] = Batcher(
             "record", store.records.insert_many, max_inflight=inflight
@@ -138,11 +137,12 @@ async def _database(app: web.Application) -> AsyncIterator[None]:
             resolver.start()
             writer.start()
         rt.store_ = store
+        rt.recognition_ = recognition
         rt.pipeline_ = Pipeline(
             ruleset=lambda: rt.rules.active,
             metrics=rt.metrics,
-            normalizer=rt.settings.identity.normalizer(),
-            provider=provider,
+            normalizer=recognition.normalizer,
+            provider=recognition.provider,
             resolver=resolver,
             writer=writer,
             claim=store.nonces.claim,

@@ -1,4 +1,5 @@
-"""Customer profiles, identity conflicts, merges, erasure and journeys."""
+"""Customer profiles, identity conflicts, merges, erasure and journeys
+(``router.recognition.profiles`` does the work)."""
 
 from __future__ import annotations
 
@@ -8,30 +9,12 @@ from typing import Any
 
 from aiohttp import web
 
-from router.errors import (
-    CustomerGone,
-    FieldError,
-    Gone,
-    InvalidBody,
-    RequestError,
-    UnknownCustomer,
-)
-from router.identity import normalize_given
-from router.models import Identifier, now_ms
+from router.errors import FieldError, RequestError
+from router.models import now_ms
 from router.schemas import JourneyIn, MergeIn, ProfileIn
 from router.web.body import json_response, read_json
 from router.web.query import check_known, parse_int, parse_uuid
 from router.web.runtime import RUNTIME, Runtime
-
-
-def _identities(rt: Runtime, body: ProfileIn) -> tuple[Identifier, ...]:
-    """The body's identities normalized, strongest first; 422 naming any invalid one."""
-    normalizer = rt.settings.identity.normalizer()
-    given = body.given_identifiers()
-    out, bad = normalize_given(given, normalizer)
-    if bad:
-        raise InvalidBody("an identity is not valid", fields=[FieldError(**b) for b in bad])
-    return out
 
 
 def _customer_id(request: web.Request, name: str = "id") -> uuid.UUID:
@@ -41,7 +24,7 @@ def _customer_id(request: web.Request, name: str = "id") -> uuid.UUID:
 async def _show(
     rt: Runtime, customer_id: uuid.UUID, status: int = 200, extra: dict[str, Any] | None = None
 ) -> web.Response:
-    profile = await rt.store.customers.profile(customer_id)
+    profile = await rt.recognition.profiles.show(customer_id)
     return json_response({**dataclasses.asdict(profile), **(extra or {})}, status=status)
 
 
@@ -55,18 +38,9 @@ async def upsert_customer(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     actor = rt.tokens.require(request, "customers:write").name
     body = await read_json(request, ProfileIn)
-    identities = _identities(rt, body)
-    if not identities:
-        raise RequestError(
-            "a customer needs a crm_id or at least one identity",
-            fields=[FieldError("crm_id", "give crm_id or identities")],
-        )
-    done = await rt.store.customers.upsert(
-        actor=actor, identities=identities, profile=body.profile()
-    )
-    return await _show(
-        rt, done.customer_id, 201 if done.created else 200, {"conflicts": done.conflicts}
-    )
+    done = await rt.recognition.profiles.upsert(actor=actor, body=body)
+    status = 201 if done.created else 200
+    return await _show(rt, done.customer_id, status, {"conflicts": done.conflicts})
 
 
 async def put_customer(request: web.Request) -> web.Response:
@@ -74,12 +48,7 @@ async def put_customer(request: web.Request) -> web.Response:
     actor = rt.tokens.require(request, "customers:write").name
     customer_id = _customer_id(request)
     body = await read_json(request, ProfileIn)
-    done = await rt.store.customers.upsert(
-        actor=actor,
-        identities=_identities(rt, body),
-        profile=body.profile(),
-        customer_id=customer_id,
-    )
+    done = await rt.recognition.profiles.update(actor=actor, customer_id=customer_id, body=body)
     return await _show(rt, customer_id, extra={"conflicts": done.conflicts})
 
 
@@ -88,22 +57,7 @@ async def merge_customers(request: web.Request) -> web.Response:
     actor = rt.tokens.require(request, "customers:write").name
     into = _customer_id(request)
     body = await read_json(request, MergeIn)
-    if body.from_ == into:
-        raise RequestError(
-            "cannot merge a customer into itself",
-            fields=[FieldError("from", "same as the target customer")],
-        )
-    try:
-        moved = await rt.store.customers.merge(actor=actor, into=into, source=body.from_)
-    except CustomerGone as exc:
-        raise Gone(
-            f"a customer of the merge is gone: {exc.message}",
-            fields=[FieldError("from", "merged or erased")],
-        ) from None
-    except UnknownCustomer as exc:
-        if exc.customer_id == body.from_:
-            raise UnknownCustomer(exc.customer_id, field="from") from None
-        raise
+    moved = await rt.recognition.profiles.merge(actor=actor, into=into, source=body.from_)
     return await _show(rt, into, extra={"merged": {"from": str(body.from_), **moved}})
 
 
@@ -111,7 +65,7 @@ async def erase_customer(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     actor = rt.tokens.require(request, "customers:write").name
     customer_id = _customer_id(request)
-    details = await rt.store.customers.erase(actor=actor, customer_id=customer_id)
+    details = await rt.recognition.profiles.erase(actor=actor, customer_id=customer_id)
     return json_response({"customer_id": str(customer_id), "erased": True, **details})
 
 
@@ -123,15 +77,8 @@ async def put_journey(request: web.Request) -> web.Response:
     if not 1 <= len(ref) <= 128:
         raise RequestError("bad journey ref", fields=[FieldError("ref", "1 to 128 characters")])
     body = await read_json(request, JourneyIn)
-    journey = await rt.store.customers.put_journey(
-        actor=actor,
-        customer_id=customer_id,
-        ref=ref,
-        type_=body.type,
-        step=body.step,
-        status=body.status,
-        data=body.data,
-        at=now_ms(),
+    journey = await rt.recognition.profiles.put_journey(
+        actor=actor, customer_id=customer_id, ref=ref, body=body, at=now_ms()
     )
     return json_response(journey)
 
@@ -146,7 +93,7 @@ async def list_conflicts(request: web.Request) -> web.Response:
         raise RequestError("bad status", fields=[FieldError("status", "open, merged or dismissed")])
     limit = parse_int("limit", q["limit"], low=1, high=1000) if "limit" in q else 100
     after = parse_int("cursor", q["cursor"], low=0, high=2**62) if "cursor" in q else None
-    rows = await rt.store.customers.conflicts(status=status, after=after, limit=limit + 1)
+    rows = await rt.recognition.profiles.conflicts(status=status, after=after, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
     return json_response(

@@ -9,7 +9,6 @@ from typing import Any
 from aiohttp import web
 
 from router.aggregates import estimate_distinct, merge_sketches, percentiles, rate
-from router.errors import UnknownCustomer
 from router.models import CHANNELS
 from router.store.rollups import COUNTERS, DIMENSIONS
 from router.store.summary import INTERVALS, Group, SummaryQuery
@@ -151,8 +150,7 @@ async def customer_timeline(request: web.Request) -> web.Response:
     if not body["contacts"]:
         # Answered as GET /v1/customers/{id} answers: 404 unknown, 410 merged
         # or erased (their contacts moved to the survivor or an anonymous id).
-        if not await rt.store.customers.live(customer_id):
-            raise UnknownCustomer(customer_id)
+        await rt.recognition.profiles.require_live(customer_id)
     return json_response({"customer_id": str(customer_id), **body})
 
 

@@ -12,6 +12,7 @@ from router.errors import StoreUnavailable
 from router.live_rules import LiveRules
 from router.metrics import Metrics
 from router.pipeline import Pipeline
+from router.recognition import Recognition
 from router.settings import Settings
 from router.store import Store
 from router.store.instances import Instance
@@ -29,6 +30,7 @@ class Runtime:
     unknown_adapter: Adapter
     instance: Instance
     store_: Store | None = None
+    recognition_: Recognition | None = None
     pipeline_: Pipeline | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
@@ -37,6 +39,12 @@ class Runtime:
         if self.store_ is None:
             raise StoreUnavailable("the service is starting")
         return self.store_
+
+    @property
+    def recognition(self) -> Recognition:
+        if self.recognition_ is None:
+            raise StoreUnavailable("the service is starting")
+        return self.recognition_
 
     @property
     def pipeline(self) -> Pipeline:
