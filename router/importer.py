@@ -21,10 +21,10 @@ from typing import IO
 import orjson
 from pydantic import ValidationError
 
+from router.bodies import ProfileIn
 from router.errors import field_errors
 from router.models import unstorable_paths, uuid7
 from router.recognition.identity import Normalizer, normalize_given
-from router.schemas import ProfileIn
 from router.store import Store, imports
 
 BATCH = 20_000

@@ -20,8 +20,8 @@ import pytest
 
 from router import exposure
 from router.errors import ConfigError
+from router.runtime import build_adapters
 from router.settings import load_settings
-from router.web.app import build_adapters
 from tests.conftest import ROOT
 from tests.test_settings import env_names
 from tests.test_workers import free_port

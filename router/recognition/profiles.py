@@ -8,10 +8,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
+from router.bodies import JourneyIn, ProfileIn
 from router.errors import CustomerGone, FieldError, Gone, InvalidBody, RequestError, UnknownCustomer
 from router.models import Identifier
 from router.recognition.identity import Normalizer, normalize_given
-from router.schemas import JourneyIn, ProfileIn
 from router.store import Store
 from router.store.profiles import Conflict, JourneyRow, Profile, Upserted
 

@@ -9,12 +9,13 @@ from typing import Any
 
 from aiohttp import web
 
+from router.bodies import JourneyIn, MergeIn, ProfileIn
 from router.errors import FieldError, RequestError
 from router.models import now_ms
-from router.schemas import JourneyIn, MergeIn, ProfileIn
+from router.runtime import Runtime
 from router.web.body import json_response, read_json
 from router.web.query import check_known, parse_int, parse_uuid
-from router.web.runtime import RUNTIME, Runtime
+from router.web.state import PRINCIPAL, RUNTIME
 
 
 def _customer_id(request: web.Request, name: str = "id") -> uuid.UUID:
@@ -30,13 +31,12 @@ async def _show(
 
 async def get_customer(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    rt.tokens.require(request, "customers:read")
     return await _show(rt, _customer_id(request))
 
 
 async def upsert_customer(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    actor = rt.tokens.require(request, "customers:write").name
+    actor = request[PRINCIPAL].name
     body = await read_json(request, ProfileIn)
     done = await rt.recognition.profiles.upsert(actor=actor, body=body)
     status = 201 if done.created else 200
@@ -45,7 +45,7 @@ async def upsert_customer(request: web.Request) -> web.Response:
 
 async def put_customer(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    actor = rt.tokens.require(request, "customers:write").name
+    actor = request[PRINCIPAL].name
     customer_id = _customer_id(request)
     body = await read_json(request, ProfileIn)
     done = await rt.recognition.profiles.update(actor=actor, customer_id=customer_id, body=body)
@@ -54,7 +54,7 @@ async def put_customer(request: web.Request) -> web.Response:
 
 async def merge_customers(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    actor = rt.tokens.require(request, "customers:write").name
+    actor = request[PRINCIPAL].name
     into = _customer_id(request)
     body = await read_json(request, MergeIn)
     moved = await rt.recognition.profiles.merge(actor=actor, into=into, source=body.from_)
@@ -63,7 +63,7 @@ async def merge_customers(request: web.Request) -> web.Response:
 
 async def erase_customer(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    actor = rt.tokens.require(request, "customers:write").name
+    actor = request[PRINCIPAL].name
     customer_id = _customer_id(request)
     details = await rt.recognition.profiles.erase(actor=actor, customer_id=customer_id)
     return json_response({"customer_id": str(customer_id), "erased": True, **details})
@@ -71,7 +71,7 @@ async def erase_customer(request: web.Request) -> web.Response:
 
 async def put_journey(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    actor = rt.tokens.require(request, "customers:write").name
+    actor = request[PRINCIPAL].name
     customer_id = _customer_id(request)
     ref = request.match_info["ref"]
     if not 1 <= len(ref) <= 128:
@@ -85,7 +85,6 @@ async def put_journey(request: web.Request) -> web.Response:
 
 async def list_conflicts(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    rt.tokens.require(request, "customers:read")
     q = request.query
     check_known(q, ("status", "cursor", "limit"))
     status = q.get("status", "open")
@@ -99,13 +98,3 @@ async def list_conflicts(request: web.Request) -> web.Response:
     return json_response(
         {"conflicts": rows, "next_cursor": str(rows[-1].conflict_id) if more else None}
     )
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_post("/v1/customers", upsert_customer)
-    app.router.add_get("/v1/customers/{id}", get_customer, allow_head=False)
-    app.router.add_put("/v1/customers/{id}", put_customer)
-    app.router.add_delete("/v1/customers/{id}", erase_customer)
-    app.router.add_post("/v1/customers/{id}/merge", merge_customers)
-    app.router.add_put("/v1/customers/{id}/journeys/{ref}", put_journey)
-    app.router.add_get("/v1/identity-conflicts", list_conflicts, allow_head=False)

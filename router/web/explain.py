@@ -5,57 +5,19 @@ are decided again, with a trace, by the ruleset version that decided them, at
 the moment the contact was received: every rule tried, in order, and the first
 condition that failed, up to the rule that decided. The version is the active
 one or is read from the ``rulesets`` table and compiled; the last few compiled
-versions are kept in memory.
+versions are kept in memory (``Runtime.versions``).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import OrderedDict
 from typing import Any
 
 from pydantic import ValidationError
 
-from router.errors import RulesError, Unexplainable
+from router.errors import Unexplainable
 from router.models import Contact, CustomerContext
-from router.rules import Ruleset, load_ruleset_sources
-from router.store import Snapshot, Store
-from router.web.runtime import Runtime
-
-#: compiled ruleset versions kept in memory
-CACHE_SIZE = 8
-
-
-class Versions:
-    """Compiled ruleset versions by version, the least recently used dropped first.
-
-    A version is a content hash, so a compiled version never goes stale."""
-
-    def __init__(self, size: int = CACHE_SIZE) -> None:
-        self.size = size
-        self._compiled: OrderedDict[str, Ruleset] = OrderedDict()
-
-    async def get(self, store: Store, version: str) -> Ruleset:
-        """Ruleset ``version``; raises Unexplainable when it is not stored or no longer loads."""
-        found = self._compiled.get(version)
-        if found is not None:
-            self._compiled.move_to_end(version)
-            return found
-        sources = await store.rulesets.sources(version)
-        if sources is None:
-            raise Unexplainable(f"ruleset version {version} is not stored")
-        try:
-            ruleset = await asyncio.to_thread(load_ruleset_sources, sources)
-        except RulesError as exc:
-            first = exc.problems[0] if exc.problems else exc.message
-            raise Unexplainable(f"ruleset version {version} no longer loads: {first}") from None
-        self._compiled[version] = ruleset
-        while len(self._compiled) > self.size:
-            self._compiled.popitem(last=False)
-        return ruleset
-
-
-VERSIONS = Versions()
+from router.runtime import Runtime
+from router.store import Snapshot
 
 
 async def explanation(rt: Runtime, snapshot: Snapshot) -> dict[str, Any]:
@@ -77,7 +39,7 @@ async def _explain(rt: Runtime, snapshot: Snapshot) -> list[dict[str, Any]]:
     if rt.rules.ready and rt.rules.active.version == version:
         ruleset = rt.rules.active
     else:
-        ruleset = await VERSIONS.get(rt.store, version)
+        ruleset = await rt.versions.get(version)
     try:
         contact = Contact.model_validate(snapshot.contact)
         context = CustomerContext.model_validate(snapshot.context)

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from router.store import Selection
 from router.web.query import bad, parse_int
-from router.web.runtime import RUNTIME
+from router.web.state import RUNTIME
 
 log = structlog.get_logger("omniroute.export")
 

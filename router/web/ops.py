@@ -8,9 +8,10 @@ import asyncio
 from aiohttp import web
 
 from router.errors import StoreUnavailable
+from router.runtime import Runtime
 from router.web.body import json_response
 from router.web.openapi import SPEC
-from router.web.runtime import RUNTIME, Runtime
+from router.web.state import RUNTIME
 
 READY_TIMEOUT = 2.0
 
@@ -42,8 +43,6 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    if not rt.settings.metrics.public:
-        rt.tokens.require(request, "metrics:read")
     body = rt.metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
@@ -54,7 +53,6 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def rules(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    rt.tokens.require(request, "rules:read")
     body = rt.rules.active.describe()
     body["loaded_at"] = rt.rules.loaded_at.isoformat() if rt.rules.loaded_at else None
     body["sources"] = rt.rules.active.sources
@@ -91,11 +89,3 @@ async def _live_instances(rt: Runtime) -> list[dict[str, object]] | None:
         }
         for i in found
     ]
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz, allow_head=False)
-    app.router.add_get("/readyz", readyz, allow_head=False)
-    app.router.add_get("/metrics", metrics, allow_head=False)
-    app.router.add_get("/openapi.json", openapi, allow_head=False)
-    app.router.add_get("/v1/rules", rules, allow_head=False)

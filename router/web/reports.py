@@ -12,11 +12,10 @@ from router.aggregates import estimate_distinct, merge_sketches, percentiles, ra
 from router.models import CHANNELS
 from router.store.rollups import COUNTERS, DIMENSIONS
 from router.store.summary import INTERVALS, Group, SummaryQuery
-from router.web import jobs
 from router.web.body import json_response
-from router.web.contacts import page, selection
+from router.web.history import page, selection
 from router.web.query import bad, check_known, parse_time, parse_uuid, parse_zone
-from router.web.runtime import RUNTIME
+from router.web.state import RUNTIME
 
 SUMMARY_PARAMS = ("since", "until", "interval", "tz", "group_by", *DIMENSIONS)
 TIMELINE_PARAMS = ("channel", "since", "until", "cursor", "order", "limit")
@@ -113,7 +112,6 @@ def _totals(groups: list[Group]) -> dict[str, Any]:
 
 async def report_summary(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    rt.tokens.require(request, "reports:read")
     query = _summary_query(request.query, datetime.now(UTC))
     result = await rt.store.reporting.summarize(query)
     zone = parse_zone("tz", query.tz)
@@ -142,7 +140,6 @@ async def report_summary(request: web.Request) -> web.Response:
 
 async def customer_timeline(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    rt.tokens.require(request, "reports:read")
     customer_id = parse_uuid("id", request.match_info["id"])
     q = request.query
     check_known(q, TIMELINE_PARAMS)
@@ -152,9 +149,3 @@ async def customer_timeline(request: web.Request) -> web.Response:
         # or erased (their contacts moved to the survivor or an anonymous id).
         await rt.recognition.profiles.require_live(customer_id)
     return json_response({"customer_id": str(customer_id), **body})
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_get("/v1/reports/summary", report_summary, allow_head=False)
-    app.router.add_get("/v1/customers/{id}/timeline", customer_timeline, allow_head=False)
-    app.cleanup_ctx.append(jobs.reporting_jobs)
