@@ -62,15 +62,6 @@ STATUS: dict[type[RouterError], int] = {
 }
 
 
-def status_of(exc: RouterError) -> int:
-    """The status of the most specific class of ``exc`` in ``STATUS``."""
-    for cls in type(exc).__mro__:
-        status = STATUS.get(cls)
-        if status is not None:
-            return status
-    return 500
-
-
 class _HttpError(RouterError):
     """One of aiohttp's own answers (no route, method not allowed ...), as an error."""
 
@@ -80,12 +71,24 @@ class _HttpError(RouterError):
         self.code = exc.reason.lower().replace(" ", "_")
 
 
-def error_response(exc: RouterError, status: int | None = None) -> web.Response:
+def status_of(exc: RouterError) -> int:
+    """The status of the most specific class of ``exc`` in ``STATUS`` (or,
+    for one of aiohttp's own answers, its status)."""
+    if isinstance(exc, _HttpError):
+        return exc.status
+    for cls in type(exc).__mro__:
+        status = STATUS.get(cls)
+        if status is not None:
+            return status
+    return 500
+
+
+def error_response(exc: RouterError) -> web.Response:
     headers = {}
     if isinstance(exc, StoreUnavailable | TooManyRequests):
         headers["Retry-After"] = str(exc.retry_after)
     return web.Response(
-        status=status or status_of(exc),
+        status=status_of(exc),
         body=orjson.dumps(exc.as_dict()),
         content_type="application/json",
         headers=headers,
@@ -142,11 +145,11 @@ def error_middleware(metrics: Metrics) -> Middleware:
         except Exception:
             log.exception("unhandled_error", path=request.path, method=request.method)
             error = RouterError("internal error; the failure was logged")
-        status = error.status if isinstance(error, _HttpError) else status_of(error)
+        status = status_of(error)
         metrics.errors.labels(code=error.code, status=str(status)).inc()
         if status >= 500:
             log.warning("request_failed", path=request.path, code=error.code, message=error.message)
-        response = error_response(error, status)
+        response = error_response(error)
         if isinstance(error, RequestTimeout):
             await _answer_and_close(request, response)
         return response
