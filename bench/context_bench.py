@@ -18,11 +18,13 @@ import random
 import time
 import uuid
 from datetime import timedelta
+from functools import partial
 
 import asyncpg
 from common import percentile, scratch_database
 
 from router.models import Contact, Identifier, now_ms
+from router.recognition import resolution
 from router.store import customers
 from router.store.db import SCHEMA
 
@@ -103,13 +105,8 @@ async def measure(
             at = now_ms()
             t0 = time.perf_counter()
             if real:
-                await customers.resolve(
-                    pool,
-                    adapter="bench",
-                    contact=contact,
-                    contact_id=uuid.uuid4(),
-                    at=at + timedelta(0),
-                )
+                lookup = resolution.Lookup("bench", contact, uuid.uuid4(), at + timedelta(0))
+                await resolution.resolve_many(partial(customers.resolve_many, pool), [lookup])
             else:
                 await pool.fetchval("SELECT $1::text", email)
             latencies.append(time.perf_counter() - t0)

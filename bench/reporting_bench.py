@@ -50,8 +50,12 @@ import asyncpg
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from router.settings import DatabaseSettings  # noqa: E402
-from router.store import db, migrations, rollups  # noqa: E402
+from router.store import (  # noqa: E402
+    DatabaseSettings,  # noqa: E402
+    db,
+    migrations,
+    rollups,
+)
 from router.web.query import encode_cursor  # noqa: E402
 
 TOKEN = "bench-reporting-token"

@@ -1,11 +1,15 @@
-"""One exception tree for the whole service, translated to HTTP at one boundary.
+"""One exception tree for the whole service.
 
-Every error carries the HTTP status it maps to, a stable machine-readable
-``code`` and, where it helps the caller, the list of offending ``fields``.
+Every error carries a stable machine-readable ``code`` and, where it helps the
+caller, the list of offending ``fields``. Errors carry no HTTP status: the web
+layer maps each class to one (``router/web/errors.py``), the most specific
+class winning. The store translates the database driver's errors into
+``StoreUnavailable`` and ``UnstorableValue``; nothing above it sees the driver.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from pydantic import ValidationError
@@ -25,7 +29,6 @@ class FieldError:
 class RouterError(Exception):
     """Base of every error omniroute raises on purpose."""
 
-    status = 500
     code = "internal_error"
 
     def __init__(self, message: str, *, fields: list[FieldError] | None = None) -> None:
@@ -47,44 +50,79 @@ class ConfigError(RouterError):
 
 
 class RequestError(RouterError):
-    """The caller sent something we cannot accept (a 4xx)."""
+    """The caller sent something we cannot accept."""
 
-    status = 400
     code = "bad_request"
 
 
 class BadQuery(RequestError):
     """A query parameter is missing, malformed or out of range."""
 
-    status = 400
     code = "bad_query"
+
+
+class InvalidBody(RequestError):
+    """The request body does not match the endpoint's schema."""
+
+    code = "invalid_body"
 
 
 class NotFound(RequestError):
     """The addressed resource does not exist."""
 
-    status = 404
     code = "not_found"
+
+
+class UnknownCustomer(NotFound):
+    """No customer has the given id."""
+
+    def __init__(
+        self, customer_id: uuid.UUID, *, field: str = "id", message: str | None = None
+    ) -> None:
+        super().__init__(
+            message or f"no customer {customer_id}",
+            fields=[FieldError(field, "unknown customer")],
+        )
+        self.customer_id = customer_id
+
+
+class Gone(RequestError):
+    """The addressed resource existed but was merged into another or erased."""
+
+    code = "gone"
+
+
+class CustomerGone(Gone):
+    """The customer was merged into another one or erased."""
+
+    def __init__(self, customer_id: uuid.UUID, *, merged_into: uuid.UUID | None) -> None:
+        if merged_into is not None:
+            message = f"customer {customer_id} was merged into {merged_into}"
+            fields = [FieldError("id", f"merged into {merged_into}")]
+        else:
+            message = f"customer {customer_id} was erased"
+            fields = [FieldError("id", "erased")]
+        super().__init__(message, fields=fields)
+        self.customer_id = customer_id
+        self.merged_into = merged_into
+        self.erased = merged_into is None
 
 
 class Unauthorized(RequestError):
     """No valid API token was presented."""
 
-    status = 401
     code = "unauthorized"
 
 
 class Forbidden(RequestError):
     """The API token lacks the scope the endpoint needs."""
 
-    status = 403
     code = "forbidden"
 
 
 class TooManyRequests(RequestError):
     """Too many failed attempts from the caller's address; retry after a while."""
 
-    status = 429
     code = "too_many_requests"
 
     def __init__(
@@ -97,14 +135,12 @@ class TooManyRequests(RequestError):
 class PayloadTooLarge(RequestError):
     """The request body is over the configured limit."""
 
-    status = 413
     code = "payload_too_large"
 
 
 class RequestTimeout(RequestError):
     """The client did not send its request in time (a slow or stalled client)."""
 
-    status = 408
     code = "request_timeout"
 
 
@@ -123,21 +159,18 @@ class AdapterError(RequestError):
 class SignatureError(AdapterError):
     """The delivery's signature is missing, malformed, expired or wrong."""
 
-    status = 401
     code = "bad_signature"
 
 
 class PayloadError(AdapterError):
     """The delivery's body does not match the adapter's schema."""
 
-    status = 422
     code = "invalid_payload"
 
 
 class UnsupportedMediaType(AdapterError):
     """The delivery's content type is not one the adapter reads."""
 
-    status = 415
     code = "unsupported_media_type"
 
 
@@ -145,7 +178,6 @@ class UnstorableValue(RequestError):
     """The database refuses a value of the request (e.g. a NUL character in a
     text); retrying the same request cannot succeed."""
 
-    status = 422
     code = "unstorable_value"
 
 
@@ -159,11 +191,35 @@ class RulesError(RouterError):
         self.problems = problems
 
 
-class StoreUnavailable(RouterError):
-    """The database cannot be reached; the caller should retry later."""
+class NotRedecidable(RouterError):
+    """A stored contact cannot be decided again (the message says why)."""
 
-    status = 503
+    code = "not_redecidable"
+
+
+class Erased(NotRedecidable):
+    """The record's personal data was erased, in whole or in part."""
+
+    code = "erased"
+
+
+class Unreadable(NotRedecidable):
+    """The record's snapshots no longer read as the current models."""
+
+    code = "unreadable"
+
+
+class Unexplainable(NotRedecidable):
+    """The ruleset version that decided a record is not stored or no longer loads."""
+
+    code = "unexplainable"
+
+
+class StoreUnavailable(RouterError):
+    """The database cannot be reached right now; the caller should retry later."""
+
     code = "store_unavailable"
+    #: seconds after which a retry may succeed
     retry_after = 5
 
 

@@ -4,12 +4,15 @@ with file, line and rule, and counted.
 
 It also counts how often each rule of the active version matched (the rule
 that decided, and ``continue`` rules that added to a decision), from the
-moment that version was loaded in this process."""
+moment that version was loaded in this process.
+
+``Versions`` keeps the last few versions compiled that explain asked for
+(earlier versions, read back from the ``rulesets`` table)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,9 +20,9 @@ from pathlib import Path
 import structlog
 import watchfiles
 
-from router.errors import RulesError
+from router.errors import RulesError, Unexplainable
 from router.metrics import Metrics
-from router.rules import Evaluation, Ruleset, load_ruleset
+from router.rules import Evaluation, Ruleset, load_ruleset, load_ruleset_sources
 
 log = structlog.get_logger("omniroute.rules")
 
@@ -97,3 +100,42 @@ class LiveRules:
             return
         async for _changes in watchfiles.awatch(*watched, stop_event=stop, debounce=300):
             await self.reload(on_load)
+
+
+#: compiled ruleset versions kept in memory
+CACHE_SIZE = 8
+
+
+class Versions:
+    """Compiled ruleset versions by version, the least recently used dropped first.
+
+    A version is a content hash, so a compiled version never goes stale."""
+
+    def __init__(
+        self,
+        sources: Callable[[str], Awaitable[dict[str, str] | None]],
+        size: int = CACHE_SIZE,
+    ) -> None:
+        #: the files of a version, as stored (``Store.rulesets.sources``)
+        self._sources = sources
+        self.size = size
+        self._compiled: OrderedDict[str, Ruleset] = OrderedDict()
+
+    async def get(self, version: str) -> Ruleset:
+        """Ruleset ``version``; ``Unexplainable`` when it is not stored or no longer loads."""
+        found = self._compiled.get(version)
+        if found is not None:
+            self._compiled.move_to_end(version)
+            return found
+        sources = await self._sources(version)
+        if sources is None:
+            raise Unexplainable(f"ruleset version {version} is not stored")
+        try:
+            ruleset = await asyncio.to_thread(load_ruleset_sources, sources)
+        except RulesError as exc:
+            first = exc.problems[0] if exc.problems else exc.message
+            raise Unexplainable(f"ruleset version {version} no longer loads: {first}") from None
+        self._compiled[version] = ruleset
+        while len(self._compiled) > self.size:
+            self._compiled.popitem(last=False)
+        return ruleset

@@ -4,20 +4,16 @@ record -> answer. Pure stages are called from here; I/O is in the store."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 
 import structlog
 
 from adapters.base import Adapter
-from router.context_provider import ContextProvider
 from router.errors import FieldError, SignatureError, UnstorableValue
-from router.identity import Normalizer
 from router.metrics import Metrics
 from router.models import (
     Contact,
-    Decision,
     Nonce,
     Routed,
     WebhookReply,
@@ -26,11 +22,12 @@ from router.models import (
     unstorable_fields,
     uuid7,
 )
+from router.recognition.identity import Normalizer
+from router.recognition.provider import ContextProvider
+from router.recognition.resolution import Lookup, Recognized
 from router.rules import Evaluation, Ruleset
-from router.store import contacts as contact_store
-from router.store import customers as customer_store
+from router.store import EarlierDelivery, NewRecord
 from router.store.batching import Batcher
-from router.store.db import unavailable_as_503
 
 log = structlog.get_logger("omniroute.route")
 
@@ -39,9 +36,11 @@ log = structlog.get_logger("omniroute.route")
 class Pipeline:
     ruleset: Callable[[], Ruleset]
     metrics: Metrics
-    #: the database work of concurrent contacts, batched (unbatched when not started)
-    resolver: Batcher[customer_store.Lookup, customer_store.Earlier | customer_store.Resolved]
-    writer: Batcher[contact_store.NewRecord, contact_store.Earlier | None]
+    #: the database work of concurrent contacts, batched (unbatched when not started):
+    #: resolution to a customer and context (``router.recognition.resolution``) and
+    #: the record's write (``Store.records.insert_many``)
+    resolver: Batcher[Lookup, EarlierDelivery | Recognized]
+    writer: Batcher[NewRecord, EarlierDelivery | None]
     #: claims a replay nonce in the store: True if this delivery holds it
     claim: Callable[[Nonce], Awaitable[bool]]
     normalizer: Normalizer = field(default_factory=Normalizer)
@@ -125,43 +124,40 @@ class Pipeline:
         at = request.received_at
         identifiers = self.normalizer.all(contact.identifiers)
         contact = contact.model_copy(update={"identifiers": identifiers})
-        with unavailable_as_503():
-            contact_id = uuid7(at)
-            lookup = customer_store.Lookup(adapter, contact, contact_id, at)
-            found = await self.resolver.submit(lookup)
-            if isinstance(found, customer_store.Earlier):
-                return self._duplicate(
-                    adapter, contact, found.contact_id, found.customer_id, found.decision
-                )
-            context = found.context
-            if self.provider is not None and not found.anonymous:
-                context = await self.provider.enrich(contact, context)
-            t1 = time.perf_counter()
-            ruleset = self.ruleset()
-            # The record keeps the rules that matched; GET /v1/contacts/{id}?explain=true
-            # re-runs the stored version for the full rule-by-rule explanation.
-            evaluation = ruleset.decide(contact, context, at, explain=False)
-            t2 = time.perf_counter()
-            record = contact_store.NewRecord(
-                contact_id=contact_id,
-                received_at=at,
-                adapter=adapter,
-                contact=contact,
-                customer_id=None if found.anonymous else found.context.customer_id,
-                context=context,
-                decision=evaluation.decision,
-                trace=evaluation.trace,
-                timings={
-                    "parse_ms": round(parse_ms, 3),
-                    "context_ms": round((t1 - t0) * 1000, 3),
-                    "rules_ms": round((t2 - t1) * 1000, 3),
-                    "total_ms": round((t2 - t0) * 1000 + parse_ms, 3),
-                },
-                context_degraded=context.degraded,
-            )
-            earlier = await self.writer.submit(record)
+        contact_id = uuid7(at)
+        lookup = Lookup(adapter, contact, contact_id, at)
+        found = await self.resolver.submit(lookup)
+        if isinstance(found, EarlierDelivery):
+            return self._duplicate(adapter, contact, found)
+        context = found.context
+        if self.provider is not None and not found.anonymous:
+            context = await self.provider.enrich(contact, context)
+        t1 = time.perf_counter()
+        ruleset = self.ruleset()
+        # The record keeps the rules that matched; GET /v1/contacts/{id}?explain=true
+        # re-runs the stored version for the full rule-by-rule explanation.
+        evaluation = ruleset.decide(contact, context, at, explain=False)
+        t2 = time.perf_counter()
+        record = NewRecord(
+            contact_id=contact_id,
+            received_at=at,
+            adapter=adapter,
+            contact=contact,
+            customer_id=None if found.anonymous else found.context.customer_id,
+            context=context,
+            decision=evaluation.decision,
+            trace=evaluation.trace,
+            timings={
+                "parse_ms": round(parse_ms, 3),
+                "context_ms": round((t1 - t0) * 1000, 3),
+                "rules_ms": round((t2 - t1) * 1000, 3),
+                "total_ms": round((t2 - t0) * 1000 + parse_ms, 3),
+            },
+            context_degraded=context.degraded,
+        )
+        earlier = await self.writer.submit(record)
         if earlier is not None:
-            return self._duplicate(adapter, contact, *earlier)
+            return self._duplicate(adapter, contact, earlier)
         total_ms = (time.perf_counter() - t0) * 1000 + parse_ms
         decision = evaluation.decision
         self.metrics.routed(contact.channel, decision.queue, adapter, total_ms / 1000)
@@ -191,8 +187,7 @@ class Pipeline:
 
     async def _claim(self, adapter: str, nonce: Nonce) -> None:
         """Spend the signature's one-time value, or refuse a replay of it (401)."""
-        with unavailable_as_503():
-            held = await self.claim(nonce)
+        held = await self.claim(nonce)
         if not held:
             log.warning("signature_replayed", adapter=adapter, field=nonce.field)
             raise SignatureError(
@@ -200,25 +195,18 @@ class Pipeline:
                 fields=[FieldError(nonce.field, "already used; each is good for one delivery")],
             )
 
-    def _duplicate(
-        self,
-        adapter: str,
-        contact: Contact,
-        contact_id: uuid.UUID,
-        customer_id: uuid.UUID | None,
-        decision: Decision,
-    ) -> Routed:
+    def _duplicate(self, adapter: str, contact: Contact, earlier: EarlierDelivery) -> Routed:
         self.metrics.duplicates.labels(adapter=adapter).inc()
         log.info(
             "contact_duplicate",
             adapter=adapter,
             external_id=contact.external_id,
-            contact_id=str(contact_id),
+            contact_id=str(earlier.contact_id),
         )
         return Routed(
-            contact_id=contact_id,
-            customer_id=customer_id,
+            contact_id=earlier.contact_id,
+            customer_id=earlier.customer_id,
             duplicate=True,
-            decision=decision,
+            decision=earlier.decision,
             external_id=contact.external_id,
         )

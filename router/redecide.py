@@ -23,27 +23,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from router.errors import RouterError
+from router.errors import Erased, NotRedecidable, Unreadable
 from router.models import Contact, CustomerContext
 from router.rules import Evaluation, Ruleset
 
-
-class NotRedecidable(RouterError):
-    """A stored contact cannot be decided again (the message says why)."""
-
-    code = "not_redecidable"
-
-
-class Erased(NotRedecidable):
-    """The record's personal data was erased, in whole or in part."""
-
-    code = "erased"
-
-
-class Unreadable(NotRedecidable):
-    """The record's snapshots no longer read as the current models."""
-
-    code = "unreadable"
+__all__ = ["Erased", "NotRedecidable", "Unreadable", "redecide", "refuse_erased"]
 
 
 def refuse_erased(contact: Mapping[str, Any]) -> None:

@@ -28,9 +28,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from router.errors import ConfigError
+from router.store.config import DatabaseSettings
 
 if TYPE_CHECKING:
-    from router.identity import Normalizer
+    from router.recognition.identity import Normalizer
 
 DEFAULT_CONFIG = Path("config/omniroute.yaml")
 SCOPES = (
@@ -94,17 +95,6 @@ class HttpSettings(_Section):
         return value
 
 
-class DatabaseSettings(_Section):
-    url: str | None = None
-    embedded_dir: Path = Path("data/postgres")
-    pool_min: int = Field(default=2, ge=1)
-    pool_max: int = Field(default=10, ge=1)
-    command_timeout: float = Field(default=5.0, gt=0)
-    connect_timeout: float = Field(default=5.0, gt=0)
-    #: batch the database work of concurrent contacts (group commit)
-    batching: bool = True
-
-
 class RulesSettings(_Section):
     paths: list[Path] = Field(default_factory=lambda: [Path("rules")])
     watch: bool = True
@@ -141,7 +131,7 @@ class IdentitySettings(_Section):
     @field_validator("kinds")
     @classmethod
     def _not_builtin(cls, value: list[CustomKind]) -> list[CustomKind]:
-        from router.identity import BUILTIN_KINDS
+        from router.recognition.identity import BUILTIN_KINDS
 
         for kind in value:
             if kind.name in BUILTIN_KINDS:
@@ -149,7 +139,7 @@ class IdentitySettings(_Section):
         return value
 
     def normalizer(self) -> Normalizer:
-        from router.identity import BUILTIN_KINDS, Normalizer
+        from router.recognition.identity import BUILTIN_KINDS, Normalizer
 
         custom = {k: False for k in BUILTIN_KINDS} | {
             k.name: k.case_insensitive for k in self.kinds

@@ -13,18 +13,16 @@ from datetime import datetime
 import asyncpg
 
 from router.models import uuid7
-from router.settings import DatabaseSettings
-from router.store import db
+from router.store import DatabaseSettings, open_store
 
 
 @contextlib.asynccontextmanager
 async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on the test database, set up as the service's."""
-    p = await db.connect_pool(database_url, DatabaseSettings(url=database_url, pool_min=1))
-    try:
-        yield p
-    finally:
-        await p.close()
+    """The pool of a store on the test database (opened as the service opens
+    its own), for writing rows directly."""
+    settings = DatabaseSettings(url=database_url, pool_min=1)
+    async with open_store(settings, migrate=False) as store:
+        yield store.pool
 
 
 @dataclass

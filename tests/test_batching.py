@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-import pytest
-
 from router.errors import StoreUnavailable
 from router.store.batching import Batcher
 
@@ -42,15 +40,21 @@ async def test_a_bad_item_fails_alone() -> None:
     assert [o for n, o in enumerate(outcomes) if n != 13] == [n for n in range(20) if n != 13]
 
 
-async def test_database_unavailable_fails_the_batch_with_503() -> None:
-    async def flush(items: Sequence[int]) -> list[int]:
-        raise ConnectionRefusedError
+async def test_database_unavailable_fails_the_whole_batch_at_once() -> None:
+    calls: list[int] = []
 
-    batcher: Batcher[int, int] = Batcher("t", flush)
+    async def flush(items: Sequence[int]) -> list[int]:
+        # the store's own methods translate a lost connection into this
+        calls.append(len(items))
+        await asyncio.sleep(0.01)
+        raise StoreUnavailable("database unavailable; retry later")
+
+    batcher: Batcher[int, int] = Batcher("t", flush, max_inflight=1)
     batcher.start()
-    with pytest.raises(StoreUnavailable):
-        await batcher.submit(1)
+    outcomes = await asyncio.gather(*(batcher.submit(i) for i in range(10)), return_exceptions=True)
     await batcher.stop()
+    assert all(isinstance(o, StoreUnavailable) for o in outcomes)
+    assert len(calls) < 10  # not retried item by item
 
 
 async def test_stop_flushes_what_is_queued() -> None:

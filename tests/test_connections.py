@@ -13,8 +13,7 @@ import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from router.settings import DatabaseSettings
-from router.store import db
+from router.store import DatabaseSettings, db
 from router.web import create_app
 from tests.support.api import Api
 from tests.support.settings import make_settings

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from router.breaker import CircuitBreaker
+from router.recognition.breaker import CircuitBreaker
 from router.web import create_app
 from tests.support.api import Api
 from tests.support.examples import example, person, unique

@@ -21,8 +21,8 @@ import pytest
 from bench.faults import free_port
 from router import exposure
 from router.errors import ConfigError
+from router.runtime import build_adapters
 from router.settings import load_settings
-from router.web.app import build_adapters
 from tests.support.settings import ROOT, env_names
 
 DEMO_CONFIG = ROOT / "config" / "omniroute.yaml"

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.identity import Normalizer, normalize, strength
 from router.models import Identifier
+from router.recognition.identity import Normalizer, normalize, strength
 from router.settings import IdentitySettings
 
 US = Normalizer(

@@ -11,7 +11,7 @@ import asyncpg
 import orjson
 
 from router.commands.importer import parse_line
-from router.identity import Normalizer
+from router.recognition.identity import Normalizer
 from tests.support.api import Api
 from tests.support.examples import example, unique
 from tests.support.settings import ROOT

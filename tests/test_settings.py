@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from router.errors import ConfigError
+from router.runtime import build_adapters
 from router.settings import load_settings
-from router.web.app import build_adapters
 from tests.support.settings import ROOT, env_names
 
 CONFIGS = sorted((ROOT / "config").glob("*.y*ml"))

@@ -27,8 +27,7 @@ from structlog.testing import capture_logs
 from adapters.generic import sign
 from router.errors import ConfigError
 from router.models import Nonce
-from router.settings import DatabaseSettings
-from router.store import db, nonces
+from router.store import DatabaseSettings, db, nonces
 from router.web import create_app
 from tests.support import providers
 from tests.support.apps import app_on

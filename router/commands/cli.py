@@ -8,19 +8,22 @@ import re
 import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import structlog
 
 from router import exposure
 from router.commands import importer
-from router.commands.database import with_pool
+from router.commands.database import with_store
 from router.commands.rules import main as rules_main
 from router.commands.workers import supervise
 from router.errors import ConfigError, RouterError
 from router.logs import configure
 from router.settings import Settings, load_settings
 from router.times import parse_time
+
+if TYPE_CHECKING:
+    from router.store import Store
 
 log = structlog.get_logger("omniroute")
 
@@ -62,15 +65,15 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def db_migrate(args: argparse.Namespace) -> int:
-    from router.store import migrations
+    from router.store import migrations, open_store
 
-    async def work(pool: Any) -> list[str]:
-        async with pool.acquire() as con:
-            return await migrations.migrate(con)
+    async def migrate() -> None:
+        async with open_store(settings.database):  # opening it migrates it
+            pass
 
     settings = _settings(args)
     names = [name for _, name, _ in migrations.available()]
-    asyncio.run(with_pool(settings, work))
+    asyncio.run(migrate())
     print(f"schema up to date ({len(names)} migrations, last {names[-1]})")
     return 0
 
@@ -81,12 +84,12 @@ def customers_import(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
 
-    async def work(pool: Any) -> importer.Report:
+    async def work(store: Store) -> importer.Report:
         return await importer.run(
-            pool, path, normalizer=settings.identity.normalizer(), batch=args.batch
+            store, path, normalizer=settings.identity.normalizer(), batch=args.batch
         )
 
-    report = asyncio.run(with_pool(settings, work))
+    report = asyncio.run(with_store(settings, work))
     rate = (report.imported + report.rejected) / report.seconds if report.seconds else 0
     print(
         f"{report.imported} imported, {report.rejected} rejected"
@@ -107,15 +110,11 @@ def parse_age(text: str) -> tuple[int, int]:
 
 
 async def _retention(settings: Settings, months: int, days: int, dry_run: bool) -> str:
-    from router.store import db, retention
+    from router.store import open_store, retention
 
     cutoff = retention.months_before(datetime.now(UTC), months) - timedelta(days=days)
-    async with db.database(settings.database) as url:
-        pool = await db.connect_pool(url, settings.database)
-        try:
-            report = await retention.apply(pool, cutoff, dry_run=dry_run)
-        finally:
-            await pool.close()
+    async with open_store(settings.database, migrate=False) as store:
+        report = await store.reporting.apply_retention(cutoff, dry_run=dry_run)
     if report is None:
         return "retention is being applied by another process; nothing done"
     verb = "would drop" if dry_run else "dropped"
@@ -148,18 +147,14 @@ def db_retention(args: argparse.Namespace) -> int:
 
 
 async def _rollup(settings: Settings, since: datetime | None, until: datetime | None) -> str:
-    from router.store import db, rollups
+    from router.store import open_store
 
-    async with db.database(settings.database) as url:
-        pool = await db.connect_pool(url, settings.database)
-        try:
-            if since is None:
-                done = await rollups.refresh(pool)
-                return f"rolled up {done.hours if done else 0} hour(s)"
-            hours = await rollups.rebuild(pool, since, until or datetime.now(UTC))
-            return f"rebuilt {hours} hour(s)"
-        finally:
-            await pool.close()
+    async with open_store(settings.database, migrate=False) as store:
+        if since is None:
+            done = await store.reporting.refresh_rollups()
+            return f"rolled up {done.hours if done else 0} hour(s)"
+        hours = await store.reporting.rebuild_rollups(since, until or datetime.now(UTC))
+        return f"rebuilt {hours} hour(s)"
 
 
 def _time(text: str) -> datetime:

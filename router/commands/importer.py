@@ -16,16 +16,16 @@ from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import orjson
 from pydantic import ValidationError
 
+from router.bodies import ProfileIn
 from router.errors import field_errors
-from router.identity import Normalizer, normalize_given
 from router.models import unstorable_paths, uuid7
-from router.schemas import ProfileIn
-from router.store import imports
+from router.recognition.identity import Normalizer, normalize_given
+from router.store import Store, imports
 
 BATCH = 20_000
 UNSTORABLE = "contains a NUL character or an unpaired surrogate, which cannot be stored"
@@ -117,15 +117,14 @@ class Progress:
             sys.stderr.write("\n")
 
 
-async def run(pool: Any, path: Path, *, normalizer: Normalizer, batch: int = BATCH) -> Report:
+async def run(store: Store, path: Path, *, normalizer: Normalizer, batch: int = BATCH) -> Report:
     """Import the file, resuming after the lines an earlier run committed.
 
     A worker process parses the next batch while this one writes the current."""
     report = Report()
     started = time.monotonic()
     key = file_key(path)
-    async with pool.acquire() as con:
-        done = await imports.progress(con, key, path.name)
+    done = await store.imports.progress(key, path.name)
     report.skipped = done
     rejected_path = path.with_name(path.name + ".rejected.ndjson")
     progress = Progress(path.stat().st_size)
@@ -136,7 +135,7 @@ async def run(pool: Any, path: Path, *, normalizer: Normalizer, batch: int = BAT
         if parsed.rejected:
             rejected_out.writelines(parsed.rejected)
             rejected_out.flush()
-        await imports.apply_batch(pool, file_key=key, batch=parsed)
+        await store.imports.apply_batch(key, parsed)
         report.imported += len(parsed.lines)
         report.rejected += len(parsed.rejected)
         progress.show(position, report.imported + report.rejected)
@@ -158,7 +157,7 @@ async def run(pool: Any, path: Path, *, normalizer: Normalizer, batch: int = BAT
             if writing is not None and not writing.done():
                 writing.cancel()
         progress.end()
-    await imports.finish(pool, key)
+    await store.imports.finish(key)
     if rejected_path.stat().st_size == 0:
         rejected_path.unlink()
     report.seconds = time.monotonic() - started

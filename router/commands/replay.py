@@ -23,19 +23,18 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-import asyncpg
 import orjson
 from pydantic import ValidationError
 
 from router import logs
-from router.commands.database import with_pool
+from router.commands.database import with_store
 from router.errors import ConfigError, RouterError
 from router.models import Decision
 from router.redecide import Erased, Unreadable, redecide
 from router.rules import Ruleset
 from router.rules.schema import parse_duration
 from router.settings import load_settings
-from router.store.replay import received
+from router.store import Store
 from router.times import parse_time
 
 #: what a record without a rule (decided by the defaults) shows as its rule
@@ -67,7 +66,7 @@ def changed_fields(old: Decision, new: Decision) -> list[str]:
 
 
 async def replay(
-    pool: asyncpg.Pool,
+    store: Store,
     ruleset: Ruleset,
     *,
     since: datetime,
@@ -78,17 +77,17 @@ async def replay(
     changed one goes to ``out`` as a JSON line (contact id, old and new decision)."""
     report = Report()
     begin = time.perf_counter()
-    async for row in received(pool, since=since, until=until):
+    async for row in store.records.snapshots(since=since, until=until):
         report.total += 1
         try:
             new = redecide(
                 ruleset,
-                contact=row["contact"],
-                context=row["context"],
-                received_at=row["received_at"],
+                contact=row.contact,
+                context=row.context,
+                received_at=row.received_at,
                 explain=False,
             ).decision
-            old = Decision.model_validate(row["decision"])
+            old = Decision.model_validate(row.decision)
         except Erased:
             report.erased += 1
             continue
@@ -108,8 +107,8 @@ async def replay(
             report.priorities[(old.priority, new.priority)] += 1
         if out is not None:
             line = {
-                "contact_id": str(row["contact_id"]),
-                "received_at": row["received_at"].isoformat(),
+                "contact_id": str(row.contact_id),
+                "received_at": row.received_at.isoformat(),
                 "old": old.model_dump(mode="json"),
                 "new": new.model_dump(mode="json"),
             }
@@ -200,10 +199,10 @@ def main(
         logs.configure(settings.log)
         with _sink(output) as out:
 
-            async def work(pool: asyncpg.Pool) -> Report:
-                return await replay(pool, ruleset, since=start, until=end, out=out)
+            async def work(store: Store) -> Report:
+                return await replay(store, ruleset, since=start, until=end, out=out)
 
-            report = asyncio.run(with_pool(settings, work))
+            report = asyncio.run(with_store(settings, work))
     except (ConfigError, RouterError) as exc:
         print(f"omniroute: {exc.message}", file=sys.stderr)
         return 2

@@ -3,7 +3,11 @@ the database together (one statement, one transaction, one commit for many
 contacts), while each request still waits for its own result.
 
 No delay is added to form batches: while up to ``max_inflight`` batches are in
-flight, new items queue up, and the next free slot takes all of them."""
+flight, new items queue up, and the next free slot takes all of them.
+
+``flush`` is any async function from items to results: the service passes the
+store's (which raise ``StoreUnavailable`` when the database is away), a test
+can pass a plain function."""
 
 from __future__ import annotations
 
@@ -15,7 +19,6 @@ from typing import Generic, TypeVar
 import structlog
 
 from router.errors import StoreUnavailable
-from router.store.db import UNAVAILABLE
 
 log = structlog.get_logger("omniroute.store")
 
@@ -88,9 +91,10 @@ class Batcher(Generic[Item, Result]):
     async def _flush(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         try:
             results = await self._flush_fn([item for item, _ in batch])
-        except UNAVAILABLE as exc:
-            log.warning("database_unavailable", batcher=self.name, error=type(exc).__name__)
-            _fail(batch, StoreUnavailable("database unavailable; retry later"))
+        except StoreUnavailable as exc:
+            # Retrying the items one by one cannot help: all of them fail now.
+            log.warning("batch_failed", batcher=self.name, items=len(batch), error=exc.message)
+            _fail(batch, exc)
             return
         except Exception as exc:
             if len(batch) == 1:

@@ -1,5 +1,9 @@
-"""Customer recognition in the database: resolve a contact's identifiers to one
-customer and read the context the rules see, in one round trip."""
+"""Customer resolution in the database: a contact's identifiers resolved to one
+customer (created when none matches), and the raw context the rules will see,
+read in the same round trip -- or the earlier delivery of the same contact.
+
+The caller (``router/recognition``) orders the identifiers, strongest first,
+and builds the context from what is returned here."""
 
 from __future__ import annotations
 
@@ -7,110 +11,75 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import asyncpg
 import orjson
 
-from router.context import build_context
-from router.identity import strength
-from router.models import Contact, CustomerContext, Decision, uuid7
+from router.models import Decision, Identifier, uuid7
+from router.store.records import EarlierDelivery
 
 
 @dataclass(frozen=True, slots=True)
-class Earlier:
-    """The record of an earlier delivery with the same (adapter, external id)."""
-
-    contact_id: uuid.UUID
-    customer_id: uuid.UUID | None
-    decision: Decision
-
-
-@dataclass(frozen=True, slots=True)
-class Resolved:
-    """A new contact's customer (``None`` for an anonymous contact) and context."""
-
-    context: CustomerContext
-    anonymous: bool
-
-
-_RESOLVE = "SELECT * FROM resolve_contact($1, $2, $3, $4, $5, $6, $7, $8, $9)"
-_RESOLVE_MANY = "SELECT * FROM resolve_many($1::text::jsonb)"
-
-
-@dataclass(frozen=True, slots=True)
-class Lookup:
-    """One contact to resolve."""
+class ResolveKey:
+    """One contact to resolve: its delivery key, its identifiers (strongest
+    first) and the id and time of its record-to-be."""
 
     adapter: str
-    contact: Contact
+    external_id: str
+    thread_id: str | None
+    identifiers: Sequence[Identifier]
     contact_id: uuid.UUID
     at: datetime
 
 
-def _outcome(lookup: Lookup, row: asyncpg.Record | None) -> Earlier | Resolved:
-    if row is not None and row["dup_contact_id"] is not None:
-        return Earlier(
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """The customer a new contact belongs to, and the context as the resolve
+    function returns it (JSON: profile, counts per channel, last contact,
+    open conversations, journeys)."""
+
+    customer_id: uuid.UUID
+    known: bool
+    context: dict[str, Any]
+
+
+#: An earlier delivery, the new contact's customer, or ``None`` for a contact
+#: without identifiers (anonymous).
+Resolved = EarlierDelivery | Resolution | None
+
+_RESOLVE_MANY = "SELECT * FROM resolve_many($1::text::jsonb)"
+
+
+def _outcome(row: asyncpg.Record | None) -> Resolved:
+    if row is None:
+        return None
+    if row["dup_contact_id"] is not None:
+        return EarlierDelivery(
             contact_id=row["dup_contact_id"],
             customer_id=row["dup_customer_id"],
             decision=Decision.model_validate(row["dup_decision"]),
         )
-    if row is None:  # no identifier: an anonymous contact
-        anonymous = CustomerContext(customer_id=uuid7(lookup.at), known=False)
-        return Resolved(context=anonymous, anonymous=True)
-    context = build_context(
-        row["customer_id"],
-        row["known"],
-        row["context"],
-        channel=lookup.contact.channel,
-        at=lookup.at,
-    )
-    return Resolved(context=context, anonymous=False)
-
-
-async def resolve(
-    con: asyncpg.Connection | asyncpg.Pool,
-    *,
-    adapter: str,
-    contact: Contact,
-    contact_id: uuid.UUID,
-    at: datetime,
-) -> Earlier | Resolved:
-    """The earlier delivery of this contact, or its customer and context."""
-    ordered = sorted(contact.identifiers, key=strength)
-    row = await con.fetchrow(
-        _RESOLVE,
-        adapter,
-        contact.external_id,
-        [i.kind for i in ordered],
-        [i.value for i in ordered],
-        [i.verified for i in ordered],
-        uuid7(at),
-        contact_id,
-        at,
-        contact.thread_id,
-    )
-    return _outcome(Lookup(adapter, contact, contact_id, at), row)
+    return Resolution(row["customer_id"], row["known"], row["context"])
 
 
 async def resolve_many(
-    con: asyncpg.Connection | asyncpg.Pool, lookups: Sequence[Lookup]
-) -> list[Earlier | Resolved]:
-    """``resolve`` for many contacts in one statement and one transaction."""
-    batch = []
-    for x in lookups:
-        ordered = sorted(x.contact.identifiers, key=strength)
-        batch.append(
-            {
-                "a": x.adapter,
-                "e": x.contact.external_id,
-                "k": [i.kind for i in ordered],
-                "v": [i.value for i in ordered],
-                "f": [i.verified for i in ordered],
-                "n": str(uuid7(x.at)),
-                "c": str(x.contact_id),
-                "t": x.at.isoformat(),
-                "h": x.contact.thread_id,
-            }
-        )
+    con: asyncpg.Connection | asyncpg.Pool, keys: Sequence[ResolveKey]
+) -> list[Resolved]:
+    """Resolve many contacts in one statement and one transaction."""
+    batch = [
+        {
+            "a": x.adapter,
+            "e": x.external_id,
+            "k": [i.kind for i in x.identifiers],
+            "v": [i.value for i in x.identifiers],
+            "f": [i.verified for i in x.identifiers],
+            "n": str(uuid7(x.at)),
+            "c": str(x.contact_id),
+            "t": x.at.isoformat(),
+            "h": x.thread_id,
+        }
+        for x in keys
+    ]
     rows = {r["idx"]: r for r in await con.fetch(_RESOLVE_MANY, orjson.dumps(batch).decode())}
-    return [_outcome(x, rows.get(n)) for n, x in enumerate(lookups)]
+    return [_outcome(rows.get(n)) for n in range(len(keys))]

@@ -1,24 +1,28 @@
 """The PostgreSQL connection: an embedded server when no URL is configured, one
-asyncpg pool per process, and the translation of connection failures into
-``StoreUnavailable`` (which the HTTP layer answers with 503 + Retry-After)."""
+asyncpg pool per process, and the translation of the driver's errors into the
+project's (``StoreUnavailable``: the database is away; ``UnstorableValue``: it
+refuses a value). Only the store imports the driver."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import asyncpg
 import orjson
 import structlog
 
-from router.errors import FieldError, StoreUnavailable, UnstorableValue
-from router.settings import DatabaseSettings
+from router.errors import FieldError, RouterError, StoreUnavailable, UnstorableValue
+from router.store.config import DatabaseSettings
 
 log = structlog.get_logger("omniroute.store")
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 SCHEMA = "omniroute"
 
@@ -39,20 +43,18 @@ UNAVAILABLE: tuple[type[BaseException], ...] = (
 )
 
 
-@contextlib.contextmanager
-def unavailable_as_503() -> Any:
-    """Turn connection-level failures into ``StoreUnavailable`` (503: retry
-    later), and values the database refuses (SQLSTATE class 22, e.g. a NUL
-    character in a text) into ``UnstorableValue`` (422: retrying cannot help).
-    The driver's own words go to the log, never into the answer."""
-    try:
-        yield
-    except UNAVAILABLE as exc:
+def translate_errors(exc: BaseException) -> RouterError | None:
+    """The project's error for a driver error, or ``None`` when it is not one
+    the store translates: connection-level failures become ``StoreUnavailable``
+    (retry later), values the database refuses (SQLSTATE class 22, e.g. a NUL
+    character in a text) ``UnstorableValue`` (retrying cannot help). The
+    driver's own words go to the log, never into the error."""
+    if isinstance(exc, UNAVAILABLE):
         log.warning("database_unavailable", error=type(exc).__name__)
-        raise StoreUnavailable("database unavailable; retry later") from exc
-    except asyncpg.exceptions.DataError as exc:
+        return StoreUnavailable("database unavailable; retry later")
+    if isinstance(exc, asyncpg.exceptions.DataError):
         log.warning("value_refused", sqlstate=exc.sqlstate, error=str(exc))
-        raise UnstorableValue(
+        return UnstorableValue(
             "a value of the request cannot be stored",
             fields=[
                 FieldError(
@@ -61,7 +63,42 @@ def unavailable_as_503() -> Any:
                     "in a text); the same request will be refused again",
                 )
             ],
-        ) from exc
+        )
+    return None
+
+
+def translated(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """``method`` raising the project's errors instead of the driver's (see
+    ``translate_errors``); every query method of the ``Store`` is wrapped so."""
+
+    @functools.wraps(method)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> T:
+        try:
+            return await method(*args, **kwargs)
+        except (*UNAVAILABLE, asyncpg.exceptions.DataError) as exc:
+            error = translate_errors(exc)
+            assert error is not None
+            raise error from exc
+
+    return call
+
+
+def translated_iterator(
+    method: Callable[P, AsyncIterator[T]],
+) -> Callable[P, AsyncIterator[T]]:
+    """``translated`` for a method that yields rows as they are read."""
+
+    @functools.wraps(method)
+    async def call(*args: P.args, **kwargs: P.kwargs) -> AsyncIterator[T]:
+        try:
+            async for item in method(*args, **kwargs):
+                yield item
+        except (*UNAVAILABLE, asyncpg.exceptions.DataError) as exc:
+            error = translate_errors(exc)
+            assert error is not None
+            raise error from exc
+
+    return call
 
 
 class EmbeddedPostgres:

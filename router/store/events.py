@@ -4,12 +4,25 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
 from router.models import uuid7_time
+
+
+@dataclass(frozen=True, slots=True)
+class EventOutcome:
+    """Whether an event was new, and the contact's outcome after it."""
+
+    recorded: bool
+    duplicate: bool
+    outcome: str | None
+    agent: str | None
+    sla_met: bool | None
+
 
 EVENT_TYPES = ("assigned", "answered", "transferred", "abandoned", "resolved", "closed")
 
@@ -66,7 +79,7 @@ async def record(
     at: datetime,
     agent: str | None,
     data: dict[str, Any],
-) -> dict[str, Any] | None:
+) -> EventOutcome | None:
     """Record one event; ``None`` if the contact does not exist. The result says
     whether the event was new and the contact's outcome after it."""
     received_at = uuid7_time(contact_id)
@@ -80,10 +93,10 @@ async def record(
             return None
         row = await con.fetchrow(_RECORD, contact_id, received_at, event_id, type_, at, agent, data)
         state = await con.fetchrow(_SLA, contact_id, received_at)
-    return {
-        "recorded": row is not None,
-        "duplicate": row is None,
-        "outcome": state["outcome"],
-        "agent": state["agent"],
-        "sla_met": state["sla_met"],
-    }
+    return EventOutcome(
+        recorded=row is not None,
+        duplicate=row is None,
+        outcome=state["outcome"],
+        agent=state["agent"],
+        sla_met=state["sla_met"],
+    )

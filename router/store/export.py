@@ -21,7 +21,7 @@ from typing import Any, Literal
 
 import asyncpg
 
-from router.store.contacts import Selection
+from router.store.records import Selection
 
 VIEW = "reporting.routed_contacts_v1"
 

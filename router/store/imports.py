@@ -29,7 +29,7 @@ def _json(value: Any) -> str | None:
     return None if value is None else orjson.dumps(value).decode()
 
 
-async def progress(con: asyncpg.Connection, file_key: str, file_name: str) -> int:
+async def progress(con: asyncpg.Connection | asyncpg.Pool, file_key: str, file_name: str) -> int:
     """Lines of this file already imported (0 for a new file)."""
     done = await con.fetchval(
         """INSERT INTO import_runs (file_key, file_name) VALUES ($1, $2)
@@ -134,10 +134,8 @@ async def apply_batch(pool: asyncpg.Pool, *, file_key: str, batch: Batch) -> Non
         )
 
 
-async def finish(pool: asyncpg.Pool, file_key: str) -> asyncpg.Record:
-    row: asyncpg.Record = await pool.fetchrow(
-        """UPDATE import_runs SET finished_at = coalesce(finished_at, now())
-            WHERE file_key = $1 RETURNING imported, rejected, lines_done""",
+async def finish(pool: asyncpg.Pool, file_key: str) -> None:
+    await pool.execute(
+        "UPDATE import_runs SET finished_at = coalesce(finished_at, now()) WHERE file_key = $1",
         file_key,
     )
-    return row

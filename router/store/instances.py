@@ -10,7 +10,6 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import asyncpg
 
@@ -31,6 +30,20 @@ class Instance:
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class LiveInstance:
+    """An instance with a recent heartbeat, and the ruleset it serves."""
+
+    instance_id: uuid.UUID
+    host: str
+    port: int
+    pid: int
+    ruleset: str
+    rules_errors: list[str]
+    started_at: datetime
+    heartbeat_at: datetime
 
 
 _BEAT = """
@@ -63,7 +76,7 @@ async def beat(
         )
 
 
-async def live(pool: asyncpg.Pool, *, within: float = LIVE_SECONDS) -> list[dict[str, Any]]:
+async def live(pool: asyncpg.Pool, *, within: float = LIVE_SECONDS) -> list[LiveInstance]:
     """The instances that beat within the last ``within`` seconds, oldest first."""
     rows = await pool.fetch(
         """SELECT instance_id, host, port, pid, ruleset, rules_errors, started_at, heartbeat_at
@@ -72,19 +85,7 @@ async def live(pool: asyncpg.Pool, *, within: float = LIVE_SECONDS) -> list[dict
             ORDER BY started_at, instance_id""",
         within,
     )
-    return [
-        {
-            "instance_id": str(r["instance_id"]),
-            "host": r["host"],
-            "port": r["port"],
-            "pid": r["pid"],
-            "ruleset": r["ruleset"],
-            "rules_errors": r["rules_errors"],
-            "started_at": r["started_at"].isoformat(),
-            "heartbeat_at": r["heartbeat_at"].isoformat(),
-        }
-        for r in rows
-    ]
+    return [LiveInstance(*r) for r in rows]
 
 
 async def leave(pool: asyncpg.Pool, me: Instance) -> None:

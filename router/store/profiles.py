@@ -1,29 +1,100 @@
 """Customer profiles from the CRM, identity conflicts, merges, erasure and
-journeys: every write audited, every multi-row change in one transaction."""
+journeys: every write audited, every multi-row change in one transaction.
+
+A customer that does not exist raises ``UnknownCustomer``; one merged into
+another or erased, ``CustomerGone``."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 import orjson
 
+from router.errors import CustomerGone, UnknownCustomer
 from router.models import Identifier, uuid7
 from router.redaction import Person, needles, pattern, redact, redact_record
 
 PROFILE_FIELDS = ("name", "tier", "language", "segment", "attributes")
 
 
-class CustomerGone(Exception):
-    """The customer was merged into another or erased."""
+@dataclass(frozen=True, slots=True)
+class IdentityRow:
+    """An identifier linked to a customer."""
 
-    def __init__(self, merged_into: uuid.UUID | None, erased: bool) -> None:
-        super().__init__("customer merged or erased")
-        self.merged_into = merged_into
-        self.erased = erased
+    kind: str
+    value: str
+    verified: bool
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class JourneyRow:
+    """A customer's journey (an ongoing process the CRM tracks)."""
+
+    ref: str
+    type: str
+    step: str | None
+    status: str
+    data: dict[str, Any]
+    opened_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """A live customer: the profile, its identities and latest journeys."""
+
+    customer_id: uuid.UUID
+    created_at: datetime
+    updated_at: datetime
+    origin: str
+    name: str | None
+    tier: str | None
+    language: str | None
+    segment: str | None
+    attributes: dict[str, Any]
+    identities: list[IdentityRow]
+    journeys: list[JourneyRow]
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """An identity given for a customer that another customer holds."""
+
+    kind: str
+    value: str
+    customer_id: uuid.UUID
+
+
+@dataclass(frozen=True, slots=True)
+class Upserted:
+    customer_id: uuid.UUID
+    created: bool
+    #: the identities left with the customers that held them (recorded as conflicts)
+    conflicts: list[Claimed]
+
+
+@dataclass(frozen=True, slots=True)
+class Conflict:
+    """Two customers that claim the same identifier, until merged or dismissed."""
+
+    conflict_id: int
+    created_at: datetime
+    contact_id: uuid.UUID | None
+    adapter: str | None
+    external_id: str | None
+    customer_id: uuid.UUID
+    other_customer_id: uuid.UUID
+    kind: str
+    value: str
+    status: str
+    resolved_at: datetime | None
 
 
 async def _audit(
@@ -48,13 +119,13 @@ async def _live(con: asyncpg.Connection, customer_id: uuid.UUID, *, lock: bool =
     if row is None:
         return False
     if row["merged_into"] is not None or row["erased_at"] is not None:
-        raise CustomerGone(row["merged_into"], row["erased_at"] is not None)
+        raise CustomerGone(customer_id, merged_into=row["merged_into"])
     return True
 
 
 async def _attach(
     con: asyncpg.Connection, customer_id: uuid.UUID, identities: Sequence[Identifier]
-) -> list[dict[str, Any]]:
+) -> list[Claimed]:
     """Link identities to the customer; those of other customers become conflicts."""
     conflicts = []
     for ident in identities:
@@ -79,7 +150,7 @@ async def _attach(
                 ident.kind,
                 ident.value,
             )
-            conflicts.append({"kind": ident.kind, "value": ident.value, "customer_id": str(owner)})
+            conflicts.append(Claimed(ident.kind, ident.value, owner))
     return conflicts
 
 
@@ -100,10 +171,10 @@ async def upsert(
     identities: Sequence[Identifier],
     profile: dict[str, Any],
     customer_id: uuid.UUID | None = None,
-) -> tuple[uuid.UUID, bool, list[dict[str, Any]]]:
+) -> Upserted:
     """Create or update a profile; ``identities`` strongest first. Without
     ``customer_id`` the customer is the owner of the strongest known identity,
-    or a new one. Returns (customer id, created, conflicts)."""
+    or a new one."""
     async with pool.acquire() as con, con.transaction():
         # The same per-identifier locks as routing: no race with first contacts.
         await con.execute(
@@ -130,7 +201,7 @@ async def upsert(
             )
             created = True
         elif not await _live(con, customer_id, lock=True):
-            raise LookupError(customer_id)
+            raise UnknownCustomer(customer_id)
         sets, args = _profile_sql(profile, 2)
         await con.execute(
             f"UPDATE customers SET {sets}, origin = 'crm' WHERE customer_id = $1",
@@ -145,7 +216,7 @@ async def upsert(
             customer_id,
             {"fields": sorted(profile), "identities": len(identities), "conflicts": len(conflicts)},
         )
-        return customer_id, created, conflicts
+        return Upserted(customer_id, created, conflicts)
 
 
 async def live(pool: asyncpg.Pool, customer_id: uuid.UUID) -> bool:
@@ -155,10 +226,10 @@ async def live(pool: asyncpg.Pool, customer_id: uuid.UUID) -> bool:
         return await _live(con, customer_id)
 
 
-async def fetch(pool: asyncpg.Pool, customer_id: uuid.UUID) -> dict[str, Any] | None:
+async def fetch(pool: asyncpg.Pool, customer_id: uuid.UUID) -> Profile:
     async with pool.acquire() as con:
         if not await _live(con, customer_id):
-            return None
+            raise UnknownCustomer(customer_id)
         row = await con.fetchrow(
             """SELECT customer_id, created_at, updated_at, origin, name, tier, language,
                       segment, attributes
@@ -175,17 +246,19 @@ async def fetch(pool: asyncpg.Pool, customer_id: uuid.UUID) -> dict[str, Any] | 
                  FROM journeys WHERE customer_id = $1 ORDER BY updated_at DESC LIMIT 100""",
             customer_id,
         )
-    out = dict(row)
-    out["identities"] = [dict(r) for r in identities]
-    out["journeys"] = [dict(r) for r in journeys]
-    return out
+    return Profile(
+        **dict(row),
+        identities=[IdentityRow(*r) for r in identities],
+        journeys=[JourneyRow(*r) for r in journeys],
+    )
 
 
 async def conflicts(
     pool: asyncpg.Pool, *, status: str, after: int | None, limit: int
-) -> list[asyncpg.Record]:
-    return list(
-        await pool.fetch(
+) -> list[Conflict]:
+    return [
+        Conflict(*row)
+        for row in await pool.fetch(
             """SELECT conflict_id, created_at, contact_id, adapter, external_id, customer_id,
                       other_customer_id, kind, value, status, resolved_at
                  FROM identity_conflicts
@@ -195,7 +268,7 @@ async def conflicts(
             after,
             limit,
         )
-    )
+    ]
 
 
 async def merge(
@@ -205,7 +278,7 @@ async def merge(
     async with pool.acquire() as con, con.transaction():
         for cid in sorted((into, source)):  # a fixed lock order: no deadlock
             if not await _live(con, cid, lock=True):
-                raise LookupError(cid)
+                raise UnknownCustomer(cid)
         moved = {
             "identities": await _count(
                 con, "UPDATE identities SET customer_id = $1 WHERE customer_id = $2", into, source
@@ -349,7 +422,7 @@ async def erase(pool: asyncpg.Pool, *, actor: str, customer_id: uuid.UUID) -> di
     is theirs and lose what is the person's (``router/redaction.py``)."""
     async with pool.acquire() as con, con.transaction():
         if not await _live(con, customer_id, lock=True):
-            raise LookupError(customer_id)
+            raise UnknownCustomer(customer_id)
         person = await _person(con, customer_id)
         # The per-identifier locks routing takes: resolutions of these
         # identifiers in progress finish first; later ones no longer find them.
@@ -417,10 +490,10 @@ async def put_journey(
     status: str,
     data: dict[str, Any],
     at: datetime,
-) -> dict[str, Any]:
+) -> JourneyRow:
     async with pool.acquire() as con, con.transaction():
         if not await _live(con, customer_id, lock=True):
-            raise LookupError(customer_id)
+            raise UnknownCustomer(customer_id)
         row = await con.fetchrow(
             """INSERT INTO journeys (customer_id, ref, type, step, status, data, opened_at,
                                     updated_at, closed_at)
@@ -443,7 +516,7 @@ async def put_journey(
         await _audit(
             con, actor, "journey", customer_id, {"ref": ref, "status": status, "step": step}
         )
-        return dict(row)
+        return JourneyRow(*row)
 
 
 async def _count(con: asyncpg.Connection, sql: str, *args: Any) -> int:

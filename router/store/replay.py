@@ -8,6 +8,8 @@ from datetime import datetime
 
 import asyncpg
 
+from router.store.records import Snapshot
+
 #: rows fetched per round trip
 BATCH = 1000
 
@@ -21,11 +23,11 @@ SELECT contact_id, received_at, contact, context, decision
 
 async def received(
     pool: asyncpg.Pool, *, since: datetime, until: datetime, batch: int = BATCH
-) -> AsyncIterator[asyncpg.Record]:
-    """The records received in ``[since, until)``, oldest first."""
+) -> AsyncIterator[Snapshot]:
+    """The snapshots of the records received in ``[since, until)``, oldest first."""
     async with (
         pool.acquire() as con,
         con.transaction(isolation="repeatable_read", readonly=True),
     ):
         async for row in con.cursor(_RECEIVED, since, until, prefetch=batch):
-            yield row
+            yield Snapshot(*row)

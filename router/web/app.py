@@ -1,98 +1,32 @@
-"""The app factory: resources opened and closed in ``cleanup_ctx``, handlers
-registered, one error middleware."""
+"""The app factory: the runtime opened and closed in one ``cleanup_ctx``, the
+routes registered from one table, one error middleware."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import secrets
-from collections.abc import AsyncIterator, Awaitable, Callable
-from functools import partial
+from collections.abc import AsyncIterator
 
-import structlog
 from aiohttp import web
 
-import adapters
-from adapters.base import Adapter, AdapterSpec
-from router.context_provider import ContextProvider
-from router.errors import ConfigError, RulesError
-from router.live_rules import LiveRules
 from router.metrics import Metrics
-from router.pipeline import Pipeline
-from router.rules import Ruleset
+from router.runtime import build_adapters, open_runtime
 from router.settings import Settings
-from router.store import db, instances, migrations, nonces
-from router.store.batching import Batcher
-from router.store.contacts import Earlier as EarlierRecord
-from router.store.contacts import NewRecord, insert_many
-from router.store.customers import Earlier, Lookup, Resolved, resolve_many
-from router.store.rulesets import save_ruleset
-from router.web import contacts, customers, events, ops, reports, webhooks
 from router.web.auth import Tokens
 from router.web.errors import error_middleware
 from router.web.limits import ClientAddresses, FailureLimiter
-from router.web.runtime import RUNTIME, Runtime
+from router.web.routes import register, routes
 from router.web.server import CONNECTIONS, Connections, reading, server_header
-
-log = structlog.get_logger("omniroute.app")
-
-#: How often partitions ahead are checked (they are created months ahead).
-PARTITION_CHECK_SECONDS = 6 * 3600
-#: A heartbeat that takes longer is abandoned (the next one will try again).
-HEARTBEAT_TIMEOUT = 3.0
-#: Adapter secrets shorter than this are logged as weak at start-up (not refused:
-#: some providers let people choose short ones, and refusing would break configs).
-SHORT_SECRET = 16
-
-
-def build_adapters(settings: Settings) -> dict[str, Adapter]:
-    """Every configured adapter; ``AdapterSpec`` drops empty secrets and refuses
-    an adapter left without one (``ConfigError``)."""
-    out = {}
-    for a in settings.adapters:
-        spec = AdapterSpec(
-            name=a.name,
-            kind=a.kind,
-            secrets=tuple(a.secrets),
-            options=a.options,
-            sources=a.secret_sources,
-        )
-        if spec.dropped:
-            log.info("adapter_secret_empty", adapter=a.name, ignored=list(spec.dropped))
-        pairs = zip(spec.sources, spec.secrets, strict=True)
-        weak = [src for src, secret in pairs if len(secret) < SHORT_SECRET]
-        if weak:
-            log.warning(
-                "adapter_secret_short",
-                adapter=a.name,
-                secrets=weak,
-                hint=f"shorter than {SHORT_SECRET} characters: easy to guess; use 32 or more",
-            )
-        out[a.name] = adapters.build(spec)
-    return out
-
-
-def unknown_adapter() -> Adapter:
-    """What adapter names that are not configured answer as: a generic adapter
-    whose secret (random, never shown) nobody has."""
-    spec = AdapterSpec(name="unknown", kind="chat", secrets=(secrets.token_hex(32),))
-    return adapters.build(spec)
+from router.web.state import RUNTIME
 
 
 def create_app(settings: Settings) -> web.Application:
+    """The app; a configuration error in an adapter (``ConfigError``) stops it
+    here, before anything starts."""
     metrics = Metrics()
-    runtime = Runtime(
-        settings=settings,
-        metrics=metrics,
-        rules=LiveRules(settings.rules.paths, metrics),
-        tokens=Tokens(
-            settings.api.tokens,
-            limiter=FailureLimiter(settings.api.failed_auth_limit, settings.api.failed_auth_window),
-            clients=ClientAddresses(settings.http.trusted_proxies),
-        ),
-        adapters=build_adapters(settings),
-        unknown_adapter=unknown_adapter(),
-        instance=instances.Instance(port=settings.http.port),
+    adapters = build_adapters(settings)
+    tokens = Tokens(
+        settings.api.tokens,
+        limiter=FailureLimiter(settings.api.failed_auth_limit, settings.api.failed_auth_window),
+        clients=ClientAddresses(settings.http.trusted_proxies),
     )
     connections = Connections(settings.http.header_timeout, metrics)
     app = web.Application(
@@ -100,126 +34,14 @@ def create_app(settings: Settings) -> web.Application:
         client_max_size=settings.http.max_body_bytes,
         handler_args={"keepalive_timeout": settings.http.keepalive_timeout},
     )
-    app[RUNTIME] = runtime
     app[CONNECTIONS] = connections
     app.on_response_prepare.append(server_header)
-    app.cleanup_ctx.append(_database)
-    app.cleanup_ctx.append(_background)
-    webhooks.setup(app)
-    contacts.setup(app)
-    customers.setup(app)
-    events.setup(app)
-    reports.setup(app)
-    ops.setup(app)
+
+    async def runtime(app: web.Application) -> AsyncIterator[None]:
+        async with open_runtime(settings, metrics=metrics, adapters=adapters) as rt:
+            app[RUNTIME] = rt
+            yield
+
+    app.cleanup_ctx.append(runtime)
+    register(app, routes(settings), tokens)
     return app
-
-
-async def _database(app: web.Application) -> AsyncIterator[None]:
-    rt = app[RUNTIME]
-    try:
-        ruleset = rt.rules.load()
-    except RulesError as exc:
-        raise ConfigError("the rules do not load:\n  " + "\n  ".join(exc.problems)) from None
-    async with db.database(rt.settings.database) as url:
-        pool = await db.connect_pool(url, rt.settings.database)
-        try:
-            async with pool.acquire() as con:
-                await migrations.migrate(con)
-                await con.fetchval("SELECT ensure_partitions(now() - interval '1 month', 4)")
-            await save_ruleset(pool, ruleset.version, ruleset.sources)
-            provider = None
-            if rt.settings.context_provider is not None:
-                provider = ContextProvider(rt.settings.context_provider, rt.metrics)
-                await provider.start()
-            inflight = max(1, rt.settings.database.pool_max // 2)
-            resolver: Batcher[Lookup, Earlier | Resolved] = Batcher(
-                "resolve", partial(resolve_many, pool), max_inflight=inflight
-            )
-            writer: Batcher[NewRecord, EarlierRecord | None] = Batcher(
-                "record", partial(insert_many, pool), max_inflight=inflight
-            )
-            if rt.settings.database.batching:
-                resolver.start()
-                writer.start()
-            rt.pool_ = pool
-            rt.pipeline_ = Pipeline(
-                ruleset=lambda: rt.rules.active,
-                metrics=rt.metrics,
-                normalizer=rt.settings.identity.normalizer(),
-                provider=provider,
-                resolver=resolver,
-                writer=writer,
-                claim=partial(nonces.claim, pool),
-                on_routed=rt.rules.count,
-            )
-            try:
-                yield
-            finally:
-                await resolver.stop()
-                await writer.stop()
-                if provider is not None:
-                    await provider.close()
-        finally:
-            await pool.close()
-
-
-async def _background(app: web.Application) -> AsyncIterator[None]:
-    rt = app[RUNTIME]
-    stop = asyncio.Event()
-
-    async def on_load(ruleset: Ruleset) -> None:
-        with contextlib.suppress(*db.UNAVAILABLE):
-            await save_ruleset(rt.pool, ruleset.version, ruleset.sources)
-        await _heartbeat(rt)
-
-    if rt.settings.rules.watch:
-        rt.tasks.append(asyncio.create_task(rt.rules.watch(on_load, stop)))
-    rt.tasks.append(asyncio.create_task(_every(PARTITION_CHECK_SECONDS, stop, _partitions, rt)))
-    await _heartbeat(rt)
-    rt.tasks.append(asyncio.create_task(_every(instances.HEARTBEAT_SECONDS, stop, _heartbeat, rt)))
-    yield
-    stop.set()
-    for task in rt.tasks:
-        task.cancel()
-    await asyncio.gather(*rt.tasks, return_exceptions=True)
-    with contextlib.suppress(*db.UNAVAILABLE):
-        await asyncio.wait_for(instances.leave(rt.pool, rt.instance), HEARTBEAT_TIMEOUT)
-
-
-async def _every(
-    seconds: float, stop: asyncio.Event, work: Callable[[Runtime], Awaitable[None]], rt: Runtime
-) -> None:
-    """Run ``work(rt)`` every ``seconds`` until ``stop`` is set."""
-    while not stop.is_set():
-        with contextlib.suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(stop.wait(), seconds)
-            return
-        try:
-            await work(rt)
-        except Exception:  # a background task must outlive any one failure
-            log.exception("background_task_failed", task=work.__name__)
-
-
-async def _partitions(rt: Runtime) -> None:
-    """Keep monthly partitions created ahead of time."""
-    try:
-        await rt.pool.fetchval("SELECT ensure_partitions(now(), 4)")
-    except db.UNAVAILABLE as exc:
-        log.warning("partition_check_failed", error=str(exc))
-
-
-async def _heartbeat(rt: Runtime) -> None:
-    """Tell the other instances which ruleset this one serves; a database
-    outage only delays it."""
-    try:
-        await asyncio.wait_for(
-            instances.beat(
-                rt.pool,
-                rt.instance,
-                ruleset=rt.rules.active.version,
-                rules_errors=rt.rules.last_error,
-            ),
-            HEARTBEAT_TIMEOUT,
-        )
-    except db.UNAVAILABLE as exc:
-        log.warning("heartbeat_failed", error=str(exc) or type(exc).__name__)

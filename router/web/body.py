@@ -9,16 +9,9 @@ import orjson
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from router.errors import FieldError, RequestError, field_errors
+from router.errors import FieldError, InvalidBody, field_errors
 
 M = TypeVar("M", bound=BaseModel)
-
-
-class InvalidBody(RequestError):
-    """The request body does not match the endpoint's schema."""
-
-    status = 422
-    code = "invalid_body"
 
 
 async def read_json(request: web.Request, model: type[M]) -> M:

@@ -1,5 +1,7 @@
-"""One middleware maps every error to a JSON answer: ``RouterError`` subclasses
-to their status with the offending fields, anything else to a logged 500."""
+"""One middleware maps every error to a JSON answer: a ``RouterError`` to the
+status of its class in ``STATUS`` (the most specific class listed wins) with
+the offending fields, anything else to a logged 500. Domain errors carry no
+HTTP status; this table is the one place that gives them one."""
 
 from __future__ import annotations
 
@@ -12,17 +14,73 @@ from aiohttp import web
 from aiohttp.typedefs import Middleware
 
 from router.errors import (
+    AdapterError,
+    BadQuery,
     ClientDisconnected,
     FieldError,
+    Forbidden,
+    Gone,
+    InvalidBody,
+    NotFound,
+    PayloadError,
     PayloadTooLarge,
+    RequestError,
     RequestTimeout,
     RouterError,
+    SignatureError,
     StoreUnavailable,
     TooManyRequests,
+    Unauthorized,
+    UnstorableValue,
+    UnsupportedMediaType,
 )
 from router.metrics import Metrics
 
 log = structlog.get_logger("omniroute.http")
+
+#: The HTTP status of each error class; a class not listed takes its nearest
+#: listed base's (``RouterError``, and so any error not meant for the caller: 500).
+STATUS: dict[type[RouterError], int] = {
+    RouterError: 500,
+    RequestError: 400,
+    BadQuery: 400,
+    ClientDisconnected: 400,
+    AdapterError: 400,
+    Unauthorized: 401,
+    SignatureError: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    RequestTimeout: 408,
+    Gone: 410,
+    PayloadTooLarge: 413,
+    UnsupportedMediaType: 415,
+    InvalidBody: 422,
+    PayloadError: 422,
+    UnstorableValue: 422,
+    TooManyRequests: 429,
+    StoreUnavailable: 503,
+}
+
+
+class _HttpError(RouterError):
+    """One of aiohttp's own answers (no route, method not allowed ...), as an error."""
+
+    def __init__(self, exc: web.HTTPException) -> None:
+        super().__init__(exc.reason)
+        self.status = exc.status
+        self.code = exc.reason.lower().replace(" ", "_")
+
+
+def status_of(exc: RouterError) -> int:
+    """The status of the most specific class of ``exc`` in ``STATUS`` (or,
+    for one of aiohttp's own answers, its status)."""
+    if isinstance(exc, _HttpError):
+        return exc.status
+    for cls in type(exc).__mro__:
+        status = STATUS.get(cls)
+        if status is not None:
+            return status
+    return 500
 
 
 def error_response(exc: RouterError) -> web.Response:
@@ -30,7 +88,7 @@ def error_response(exc: RouterError) -> web.Response:
     if isinstance(exc, StoreUnavailable | TooManyRequests):
         headers["Retry-After"] = str(exc.retry_after)
     return web.Response(
-        status=exc.status,
+        status=status_of(exc),
         body=orjson.dumps(exc.as_dict()),
         content_type="application/json",
         headers=headers,
@@ -43,10 +101,7 @@ def _from_http(exc: web.HTTPException) -> RouterError:
             "request body too large",
             fields=[FieldError("body", exc.text or "over the configured limit")],
         )
-    err = RouterError(exc.reason)
-    err.status = exc.status
-    err.code = exc.reason.lower().replace(" ", "_")
-    return err
+    return _HttpError(exc)
 
 
 async def _answer_and_close(request: web.Request, response: web.Response) -> None:
@@ -90,8 +145,9 @@ def error_middleware(metrics: Metrics) -> Middleware:
         except Exception:
             log.exception("unhandled_error", path=request.path, method=request.method)
             error = RouterError("internal error; the failure was logged")
-        metrics.errors.labels(code=error.code, status=str(error.status)).inc()
-        if error.status >= 500:
+        status = status_of(error)
+        metrics.errors.labels(code=error.code, status=str(status)).inc()
+        if status >= 500:
             log.warning("request_failed", path=request.path, code=error.code, message=error.message)
         response = error_response(error)
         if isinstance(error, RequestTimeout):

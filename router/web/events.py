@@ -6,40 +6,40 @@ from datetime import UTC
 
 from aiohttp import web
 
+from router.bodies import EventIn
 from router.errors import FieldError, NotFound
 from router.models import now_ms
-from router.schemas import EventIn
-from router.store import events
-from router.store.db import unavailable_as_503
 from router.web.body import json_response, read_json
 from router.web.query import parse_contact_id
-from router.web.runtime import RUNTIME
+from router.web.state import RUNTIME
 
 
 async def post_event(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    rt.tokens.require(request, "events:write")
     contact_id = parse_contact_id("id", request.match_info["id"])
     body = await read_json(request, EventIn)
     at = body.at or now_ms()
     if at.tzinfo is None:
         at = at.replace(tzinfo=UTC)
     event_id = body.event_id or f"{body.type}:{at.isoformat()}"
-    with unavailable_as_503():
-        result = await events.record(
-            rt.pool,
-            contact_id,
-            event_id=event_id,
-            type_=body.type,
-            at=at,
-            agent=body.agent,
-            data=body.data,
-        )
+    result = await rt.store.events.record(
+        contact_id,
+        event_id=event_id,
+        type_=body.type,
+        at=at,
+        agent=body.agent,
+        data=body.data,
+    )
     if result is None:
         raise NotFound(f"no contact {contact_id}", fields=[FieldError("id", "unknown contact")])
-    status = 201 if result["recorded"] else 200
-    return json_response({"event_id": event_id, **result}, status=status)
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_post("/v1/contacts/{id}/events", post_event)
+    return json_response(
+        {
+            "event_id": event_id,
+            "recorded": result.recorded,
+            "duplicate": result.duplicate,
+            "outcome": result.outcome,
+            "agent": result.agent,
+            "sla_met": result.sla_met,
+        },
+        status=201 if result.recorded else 200,
+    )

@@ -5,83 +5,40 @@ are decided again, with a trace, by the ruleset version that decided them, at
 the moment the contact was received: every rule tried, in order, and the first
 condition that failed, up to the rule that decided. The version is the active
 one or is read from the ``rulesets`` table and compiled; the last few compiled
-versions are kept in memory.
+versions are kept in memory (``Runtime.versions``).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections import OrderedDict
 from typing import Any
 
-import asyncpg
-
-from router.errors import RulesError
-from router.redecide import NotRedecidable, redecide, refuse_erased
-from router.rules import Ruleset, load_ruleset_sources
-from router.store.db import unavailable_as_503
-from router.store.rulesets import fetch_sources
-from router.web.runtime import Runtime
-
-#: compiled ruleset versions kept in memory
-CACHE_SIZE = 8
+from router.errors import NotRedecidable
+from router.redecide import redecide, refuse_erased
+from router.runtime import Runtime
+from router.store import Snapshot
 
 
-class Unexplainable(Exception):
-    """The record cannot be re-evaluated (the message says why)."""
-
-
-class Versions:
-    """Compiled ruleset versions by version, the least recently used dropped first.
-
-    A version is a content hash, so a compiled version never goes stale."""
-
-    def __init__(self, size: int = CACHE_SIZE) -> None:
-        self.size = size
-        self._compiled: OrderedDict[str, Ruleset] = OrderedDict()
-
-    async def get(self, pool: asyncpg.Pool, version: str) -> Ruleset:
-        """Ruleset ``version``; raises Unexplainable when it is not stored or no longer loads."""
-        found = self._compiled.get(version)
-        if found is not None:
-            self._compiled.move_to_end(version)
-            return found
-        sources = await fetch_sources(pool, version)
-        if sources is None:
-            raise Unexplainable(f"ruleset version {version} is not stored")
-        try:
-            ruleset = await asyncio.to_thread(load_ruleset_sources, sources)
-        except RulesError as exc:
-            first = exc.problems[0] if exc.problems else exc.message
-            raise Unexplainable(f"ruleset version {version} no longer loads: {first}") from None
-        self._compiled[version] = ruleset
-        while len(self._compiled) > self.size:
-            self._compiled.popitem(last=False)
-        return ruleset
-
-
-VERSIONS = Versions()
-
-
-async def explanation(rt: Runtime, row: asyncpg.Record) -> dict[str, Any]:
-    """``{"explanation": [...]}`` for the record in ``row`` (as ``fetch_one`` reads it),
-    or ``{"explanation_error": why}`` when it cannot be re-evaluated."""
+async def explanation(rt: Runtime, snapshot: Snapshot) -> dict[str, Any]:
+    """``{"explanation": [...]}`` for the record's ``snapshot``, or
+    ``{"explanation_error": why}`` when it cannot be re-evaluated."""
     try:
-        return {"explanation": await _explain(rt, row)}
-    except (Unexplainable, NotRedecidable) as exc:
-        return {"explanation_error": str(exc)}
+        return {"explanation": await _explain(rt, snapshot)}
+    except NotRedecidable as exc:
+        return {"explanation_error": exc.message}
 
 
-async def _explain(rt: Runtime, row: asyncpg.Record) -> list[dict[str, Any]]:
-    refuse_erased(row["contact"])  # before a ruleset is looked up for it
-    version = row["decision"]["ruleset"]
+async def _explain(rt: Runtime, snapshot: Snapshot) -> list[dict[str, Any]]:
+    refuse_erased(snapshot.contact)  # before a ruleset is looked up for it
+    version = snapshot.decision["ruleset"]
     if rt.rules.ready and rt.rules.active.version == version:
         ruleset = rt.rules.active
     else:
-        with unavailable_as_503():
-            ruleset = await VERSIONS.get(rt.pool, version)
+        ruleset = await rt.versions.get(version)
     evaluation = redecide(
-        ruleset, contact=row["contact"], context=row["context"], received_at=row["received_at"]
+        ruleset,
+        contact=snapshot.contact,
+        context=snapshot.context,
+        received_at=snapshot.received_at,
     )
     where = {rule.name: (rule.file, rule.line) for rule in ruleset.rules}
     return [

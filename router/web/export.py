@@ -11,18 +11,14 @@ that looks complete.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Literal
 
 import structlog
 from aiohttp import web
 
-from router.errors import StoreUnavailable
-from router.store import contacts as store
-from router.store import export as exports
-from router.store.db import unavailable_as_503
+from router.store import Selection
 from router.web.query import bad, parse_int
-from router.web.runtime import RUNTIME
+from router.web.state import RUNTIME
 
 log = structlog.get_logger("omniroute.export")
 
@@ -38,13 +34,6 @@ _ACCEPT: dict[str, Format] = {
 _CONTENT_TYPE = {"csv": "text/csv; charset=utf-8", "ndjson": "application/x-ndjson"}
 MAX_ROWS = 2**31 - 1
 WRITE_SIZE = 128 * 1024
-#: Exports running at once hold this many pool connections at most, so that
-#: routing always keeps connections; the next one gets 503 + Retry-After.
-SLOTS = web.AppKey("export_slots", asyncio.Semaphore)
-
-
-def setup(app: web.Application) -> None:
-    app[SLOTS] = asyncio.Semaphore(max(1, app[RUNTIME].settings.database.pool_max // 2))
 
 
 def negotiate(request: web.Request) -> Format:
@@ -61,7 +50,10 @@ def negotiate(request: web.Request) -> Format:
     return "json"
 
 
-async def stream(request: web.Request, chosen: store.Selection, fmt: Format) -> web.StreamResponse:
+async def stream(request: web.Request, chosen: Selection, fmt: Format) -> web.StreamResponse:
+    """Stream the records of ``chosen``. Exports running at once are limited by
+    the store (so that routing always keeps connections): one too many gets
+    503 + Retry-After before anything is sent."""
     assert fmt != "json"
     rt = request.app[RUNTIME]
     q = request.query
@@ -97,20 +89,14 @@ async def stream(request: web.Request, chosen: store.Selection, fmt: Format) -> 
         if buffered >= WRITE_SIZE:
             await flush()
 
-    slots = request.app[SLOTS]
-    if slots.locked():
-        raise StoreUnavailable("too many exports are running; retry later")
     try:
-        async with slots:
-            with unavailable_as_503():
-                await exports.export(
-                    rt.pool,
-                    chosen,
-                    fmt=fmt,
-                    sink=sink,
-                    limit=limit,
-                    timeout=rt.settings.reporting.export_timeout,
-                )
+        await rt.store.records.export(
+            chosen,
+            fmt=fmt,
+            sink=sink,
+            limit=limit,
+            timeout=rt.settings.reporting.export_timeout,
+        )
     except Exception as exc:
         if not response.prepared:
             raise  # nothing sent yet: an ordinary JSON error

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from router.bodies import EventIn, JourneyIn, MergeIn, ProfileIn
 from router.models import CHANNELS, TIME_MAX, TIME_MIN
-from router.schemas import EventIn, JourneyIn, MergeIn, ProfileIn
 
 _ERROR = {
     "type": "object",

@@ -7,11 +7,11 @@ import asyncio
 
 from aiohttp import web
 
-from router.store import instances
-from router.store.db import UNAVAILABLE
+from router.errors import StoreUnavailable
+from router.runtime import Runtime
 from router.web.body import json_response
 from router.web.openapi import SPEC
-from router.web.runtime import RUNTIME, Runtime
+from router.web.state import RUNTIME
 
 READY_TIMEOUT = 2.0
 
@@ -24,7 +24,7 @@ async def readyz(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     checks: dict[str, str] = {}
     try:
-        await asyncio.wait_for(rt.pool.fetchval("SELECT 1"), READY_TIMEOUT)
+        await asyncio.wait_for(rt.store.ping(), READY_TIMEOUT)
         checks["database"] = "ok"
     except Exception as exc:  # any failure means "not ready"
         checks["database"] = f"unavailable: {type(exc).__name__}"
@@ -43,8 +43,6 @@ async def readyz(request: web.Request) -> web.Response:
 
 async def metrics(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    if not rt.settings.metrics.public:
-        rt.tokens.require(request, "metrics:read")
     body = rt.metrics.exposition()
     return web.Response(body=body, headers={"Content-Type": "text/plain; version=0.0.4"})
 
@@ -55,7 +53,6 @@ async def openapi(request: web.Request) -> web.Response:
 
 async def rules(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    rt.tokens.require(request, "rules:read")
     body = rt.rules.active.describe()
     body["loaded_at"] = rt.rules.loaded_at.isoformat() if rt.rules.loaded_at else None
     body["sources"] = rt.rules.active.sources
@@ -74,16 +71,21 @@ async def _live_instances(rt: Runtime) -> list[dict[str, object]] | None:
     """Every instance with a recent heartbeat and the ruleset it serves; ``None``
     while the database cannot be reached (the ruleset itself is still shown)."""
     try:
-        found = await asyncio.wait_for(instances.live(rt.pool), READY_TIMEOUT)
-    except UNAVAILABLE:
+        found = await asyncio.wait_for(rt.store.instances.live(), READY_TIMEOUT)
+    except (StoreUnavailable, TimeoutError):
         return None
     me = str(rt.instance.instance_id)
-    return [{**i, "self": i["instance_id"] == me} for i in found]
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_get("/healthz", healthz, allow_head=False)
-    app.router.add_get("/readyz", readyz, allow_head=False)
-    app.router.add_get("/metrics", metrics, allow_head=False)
-    app.router.add_get("/openapi.json", openapi, allow_head=False)
-    app.router.add_get("/v1/rules", rules, allow_head=False)
+    return [
+        {
+            "instance_id": str(i.instance_id),
+            "host": i.host,
+            "port": i.port,
+            "pid": i.pid,
+            "ruleset": i.ruleset,
+            "rules_errors": i.rules_errors,
+            "started_at": i.started_at.isoformat(),
+            "heartbeat_at": i.heartbeat_at.isoformat(),
+            "self": str(i.instance_id) == me,
+        }
+        for i in found
+    ]

@@ -10,16 +10,12 @@ from aiohttp import web
 
 from router.aggregates import estimate_distinct, merge_sketches, percentiles, rate
 from router.models import CHANNELS
-from router.store import profiles
-from router.store.db import unavailable_as_503
 from router.store.rollups import COUNTERS, DIMENSIONS
-from router.store.summary import INTERVALS, Group, SummaryQuery, summarize
-from router.web import jobs
+from router.store.summary import INTERVALS, Group, SummaryQuery
 from router.web.body import json_response
-from router.web.contacts import page, selection
-from router.web.customers import gone, not_found
+from router.web.history import page, selection
 from router.web.query import bad, check_known, parse_time, parse_uuid, parse_zone
-from router.web.runtime import RUNTIME
+from router.web.state import RUNTIME
 
 SUMMARY_PARAMS = ("since", "until", "interval", "tz", "group_by", *DIMENSIONS)
 TIMELINE_PARAMS = ("channel", "since", "until", "cursor", "order", "limit")
@@ -116,10 +112,8 @@ def _totals(groups: list[Group]) -> dict[str, Any]:
 
 async def report_summary(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    rt.tokens.require(request, "reports:read")
     query = _summary_query(request.query, datetime.now(UTC))
-    with unavailable_as_503():
-        result = await summarize(rt.pool, query)
+    result = await rt.store.reporting.summarize(query)
     zone = parse_zone("tz", query.tz)
     rows = []
     for g in result.groups:
@@ -146,7 +140,6 @@ async def report_summary(request: web.Request) -> web.Response:
 
 async def customer_timeline(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    rt.tokens.require(request, "reports:read")
     customer_id = parse_uuid("id", request.match_info["id"])
     q = request.query
     check_known(q, TIMELINE_PARAMS)
@@ -154,17 +147,5 @@ async def customer_timeline(request: web.Request) -> web.Response:
     if not body["contacts"]:
         # Answered as GET /v1/customers/{id} answers: 404 unknown, 410 merged
         # or erased (their contacts moved to the survivor or an anonymous id).
-        try:
-            with unavailable_as_503():
-                known = await profiles.live(rt.pool, customer_id)
-        except profiles.CustomerGone as exc:
-            raise gone(exc, customer_id) from None
-        if not known:
-            raise not_found(customer_id)
+        await rt.recognition.profiles.require_live(customer_id)
     return json_response({"customer_id": str(customer_id), **body})
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_get("/v1/reports/summary", report_summary, allow_head=False)
-    app.router.add_get("/v1/customers/{id}/timeline", customer_timeline, allow_head=False)
-    app.cleanup_ctx.append(jobs.reporting_jobs)

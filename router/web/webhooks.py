@@ -9,7 +9,7 @@ from adapters.base import Adapter
 from adapters.signing import mismatch
 from router.models import WebhookReply, WebhookRequest, now_ms
 from router.settings import Settings
-from router.web.runtime import RUNTIME
+from router.web.state import RUNTIME
 
 log = structlog.get_logger("omniroute.webhooks")
 
@@ -73,8 +73,3 @@ async def handshake(request: web.Request) -> web.Response:
     adapter = _adapter(request) or rt.unknown_adapter  # 405, as a generic adapter
     incoming = await _webhook_request(request, rt.settings)
     return _response(adapter.handshake(incoming), rt.rules.active.version)
-
-
-def setup(app: web.Application) -> None:
-    app.router.add_post("/v1/webhooks/{adapter}", deliver)
-    app.router.add_get("/v1/webhooks/{adapter}", handshake, allow_head=False)

@@ -1,5 +1,6 @@
 """The routed-contact record: write it once (idempotent on adapter + external
-id), read one, list many with keyset pagination."""
+id), read one, list many with keyset pagination. What is read comes back as
+typed records (``ContactSummary``, ``StoredContact``, ``Snapshot``)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,19 @@ WEEK = timedelta(days=7)
 
 
 @dataclass(frozen=True, slots=True)
+class EarlierDelivery:
+    """The record of an earlier delivery with the same (adapter, external id):
+    what a retried delivery is answered with."""
+
+    contact_id: uuid.UUID
+    customer_id: uuid.UUID | None
+    decision: Decision
+
+
+@dataclass(frozen=True, slots=True)
 class NewRecord:
+    """A routed contact's record, as the pipeline hands it to the store."""
+
     contact_id: uuid.UUID
     received_at: datetime
     adapter: str
@@ -134,22 +147,19 @@ def _row(r: NewRecord) -> tuple[Any, ...]:
     )
 
 
-Earlier = tuple[uuid.UUID, uuid.UUID | None, Decision]
-
-
 async def insert_many(
     con: asyncpg.Connection | asyncpg.Pool, records: Sequence[NewRecord]
-) -> list[Earlier | None]:
+) -> list[EarlierDelivery | None]:
     """Write the records in one statement. For each: ``None`` when it was
-    written, else the earlier delivery's (contact id, customer id, decision)."""
+    written, else the earlier delivery's record."""
     rows = [_row(r) for r in records]
     columns = [list(col) for col in zip(*rows, strict=True)]
     written = {r["contact_id"] for r in await con.fetch(_INSERT_MANY, *columns)}
-    out: list[Earlier | None] = [None] * len(records)
+    out: list[EarlierDelivery | None] = [None] * len(records)
     lost = [n for n, r in enumerate(records) if r.contact_id not in written]
     if lost:
         found = {
-            (row["adapter"], row["external_id"]): (
+            (row["adapter"], row["external_id"]): EarlierDelivery(
                 row["contact_id"],
                 row["customer_id"],
                 Decision.model_validate(row["decision"]),
@@ -170,10 +180,70 @@ async def insert_many(
 
 # -- reading ---------------------------------------------------------------
 
-SUMMARY_COLUMNS = """contact_id, received_at, adapter, provider, channel, external_id, thread_id,
-    customer_id, known_customer, decision, timings, tier, repeat_24h, repeat_7d,
-    previous_channel, channel_switch, context_degraded, routing_ms, outcome, agent,
-    assigned_at, answered_at, abandoned_at, resolved_at, closed_at, sla_met"""
+
+@dataclass(frozen=True, slots=True)
+class ContactSummary:
+    """A record as the history lists it: the decision and timings as stored
+    (JSON objects), the reporting and outcome columns flat."""
+
+    contact_id: uuid.UUID
+    received_at: datetime
+    adapter: str
+    provider: str
+    channel: str
+    external_id: str
+    thread_id: str | None
+    customer_id: uuid.UUID | None
+    known_customer: bool
+    decision: dict[str, Any]
+    timings: dict[str, Any]
+    tier: str | None
+    repeat_24h: bool
+    repeat_7d: bool
+    previous_channel: str | None
+    channel_switch: bool
+    context_degraded: bool
+    routing_ms: float | None
+    outcome: str | None
+    agent: str | None
+    assigned_at: datetime | None
+    answered_at: datetime | None
+    abandoned_at: datetime | None
+    resolved_at: datetime | None
+    closed_at: datetime | None
+    sla_met: bool | None
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """What a stored record's decision was made from: the normalized contact
+    and the customer context the rules saw (as stored: they may have been
+    erased or redacted since), the decision, and when it was received."""
+
+    contact_id: uuid.UUID
+    received_at: datetime
+    contact: dict[str, Any]
+    context: dict[str, Any]
+    decision: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredContact(ContactSummary):
+    """One whole record: the summary and the snapshots with the rule trace."""
+
+    contact: dict[str, Any]
+    context: dict[str, Any]
+    trace: list[dict[str, Any]] | None
+
+    @property
+    def snapshot(self) -> Snapshot:
+        return Snapshot(
+            self.contact_id, self.received_at, self.contact, self.context, self.decision
+        )
+
+
+#: The columns of ``ContactSummary``, in its order.
+SUMMARY_COLUMNS = ", ".join(ContactSummary.__dataclass_fields__)
 
 #: Filters of the history API: query parameter -> SQL column.
 FILTERS = {
@@ -230,22 +300,23 @@ class Selection:
         return " ORDER BY received_at DESC, contact_id DESC"
 
 
-async def fetch_one(con: asyncpg.Pool, contact_id: uuid.UUID) -> asyncpg.Record | None:
+async def fetch_one(con: asyncpg.Pool, contact_id: uuid.UUID) -> StoredContact | None:
     # The id carries the time it was received: pass it so only one partition is read.
-    return await con.fetchrow(
+    row = await con.fetchrow(
         f"""SELECT {SUMMARY_COLUMNS}, contact, context, trace
               FROM contacts WHERE contact_id = $1 AND received_at = $2""",
         contact_id,
         uuid7_time(contact_id),
     )
+    return None if row is None else StoredContact(*row)
 
 
 async def fetch_page(
     con: asyncpg.Pool, selection: Selection, *, limit: int
-) -> list[asyncpg.Record]:
+) -> list[ContactSummary]:
     """Up to ``limit`` records of ``selection``, in its order."""
     args: list[Any] = []
     sql = f"SELECT {SUMMARY_COLUMNS} FROM contacts{selection.where(args)}{selection.order_by}"
     args.append(limit)
     sql += f" LIMIT ${len(args)}"
-    return list(await con.fetch(sql, *args))
+    return [ContactSummary(*row) for row in await con.fetch(sql, *args)]

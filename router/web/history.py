@@ -7,14 +7,13 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-import asyncpg
 from aiohttp import web
 from multidict import MultiMapping
 
 from router.errors import NotFound
 from router.models import CHANNELS
-from router.store import contacts as store
-from router.store.db import unavailable_as_503
+from router.store import ContactSummary, Selection
+from router.store.records import FILTERS
 from router.web import export
 from router.web.body import json_response
 from router.web.explain import explanation
@@ -29,11 +28,11 @@ from router.web.query import (
     parse_time,
     parse_uuid,
 )
-from router.web.runtime import RUNTIME
+from router.web.state import RUNTIME
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
-PARAMS = (*store.FILTERS, "tag", "since", "until", "cursor", "order", "limit", "format")
+PARAMS = (*FILTERS, "tag", "since", "until", "cursor", "order", "limit", "format")
 ORDERS = {"asc": True, "desc": False}
 
 
@@ -41,47 +40,47 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def summary(row: asyncpg.Record) -> dict[str, Any]:
+def summary(row: ContactSummary) -> dict[str, Any]:
     """A record as the history API lists it: the decision and timings as
     objects, the reporting and outcome columns flat (named as in the view)."""
     return {
-        "contact_id": str(row["contact_id"]),
-        "received_at": row["received_at"].isoformat(),
-        "adapter": row["adapter"],
-        "provider": row["provider"],
-        "channel": row["channel"],
-        "external_id": row["external_id"],
-        "thread_id": row["thread_id"],
-        "customer_id": str(row["customer_id"]) if row["customer_id"] else None,
-        "known_customer": row["known_customer"],
-        "decision": row["decision"],
-        "timings": row["timings"],
-        "tier": row["tier"],
-        "repeat_24h": row["repeat_24h"],
-        "repeat_7d": row["repeat_7d"],
-        "previous_channel": row["previous_channel"],
-        "channel_switch": row["channel_switch"],
-        "context_degraded": row["context_degraded"],
-        "routing_ms": row["routing_ms"],
-        "outcome": row["outcome"],
-        "agent": row["agent"],
-        "assigned_at": _iso(row["assigned_at"]),
-        "answered_at": _iso(row["answered_at"]),
-        "abandoned_at": _iso(row["abandoned_at"]),
-        "resolved_at": _iso(row["resolved_at"]),
-        "closed_at": _iso(row["closed_at"]),
-        "sla_met": row["sla_met"],
+        "contact_id": str(row.contact_id),
+        "received_at": row.received_at.isoformat(),
+        "adapter": row.adapter,
+        "provider": row.provider,
+        "channel": row.channel,
+        "external_id": row.external_id,
+        "thread_id": row.thread_id,
+        "customer_id": str(row.customer_id) if row.customer_id else None,
+        "known_customer": row.known_customer,
+        "decision": row.decision,
+        "timings": row.timings,
+        "tier": row.tier,
+        "repeat_24h": row.repeat_24h,
+        "repeat_7d": row.repeat_7d,
+        "previous_channel": row.previous_channel,
+        "channel_switch": row.channel_switch,
+        "context_degraded": row.context_degraded,
+        "routing_ms": row.routing_ms,
+        "outcome": row.outcome,
+        "agent": row.agent,
+        "assigned_at": _iso(row.assigned_at),
+        "answered_at": _iso(row.answered_at),
+        "abandoned_at": _iso(row.abandoned_at),
+        "resolved_at": _iso(row.resolved_at),
+        "closed_at": _iso(row.closed_at),
+        "sla_met": row.sla_met,
     }
 
 
 def selection(
     q: MultiMapping[str], *, customer_id: uuid.UUID | None = None, ascending: bool = False
-) -> store.Selection:
+) -> Selection:
     """The filters, time range, order and cursor of a history query; 400
     naming the parameter when one is bad. ``order=asc|desc`` overrides the
     default order, ``ascending`` (oldest first) or newest first."""
     filters: dict[str, Any] = {}
-    for key in store.FILTERS:
+    for key in FILTERS:
         if key in q:
             if not q[key]:
                 raise bad(key, "must not be empty")
@@ -103,7 +102,7 @@ def selection(
         if q["order"] not in ORDERS:
             raise bad("order", "must be asc (oldest first) or desc (newest first)")
         ascending = ORDERS[q["order"]]
-    return store.Selection(
+    return Selection(
         filters=filters,
         since=since,
         until=until,
@@ -113,21 +112,18 @@ def selection(
     )
 
 
-async def page(request: web.Request, chosen: store.Selection) -> dict[str, Any]:
+async def page(request: web.Request, chosen: Selection) -> dict[str, Any]:
     """One page of ``chosen``: ``contacts`` and ``next_cursor``."""
     q = request.query
     limit = parse_int("limit", q["limit"], low=1, high=MAX_LIMIT) if "limit" in q else DEFAULT_LIMIT
-    with unavailable_as_503():
-        rows = await store.fetch_page(request.app[RUNTIME].pool, chosen, limit=limit + 1)
+    rows = await request.app[RUNTIME].store.records.page(chosen, limit=limit + 1)
     more = len(rows) > limit
     rows = rows[:limit]
-    cursor = encode_cursor(rows[-1]["received_at"], rows[-1]["contact_id"]) if more else None
+    cursor = encode_cursor(rows[-1].received_at, rows[-1].contact_id) if more else None
     return {"contacts": [summary(r) for r in rows], "next_cursor": cursor}
 
 
 async def list_contacts(request: web.Request) -> web.StreamResponse:
-    rt = request.app[RUNTIME]
-    rt.tokens.require(request, "reports:read")
     q = request.query
     check_known(q, PARAMS)
     fmt = export.negotiate(request)
@@ -140,21 +136,13 @@ async def list_contacts(request: web.Request) -> web.StreamResponse:
 
 async def get_contact(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    rt.tokens.require(request, "reports:read")
     contact_id = parse_contact_id("id", request.match_info["id"])
     explain = parse_bool("explain", request.query.get("explain", "false"))
-    with unavailable_as_503():
-        row = await store.fetch_one(rt.pool, contact_id)
-    if row is None:
+    record = await rt.store.records.one(contact_id)
+    if record is None:
         raise NotFound(f"no contact {contact_id}")
-    body = summary(row)
-    body.update(contact=row["contact"], context=row["context"], trace=row["trace"])
+    body = summary(record)
+    body.update(contact=record.contact, context=record.context, trace=record.trace)
     if explain:
-        body.update(await explanation(rt, row))
+        body.update(await explanation(rt, record.snapshot))
     return json_response(body)
-
-
-def setup(app: web.Application) -> None:
-    export.setup(app)
-    app.router.add_get("/v1/contacts", list_contacts, allow_head=False)
-    app.router.add_get("/v1/contacts/{id}", get_contact, allow_head=False)

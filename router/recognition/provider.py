@@ -16,9 +16,9 @@ import aiohttp
 import orjson
 import structlog
 
-from router.breaker import CircuitBreaker
 from router.metrics import Metrics
 from router.models import Contact, CustomerContext, scrub
+from router.recognition.breaker import CircuitBreaker
 from router.settings import ContextProviderSettings
 
 log = structlog.get_logger("omniroute.context")

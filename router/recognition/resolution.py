@@ -1,0 +1,78 @@
+"""Resolution of concurrent contacts to their customers: the identifiers go to
+the store strongest first, in one round trip per batch, and the context the
+rules see is built here from the raw rows the store returns."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from router.models import Contact, CustomerContext, uuid7
+from router.recognition.context import build_context
+from router.recognition.identity import strength
+from router.store import EarlierDelivery, Resolution, ResolveKey
+
+
+@dataclass(frozen=True, slots=True)
+class Lookup:
+    """One contact to resolve, with the id and time its record will have."""
+
+    adapter: str
+    contact: Contact
+    contact_id: uuid.UUID
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Recognized:
+    """A new contact's customer context (for an anonymous contact, a context
+    of a customer nobody knows, under an id of its own)."""
+
+    context: CustomerContext
+    anonymous: bool
+
+
+#: The store's resolution of a batch (``Store.customers.resolve_many``).
+Resolve = Callable[[Sequence[ResolveKey]], Awaitable[Sequence[EarlierDelivery | Resolution | None]]]
+
+
+def key(lookup: Lookup) -> ResolveKey:
+    contact = lookup.contact
+    return ResolveKey(
+        adapter=lookup.adapter,
+        external_id=contact.external_id,
+        thread_id=contact.thread_id,
+        identifiers=sorted(contact.identifiers, key=strength),
+        contact_id=lookup.contact_id,
+        at=lookup.at,
+    )
+
+
+def recognized(
+    lookup: Lookup, found: EarlierDelivery | Resolution | None
+) -> EarlierDelivery | Recognized:
+    """What the pipeline gets for ``lookup`` from the store's answer ``found``."""
+    if isinstance(found, EarlierDelivery):
+        return found
+    if found is None:  # no identifier: an anonymous contact
+        anonymous = CustomerContext(customer_id=uuid7(lookup.at), known=False)
+        return Recognized(context=anonymous, anonymous=True)
+    context = build_context(
+        found.customer_id,
+        found.known,
+        found.context,
+        channel=lookup.contact.channel,
+        at=lookup.at,
+    )
+    return Recognized(context=context, anonymous=False)
+
+
+async def resolve_many(
+    resolve: Resolve, lookups: Sequence[Lookup]
+) -> list[EarlierDelivery | Recognized]:
+    """The earlier delivery of each contact, or its customer and context: one
+    call of ``resolve`` (one round trip) for the whole batch."""
+    found = await resolve([key(x) for x in lookups])
+    return [recognized(x, f) for x, f in zip(lookups, found, strict=True)]

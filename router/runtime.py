@@ -1,0 +1,245 @@
+"""The composition root: everything a running omniroute holds, built in one
+place and closed in reverse order.
+
+``open_runtime(settings)`` loads the rules, opens the store (migrated, the
+partitions ahead created), the context provider, recognition, the batchers
+and the pipeline, then starts the jobs every instance runs. The web app opens
+it in one ``cleanup_ctx`` (``router.web.app``); a command that needs more than
+the store opens it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import partial
+
+import structlog
+
+import adapters
+from adapters.base import Adapter, AdapterSpec
+from router.errors import ConfigError, RulesError, StoreUnavailable
+from router.jobs import Jobs
+from router.live_rules import LiveRules, Versions
+from router.metrics import Metrics
+from router.pipeline import Pipeline
+from router.recognition import Lookup, Recognition, Recognized
+from router.recognition.provider import ContextProvider
+from router.rules import Ruleset
+from router.settings import Settings
+from router.store import EarlierDelivery, NewRecord, Store, open_store, retention
+from router.store.batching import Batcher
+from router.store.instances import HEARTBEAT_SECONDS, Instance
+
+log = structlog.get_logger("omniroute.runtime")
+
+#: Adapter secrets shorter than this are logged as weak at start-up (not refused:
+#: some providers let people choose short ones, and refusing would break configs).
+SHORT_SECRET = 16
+#: A heartbeat that takes longer is abandoned (the next one will try again).
+HEARTBEAT_TIMEOUT = 3.0
+#: How often partitions ahead are checked (they are created months ahead).
+PARTITION_CHECK_SECONDS = 6 * 3600
+RETENTION_SECONDS = 6 * 3600
+#: Expired replay nonces are deleted this often (they live minutes).
+NONCE_PURGE_SECONDS = 300
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    settings: Settings
+    metrics: Metrics
+    rules: LiveRules
+    #: compiled earlier ruleset versions, for explain
+    versions: Versions
+    store: Store
+    recognition: Recognition
+    pipeline: Pipeline
+    adapters: dict[str, Adapter]
+    #: what a name that is not configured answers as (see ``webhooks.deliver``)
+    unknown_adapter: Adapter
+    instance: Instance
+    jobs: Jobs
+
+
+def build_adapters(settings: Settings) -> dict[str, Adapter]:
+    """Every configured adapter; ``AdapterSpec`` drops empty secrets and refuses
+    an adapter left without one (``ConfigError``)."""
+    out = {}
+    for a in settings.adapters:
+        spec = AdapterSpec(
+            name=a.name,
+            kind=a.kind,
+            secrets=tuple(a.secrets),
+            options=a.options,
+            sources=a.secret_sources,
+        )
+        if spec.dropped:
+            log.info("adapter_secret_empty", adapter=a.name, ignored=list(spec.dropped))
+        pairs = zip(spec.sources, spec.secrets, strict=True)
+        weak = [src for src, secret in pairs if len(secret) < SHORT_SECRET]
+        if weak:
+            log.warning(
+                "adapter_secret_short",
+                adapter=a.name,
+                secrets=weak,
+                hint=f"shorter than {SHORT_SECRET} characters: easy to guess; use 32 or more",
+            )
+        out[a.name] = adapters.build(spec)
+    return out
+
+
+def unknown_adapter() -> Adapter:
+    """What adapter names that are not configured answer as: a generic adapter
+    whose secret (random, never shown) nobody has."""
+    spec = AdapterSpec(name="unknown", kind="chat", secrets=(secrets.token_hex(32),))
+    return adapters.build(spec)
+
+
+@contextlib.asynccontextmanager
+async def open_runtime(
+    settings: Settings,
+    *,
+    metrics: Metrics | None = None,
+    adapters: dict[str, Adapter] | None = None,
+) -> AsyncIterator[Runtime]:
+    """The runtime, its jobs running, until the block ends. ``ConfigError``
+    when the rules do not load."""
+    metrics = metrics or Metrics()
+    rules = LiveRules(settings.rules.paths, metrics)
+    try:
+        ruleset = rules.load()
+    except RulesError as exc:
+        raise ConfigError("the rules do not load:\n  " + "\n  ".join(exc.problems)) from None
+    async with (
+        open_store(settings.database) as store,
+        _provider(settings, metrics) as provider,
+    ):
+        await store.reporting.ensure_partitions(months_back=1)
+        await store.rulesets.save(ruleset.version, ruleset.sources)
+        recognition = Recognition(
+            store, normalizer=settings.identity.normalizer(), provider=provider
+        )
+        inflight = max(1, settings.database.pool_max // 2)
+        resolver: Batcher[Lookup, EarlierDelivery | Recognized] = Batcher(
+            "resolve", recognition.resolve_many, max_inflight=inflight
+        )
+        writer: Batcher[NewRecord, EarlierDelivery | None] = Batcher(
+            "record", store.records.insert_many, max_inflight=inflight
+        )
+        rt = Runtime(
+            settings=settings,
+            metrics=metrics,
+            rules=rules,
+            versions=Versions(store.rulesets.sources),
+            store=store,
+            recognition=recognition,
+            pipeline=Pipeline(
+                ruleset=lambda: rules.active,
+                metrics=metrics,
+                normalizer=recognition.normalizer,
+                provider=recognition.provider,
+                resolver=resolver,
+                writer=writer,
+                claim=store.nonces.claim,
+                on_routed=rules.count,
+            ),
+            adapters=build_adapters(settings) if adapters is None else adapters,
+            unknown_adapter=unknown_adapter(),
+            instance=Instance(port=settings.http.port),
+            jobs=Jobs(),
+        )
+        if settings.database.batching:
+            resolver.start()
+            writer.start()
+        try:
+            _schedule(rt)
+            await rt.jobs.start()
+            try:
+                yield rt
+            finally:
+                await rt.jobs.stop()
+        finally:
+            await resolver.stop()
+            await writer.stop()
+
+
+@contextlib.asynccontextmanager
+async def _provider(settings: Settings, metrics: Metrics) -> AsyncIterator[ContextProvider | None]:
+    if settings.context_provider is None:
+        yield None
+        return
+    provider = ContextProvider(settings.context_provider, metrics)
+    await provider.start()
+    try:
+        yield provider
+    finally:
+        await provider.close()
+
+
+# -- the jobs ------------------------------------------------------------------
+
+
+def _schedule(rt: Runtime) -> None:
+    """The jobs every instance runs (see ``router.jobs``)."""
+    jobs, store, reporting = rt.jobs, rt.store, rt.settings.reporting
+    jobs.every(
+        "heartbeat",
+        HEARTBEAT_SECONDS,
+        partial(_heartbeat, rt),
+        first="awaited",
+        timeout=HEARTBEAT_TIMEOUT,
+        at_stop=partial(store.instances.leave, rt.instance),
+    )
+    jobs.every("partitions", PARTITION_CHECK_SECONDS, store.reporting.ensure_partitions)
+    jobs.every("rollup", reporting.rollup_interval, partial(_roll_up, store), first="now")
+    if reporting.retention_months is not None:
+        expire = partial(_expire, store, reporting.retention_months)
+        jobs.every("retention", RETENTION_SECONDS, expire, first="now")
+    jobs.every("nonce_purge", NONCE_PURGE_SECONDS, partial(_purge_nonces, store), first="now")
+    if rt.settings.rules.watch:
+        jobs.watch("rules", partial(rt.rules.watch, partial(_rules_loaded, rt)))
+
+
+async def _heartbeat(rt: Runtime) -> None:
+    """Tell the other instances which ruleset this one serves."""
+    await rt.store.instances.beat(
+        rt.instance, ruleset=rt.rules.active.version, rules_errors=rt.rules.last_error
+    )
+
+
+async def _rules_loaded(rt: Runtime, ruleset: Ruleset) -> None:
+    """A new version was loaded: keep it for explain, and tell the other
+    instances at once."""
+    with contextlib.suppress(StoreUnavailable):
+        await rt.store.rulesets.save(ruleset.version, ruleset.sources)
+    await rt.jobs.run_now("heartbeat")
+
+
+async def _roll_up(store: Store) -> None:
+    done = await store.reporting.refresh_rollups()
+    if done is not None and done.hours:
+        log.info("rollups_refreshed", hours=done.hours, rolled_until=str(done.rolled_until))
+
+
+async def _expire(store: Store, months: int) -> None:
+    cutoff = retention.months_before(datetime.now(UTC), months)
+    report = await store.reporting.apply_retention(cutoff)
+    if report is not None and (report.dropped or report.default_rows):
+        log.info(
+            "retention_applied",
+            cutoff=report.cutoff.isoformat(),
+            dropped=[p.name for p in report.dropped],
+            default_rows=report.default_rows,
+            keys=report.keys,
+            events=report.events,
+        )
+
+
+async def _purge_nonces(store: Store) -> None:
+    deleted = await store.nonces.purge()
+    if deleted:
+        log.info("replay_nonces_purged", deleted=deleted)

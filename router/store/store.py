@@ -1,0 +1,366 @@
+"""The store: the one way into PostgreSQL for the rest of omniroute.
+
+``open_store`` opens it (an embedded server or the configured URL, the pool,
+the migrations); a ``Store`` groups its operations by what they are about
+(``store.records``, ``store.customers``, ``store.reporting``, ...), each a thin
+method over the SQL of the modules beside this one. Every method raises the
+project's errors, never the driver's (``router.store.db.translated``):
+``StoreUnavailable`` when the database is away, ``UnstorableValue`` when it
+refuses a value, and what the operation itself may raise (``UnknownCustomer``,
+``CustomerGone``, ``BadQuery``). What is read comes back as typed records.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+import asyncpg
+
+from router.errors import StoreUnavailable
+from router.models import Identifier, Nonce
+from router.store import (
+    customers,
+    db,
+    events,
+    export,
+    imports,
+    instances,
+    migrations,
+    nonces,
+    profiles,
+    records,
+    replay,
+    retention,
+    rollups,
+    rulesets,
+    summary,
+)
+from router.store.config import DatabaseSettings
+from router.store.db import translated, translated_iterator
+
+
+class Records:
+    """The routed-contact records: written by routing, read by the history,
+    explain, exports and replays."""
+
+    def __init__(self, pool: asyncpg.Pool, export_slots: int) -> None:
+        self._pool = pool
+        #: exports running at once hold this many pool connections at most, so
+        #: that routing always keeps connections; the next one is refused
+        self._exports = asyncio.Semaphore(export_slots)
+
+    @translated
+    async def insert_many(
+        self, new: Sequence[records.NewRecord]
+    ) -> list[records.EarlierDelivery | None]:
+        """Write the records in one statement (see ``records.insert_many``)."""
+        return await records.insert_many(self._pool, new)
+
+    @translated
+    async def one(self, contact_id: uuid.UUID) -> records.StoredContact | None:
+        return await records.fetch_one(self._pool, contact_id)
+
+    @translated
+    async def page(
+        self, selection: records.Selection, *, limit: int
+    ) -> list[records.ContactSummary]:
+        """Up to ``limit`` records of ``selection``, in its order."""
+        return await records.fetch_page(self._pool, selection, limit=limit)
+
+    @translated
+    async def export(
+        self,
+        selection: records.Selection,
+        *,
+        fmt: Literal["csv", "ndjson"],
+        sink: Callable[[bytes], Awaitable[None]],
+        limit: int | None,
+        timeout: float,
+    ) -> None:
+        """Stream the records of ``selection`` to ``sink`` (``export.export``);
+        ``StoreUnavailable`` at once when too many exports are running."""
+        if self._exports.locked():
+            raise StoreUnavailable("too many exports are running; retry later")
+        async with self._exports:
+            await export.export(
+                self._pool, selection, fmt=fmt, sink=sink, limit=limit, timeout=timeout
+            )
+
+    @translated_iterator
+    async def snapshots(
+        self, *, since: datetime, until: datetime
+    ) -> AsyncIterator[records.Snapshot]:
+        """The snapshots of the records received in ``[since, until)``, oldest
+        first, read in one database snapshot a batch at a time."""
+        async for snapshot in replay.received(self._pool, since=since, until=until):
+            yield snapshot
+
+
+class Events:
+    """Outcome events of routed contacts."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @translated
+    async def record(
+        self,
+        contact_id: uuid.UUID,
+        *,
+        event_id: str,
+        type_: str,
+        at: datetime,
+        agent: str | None,
+        data: dict[str, Any],
+    ) -> events.EventOutcome | None:
+        """Record one event; ``None`` if the contact does not exist."""
+        return await events.record(
+            self._pool, contact_id, event_id=event_id, type_=type_, at=at, agent=agent, data=data
+        )
+
+
+class Customers:
+    """Customers: resolution at routing time, and the profiles a CRM keeps."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @translated
+    async def resolve_many(self, keys: Sequence[customers.ResolveKey]) -> list[customers.Resolved]:
+        """Resolve many contacts in one statement (``customers.resolve_many``)."""
+        return await customers.resolve_many(self._pool, keys)
+
+    @translated
+    async def profile(self, customer_id: uuid.UUID) -> profiles.Profile:
+        return await profiles.fetch(self._pool, customer_id)
+
+    @translated
+    async def live(self, customer_id: uuid.UUID) -> bool:
+        """True if the customer exists and is live, False if unknown;
+        ``CustomerGone`` if merged or erased."""
+        return await profiles.live(self._pool, customer_id)
+
+    @translated
+    async def upsert(
+        self,
+        *,
+        actor: str,
+        identities: Sequence[Identifier],
+        profile: dict[str, Any],
+        customer_id: uuid.UUID | None = None,
+    ) -> profiles.Upserted:
+        return await profiles.upsert(
+            self._pool,
+            actor=actor,
+            identities=identities,
+            profile=profile,
+            customer_id=customer_id,
+        )
+
+    @translated
+    async def merge(self, *, actor: str, into: uuid.UUID, source: uuid.UUID) -> dict[str, int]:
+        return await profiles.merge(self._pool, actor=actor, into=into, source=source)
+
+    @translated
+    async def erase(self, *, actor: str, customer_id: uuid.UUID) -> dict[str, int]:
+        return await profiles.erase(self._pool, actor=actor, customer_id=customer_id)
+
+    @translated
+    async def put_journey(
+        self,
+        *,
+        actor: str,
+        customer_id: uuid.UUID,
+        ref: str,
+        type_: str,
+        step: str | None,
+        status: str,
+        data: dict[str, Any],
+        at: datetime,
+    ) -> profiles.JourneyRow:
+        return await profiles.put_journey(
+            self._pool,
+            actor=actor,
+            customer_id=customer_id,
+            ref=ref,
+            type_=type_,
+            step=step,
+            status=status,
+            data=data,
+            at=at,
+        )
+
+    @translated
+    async def conflicts(
+        self, *, status: str, after: int | None, limit: int
+    ) -> list[profiles.Conflict]:
+        return await profiles.conflicts(self._pool, status=status, after=after, limit=limit)
+
+
+class Rulesets:
+    """Every ruleset version loaded, with its files."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @translated
+    async def save(self, version: str, sources: Mapping[str, str]) -> None:
+        await rulesets.save_ruleset(self._pool, version, sources)
+
+    @translated
+    async def sources(self, version: str) -> dict[str, str] | None:
+        """The files of ruleset ``version``; ``None`` if it is not stored."""
+        return await rulesets.fetch_sources(self._pool, version)
+
+
+class Instances:
+    """The heartbeats of the running instances."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @translated
+    async def beat(
+        self, me: instances.Instance, *, ruleset: str, rules_errors: Sequence[str] = ()
+    ) -> None:
+        await instances.beat(self._pool, me, ruleset=ruleset, rules_errors=rules_errors)
+
+    @translated
+    async def live(self) -> list[instances.LiveInstance]:
+        return await instances.live(self._pool)
+
+    @translated
+    async def leave(self, me: instances.Instance) -> None:
+        await instances.leave(self._pool, me)
+
+
+class Nonces:
+    """The one-time values of signatures, claimed once across instances."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @translated
+    async def claim(self, nonce: Nonce) -> bool:
+        """True when this delivery holds ``nonce``; False when another does."""
+        return await nonces.claim(self._pool, nonce)
+
+    @translated
+    async def purge(self) -> int:
+        """Delete expired claims; the number deleted."""
+        return await nonces.purge(self._pool)
+
+
+class Reporting:
+    """Summaries, their hourly rollups, retention and the monthly partitions."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @translated
+    async def summarize(self, query: summary.SummaryQuery) -> summary.Summary:
+        return await summary.summarize(self._pool, query)
+
+    @translated
+    async def refresh_rollups(
+        self, *, grace: timedelta = rollups.GRACE
+    ) -> rollups.Refreshed | None:
+        """Roll up the closed hours; ``None`` when another process is at it."""
+        return await rollups.refresh(self._pool, grace=grace)
+
+    @translated
+    async def rebuild_rollups(self, since: datetime, until: datetime) -> int:
+        """Re-roll the rolled-up hours in ``[since, until)``; the hours rebuilt."""
+        return await rollups.rebuild(self._pool, since, until)
+
+    @translated
+    async def apply_retention(
+        self, cutoff: datetime, *, dry_run: bool = False
+    ) -> retention.RetentionReport | None:
+        """Expire the records received before ``cutoff``; ``None`` when
+        another process is applying retention."""
+        return await retention.apply(self._pool, cutoff, dry_run=dry_run)
+
+    @translated
+    async def ensure_partitions(self, *, months_back: int = 0, ahead: int = 4) -> None:
+        """Create the monthly partitions from ``months_back`` months ago to
+        ``ahead`` months ahead, those missing."""
+        await self._pool.fetchval(
+            "SELECT ensure_partitions(now() - make_interval(months => $1), $2)", months_back, ahead
+        )
+
+
+class Imports:
+    """Bulk imports of customers, resumable per file."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @translated
+    async def progress(self, file_key: str, file_name: str) -> int:
+        """Lines of this file already imported (0 for a new file)."""
+        return await imports.progress(self._pool, file_key, file_name)
+
+    @translated
+    async def apply_batch(self, file_key: str, batch: imports.Batch) -> None:
+        await imports.apply_batch(self._pool, file_key=file_key, batch=batch)
+
+    @translated
+    async def finish(self, file_key: str) -> None:
+        await imports.finish(self._pool, file_key)
+
+
+class Store:
+    """omniroute's database, opened by ``open_store``."""
+
+    def __init__(self, pool: asyncpg.Pool, settings: DatabaseSettings) -> None:
+        self._pool = pool
+        self.records = Records(pool, export_slots=max(1, settings.pool_max // 2))
+        self.events = Events(pool)
+        self.customers = Customers(pool)
+        self.rulesets = Rulesets(pool)
+        self.instances = Instances(pool)
+        self.nonces = Nonces(pool)
+        self.reporting = Reporting(pool)
+        self.imports = Imports(pool)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        """The connection pool itself, for tests and benchmarks that write
+        rows directly. The service goes through the methods, which translate
+        the driver's errors."""
+        return self._pool
+
+    @translated
+    async def migrate(self) -> list[str]:
+        """Apply the pending migrations; the names applied."""
+        async with self._pool.acquire() as con:
+            return await migrations.migrate(con)
+
+    @translated
+    async def ping(self) -> None:
+        """One round trip to the database."""
+        await self._pool.fetchval("SELECT 1")
+
+
+@contextlib.asynccontextmanager
+async def open_store(
+    settings: DatabaseSettings, *, migrate: bool = True, wait: float = 60.0
+) -> AsyncIterator[Store]:
+    """The store on the configured database (or an embedded server started
+    for the block), its pool retrying for up to ``wait`` seconds at start-up,
+    the schema migrated unless ``migrate`` is false; closed at the end."""
+    async with db.database(settings) as url:
+        pool = await db.connect_pool(url, settings, wait=wait)
+        try:
+            store = Store(pool, settings)
+            if migrate:
+                await store.migrate()
+            yield store
+        finally:
+            await pool.close()

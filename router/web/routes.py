@@ -1,0 +1,69 @@
+"""Every route of the service, in one table: method, path, handler and the
+token scope it needs. ``register`` adds them to the app, each handler behind
+its scope check (the caller's token is then ``request[PRINCIPAL]``)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from router.settings import Settings
+from router.web import customers, events, history, ops, reports, webhooks
+from router.web.auth import Tokens
+from router.web.state import PRINCIPAL
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    #: the token scope the route needs; ``None``: no token (health, the API
+    #: description, and the webhooks, which adapters verify by signature)
+    scope: str | None
+
+
+def routes(settings: Settings) -> list[Route]:
+    """The routes; ``GET`` routes answer no ``HEAD``."""
+    return [
+        Route("POST", "/v1/webhooks/{adapter}", webhooks.deliver, None),
+        Route("GET", "/v1/webhooks/{adapter}", webhooks.handshake, None),
+        Route("GET", "/v1/contacts", history.list_contacts, "reports:read"),
+        Route("GET", "/v1/contacts/{id}", history.get_contact, "reports:read"),
+        Route("POST", "/v1/contacts/{id}/events", events.post_event, "events:write"),
+        Route("POST", "/v1/customers", customers.upsert_customer, "customers:write"),
+        Route("GET", "/v1/customers/{id}", customers.get_customer, "customers:read"),
+        Route("PUT", "/v1/customers/{id}", customers.put_customer, "customers:write"),
+        Route("DELETE", "/v1/customers/{id}", customers.erase_customer, "customers:write"),
+        Route("POST", "/v1/customers/{id}/merge", customers.merge_customers, "customers:write"),
+        Route("PUT", "/v1/customers/{id}/journeys/{ref}", customers.put_journey, "customers:write"),
+        Route("GET", "/v1/customers/{id}/timeline", reports.customer_timeline, "reports:read"),
+        Route("GET", "/v1/identity-conflicts", customers.list_conflicts, "customers:read"),
+        Route("GET", "/v1/reports/summary", reports.report_summary, "reports:read"),
+        Route("GET", "/v1/rules", ops.rules, "rules:read"),
+        Route("GET", "/healthz", ops.healthz, None),
+        Route("GET", "/readyz", ops.readyz, None),
+        Route("GET", "/metrics", ops.metrics, None if settings.metrics.public else "metrics:read"),
+        Route("GET", "/openapi.json", ops.openapi, None),
+    ]
+
+
+def register(app: web.Application, table: list[Route], tokens: Tokens) -> None:
+    for route in table:
+        app.router.add_route(route.method, route.path, _guarded(route, tokens))
+
+
+def _guarded(route: Route, tokens: Tokens) -> Handler:
+    if route.scope is None:
+        return route.handler
+    handler, scope = route.handler, route.scope
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        request[PRINCIPAL] = tokens.require(request, scope)
+        return await handler(request)
+
+    return guarded
