@@ -16,6 +16,7 @@ from router.errors import RouterError
 from router.models import Contact, CustomerContext
 from router.redecide import Erased, NotRedecidable, Unreadable, redecide, refuse_erased
 from router.rules import Ruleset, load_ruleset_text
+from router.store import Snapshot
 
 RULES = """\
 queues: {general: {}, vip: {}, office: {}}
@@ -103,7 +104,7 @@ def test_refusals_are_router_errors() -> None:
 
 
 async def test_replay_counts_what_it_cannot_decide(
-    ruleset: Ruleset, monkeypatch: pytest.MonkeyPatch
+    ruleset: Ruleset,
 ) -> None:
     contact, context = stored()
     gold_contact, gold_context = stored(tier="gold")
@@ -119,18 +120,13 @@ async def test_replay_counts_what_it_cannot_decide(
         (contact, context, {"queue": 7}),  # stored decision unreadable
     ]
 
-    async def received(pool: object, **window: datetime) -> AsyncIterator[dict[str, Any]]:
+    async def received() -> AsyncIterator[Snapshot]:
         for n, (c, x, d) in enumerate(rows):
-            yield {
-                "contact_id": uuid.UUID(int=n),
-                "received_at": OPEN,
-                "contact": c,
-                "context": x,
-                "decision": d,
-            }
+            yield Snapshot(
+                contact_id=uuid.UUID(int=n), received_at=OPEN, contact=c, context=x, decision=d
+            )
 
-    monkeypatch.setattr(replay, "received", received)
-    report = await replay.replay(None, ruleset, since=OPEN, until=CLOSED)
+    report = await replay.decide_again(received(), ruleset)
     assert (report.total, report.unchanged, report.changed) == (6, 1, 1)
     assert (report.erased, report.unreadable) == (2, 2)
     assert report.moves == {("office", "vip"): 1}

@@ -17,7 +17,7 @@ import re
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -34,7 +34,7 @@ from router.redecide import Erased, Unreadable, redecide
 from router.rules import Ruleset
 from router.rules.schema import parse_duration
 from router.settings import load_settings
-from router.store import Store
+from router.store import Snapshot, Store
 from router.times import parse_time
 
 #: what a record without a rule (decided by the defaults) shows as its rule
@@ -75,9 +75,17 @@ async def replay(
 ) -> Report:
     """Decide the records received in ``[since, until)`` with ``ruleset``; every
     changed one goes to ``out`` as a JSON line (contact id, old and new decision)."""
+    rows = store.records.snapshots(since=since, until=until)
+    return await decide_again(rows, ruleset, out=out)
+
+
+async def decide_again(
+    rows: AsyncIterable[Snapshot], ruleset: Ruleset, *, out: IO[bytes] | None = None
+) -> Report:
+    """Decide each stored record of ``rows`` with ``ruleset`` and count what changes."""
     report = Report()
     begin = time.perf_counter()
-    async for row in store.records.snapshots(since=since, until=until):
+    async for row in rows:
         report.total += 1
         try:
             new = redecide(
