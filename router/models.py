@@ -20,6 +20,8 @@ from pydantic_core import PydanticCustomError
 
 Channel = Literal["chat", "email", "voice", "social"]
 CHANNELS: tuple[Channel, ...] = ("chat", "email", "voice", "social")
+#: The identifier kinds every deployment knows (configured kinds add to them).
+BUILTIN_KINDS = ("crm", "email", "phone", "social", "handle", "visitor")
 
 #: Longest message text kept on a record; longer texts are cut (and marked).
 TEXT_LIMIT = 32_000

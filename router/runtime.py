@@ -26,7 +26,7 @@ from router.jobs import Jobs
 from router.live_rules import LiveRules, Versions
 from router.metrics import Metrics
 from router.pipeline import Pipeline
-from router.recognition import Lookup, Recognition, Recognized
+from router.recognition import Lookup, Recognition, Recognized, identity
 from router.recognition.provider import ContextProvider
 from router.rules import Ruleset
 from router.settings import Settings
@@ -121,7 +121,7 @@ async def open_runtime(
         await store.reporting.ensure_partitions(months_back=1)
         await store.rulesets.save(ruleset.version, ruleset.sources)
         recognition = Recognition(
-            store, normalizer=settings.identity.normalizer(), provider=provider
+            store, normalizer=identity.configured(settings.identity), provider=provider
         )
         inflight = max(1, settings.database.pool_max // 2)
         resolver: Batcher[Lookup, EarlierDelivery | Recognized] = Batcher(

@@ -11,7 +11,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -28,10 +28,8 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from router.errors import ConfigError
+from router.models import BUILTIN_KINDS
 from router.store.config import DatabaseSettings
-
-if TYPE_CHECKING:
-    from router.recognition.identity import Normalizer
 
 DEFAULT_CONFIG = Path("config/omniroute.yaml")
 SCOPES = (
@@ -131,20 +129,10 @@ class IdentitySettings(_Section):
     @field_validator("kinds")
     @classmethod
     def _not_builtin(cls, value: list[CustomKind]) -> list[CustomKind]:
-        from router.recognition.identity import BUILTIN_KINDS
-
         for kind in value:
             if kind.name in BUILTIN_KINDS:
                 raise ValueError(f"{kind.name!r} is a built-in kind")
         return value
-
-    def normalizer(self) -> Normalizer:
-        from router.recognition.identity import BUILTIN_KINDS, Normalizer
-
-        custom = {k: False for k in BUILTIN_KINDS} | {
-            k.name: k.case_insensitive for k in self.kinds
-        }
-        return Normalizer(self.default_region, custom)
 
 
 class AdapterSettings(BaseModel):

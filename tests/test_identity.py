@@ -7,12 +7,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from router.models import Identifier
-from router.recognition.identity import Normalizer, normalize, strength
+from router.recognition.identity import Normalizer, configured, normalize, strength
 from router.settings import IdentitySettings
 
 US = Normalizer(
     "US",
-    IdentitySettings(kinds=[{"name": "loyalty", "case_insensitive": True}]).normalizer().custom,
+    configured(IdentitySettings(kinds=[{"name": "loyalty", "case_insensitive": True}])).custom,
 )
 
 

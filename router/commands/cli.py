@@ -19,6 +19,7 @@ from router.commands.rules import main as rules_main
 from router.commands.workers import supervise
 from router.errors import ConfigError, RouterError
 from router.logs import configure
+from router.recognition import identity
 from router.settings import Settings, load_settings
 from router.times import parse_time
 
@@ -86,7 +87,7 @@ def customers_import(args: argparse.Namespace) -> int:
 
     async def work(store: Store) -> importer.Report:
         return await importer.run(
-            store, path, normalizer=settings.identity.normalizer(), batch=args.batch
+            store, path, normalizer=identity.configured(settings.identity), batch=args.batch
         )
 
     report = asyncio.run(with_store(settings, work))

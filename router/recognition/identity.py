@@ -21,10 +21,14 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import phonenumbers
 
-from router.models import IDENTIFIER_VALUE_MAX, Identifier
+from router.models import BUILTIN_KINDS, IDENTIFIER_VALUE_MAX, Identifier
+
+if TYPE_CHECKING:
+    from router.settings import IdentitySettings
 
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _PHONE_PREFIXES = ("tel:", "sip:", "whatsapp:", "sms:")
@@ -62,8 +66,6 @@ def _platform_pair(raw: str) -> tuple[str, str] | None:
         return None
     return platform.strip().lower(), rest.strip()
 
-
-BUILTIN_KINDS = ("crm", "email", "phone", "social", "handle", "visitor")
 
 #: Strength of identifier kinds, strongest first: a contact whose identifiers
 #: point at different customers is attached to the strongest match.
@@ -167,3 +169,11 @@ def normalize_given(
         else:
             found.setdefault((norm.kind, norm.value), norm)
     return tuple(sorted(found.values(), key=strength)), errors
+
+
+def configured(settings: IdentitySettings) -> Normalizer:
+    """The normalization the ``identity`` settings ask for."""
+    custom = {k: False for k in BUILTIN_KINDS} | {
+        k.name: k.case_insensitive for k in settings.kinds
+    }
+    return Normalizer(settings.default_region, custom)
