@@ -13,8 +13,8 @@ from router.aggregates import (
     percentiles,
     rate,
 )
-from tests.seed import pool
 from tests.support.api import Api
+from tests.support.seed import pool
 
 
 async def test_sketches_estimate_distinct_customers(api: Api, database_url: str) -> None:

@@ -17,9 +17,9 @@ import pytest
 from aiohttp import ClientPayloadError, ClientResponse
 
 from router.store.export import EXPORT_COLUMNS, MARK
-from tests.seed import Row, pool, seed
 from tests.support.api import Api
 from tests.support.examples import unique
+from tests.support.seed import Row, pool, seed
 from tests.support.settings import TOKEN
 
 START = datetime(2001, 6, 1, 12, tzinfo=UTC)

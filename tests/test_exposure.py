@@ -5,7 +5,6 @@ image ships none of them."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 import os
@@ -15,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import aiohttp
 import pytest
 
 from bench.faults import free_port
@@ -23,6 +21,7 @@ from router import exposure
 from router.errors import ConfigError
 from router.runtime import build_adapters
 from router.settings import load_settings
+from tests.support.apps import ready
 from tests.support.settings import ROOT, env_names
 
 DEMO_CONFIG = ROOT / "config" / "omniroute.yaml"
@@ -102,18 +101,7 @@ async def test_the_override_starts_and_warns(database_url: str) -> None:
         text=True,
     )
     try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(150):
-                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/readyz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.2)
-            else:
-                raise AssertionError("not ready")
+        await ready(proc, port)
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)

@@ -7,9 +7,9 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from tests.seed import Row, pool, seed
 from tests.support.api import Api
 from tests.support.examples import unique
+from tests.support.seed import Row, pool, seed
 
 
 async def where(p: asyncpg.Pool, adapter: str) -> list[tuple[str, str]]:

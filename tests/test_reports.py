@@ -14,9 +14,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from router.store import rollups
 from router.web import create_app
-from tests.seed import Row, pool, seed
 from tests.support.api import Api, routed_for
 from tests.support.examples import unique
+from tests.support.seed import Row, pool, seed
 from tests.support.settings import make_settings
 
 

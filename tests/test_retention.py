@@ -12,9 +12,9 @@ import pytest
 
 from router.commands.cli import main, parse_age
 from router.store import retention
-from tests.seed import Row, pool, seed
 from tests.support.api import Api
 from tests.support.examples import example, person, unique
+from tests.support.seed import Row, pool, seed
 
 
 def at(year: int, month: int, day: int = 10) -> datetime:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.faults import free_port
+from tests.support.apps import ready
 from tests.support.examples import example, unique
 from tests.support.settings import ROOT, SECRETS
 
@@ -47,35 +47,27 @@ async def test_workers_share_the_port_and_stop_together(database_url: str, tmp_p
         stderr=subprocess.DEVNULL,
     )
     try:
-        async with aiohttp.ClientSession() as session:
-            for _ in range(150):
-                try:
-                    async with session.get(f"http://127.0.0.1:{port}/readyz") as r:
-                        if r.status == 200:
-                            break
-                except aiohttp.ClientError:
-                    pass
-                await asyncio.sleep(0.2)
-            children = subprocess.run(
-                ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
-            ).stdout.split()
-            assert len(children) == 2
-            statuses = []
-            for _ in range(20):
-                body = orjson.dumps(example("chat", id=unique()))
-                headers = {
-                    "Content-Type": "application/json",
-                    "X-Omniroute-Signature": sign(body, SECRETS["chat"], int(time.time())),
-                }
-                # a fresh connection each time, so the kernel may pick either worker
-                async with (
-                    aiohttp.ClientSession() as one,
-                    one.post(
-                        f"http://127.0.0.1:{port}/v1/webhooks/chat", data=body, headers=headers
-                    ) as r,
-                ):
-                    statuses.append(r.status)
-            assert statuses == [200] * 20
+        await ready(proc, port)
+        children = subprocess.run(
+            ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True
+        ).stdout.split()
+        assert len(children) == 2
+        statuses = []
+        for _ in range(20):
+            body = orjson.dumps(example("chat", id=unique()))
+            headers = {
+                "Content-Type": "application/json",
+                "X-Omniroute-Signature": sign(body, SECRETS["chat"], int(time.time())),
+            }
+            # a fresh connection each time, so the kernel may pick either worker
+            async with (
+                aiohttp.ClientSession() as one,
+                one.post(
+                    f"http://127.0.0.1:{port}/v1/webhooks/chat", data=body, headers=headers
+                ) as r,
+            ):
+                statuses.append(r.status)
+        assert statuses == [200] * 20
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(30) == 0

@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -30,6 +32,25 @@ needs_rules_engine = pytest.mark.skipif(
 
 
 # -- waiting ------------------------------------------------------------------
+
+
+async def ready(proc: subprocess.Popen[Any], port: int, *, seconds: float = 30.0) -> None:
+    """Wait until the ``omniroute serve`` process ``proc`` answers ``/readyz``
+    on ``port``; fail with its standard error if it exits first."""
+    deadline = time.monotonic() + seconds
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                err = proc.stderr.read() if proc.stderr else ""
+                raise AssertionError(f"exited with {proc.returncode}: {err}")
+            try:
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as r:
+                    if r.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.2)
+    raise AssertionError(f"not ready after {seconds} s")
 
 
 async def eventually(
