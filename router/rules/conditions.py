@@ -615,41 +615,7 @@ _OPERATORS: dict[str, tuple[frozenset[Kind], Builder]] = {
     "older_than": (frozenset({Kind.TIME, Kind.ANY}), _age(within=False)),
 }
 OPERATORS = tuple(_OPERATORS)
-
-
-def condition_json_schema(catalog: Catalog) -> dict[str, Any]:
-    """JSON Schema of a ``when`` block, naming every routing-input field for autocomplete."""
-    fields = [name for name in catalog.names() if not name.endswith(".*")]
-    free_form = "|".join(re.escape(prefix) for prefix in sorted(catalog.free_form))
-    scalar = {"type": ["string", "number", "boolean", "null"]}
-    test = {
-        "anyOf": [
-            scalar,
-            {"type": "array", "items": scalar, "description": "one of these values"},
-            {
-                "type": "object",
-                "propertyNames": {"enum": list(OPERATORS)},
-                "minProperties": 1,
-                "description": "operators, all must hold",
-            },
-        ]
-    }
-    ref = {"$ref": "#/$defs/Condition"}
-    return {
-        "type": "object",
-        "description": "all entries must hold; keys are fields, all/any/not, within/outside",
-        "properties": {
-            "all": {"type": "array", "items": ref},
-            "any": {"anyOf": [{"type": "array", "items": ref}, ref]},
-            "not": ref,
-            "within": {"type": "string", "description": "calendar name: open now"},
-            "outside": {"type": "string", "description": "calendar name: closed now"},
-        },
-        "propertyNames": {
-            "anyOf": [
-                {"enum": ["all", "any", "not", "within", "outside", *fields]},
-                {"pattern": rf"^({free_form})\..+$"},
-            ]
-        },
-        "additionalProperties": test,
-    }
+#: the kinds of field each operator applies to
+OPERATOR_KINDS: dict[str, frozenset[Kind]] = {op: kinds for op, (kinds, _) in _OPERATORS.items()}
+#: the entries of a ``when`` block that are not fields
+GROUPS, CALENDAR_TESTS = _GROUPS, _CALENDAR_TESTS
