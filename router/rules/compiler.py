@@ -328,11 +328,12 @@ class _Compiler:
             compiled.append(rule)
             if not rule.enabled:
                 continue
-            self._shadowing(rule, source, path, always, shadows, spec)
+            same = json.dumps(spec.when or {}, sort_keys=True)
+            self._shadowing(rule, source, path, always, shadows.get(same))
             if not rule.cont and rule.rollout is None:
                 if not rule.checks and always is None:
                     always = rule
-                shadows.setdefault(json.dumps(spec.when or {}, sort_keys=True), rule)
+                shadows.setdefault(same, rule)
         return compiled
 
     @staticmethod
@@ -348,15 +349,10 @@ class _Compiler:
         actions.compile_route(route, (*path, "route"), cont=raw.get("continue") is True)
 
     def _shadowing(
-        self,
-        rule: Rule,
-        source: Source,
-        path: Path,
-        always: Rule | None,
-        shadows: dict[str, Rule],
-        spec: RuleSpec,
+        self, rule: Rule, source: Source, path: Path, always: Rule | None, same: Rule | None
     ) -> None:
-        earlier = always or shadows.get(json.dumps(spec.when or {}, sort_keys=True))
+        """Warn when an earlier rule always matches or has the same conditions (``same``)."""
+        earlier = always or same
         if earlier is None:
             return
         how = "always matches" if earlier is always else "has the same conditions"

@@ -16,6 +16,7 @@ never matches a positive test (and so satisfies ``ne``, ``not_in`` and
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -417,16 +418,20 @@ class ConditionCompiler:
 def _channels(field: Field, test: Test) -> frozenset[str]:
     """The channels a ``contact.channel`` test lets through, found by running the
     test on a contact of each channel."""
-    customer = CustomerContext(customer_id=uuid.UUID(int=0), known=False)
-    now = datetime(2000, 1, 1, tzinfo=UTC)
+    customer, now = _PROBE_CUSTOMER, _PROBE_NOW
     return frozenset(
-        channel
-        for channel in field.choices
-        if test(Input(Contact.model_validate(_PROBE | {"channel": channel}), customer, now))
+        channel for channel in field.choices if test(Input(_probe(channel), customer, now))
     )
 
 
-_PROBE = {"provider": "probe", "external_id": "probe"}
+_PROBE_CUSTOMER = CustomerContext(customer_id=uuid.UUID(int=0), known=False)
+_PROBE_NOW = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@functools.cache
+def _probe(channel: str) -> Contact:
+    """A contact of ``channel`` and nothing else (built once: compiling runs it often)."""
+    return Contact.model_validate({"provider": "probe", "external_id": "probe", "channel": channel})
 
 
 def _fold_items(value: Any) -> tuple[Any, ...] | None:
