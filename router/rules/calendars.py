@@ -33,8 +33,8 @@ HOURS_PATTERN = rf"^(?:\s*{_any_case('closed')}\s*|{_SPAN}(?:,{_SPAN})*)$"
 HOURS_ITEM_PATTERN = rf"^(?:\s*{_any_case('closed')}\s*|{_SPAN})$"
 _DAY = rf"\s*(?:{'|'.join(_any_case(day) for day in WEEKDAYS)})[^,-]*"
 DAYS_PATTERN = rf"^{_DAY}(?:-{_DAY})?(?:,{_DAY}(?:-{_DAY})?)*$"
-#: what ``date.fromisoformat`` reads
-DATE_PATTERN = r"^[0-9]{4}(?:-[0-9]{2}-[0-9]{2}|[0-9]{4}|-?W[0-9]{2}(?:-?[0-9])?)$"
+#: a date starts like an ISO date (``date.fromisoformat`` reads more than a pattern can say)
+DATE_PATTERN = r"^[0-9]{4}-?[0-9W][\s\S]*$"
 
 Span = tuple[int, int]
 #: report(path below the calendar, message)

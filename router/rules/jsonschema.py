@@ -280,30 +280,44 @@ def _scalar(field: Field) -> Schema:
 def _operand(op: str, field: Field) -> Schema:
     """The operand of ``op`` on ``field``, as the operator's builder checks it."""
     scalar = _scalar(field)
-    bound = {"$ref": "#/$defs/Time"} if field.kind is Kind.TIME else {"type": "number"}
+    time = field.kind is Kind.TIME
+    bound = {"$ref": "#/$defs/Time"} if time else {"type": "number"}
     word = {"type": ["string", "integer"], "minLength": 1}
     words = by_type(array={"type": "array", "minItems": 1, "items": word}, other=word)
-    schema: Schema = {
-        "eq": scalar,
-        "ne": scalar,
-        "in": {"type": "array", "minItems": 1, "items": scalar},
-        "not_in": {"type": "array", "minItems": 1, "items": scalar},
-        "any_of": words,
-        "gt": bound,
-        "gte": bound,
-        "lt": bound,
-        "lte": bound,
-        "between": {"type": "array", "minItems": 2, "maxItems": 2, "items": bound},
-        "contains": {"type": ["string", "number"], "minLength": 1},
-        "contains_any": words,
-        "starts_with": {"type": "string", "minLength": 1},
-        "ends_with": {"type": "string", "minLength": 1},
-        "matches": {"type": "string"},
-        "exists": {"type": "boolean"},
-        "empty": {"type": "boolean"},
-        "within": {"$ref": "#/$defs/Duration"},
-        "older_than": {"$ref": "#/$defs/Duration"},
-    }[op]
+    values = f"one of {', '.join(field.choices)}" if field.choices else _NOUN[field.kind]
+    schemas: dict[str, tuple[Schema, str]] = {
+        "eq": (scalar, values),
+        "ne": (scalar, values),
+        "in": ({"type": "array", "minItems": 1, "items": scalar}, f"a list of values ({values})"),
+        "not_in": (
+            {"type": "array", "minItems": 1, "items": scalar},
+            f"a list of values ({values})",
+        ),
+        "any_of": (words, "a word or phrase, or a list of them"),
+        "contains_any": (words, "a word or phrase, or a list of them"),
+        "gt": (bound, "a number"),
+        "gte": (bound, "a number"),
+        "lt": (bound, "a number"),
+        "lte": (bound, "a number"),
+        "between": (
+            {"type": "array", "minItems": 2, "maxItems": 2, "items": bound},
+            "[low, high], e.g. [2, 5]",
+        ),
+        "contains": (
+            {"type": ["string", "number"], "minLength": 1},
+            "a piece of text (or, for a list, one value)",
+        ),
+        "starts_with": ({"type": "string", "minLength": 1}, "a piece of text"),
+        "ends_with": ({"type": "string", "minLength": 1}, "a piece of text"),
+        "matches": ({"type": "string"}, "a regular expression (text)"),
+        "exists": ({"type": "boolean"}, "true or false"),
+        "empty": ({"type": "boolean"}, "true or false"),
+        "within": ({"$ref": "#/$defs/Duration"}, ""),
+        "older_than": ({"$ref": "#/$defs/Duration"}, ""),
+    }
+    schema, takes = schemas[op]
+    if "$ref" not in schema and not (time and op in ("gt", "gte", "lt", "lte")):
+        schema = {**schema, "errorMessage": f"{op} takes {takes}."}
     return {**schema, "description": OPERATOR_HELP[op]}
 
 
@@ -326,7 +340,7 @@ def _operators(field: Field) -> Schema:
         checks=checks + _did_you_mean(applicable),
         help_text=f"Operators on {noun}; all must hold:\n\n{lines}",
     )
-    return {"description": f"operators on {noun}; all must hold", "minProperties": 1, **schema}
+    return {"description": f"operators on {noun}; all must hold", **schema}
 
 
 def _operators_name(field: Field) -> str:
@@ -355,7 +369,9 @@ def _describe(field: Field) -> str:
 
 def _test(field: Field, path: str) -> Schema:
     """What may follow ``path:`` in a condition: a value, a list of values or operators."""
-    ref = {"$ref": f"#/$defs/{_operators_name(field)}"}
+    ref = _not_empty(
+        _operators_name(field), "Give at least one operator, e.g. {gte: 2}, or a value."
+    )
     head: Schema = {"description": f"{path}: {_describe(field)}"}
     if field.choices:
         head["examples"] = list(field.choices)  # offered as values
@@ -380,14 +396,17 @@ def _test(field: Field, path: str) -> Schema:
 def _group(empty: str, wrong: str) -> Schema:
     """A non-empty mapping of conditions; an empty one is reported with ``empty``,
     anything else with ``wrong``."""
-    return by_type(
-        obj={
-            "if": {"minProperties": 1},
-            "then": {"$ref": "#/$defs/Condition"},
-            "else": _fails(empty),
-        },
-        other=_fails(wrong),
-    )
+    return by_type(obj=_not_empty("Condition", empty), other=_fails(wrong))
+
+
+def _not_empty(definition: str, message: str) -> Schema:
+    """A mapping checked by ``definition``, and reported with ``message`` when empty (the
+    definition still applies to the empty mapping: it offers the keys to complete)."""
+    return {
+        "$ref": f"#/$defs/{definition}",
+        "if": {"maxProperties": 0},
+        "then": _fails(message),
+    }
 
 
 def _groups() -> dict[str, Schema]:
