@@ -13,7 +13,7 @@ text) by one of two readers that give the same data and places:
   only when asked for (a rule's line, a problem). It takes the common case:
   plain and quoted text, whole numbers, true/false/null, anchors;
 * the exact reader, ruamel.yaml's round trip, reads everything else (explicit
-  tags, merge keys, unusual numbers, duplicate keys, %YAML directives), every
+  tags, merge keys, unusual numbers, duplicate keys, directives, tabs), every
   text libyaml rejects (so syntax errors are reported as ruamel words them),
   and gives the places of empty values, where the two parsers' marks differ.
 """
@@ -127,8 +127,9 @@ def _plain(node: Any, path: Path, table: _Table) -> Any:
     if isinstance(node, CommentedSeq):
         items = []
         for n, value in enumerate(node):
-            line, col = node.lc.item(n)
-            table.values[(*path, n)] = (line + 1, col + 1)
+            where = (node.lc.data or {}).get(n)  # none when a tag made the list
+            if where is not None:
+                table.values[(*path, n)] = (where[0] + 1, where[1] + 1)
             items.append(_plain(value, (*path, n), table))
         return items
     if isinstance(node, bool) or node is None:
@@ -180,8 +181,10 @@ _CONSTANTS: dict[str, Any] = {
 }
 _WHOLE = re.compile(r"^-?(?:0|[1-9][0-9]*)$")
 _DECIMAL = re.compile(r"^-?[0-9]+\.[0-9]+$")
-#: a directive (%YAML 1.1 changes how values are typed) or a tag handle (%TAG)
-_DIRECTIVE = re.compile(r"^%", re.MULTILINE)
+#: for the exact reader: a directive (%YAML 1.1 types values otherwise, %TAG names tags),
+#: and what libyaml takes but ruamel reports (rightly): a tab after ``key:``, a comment
+#: right after a block scalar's ``|`` or ``>``
+_EXACT_ONLY = re.compile(r"^%|\t|[|>][-+0-9]*#", re.MULTILINE)
 
 if FAST:
 
@@ -221,6 +224,8 @@ def _scalar(node: Any) -> Any:
 def _data(node: Any) -> Any:
     """Plain data from composed nodes (anchored nodes are read again at each alias)."""
     kind = type(node)
+    if kind is not ScalarNode and node.tag is not _MAP and node.tag is not _SEQ:
+        raise _Unusual  # an explicit tag on a mapping or list
     if kind is MappingNode:
         out: dict[str, Any] = {}
         for key, value in node.value:
@@ -287,7 +292,7 @@ def _mark(node: Any) -> Position | None:
 
 def read_fast(text: str) -> tuple[Any, _Nodes] | None:
     """Data and places by the fast reader, or None when the exact reader must read it."""
-    if not FAST or _DIRECTIVE.search(text):
+    if not FAST or _EXACT_ONLY.search(text):
         return None
     try:
         composer = _Composer(text)
@@ -319,6 +324,8 @@ def parse(
         return source, (line, col, f"invalid YAML: {reason}")
     except (YAMLError, ValueError) as exc:
         return source, (1, 1, f"invalid YAML: {exc}")
+    except TypeError:  # ruamel hashing a mapping or list written as a key
+        return source, (1, 1, "invalid YAML: a key is a mapping or a list")
     return source, None
 
 
