@@ -265,7 +265,7 @@ class ConditionCompiler:
         if field is None:
             self._unknown_field(key, path)
             return None
-        if isinstance(value, Mapping):
+        if type(value) is dict or isinstance(value, Mapping):
             if not value:
                 self.report(path, "expected a value or operators like {gte: 2}", False)
                 return None
@@ -347,7 +347,7 @@ class ConditionCompiler:
         if field.kind is Kind.TEXT and isinstance(operand, bool):
             raise Invalid(f"{field.path} is text; write {_render(operand)!r} in quotes")
         key = fold(operand)
-        if field.choices and key not in {c.casefold() for c in field.choices}:
+        if field.choices and key not in _casefolded(field.choices):
             raise Invalid(
                 f"{operand!r} is never a value of {field.path} ({', '.join(field.choices)})"
             )
@@ -432,6 +432,11 @@ _PROBE_NOW = datetime(2000, 1, 1, tzinfo=UTC)
 def _probe(channel: str) -> Contact:
     """A contact of ``channel`` and nothing else (built once: compiling runs it often)."""
     return Contact.model_validate({"provider": "probe", "external_id": "probe", "channel": channel})
+
+
+@functools.cache
+def _casefolded(choices: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(choice.casefold() for choice in choices)
 
 
 def _fold_items(value: Any) -> tuple[Any, ...] | None:
