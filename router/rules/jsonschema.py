@@ -340,7 +340,7 @@ def _operators(field: Field) -> Schema:
         checks=checks + _did_you_mean(applicable),
         help_text=f"Operators on {noun}; all must hold:\n\n{lines}",
     )
-    return {"description": f"operators on {noun}; all must hold", **schema}
+    return schema  # no description: hovering shows the field's
 
 
 def _operators_name(field: Field) -> str:
@@ -374,7 +374,6 @@ def _test(field: Field, path: str) -> Schema:
     )
     head: Schema = {"description": f"{path}: {_describe(field)}"}
     if field.choices:
-        head["examples"] = list(field.choices)  # offered as values
         example = f"{{ne: {field.choices[0]}}}"
     else:
         example = _EXAMPLE[field.kind]

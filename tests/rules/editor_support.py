@@ -247,6 +247,17 @@ class LanguageServer:
             return list(result.get("items", []))
         return list(result or [])
 
+    def hover(self, uri: str, line: int, character: int) -> str:
+        """The hover text at a 0-based position ("" when none)."""
+        result = self.request(
+            "textDocument/hover",
+            {"textDocument": {"uri": uri}, "position": {"line": line, "character": character}},
+        )
+        if not result:
+            return ""
+        contents = result["contents"]
+        return str(contents["value"] if isinstance(contents, dict) else contents)
+
     def shutdown(self) -> None:
         try:
             self.request("shutdown", {}, timeout=10)

@@ -188,3 +188,16 @@ def test_completion_offers_the_route_keys(editor: LanguageServer) -> None:
         "queue", "priority", "priority_boost", "skills", "sla", "tags", "preferred_agent",
         "overflow",
     }  # fmt: skip
+
+
+def test_hovering_a_key_says_what_it_is(editor: LanguageServer) -> None:
+    text = (
+        "rules:\n  - name: r\n    when:\n      contact.channel: chat\n"
+        "      customer.last.at: {within: 24h}\n    route: {sla: 5m}\n"
+    )
+    uri = editor.open(_file("hover"), text)
+    assert editor.diagnostics([uri], quiet=0.2)[uri] == []
+    assert "contact.channel: text: chat, email, voice, social" in editor.hover(uri, 3, 10)
+    assert "customer.last.at: a time" in editor.hover(uri, 4, 10)
+    assert "(a time) is at most this long before now" in editor.hover(uri, 4, 27)
+    assert "a duration like 90s, 5m" in editor.hover(uri, 5, 13)
