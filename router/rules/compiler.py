@@ -276,6 +276,7 @@ class _Compiler:
         tz: Any,
     ) -> list[Rule]:
         compiled: list[Rule] = []
+        memo: dict[Any, tuple[Check, ...]] = {}
         seen: dict[str, tuple[Source, int]] = {}
         always: Rule | None = None
         shadows: dict[str, Rule] = {}
@@ -297,7 +298,7 @@ class _Compiler:
                 seen[name] = (source, line)
             # conditions are checked even when the rest of the rule is invalid
             when = raw.get("when") if isinstance(raw, dict) else None
-            conditions = ConditionCompiler(catalog, calendars, tz, report)
+            conditions = ConditionCompiler(catalog, calendars, tz, report, memo=memo)
             checks: list[Check] | None = []
             if isinstance(when, dict) and when:
                 checks = conditions.compile_when(when, (*path, "when"))

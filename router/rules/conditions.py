@@ -176,11 +176,16 @@ class ConditionCompiler:
         calendars: Mapping[str, Calendar | None],
         timezone: tzinfo,
         report: Report,
+        *,
+        memo: dict[Any, tuple[Check, ...]] | None = None,
     ) -> None:
         self.catalog = catalog
         self.calendars = calendars
         self.timezone = timezone
         self.report = report
+        #: compiled field conditions by (field, value), shared by the rules of a ruleset:
+        #: large rulesets test the same values over and over (contact.channel: email)
+        self.memo = memo
 
     # -- structure -----------------------------------------------------------
 
@@ -261,6 +266,18 @@ class ConditionCompiler:
         self.report(path, f"{head}{did} ({extra}: {', '.join(names)})", True)
 
     def _field(self, key: str, value: Any, path: Path) -> list[Check] | None:
+        if self.memo is None:
+            return self._compile_field(key, value, path)
+        known = (key, _frozen(value))
+        found = self.memo.get(known)
+        if found is None:
+            checks = self._compile_field(key, value, path)
+            if checks is None:  # problems are reported at each place, never remembered
+                return None
+            self.memo[known] = found = tuple(checks)
+        return list(found)
+
+    def _compile_field(self, key: str, value: Any, path: Path) -> list[Check] | None:
         field = self.catalog.lookup(key)
         if field is None:
             self._unknown_field(key, path)
@@ -432,6 +449,15 @@ _PROBE_NOW = datetime(2000, 1, 1, tzinfo=UTC)
 def _probe(channel: str) -> Contact:
     """A contact of ``channel`` and nothing else (built once: compiling runs it often)."""
     return Contact.model_validate({"provider": "probe", "external_id": "probe", "channel": channel})
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable form of plain data that keeps 1, 1.0 and true apart."""
+    if isinstance(value, dict):
+        return (dict, tuple((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return (list, tuple(_frozen(v) for v in value))
+    return (type(value), value)
 
 
 @functools.cache
