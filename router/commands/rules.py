@@ -20,11 +20,10 @@ from typing import IO
 import orjson
 
 from router.commands.replay import main as replay
-from router.rules.conditions import condition_json_schema
 from router.rules.engine import Ruleset
 from router.rules.fields import Catalog
+from router.rules.jsonschema import rules_schema
 from router.rules.loader import load
-from router.rules.schema import json_schema
 from router.rules.simulate import Simulator
 from router.rules.testing import run_cases
 
@@ -155,7 +154,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 def _schema() -> int:
     catalog = Catalog(UTC)
-    schema = json_schema(condition_json_schema(catalog))
+    schema = rules_schema(catalog)
     sys.stdout.write(orjson.dumps(schema, option=orjson.OPT_INDENT_2).decode() + "\n")
     return 0
 

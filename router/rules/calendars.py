@@ -19,7 +19,22 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from router.rules.fields import WEEKDAYS
 from router.rules.schema import CalendarSpec
 
-_RANGE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+_RANGE = re.compile(r"^\s*([0-9]{1,2}):([0-9]{2})\s*-\s*([0-9]{1,2}):([0-9]{2})\s*$")
+
+
+def _any_case(word: str) -> str:
+    """``mon`` as ``[mM][oO][nN]``: editors' patterns have no flag for case."""
+    return "".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else re.escape(c) for c in word)
+
+
+#: JSON Schema patterns (ECMAScript) for what parse_hours and parse_days read
+_SPAN = r"\s*[0-9]{1,2}:[0-9]{2}\s*-\s*[0-9]{1,2}:[0-9]{2}\s*"
+HOURS_PATTERN = rf"^(?:\s*{_any_case('closed')}\s*|{_SPAN}(?:,{_SPAN})*)$"
+HOURS_ITEM_PATTERN = rf"^(?:\s*{_any_case('closed')}\s*|{_SPAN})$"
+_DAY = rf"\s*(?:{'|'.join(_any_case(day) for day in WEEKDAYS)})[^,-]*"
+DAYS_PATTERN = rf"^{_DAY}(?:-{_DAY})?(?:,{_DAY}(?:-{_DAY})?)*$"
+#: a date starts like an ISO date (``date.fromisoformat`` reads more than a pattern can say)
+DATE_PATTERN = r"^[0-9]{4}-?[0-9W][\s\S]*$"
 
 Span = tuple[int, int]
 #: report(path below the calendar, message)

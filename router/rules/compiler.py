@@ -276,6 +276,7 @@ class _Compiler:
         tz: Any,
     ) -> list[Rule]:
         compiled: list[Rule] = []
+        memo: dict[Any, tuple[Check, ...]] = {}
         seen: dict[str, tuple[Source, int]] = {}
         always: Rule | None = None
         shadows: dict[str, Rule] = {}
@@ -297,7 +298,7 @@ class _Compiler:
                 seen[name] = (source, line)
             # conditions are checked even when the rest of the rule is invalid
             when = raw.get("when") if isinstance(raw, dict) else None
-            conditions = ConditionCompiler(catalog, calendars, tz, report)
+            conditions = ConditionCompiler(catalog, calendars, tz, report, memo=memo)
             checks: list[Check] | None = []
             if isinstance(when, dict) and when:
                 checks = conditions.compile_when(when, (*path, "when"))
@@ -328,11 +329,12 @@ class _Compiler:
             compiled.append(rule)
             if not rule.enabled:
                 continue
-            self._shadowing(rule, source, path, always, shadows, spec)
+            same = json.dumps(spec.when or {}, sort_keys=True)
+            self._shadowing(rule, source, path, always, shadows.get(same))
             if not rule.cont and rule.rollout is None:
                 if not rule.checks and always is None:
                     always = rule
-                shadows.setdefault(json.dumps(spec.when or {}, sort_keys=True), rule)
+                shadows.setdefault(same, rule)
         return compiled
 
     @staticmethod
@@ -348,15 +350,10 @@ class _Compiler:
         actions.compile_route(route, (*path, "route"), cont=raw.get("continue") is True)
 
     def _shadowing(
-        self,
-        rule: Rule,
-        source: Source,
-        path: Path,
-        always: Rule | None,
-        shadows: dict[str, Rule],
-        spec: RuleSpec,
+        self, rule: Rule, source: Source, path: Path, always: Rule | None, same: Rule | None
     ) -> None:
-        earlier = always or shadows.get(json.dumps(spec.when or {}, sort_keys=True))
+        """Warn when an earlier rule always matches or has the same conditions (``same``)."""
+        earlier = always or same
         if earlier is None:
             return
         how = "always matches" if earlier is always else "has the same conditions"

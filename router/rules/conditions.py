@@ -16,6 +16,7 @@ never matches a positive test (and so satisfies ``ne``, ``not_in`` and
 from __future__ import annotations
 
 import difflib
+import functools
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -175,11 +176,16 @@ class ConditionCompiler:
         calendars: Mapping[str, Calendar | None],
         timezone: tzinfo,
         report: Report,
+        *,
+        memo: dict[Any, tuple[Check, ...]] | None = None,
     ) -> None:
         self.catalog = catalog
         self.calendars = calendars
         self.timezone = timezone
         self.report = report
+        #: compiled field conditions by (field, value), shared by the rules of a ruleset:
+        #: large rulesets test the same values over and over (contact.channel: email)
+        self.memo = memo
 
     # -- structure -----------------------------------------------------------
 
@@ -260,11 +266,23 @@ class ConditionCompiler:
         self.report(path, f"{head}{did} ({extra}: {', '.join(names)})", True)
 
     def _field(self, key: str, value: Any, path: Path) -> list[Check] | None:
+        if self.memo is None:
+            return self._compile_field(key, value, path)
+        known = (key, _frozen(value))
+        found = self.memo.get(known)
+        if found is None:
+            checks = self._compile_field(key, value, path)
+            if checks is None:  # problems are reported at each place, never remembered
+                return None
+            self.memo[known] = found = tuple(checks)
+        return list(found)
+
+    def _compile_field(self, key: str, value: Any, path: Path) -> list[Check] | None:
         field = self.catalog.lookup(key)
         if field is None:
             self._unknown_field(key, path)
             return None
-        if isinstance(value, Mapping):
+        if type(value) is dict or isinstance(value, Mapping):
             if not value:
                 self.report(path, "expected a value or operators like {gte: 2}", False)
                 return None
@@ -346,7 +364,7 @@ class ConditionCompiler:
         if field.kind is Kind.TEXT and isinstance(operand, bool):
             raise Invalid(f"{field.path} is text; write {_render(operand)!r} in quotes")
         key = fold(operand)
-        if field.choices and key not in {c.casefold() for c in field.choices}:
+        if field.choices and key not in _casefolded(field.choices):
             raise Invalid(
                 f"{operand!r} is never a value of {field.path} ({', '.join(field.choices)})"
             )
@@ -417,16 +435,34 @@ class ConditionCompiler:
 def _channels(field: Field, test: Test) -> frozenset[str]:
     """The channels a ``contact.channel`` test lets through, found by running the
     test on a contact of each channel."""
-    customer = CustomerContext(customer_id=uuid.UUID(int=0), known=False)
-    now = datetime(2000, 1, 1, tzinfo=UTC)
+    customer, now = _PROBE_CUSTOMER, _PROBE_NOW
     return frozenset(
-        channel
-        for channel in field.choices
-        if test(Input(Contact.model_validate(_PROBE | {"channel": channel}), customer, now))
+        channel for channel in field.choices if test(Input(_probe(channel), customer, now))
     )
 
 
-_PROBE = {"provider": "probe", "external_id": "probe"}
+_PROBE_CUSTOMER = CustomerContext(customer_id=uuid.UUID(int=0), known=False)
+_PROBE_NOW = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+@functools.cache
+def _probe(channel: str) -> Contact:
+    """A contact of ``channel`` and nothing else (built once: compiling runs it often)."""
+    return Contact.model_validate({"provider": "probe", "external_id": "probe", "channel": channel})
+
+
+def _frozen(value: Any) -> Any:
+    """A hashable form of plain data that keeps 1, 1.0 and true apart."""
+    if isinstance(value, dict):
+        return (dict, tuple((k, _frozen(v)) for k, v in value.items()))
+    if isinstance(value, list):
+        return (list, tuple(_frozen(v) for v in value))
+    return (type(value), value)
+
+
+@functools.cache
+def _casefolded(choices: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(choice.casefold() for choice in choices)
 
 
 def _fold_items(value: Any) -> tuple[Any, ...] | None:
@@ -615,41 +651,7 @@ _OPERATORS: dict[str, tuple[frozenset[Kind], Builder]] = {
     "older_than": (frozenset({Kind.TIME, Kind.ANY}), _age(within=False)),
 }
 OPERATORS = tuple(_OPERATORS)
-
-
-def condition_json_schema(catalog: Catalog) -> dict[str, Any]:
-    """JSON Schema of a ``when`` block, naming every routing-input field for autocomplete."""
-    fields = [name for name in catalog.names() if not name.endswith(".*")]
-    free_form = "|".join(re.escape(prefix) for prefix in sorted(catalog.free_form))
-    scalar = {"type": ["string", "number", "boolean", "null"]}
-    test = {
-        "anyOf": [
-            scalar,
-            {"type": "array", "items": scalar, "description": "one of these values"},
-            {
-                "type": "object",
-                "propertyNames": {"enum": list(OPERATORS)},
-                "minProperties": 1,
-                "description": "operators, all must hold",
-            },
-        ]
-    }
-    ref = {"$ref": "#/$defs/Condition"}
-    return {
-        "type": "object",
-        "description": "all entries must hold; keys are fields, all/any/not, within/outside",
-        "properties": {
-            "all": {"type": "array", "items": ref},
-            "any": {"anyOf": [{"type": "array", "items": ref}, ref]},
-            "not": ref,
-            "within": {"type": "string", "description": "calendar name: open now"},
-            "outside": {"type": "string", "description": "calendar name: closed now"},
-        },
-        "propertyNames": {
-            "anyOf": [
-                {"enum": ["all", "any", "not", "within", "outside", *fields]},
-                {"pattern": rf"^({free_form})\..+$"},
-            ]
-        },
-        "additionalProperties": test,
-    }
+#: the kinds of field each operator applies to
+OPERATOR_KINDS: dict[str, frozenset[Kind]] = {op: kinds for op, (kinds, _) in _OPERATORS.items()}
+#: the entries of a ``when`` block that are not fields
+GROUPS, CALENDAR_TESTS = _GROUPS, _CALENDAR_TESTS

@@ -1,9 +1,15 @@
 """The rules file format as pydantic models: what a supervisor may write.
 
-These models check the shape of a file (keys, types, durations, percentages)
-and produce the JSON Schema that ``omniroute rules schema`` prints for editors.
-What they cannot see (field names in conditions, declared queues, calendars)
-the compiler checks afterwards, with the same file:line:col locations.
+These models check the shape of a file (keys, types, durations, percentages,
+times) and are the base of the JSON Schema that ``omniroute rules schema``
+prints for editors (:mod:`router.rules.jsonschema`). What they cannot see
+(field names in conditions, declared queues, calendars) the compiler checks
+afterwards, with the same file:line:col locations.
+
+Values are taken as YAML 1.2 types them, as editors do: ``priority: "90"`` is
+text, not a number, and ``enabled: no`` is text, not false. Each parser here
+sits next to the pattern the JSON Schema uses for the same value; the tests
+hold the two against each other.
 """
 
 from __future__ import annotations
@@ -22,16 +28,31 @@ from pydantic import (
     WithJsonSchema,
 )
 
-_DURATION_PART = re.compile(r"(\d+)\s*(w|d|h|m|s)", re.IGNORECASE)
-_DURATION = re.compile(r"^\s*(?:\d+\s*[wdhms]\s*)+$", re.IGNORECASE)
+_DURATION_PART = re.compile(r"([0-9]+)\s*(w|d|h|m|s)", re.IGNORECASE)
+_DURATION = re.compile(r"^\s*(?:[0-9]+\s*[wdhms]\s*)+$", re.IGNORECASE)
 _UNIT_SECONDS = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
-DURATION_PATTERN = r"^\s*(\d+\s*[wdhmsWDHMS]\s*)+$"
+_PERCENT = re.compile(r"\s*[0-9]+(\.[0-9]+)?\s*%?\s*")
+
+#: JSON Schema patterns (ECMAScript regular expressions, as editors run them)
+DURATION_PATTERN = r"^\s*(?:[0-9]+\s*[wdhmsWDHMS]\s*)+$"
+PERCENT_PATTERN = r"^\s*0*(?:100(?:\.0+)?|[0-9]{1,2}(?:\.[0-9]+)?)\s*%?\s*$"
+#: a time starts like an ISO date; the rest is left to ``datetime.fromisoformat``, whose
+#: leniency (any separator, any of several time and offset forms) no pattern follows
+TIME_PATTERN = r"^[0-9]{4}-?[0-9W][\s\S]*$"
+
+DURATION_HELP = "seconds, or a duration like 90s, 5m, 24h, 3d, 1w, 1h30m"
+TIME_HELP = (
+    "an ISO time like 2026-03-01T09:00:00+01:00 or 2026-03-01T09:00:00Z;"
+    " without an offset it is in defaults.timezone"
+)
 
 
 def parse_duration(value: object) -> int:
     """Seconds in ``90``, ``"90s"``, ``"5m"``, ``"1h30m"``, ``"2d"``, ``"1w"``."""
     if isinstance(value, bool):
         raise ValueError("a duration is a number of seconds or text like 90s, 5m, 24h, 3d")
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, int):
         if value < 0:
             raise ValueError("a duration cannot be negative")
@@ -48,7 +69,7 @@ def parse_percent(value: object) -> float:
         raise ValueError("a rollout is a percentage like 20%")
     if isinstance(value, int | float):
         number = float(value)
-    elif isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d+)?\s*%?\s*", value):
+    elif isinstance(value, str) and _PERCENT.fullmatch(value):
         number = float(value.strip().rstrip("%"))
     else:
         raise ValueError(f"{value!r} is not a percentage (write e.g. 20%)")
@@ -57,34 +78,95 @@ def parse_percent(value: object) -> float:
     return number
 
 
-Duration = Annotated[
+def parse_time(value: object) -> datetime:
+    """An ISO time as ``datetime.fromisoformat`` reads it (naive when without offset)."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    raise ValueError(f"{value!r} is not a time (write e.g. 2026-03-01T09:00:00)")
+
+
+def whole_number(value: object) -> int:
+    """A whole number as YAML writes it (``90``, also ``90.0``); not text, not true/false."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    shown = "true" if value is True else "false" if value is False else repr(value)
+    raise ValueError(f"expected a whole number, not {shown}")
+
+
+def flag(value: object) -> bool:
+    """true or false, as YAML 1.2 writes them (``yes``, ``no``, ``"true"`` are text)."""
+    if isinstance(value, bool):
+        return value
+    raise ValueError(f"expected true or false, not {value!r}")
+
+
+#: the JSON Schema of each kind of value, with the message editors show for a mistake
+DURATION_SCHEMA: dict[str, Any] = {
+    "type": ["integer", "string"],
+    "minimum": 0,
+    "pattern": DURATION_PATTERN,
+    "description": DURATION_HELP,
+    "errorMessage": f"Not a duration: write {DURATION_HELP}.",
+}
+PERCENT_SCHEMA: dict[str, Any] = {
+    "type": ["number", "string"],
+    "minimum": 0,
+    "maximum": 100,
+    "pattern": PERCENT_PATTERN,
+    "description": "share of customers, e.g. 20%",
+    "errorMessage": "Not a share of customers: write a percentage from 0% to 100%, e.g. 20%.",
+}
+TIME_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "pattern": TIME_PATTERN,
+    "description": TIME_HELP,
+    "errorMessage": f"Not a time: write {TIME_HELP}.",
+}
+
+Duration = Annotated[int, BeforeValidator(parse_duration), WithJsonSchema(DURATION_SCHEMA)]
+Percent = Annotated[float, BeforeValidator(parse_percent), WithJsonSchema(PERCENT_SCHEMA)]
+Moment = Annotated[datetime, BeforeValidator(parse_time), WithJsonSchema(TIME_SCHEMA)]
+
+
+def _whole_schema(low: int, high: int, meaning: str) -> dict[str, Any]:
+    return {
+        "type": "integer",
+        "minimum": low,
+        "maximum": high,
+        "description": f"{low} to {high}; {meaning}",
+        "errorMessage": f"Expected a whole number from {low} to {high} ({meaning}).",
+    }
+
+
+Priority = Annotated[
     int,
-    BeforeValidator(parse_duration),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "integer", "minimum": 0},
-                {"type": "string", "pattern": DURATION_PATTERN},
-            ],
-            "description": "seconds, or a duration like 90s, 5m, 24h, 3d, 1h30m",
-        }
-    ),
+    BeforeValidator(whole_number),
+    Field(ge=0, le=100),
+    WithJsonSchema(_whole_schema(0, 100, "higher is more urgent")),
 ]
-Percent = Annotated[
-    float,
-    BeforeValidator(parse_percent),
-    WithJsonSchema(
-        {
-            "anyOf": [
-                {"type": "number", "minimum": 0, "maximum": 100},
-                {"type": "string", "pattern": r"^\s*\d+(\.\d+)?\s*%?\s*$"},
-            ],
-            "description": "share of customers, e.g. 20%",
-        }
-    ),
+Boost = Annotated[
+    int,
+    BeforeValidator(whole_number),
+    Field(ge=-100, le=100),
+    WithJsonSchema(_whole_schema(-100, 100, "added to the priority")),
 ]
-Priority = Annotated[int, Field(ge=0, le=100, description="0 to 100; higher is more urgent")]
-Boost = Annotated[int, Field(ge=-100, le=100, description="added to the priority")]
+Whole = Annotated[
+    int,
+    BeforeValidator(whole_number),
+    WithJsonSchema({"type": "integer", "errorMessage": "Expected a whole number."}),
+]
+Flag = Annotated[
+    bool,
+    BeforeValidator(flag),
+    WithJsonSchema({"type": "boolean", "errorMessage": "Expected true or false."}),
+]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
 
 #: Union members are tagged with names in angle brackets; error locations drop them.
@@ -193,12 +275,12 @@ class RuleSpec(_Strict):
 
     name: Name
     description: str | None = None
-    enabled: bool = True
+    enabled: Flag = True
     when: dict[str, Any] | None = Field(
         default=None, description="conditions; all must hold. No when: always matches"
     )
     rollout: Percent | None = None
-    continue_: bool = Field(
+    continue_: Flag = Field(
         default=False, alias="continue", description="only add tags, skills, priority_boost"
     )
     route: RouteSpec = Field(default_factory=RouteSpec)
@@ -209,7 +291,7 @@ class ExpectSpec(_Strict):
 
     queue: str | None = None
     rule: str | None = Field(default=None, description="the deciding rule; null means defaults")
-    priority: int | None = None
+    priority: Whole | None = None
     skills: list[str] | None = None
     sla: Duration | None = None
     tags: list[str] | None = Field(default=None, description="exactly these tags, in any order")
@@ -225,9 +307,7 @@ class CaseSpec(_Strict):
     customer: dict[str, Any] | None = Field(
         default=None, description="CustomerContext fields; times may be written as '2h ago'"
     )
-    now: datetime | None = Field(
-        default=None, description="ISO time; without offset it is in defaults.timezone"
-    )
+    now: Moment | None = None
     expect: ExpectSpec
 
 
@@ -241,16 +321,3 @@ class RulesFile(_Strict):
     defaults: DefaultsSpec | None = None
     rules: list[RuleSpec] = Field(default_factory=list)
     tests: list[CaseSpec] = Field(default_factory=list)
-
-
-def json_schema(condition: dict[str, Any]) -> dict[str, Any]:
-    """The JSON Schema of a rules file, for editors, with ``condition`` for ``when``."""
-    schema = RulesFile.model_json_schema(by_alias=True)
-    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
-    schema.setdefault("$defs", {})["Condition"] = condition
-    when = schema["$defs"]["RuleSpec"]["properties"]["when"]
-    schema["$defs"]["RuleSpec"]["properties"]["when"] = {
-        "anyOf": [{"$ref": "#/$defs/Condition"}, {"type": "null"}],
-        "description": when.get("description", ""),
-    }
-    return schema

@@ -100,10 +100,11 @@ def test_schema_is_json_schema_with_fields(capsys: pytest.CaptureFixture[str]) -
     assert schema["$schema"].endswith("2020-12/schema")
     assert set(schema["properties"]) == {"queues", "calendars", "defaults", "rules", "tests"}
     condition = schema["$defs"]["Condition"]
-    assert "customer.tier" in condition["propertyNames"]["anyOf"][0]["enum"]
-    assert r"contact\.attributes" in condition["propertyNames"]["anyOf"][1]["pattern"]
+    offered = condition["propertyNames"]["allOf"][0]["anyOf"][0]["enum"]
+    assert "customer.tier" in offered and offered.count("all") == 1
+    assert any(r"contact\.attributes" in key for key in condition["patternProperties"])
     rule = schema["$defs"]["RuleSpec"]["properties"]
-    assert "continue" in rule and rule["when"]["anyOf"][0] == {"$ref": "#/$defs/Condition"}
+    assert "continue" in rule and rule["when"]["then"] == {"$ref": "#/$defs/Condition"}
     route = schema["$defs"]["RouteSpec"]["properties"]
     assert {"queue", "priority", "priority_boost", "overflow", "preferred_agent"} <= set(route)
 

@@ -255,3 +255,25 @@ def test_tests_in_files_are_checked_at_load() -> None:
         "r.yaml:23:21: test 't': queue 'nowhere' is not declared",
         "r.yaml:23:36: test 't': there is no rule 'nothing'",
     ]
+
+
+def test_the_same_condition_in_several_rules() -> None:
+    """Conditions compiled once per ruleset are still checked, and reported, in each rule."""
+    found = problems(
+        BASE + "rules:\n"
+        "  - {name: a, when: {customer.tierr: vip}}\n"
+        "  - {name: b, when: {customer.tierr: vip}}\n"
+    )
+    assert [p.split(": rule")[0] for p in found] == ["r.yaml:20:22", "r.yaml:21:22"]
+    ruleset = load_ruleset_text(
+        BASE + "rules:\n"
+        "  - {name: a, when: {customer.tier: vip, contact.channel: chat}, route: {queue: vip}}\n"
+        "  - {name: b, when: {customer.tier: vip}, route: {queue: billing}}\n"
+        "  - {name: c, when: {customer.tier: 1}, route: {queue: returns}}\n"
+    )
+    assert [r.checks[0].text for r in ruleset.rules] == [
+        "customer.tier = vip",
+        "customer.tier = vip",
+        "customer.tier = 1",
+    ]
+    assert ruleset.rules[0].checks[0] is ruleset.rules[1].checks[0]
