@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
+from router.settings import LifecycleSettings
 from tests.support.api import Api, routed
 from tests.support.apps import app_on, eventually
 from tests.support.proxy import CuttableProxy
@@ -56,7 +58,12 @@ def overrides(rules_dir: Path, **lifecycle: Any) -> dict[str, Any]:
     return {
         "rules": {"paths": [str(rules_dir)], "watch": False},
         "adapters": adapters,
-        "lifecycle": {"step_interval": 0.25, "expiry_interval": 0.5, **lifecycle},
+        "lifecycle": {
+            "step_interval": 0.25,
+            "expiry_interval": 0.5,
+            "channels": {"social": "none"},
+            **lifecycle,
+        },
     }
 
 
@@ -155,7 +162,7 @@ async def test_no_step_after_assigned(app: Api) -> None:
 
 
 async def test_expiry(own_database: str, rules_dir: Path) -> None:
-    settings = overrides(rules_dir, channels={"voice": 1})
+    settings = overrides(rules_dir, channels={"voice": 1})  # seconds
     async with app_on(own_database, **settings) as api:
         cid = (await routed(api, "voice"))["contact_id"]
         assigned = (await routed(api, "voice"))["contact_id"]
@@ -175,6 +182,25 @@ async def test_lifecycle_none_keeps_only_the_decision(app: Api) -> None:
     body = await record(app, contact["contact_id"])
     assert body["lifecycle"] == {"state": None}
     assert body["steps"] == []
+
+
+async def test_a_channel_can_opt_out(app: Api) -> None:
+    contact = await routed(app, "social")  # lifecycle.channels: {social: none}
+    assert (await record(app, contact["contact_id"]))["lifecycle"] == {"state": None}
+    assert (await event(app, contact["contact_id"], "assigned"))["state"] is None
+
+
+def test_channel_lifetimes_are_checked() -> None:
+    with pytest.raises(ValidationError, match="not a channel"):
+        LifecycleSettings(channels={"fax": 60})
+    with pytest.raises(ValidationError, match="more than 0"):
+        LifecycleSettings(channels={"voice": 0})
+    life = LifecycleSettings(channels={"voice": 60, "social": "none"})
+    assert (life.lifetime("voice"), life.lifetime("social"), life.lifetime("chat")) == (
+        60,
+        None,
+        86400,
+    )
 
 
 async def test_two_instances_apply_each_step_once(own_database: str, rules_dir: Path) -> None:
