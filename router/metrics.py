@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+if TYPE_CHECKING:
+    from router.store.lifecycle import StepApplied
 
 #: Upper bounds, in seconds, of ``omniroute_routing_seconds`` (time to route
 #: and record one contact).
@@ -80,6 +85,34 @@ class Metrics:
             ["result"],
             registry=r,
         )
+
+        self.overflow_steps = Counter(
+            "omniroute_overflow_steps",
+            "Overflow steps applied to waiting contacts",
+            ["queue", "to_queue", "channel", "adapter"],
+            registry=r,
+        )
+        self.overflow_lateness = Histogram(
+            "omniroute_overflow_step_delay_seconds",
+            "Time from an overflow step's due time to its application",
+            buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 30.0, 300.0),
+            registry=r,
+        )
+        self.expired = Counter(
+            "omniroute_contacts_expired",
+            "Open contacts closed because their lifetime ran out",
+            ["channel", "queue"],
+            registry=r,
+        )
+
+    def overflow_step(self, step: StepApplied) -> None:
+        self.overflow_steps.labels(
+            queue=step.before.queue,
+            to_queue=step.after.queue,
+            channel=step.channel,
+            adapter=step.adapter,
+        ).inc()
+        self.overflow_lateness.observe(max(0.0, (step.at - step.due).total_seconds()))
 
     def routed(self, channel: str, queue: str, adapter: str, seconds: float) -> None:
         self.contacts.labels(channel=channel, queue=queue, adapter=adapter).inc()

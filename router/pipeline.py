@@ -46,6 +46,8 @@ class Pipeline:
     normalizer: Normalizer = field(default_factory=Normalizer)
     provider: ContextProvider | None = None
     on_routed: Callable[[Evaluation], None] = lambda evaluation: None  # rule match counts
+    #: seconds a contact of (adapter, channel) stays open; ``None``: no lifecycle
+    lifetime: Callable[[str, str], float | None] = lambda adapter, channel: None
 
     async def deliver(self, adapter: Adapter, request: WebhookRequest) -> WebhookReply:
         """Verify, parse and route one delivery; the reply the provider gets."""
@@ -154,6 +156,7 @@ class Pipeline:
                 "total_ms": round((t2 - t0) * 1000 + parse_ms, 3),
             },
             context_degraded=context.degraded,
+            lifetime=self.lifetime(adapter, contact.channel),
         )
         earlier = await self.writer.submit(record)
         if earlier is not None:

@@ -146,6 +146,7 @@ async def open_runtime(
                 writer=writer,
                 claim=store.nonces.claim,
                 on_routed=rules.count,
+                lifetime=partial(_lifetime, settings),
             ),
             adapters=build_adapters(settings) if adapters is None else adapters,
             unknown_adapter=unknown_adapter(),
@@ -202,6 +203,53 @@ def _schedule(rt: Runtime) -> None:
     jobs.every("nonce_purge", NONCE_PURGE_SECONDS, partial(_purge_nonces, store), first="now")
     if rt.settings.rules.watch:
         jobs.watch("rules", partial(rt.rules.watch, partial(_rules_loaded, rt)))
+    life = rt.settings.lifecycle
+    jobs.every("overflow_steps", life.step_interval, partial(_apply_steps, rt), timeout=10)
+    jobs.every("expiry", life.expiry_interval, partial(_expire_open, rt), first="now", timeout=60)
+
+
+def _lifetime(settings: Settings, adapter: str, channel: str) -> float | None:
+    """Seconds a contact stays open (``None``: its lifecycle is not kept):
+    ``lifecycle: none`` on the adapter, else the channel's lifetime."""
+    configured = next((a for a in settings.adapters if a.name == adapter), None)
+    if configured is not None and configured.lifecycle == "none":
+        return None
+    return settings.lifecycle.lifetime(channel)
+
+
+async def _apply_steps(rt: Runtime) -> None:
+    """Apply the due overflow steps, a batch per statement, until none is due."""
+    batch = rt.settings.lifecycle.batch
+    while True:
+        applied = await rt.store.lifecycle.apply_due_steps(limit=batch)
+        for step in applied:
+            rt.metrics.overflow_step(step)
+            log.info(
+                "overflow_step",
+                contact_id=str(step.contact_id),
+                adapter=step.adapter,
+                channel=step.channel,
+                step=step.step,
+                from_queue=step.before.queue,
+                queue=step.after.queue,
+                priority=step.after.priority,
+                late_ms=round((step.at - step.due).total_seconds() * 1000, 1),
+            )
+        if len({s.contact_id for s in applied}) < batch:
+            return
+
+
+async def _expire_open(rt: Runtime) -> None:
+    """Expire the open contacts past their lifetime, a batch per statement."""
+    batch = rt.settings.lifecycle.batch
+    while True:
+        expired = await rt.store.lifecycle.expire_due(limit=batch)
+        for gone in expired:
+            rt.metrics.expired.labels(channel=gone.channel, queue=gone.queue).inc()
+        if expired:
+            log.info("contacts_expired", count=len(expired))
+        if len(expired) < batch:
+            return
 
 
 async def _heartbeat(rt: Runtime) -> None:

@@ -28,7 +28,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import YAMLError
 
 from router.errors import ConfigError
-from router.models import BUILTIN_KINDS
+from router.models import BUILTIN_KINDS, CHANNELS
 from router.store.config import DatabaseSettings
 
 DEFAULT_CONFIG = Path("config/omniroute.yaml")
@@ -144,6 +144,9 @@ class AdapterSettings(BaseModel):
     kind: str
     #: the values (``env:NAME`` resolved); which are usable is decided by ``AdapterSpec``
     secrets: list[str] = Field(default_factory=list)
+    #: ``none``: keep no lifecycle for this adapter's contacts (no waiting
+    #: state, no overflow timers, no expiry), for platforms that only want decisions
+    lifecycle: Literal["on", "none"] = "on"
     _sources: tuple[str, ...] = PrivateAttr(default=())
 
     @field_validator("secrets")
@@ -247,6 +250,39 @@ class ReportingSettings(_Section):
     export_timeout: float = Field(default=3600.0, gt=0)
 
 
+class LifecycleSettings(_Section):
+    """The lifecycle of routed contacts (docs/lifecycle.md)."""
+
+    #: Seconds a contact stays open without a terminal outcome before it expires.
+    lifetime_seconds: float = Field(default=24 * 3600, gt=0)
+    #: Per channel: a lifetime in seconds, or ``none`` (no lifecycle for the channel).
+    channels: dict[str, float | Literal["none"]] = Field(default_factory=dict)
+    #: Seconds between two looks for due overflow steps (a step fires at most
+    #: this long after its due time, plus the time to apply it).
+    step_interval: float = Field(default=0.25, gt=0, le=60)
+    #: Seconds between two runs of the expiry job.
+    expiry_interval: float = Field(default=30.0, gt=0)
+    #: Contacts claimed by one statement of the step and expiry jobs.
+    batch: int = Field(default=500, ge=1, le=10_000)
+
+    @field_validator("channels")
+    @classmethod
+    def _known_channels(
+        cls, value: dict[str, float | Literal["none"]]
+    ) -> dict[str, float | Literal["none"]]:
+        for channel, lifetime in value.items():
+            if channel not in CHANNELS:
+                raise ValueError(f"{channel!r} is not a channel ({', '.join(CHANNELS)})")
+            if lifetime != "none" and lifetime <= 0:
+                raise ValueError(f"{channel}: a lifetime must be more than 0 seconds")
+        return value
+
+    def lifetime(self, channel: str) -> float | None:
+        """Seconds a contact of ``channel`` stays open; ``None``: no lifecycle."""
+        value = self.channels.get(channel, self.lifetime_seconds)
+        return None if value == "none" else float(value)
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -271,6 +307,7 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     context_provider: ContextProviderSettings | None = None
     reporting: ReportingSettings = Field(default_factory=ReportingSettings)
+    lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")

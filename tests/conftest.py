@@ -113,3 +113,21 @@ async def flaky(database_url: str) -> AsyncIterator[tuple[Api, CuttableProxy]]:
     async with app_on(proxy.url, database=database) as api:
         yield api, proxy
     await proxy.close()
+
+
+@pytest.fixture(scope="module")
+async def own_database(server_url: str) -> AsyncIterator[str]:
+    """A fresh database for one test module: only the apps its tests open
+    work on it (the session's app runs no jobs there)."""
+    name = f"omniroute_own_{os.getpid()}_{secrets.token_hex(3)}"
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    yield _with_database(server_url, name)
+    admin = await asyncpg.connect(server_url)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()

@@ -11,6 +11,7 @@ from typing import Any
 import asyncpg
 
 from router.models import uuid7_time
+from router.store import lifecycle
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,11 @@ class EventOutcome:
     outcome: str | None
     agent: str | None
     sla_met: bool | None
+    #: the lifecycle state after it: an open state, the terminal outcome that
+    #: closed it, or ``None`` when the contact's lifecycle is not kept or ended before
+    state: str | None = None
+    #: what it changed in the lifecycle (``None``: nothing)
+    transition: lifecycle.Transition | None = None
 
 
 EVENT_TYPES = ("assigned", "answered", "transferred", "abandoned", "resolved", "closed")
@@ -84,6 +90,8 @@ async def record(
     whether the event was new and the contact's outcome after it."""
     received_at = uuid7_time(contact_id)
     async with pool.acquire() as con, con.transaction():
+        # the open row first, then the record (the lock order of ``lifecycle``)
+        before = await lifecycle.lock_open(con, contact_id)
         exists = await con.fetchval(
             "SELECT 1 FROM contacts WHERE contact_id = $1 AND received_at = $2 FOR UPDATE",
             contact_id,
@@ -93,10 +101,19 @@ async def record(
             return None
         row = await con.fetchrow(_RECORD, contact_id, received_at, event_id, type_, at, agent, data)
         state = await con.fetchrow(_SLA, contact_id, received_at)
+        moved = None
+        if row is not None:
+            # outbox events for lifecycle changes are written in apply_event
+            moved = await lifecycle.apply_event(con, contact_id, before, type_)
+    now = moved.after if moved is not None else before
+    if now is None and state["outcome"] in lifecycle.TERMINAL:
+        now = state["outcome"]
     return EventOutcome(
         recorded=row is not None,
         duplicate=row is None,
         outcome=state["outcome"],
         agent=state["agent"],
         sla_met=state["sla_met"],
+        state=now,
+        transition=moved,
     )

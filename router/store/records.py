@@ -14,6 +14,7 @@ import asyncpg
 import orjson
 
 from router.models import Contact, CustomerContext, Decision, uuid7_time
+from router.store import lifecycle
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
@@ -43,6 +44,9 @@ class NewRecord:
     trace: list[dict[str, Any]] | None
     timings: dict[str, float]
     context_degraded: bool = False
+    #: seconds the contact stays open (``docs/lifecycle.md``); ``None``: its
+    #: lifecycle is not kept (the adapter or channel opted out)
+    lifetime: float | None = None
 
 
 _COLUMNS = [
@@ -78,24 +82,38 @@ _COLUMNS = [
     ("routing_ms", "real", None),
 ]
 
+#: Passed for the contact's open row only (``open_contacts``, see ``lifecycle``).
+_OPEN = [("expires_at", "timestamptz"), ("next_step_at", "timestamptz"), ("overflow", "text")]
+_ALL = [(c, t) for c, t, _ in _COLUMNS] + _OPEN
+
 # Many records in one statement (one transaction, one commit): the first
-# delivery of each (adapter, external_id) takes the key and writes its record;
-# a key already taken (earlier, concurrently, or twice in this batch) writes
-# nothing.
+# delivery of each (adapter, external_id) takes the key and writes its record,
+# and its open row when its lifecycle is kept; a key already taken (earlier,
+# concurrently, or twice in this batch) writes nothing.
 _INSERT_MANY = f"""
 WITH i AS (
-    SELECT * FROM unnest({", ".join(f"${n}::{t}[]" for n, (_, t, _) in enumerate(_COLUMNS, 1))})
-             AS t({", ".join(c for c, _, _ in _COLUMNS)})
+    SELECT * FROM unnest({", ".join(f"${n}::{t}[]" for n, (_, t) in enumerate(_ALL, 1))})
+             AS t({", ".join(c for c, _ in _ALL)})
 ), key AS (
     INSERT INTO contact_keys (adapter, external_id, contact_id, received_at)
     SELECT adapter, external_id, contact_id, received_at FROM i
     ON CONFLICT DO NOTHING
     RETURNING contact_id
+), rec AS (
+    INSERT INTO contacts ({", ".join(c for c, _, _ in _COLUMNS)})
+    SELECT {", ".join(e or f"i.{c}" for c, _, e in _COLUMNS)}
+      FROM i JOIN key USING (contact_id)
+    RETURNING contact_id
+), opened AS (
+    INSERT INTO open_contacts (contact_id, received_at, adapter, channel, queue, priority,
+                               skills, sla_seconds, overflow, next_step_at, expires_at)
+    SELECT i.contact_id, i.received_at, i.adapter, i.channel, i.queue, i.priority,
+           ARRAY(SELECT jsonb_array_elements_text(i.skills::jsonb)), i.sla_seconds,
+           i.overflow::jsonb, i.next_step_at, i.expires_at
+      FROM i JOIN rec USING (contact_id)
+     WHERE i.expires_at IS NOT NULL
 )
-INSERT INTO contacts ({", ".join(c for c, _, _ in _COLUMNS)})
-SELECT {", ".join(e or f"i.{c}" for c, _, e in _COLUMNS)}
-  FROM i JOIN key USING (contact_id)
-RETURNING contact_id
+SELECT contact_id FROM rec
 """
 
 _EARLIER = """
@@ -144,6 +162,19 @@ def _row(r: NewRecord) -> tuple[Any, ...]:
         recent and last is not None and last.channel != r.contact.channel,
         r.context_degraded,
         r.timings.get("total_ms"),
+        *_open(r),
+    )
+
+
+def _open(r: NewRecord) -> tuple[Any, ...]:
+    """The open row's own values: expiry, first step due, the steps."""
+    if r.lifetime is None:
+        return (None, None, None)
+    overflow = r.decision.overflow
+    return (
+        r.received_at + timedelta(seconds=r.lifetime),
+        lifecycle.first_due(r.received_at, overflow),
+        _dumps([s.model_dump() for s in overflow]),
     )
 
 
@@ -234,6 +265,8 @@ class StoredContact(ContactSummary):
     contact: dict[str, Any]
     context: dict[str, Any]
     trace: list[dict[str, Any]] | None
+    #: the overflow steps applied, in order (``lifecycle.StepApplied.as_json``)
+    steps: list[dict[str, Any]]
 
     @property
     def snapshot(self) -> Snapshot:
@@ -269,6 +302,8 @@ class Selection:
     # (received_at, contact_id) of the last row seen: the rows after it in this order
     after: tuple[datetime, uuid.UUID] | None = None
     ascending: bool = False
+    #: only the open contacts in this lifecycle state (waiting, assigned, answered)
+    state: str | None = None
 
     def where(self, args: list[Any]) -> str:
         """The WHERE clause (or ""), appending its arguments to ``args``."""
@@ -282,6 +317,12 @@ class Selection:
             where.append(f"{FILTERS[key]} = {arg(value)}")
         if self.tag is not None:
             where.append(f"tags @> ARRAY[{arg(self.tag)}]::text[]")
+        if self.state is not None:
+            # driven by the open rows: in proportion to what is open, not to the history
+            where.append(
+                "(contact_id, received_at) IN (SELECT contact_id, received_at"
+                f" FROM open_contacts WHERE state = {arg(self.state)})"
+            )
         if self.since is not None:
             where.append(f"received_at >= {arg(self.since)}")
         if self.until is not None:
@@ -303,7 +344,7 @@ class Selection:
 async def fetch_one(con: asyncpg.Pool, contact_id: uuid.UUID) -> StoredContact | None:
     # The id carries the time it was received: pass it so only one partition is read.
     row = await con.fetchrow(
-        f"""SELECT {SUMMARY_COLUMNS}, contact, context, trace
+        f"""SELECT {SUMMARY_COLUMNS}, contact, context, trace, steps
               FROM contacts WHERE contact_id = $1 AND received_at = $2""",
         contact_id,
         uuid7_time(contact_id),

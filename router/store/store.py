@@ -30,6 +30,7 @@ from router.store import (
     export,
     imports,
     instances,
+    lifecycle,
     migrations,
     nonces,
     profiles,
@@ -122,6 +123,36 @@ class Events:
         return await events.record(
             self._pool, contact_id, event_id=event_id, type_=type_, at=at, agent=agent, data=data
         )
+
+
+class Lifecycle:
+    """The open contacts: overflow timers and expiry (``lifecycle``). The
+    methods that change contacts return what they changed: the place where
+    outbound events are written (in their transaction, see ``lifecycle``)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @translated
+    async def apply_due_steps(self, *, limit: int = 500) -> list[lifecycle.StepApplied]:
+        """Claim a batch of waiting contacts with a due overflow step and apply
+        their due steps; what was applied (empty: nothing was due)."""
+        return await lifecycle.apply_due_steps(self._pool, limit=limit)
+
+    @translated
+    async def expire_due(self, *, limit: int = 500) -> list[lifecycle.Expired]:
+        """Close a batch of open contacts past their lifetime (``expired``)."""
+        return await lifecycle.expire_due(self._pool, limit=limit)
+
+    @translated
+    async def next_due(self) -> datetime | None:
+        """When the soonest pending overflow step is due."""
+        return await lifecycle.next_due(self._pool)
+
+    @translated
+    async def open(self, contact_id: uuid.UUID) -> lifecycle.OpenContact | None:
+        """The contact's open row; ``None`` when it is not open."""
+        return await lifecycle.fetch_open(self._pool, contact_id)
 
 
 class Customers:
@@ -322,6 +353,7 @@ class Store:
         self._pool = pool
         self.records = Records(pool, export_slots=max(1, settings.pool_max // 2))
         self.events = Events(pool)
+        self.lifecycle = Lifecycle(pool)
         self.customers = Customers(pool)
         self.rulesets = Rulesets(pool)
         self.instances = Instances(pool)

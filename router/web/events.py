@@ -40,6 +40,7 @@ async def post_event(request: web.Request) -> web.Response:
             "outcome": result.outcome,
             "agent": result.agent,
             "sla_met": result.sla_met,
+            "state": result.state,
         },
         status=201 if result.recorded else 200,
     )

@@ -13,6 +13,7 @@ from multidict import MultiMapping
 from router.errors import NotFound
 from router.models import CHANNELS
 from router.store import ContactSummary, Selection
+from router.store.lifecycle import TERMINAL, OpenContact
 from router.store.records import FILTERS
 from router.web import export
 from router.web.body import json_response
@@ -32,8 +33,10 @@ from router.web.state import RUNTIME
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 1000
-PARAMS = (*FILTERS, "tag", "since", "until", "cursor", "order", "limit", "format")
+PARAMS = (*FILTERS, "state", "tag", "since", "until", "cursor", "order", "limit", "format")
 ORDERS = {"asc": True, "desc": False}
+#: ``state=``: the open contacts in that lifecycle state (docs/lifecycle.md)
+STATES = ("waiting", "assigned", "answered")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -73,6 +76,23 @@ def summary(row: ContactSummary) -> dict[str, Any]:
     }
 
 
+def lifecycle(record: ContactSummary, opened: OpenContact | None) -> dict[str, Any]:
+    """The contact's lifecycle: its state and, while it is open, where it is
+    now (after any overflow steps), its next step and when it expires."""
+    if opened is not None:
+        return {
+            "state": opened.state,
+            "queue": opened.queue,
+            "priority": opened.priority,
+            "skills": opened.skills,
+            "next_step": opened.step if opened.next_step_at is not None else None,
+            "next_step_at": _iso(opened.next_step_at),
+            "expires_at": opened.expires_at.isoformat(),
+        }
+    state = record.outcome if record.outcome in TERMINAL else None
+    return {"state": state}
+
+
 def selection(
     q: MultiMapping[str], *, customer_id: uuid.UUID | None = None, ascending: bool = False
 ) -> Selection:
@@ -85,6 +105,14 @@ def selection(
             if not q[key]:
                 raise bad(key, "must not be empty")
             filters[key] = q[key]
+    state = q.get("state")
+    if state is not None and state not in STATES:
+        raise bad("state", f"must be one of {', '.join(STATES)}")
+    if filters.get("outcome") == "pending":  # no outcome yet: the contacts still waiting
+        del filters["outcome"]
+        if state not in (None, "waiting"):
+            raise bad("outcome", "pending means state=waiting")
+        state = "waiting"
     if "channel" in filters and filters["channel"] not in CHANNELS:
         raise bad("channel", f"must be one of {', '.join(CHANNELS)}")
     if "customer_id" in filters:
@@ -109,6 +137,7 @@ def selection(
         tag=q.get("tag"),
         after=after,
         ascending=ascending,
+        state=state,
     )
 
 
@@ -142,7 +171,14 @@ async def get_contact(request: web.Request) -> web.Response:
     if record is None:
         raise NotFound(f"no contact {contact_id}")
     body = summary(record)
-    body.update(contact=record.contact, context=record.context, trace=record.trace)
+    opened = await rt.store.lifecycle.open(contact_id)
+    body.update(
+        lifecycle=lifecycle(record, opened),
+        steps=record.steps,
+        contact=record.contact,
+        context=record.context,
+        trace=record.trace,
+    )
     if explain:
         body.update(await explanation(rt, record.snapshot))
     return json_response(body)

@@ -129,7 +129,16 @@ SPEC: dict[str, Any] = {
                     _query("rule", {"type": "string"}, "rule name"),
                     _query("ruleset", {"type": "string"}, "ruleset version"),
                     _query("tag", {"type": "string"}, "decision tag"),
-                    _query("outcome", {"type": "string"}, "last reported outcome"),
+                    _query(
+                        "outcome",
+                        {"type": "string"},
+                        "last reported outcome (or expired); pending: the contacts still waiting",
+                    ),
+                    _query(
+                        "state",
+                        {"type": "string", "enum": ["waiting", "assigned", "answered"]},
+                        "open contacts in this lifecycle state (docs/lifecycle.md)",
+                    ),
                     _query("customer_id", {"type": "string", "format": "uuid"}, "customer"),
                     *_PAGE,
                     _query(

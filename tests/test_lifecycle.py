@@ -1,0 +1,241 @@
+"""The lifecycle of routed contacts (docs/lifecycle.md): states moved by
+outcome events, expiry, overflow steps applied once and on time across
+instances, restarts and a database outage, and the ``lifecycle: none`` opt-out.
+Every test here works on a database of its own module (``own_database``), so
+only the apps a test opens run timers on it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from router.settings import LifecycleSettings
+from tests.support.api import Api, routed
+from tests.support.apps import app_on, eventually
+from tests.support.proxy import CuttableProxy
+from tests.support.settings import ROOT, SECRETS
+
+RULES = """
+rules:
+  - name: chats-overflow
+    when: {contact.channel: chat}
+    route:
+      queue: chat-general
+      priority: 50
+      skills: [chat, vip]
+      overflow:
+        - {after: 1s, queue: general, drop_skills: [vip], priority: 60}
+        - {after: 2s, priority_boost: 30}
+  - name: voice-later
+    when: {contact.channel: voice}
+    route:
+      queue: voice-general
+      priority: 50
+      overflow:
+        - {after: 1h, queue: general}
+"""
+
+
+@pytest.fixture(scope="module")
+def rules_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("lifecycle-rules")
+    (folder / "00-queues.yaml").write_text((ROOT / "rules" / "00-queues.yaml").read_text())
+    (folder / "10-routing.yaml").write_text(RULES)
+    return folder
+
+
+def overrides(rules_dir: Path, **lifecycle: Any) -> dict[str, Any]:
+    adapters = [
+        {"name": name, "kind": name, "secrets": [secret]} for name, secret in SECRETS.items()
+    ]
+    adapters[1]["lifecycle"] = "none"  # email: decisions only
+    return {
+        "rules": {"paths": [str(rules_dir)], "watch": False},
+        "adapters": adapters,
+        "lifecycle": {
+            "step_interval": 0.25,
+            "expiry_interval": 0.5,
+            "channels": {"social": "none"},
+            **lifecycle,
+        },
+    }
+
+
+@pytest.fixture
+async def app(own_database: str, rules_dir: Path) -> AsyncIterator[Api]:
+    async with app_on(own_database, **overrides(rules_dir)) as api:
+        yield api
+
+
+async def record(api: Api, contact_id: str, **params: str) -> dict[str, Any]:
+    response = await api.get(f"/v1/contacts/{contact_id}", **params)
+    assert response.status == 200, await response.text()
+    body: dict[str, Any] = await response.json()
+    return body
+
+
+async def event(api: Api, contact_id: str, type_: str, **more: Any) -> dict[str, Any]:
+    body: dict[str, Any] = await api.json(
+        "POST", f"/v1/contacts/{contact_id}/events", {"type": type_, **more}, status=201
+    )
+    return body
+
+
+async def steps_of(api: Api, contact_id: str, n: int, timeout: float = 10) -> list[dict[str, Any]]:
+    """The contact's steps, once it has ``n`` of them."""
+    body = await eventually(
+        lambda: record(api, contact_id), lambda b: len(b["steps"]) >= n, timeout=timeout
+    )
+    steps: list[dict[str, Any]] = body["steps"]
+    return steps
+
+
+def late(step: dict[str, Any]) -> float:
+    at, due = datetime.fromisoformat(step["at"]), datetime.fromisoformat(step["due"])
+    return (at - due).total_seconds()
+
+
+async def test_events_move_the_state_and_end_it(app: Api) -> None:
+    contact = await routed(app, "voice")
+    cid = contact["contact_id"]
+    life = (await record(app, cid))["lifecycle"]
+    assert life["state"] == "waiting"
+    assert life["queue"] == "voice-general" and life["next_step"] == 0
+    assert life["next_step_at"] and life["expires_at"]
+    listed = await (await app.get("/v1/contacts", state="waiting", channel="voice")).json()
+    assert cid in [c["contact_id"] for c in listed["contacts"]]
+    pending = await (await app.get("/v1/contacts", outcome="pending")).json()
+    assert cid in [c["contact_id"] for c in pending["contacts"]]
+
+    assert (await event(app, cid, "assigned", agent="a-1"))["state"] == "assigned"
+    life = (await record(app, cid))["lifecycle"]
+    assert life["state"] == "assigned" and life["next_step_at"] is None  # the timer stops
+    listed = await (await app.get("/v1/contacts", state="waiting")).json()
+    assert cid not in [c["contact_id"] for c in listed["contacts"]]
+    assert (await event(app, cid, "answered"))["state"] == "answered"
+    # a late "assigned" does not move it back
+    assert (await event(app, cid, "assigned", event_id="late"))["state"] == "answered"
+    assert (await event(app, cid, "resolved"))["state"] == "resolved"
+    assert (await record(app, cid))["lifecycle"] == {"state": "resolved"}
+    bad = await app.get("/v1/contacts", state="gone")
+    assert bad.status == 400
+
+
+async def test_abandoned_leaves_the_open_set(app: Api) -> None:
+    cid = (await routed(app, "voice"))["contact_id"]
+    assert (await event(app, cid, "abandoned"))["state"] == "abandoned"
+    assert (await record(app, cid))["lifecycle"] == {"state": "abandoned"}
+
+
+async def test_a_step_fires_once_on_time_and_shows_everywhere(app: Api) -> None:
+    cid = (await routed(app, "chat"))["contact_id"]
+    steps = await steps_of(app, cid, 2)
+    await asyncio.sleep(0.6)  # more runs of the job: nothing applied twice
+    body = await record(app, cid, explain="true")
+    assert body["steps"] == steps and [s["step"] for s in steps] == [0, 1]
+    assert steps[0]["from"] == {"queue": "chat-general", "priority": 50, "skills": ["chat", "vip"]}
+    assert steps[0]["to"] == {"queue": "general", "priority": 60, "skills": ["chat"]}
+    assert steps[1]["to"] == {"queue": "general", "priority": 80, "skills": ["chat"]}
+    assert all(0 <= late(s) < 1.0 for s in steps), steps
+    assert "explanation" in body
+    life = body["lifecycle"]
+    assert life["state"] == "waiting" and life["queue"] == "general" and life["priority"] == 80
+    assert life["next_step_at"] is None
+    text = await (await app.get("/metrics")).text()
+    counted = 'omniroute_overflow_steps_total{adapter="chat",channel="chat",queue="chat-general"'
+    assert counted in text
+
+
+async def test_no_step_after_assigned(app: Api) -> None:
+    cid = (await routed(app, "chat"))["contact_id"]
+    await event(app, cid, "assigned", agent="a-2")
+    await asyncio.sleep(1.8)
+    body = await record(app, cid)
+    assert body["steps"] == []
+    assert body["lifecycle"]["queue"] == "chat-general"
+
+
+async def test_expiry(own_database: str, rules_dir: Path) -> None:
+    settings = overrides(rules_dir, channels={"voice": 1})  # seconds
+    async with app_on(own_database, **settings) as api:
+        cid = (await routed(api, "voice"))["contact_id"]
+        assigned = (await routed(api, "voice"))["contact_id"]
+        await event(api, assigned, "assigned")
+        for contact_id in (cid, assigned):
+            body = await eventually(
+                lambda c=contact_id: record(api, c),
+                lambda b: b["lifecycle"]["state"] == "expired",
+                timeout=5,
+            )
+            assert body["outcome"] == "expired"
+        assert "omniroute_contacts_expired_total" in await (await api.get("/metrics")).text()
+
+
+async def test_lifecycle_none_keeps_only_the_decision(app: Api) -> None:
+    contact = await routed(app, "email")  # the email adapter opted out
+    body = await record(app, contact["contact_id"])
+    assert body["lifecycle"] == {"state": None}
+    assert body["steps"] == []
+
+
+async def test_a_channel_can_opt_out(app: Api) -> None:
+    contact = await routed(app, "social")  # lifecycle.channels: {social: none}
+    assert (await record(app, contact["contact_id"]))["lifecycle"] == {"state": None}
+    assert (await event(app, contact["contact_id"], "assigned"))["state"] is None
+
+
+def test_channel_lifetimes_are_checked() -> None:
+    with pytest.raises(ValidationError, match="not a channel"):
+        LifecycleSettings(channels={"fax": 60})
+    with pytest.raises(ValidationError, match="more than 0"):
+        LifecycleSettings(channels={"voice": 0})
+    life = LifecycleSettings(channels={"voice": 60, "social": "none"})
+    assert (life.lifetime("voice"), life.lifetime("social"), life.lifetime("chat")) == (
+        60,
+        None,
+        86400,
+    )
+
+
+async def test_two_instances_apply_each_step_once(own_database: str, rules_dir: Path) -> None:
+    settings = overrides(rules_dir)
+    async with app_on(own_database, **settings) as one, app_on(own_database, **settings) as two:
+        ids = [(await routed((one, two)[n % 2], "chat"))["contact_id"] for n in range(30)]
+        for cid in ids:
+            steps = await steps_of(one, cid, 2)
+            assert [s["step"] for s in steps] == [0, 1]
+        await asyncio.sleep(0.6)
+        for cid in ids:
+            assert [s["step"] for s in (await record(two, cid))["steps"]] == [0, 1]
+
+
+async def test_a_due_step_fires_after_a_restart(own_database: str, rules_dir: Path) -> None:
+    settings = overrides(rules_dir)
+    async with app_on(own_database, **settings) as first:
+        cid = (await routed(first, "chat"))["contact_id"]
+    await asyncio.sleep(2.5)  # both steps fall due while no instance runs
+    async with app_on(own_database, **settings) as second:
+        steps = await steps_of(second, cid, 2, timeout=5)
+        assert [s["step"] for s in steps] == [0, 1]
+
+
+async def test_a_database_outage_only_delays_steps(own_database: str, rules_dir: Path) -> None:
+    proxy = CuttableProxy(own_database)
+    await proxy.start()
+    database = {"url": proxy.url, "pool_min": 1, "pool_max": 3, "command_timeout": 2}
+    try:
+        async with app_on(proxy.url, database=database, **overrides(rules_dir)) as api:
+            cid = (await routed(api, "chat"))["contact_id"]
+            proxy.cut()
+            await asyncio.sleep(3)  # both steps fall due during the outage
+            proxy.restore()
+            steps = await steps_of(api, cid, 2, timeout=15)
+            assert [s["step"] for s in steps] == [0, 1]
+    finally:
+        await proxy.close()
