@@ -52,6 +52,13 @@ async def test_a_routed_contact_reaches_the_receiver_signed_per_standard_webhook
             again = await api.deliver("chat", contact["payload"])
             assert (await again.json())["contacts"][0]["duplicate"] is True
             await asyncio.sleep(0.5)
+            metrics = await (await api.get("/metrics")).text()
+            name = dest["name"]
+            assert f'omniroute_delivery_lag_seconds_count{{destination="{name}"}} 1.0' in metrics
+            assert (
+                f'omniroute_delivery_attempts_total{{destination="{name}",result="delivered"}} 1.0'
+                in metrics
+            )
     assert len(r.received) == 1
     event = r.received[0]
     # either secret verifies it (rotation): the receiver uses the library as is
