@@ -50,6 +50,8 @@ RETENTION_SECONDS = 6 * 3600
 NONCE_PURGE_SECONDS = 300
 #: The pending-deliveries gauge is refreshed this often.
 PENDING_GAUGE_SECONDS = 15
+#: Delivered events past their keeping time are deleted this often.
+PURGE_SECONDS = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +236,7 @@ def _schedule(rt: Runtime) -> None:
     if rt.dispatcher is not None:
         jobs.watch("deliveries", rt.dispatcher.run)
         jobs.every("deliveries_pending", PENDING_GAUGE_SECONDS, rt.dispatcher.refresh_pending)
+        jobs.every("deliveries_purge", PURGE_SECONDS, rt.dispatcher.purge, first="now")
     if rt.settings.rules.watch:
         jobs.watch("rules", partial(rt.rules.watch, partial(_rules_loaded, rt)))
 

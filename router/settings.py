@@ -241,6 +241,9 @@ class DeliverySettings(_Section):
     retry_max_delay: float = Field(default=3600.0, gt=0)
     #: seconds between looks for due events when no notification arrives
     poll_interval: float = Field(default=1.0, gt=0)
+    #: delivered events are deleted this many days after they were written
+    #: (failed ones are kept until retried or deleted by hand)
+    keep_delivered_days: float = Field(default=7.0, gt=0)
 
 
 class TokenSettings(_Section):

@@ -5,6 +5,7 @@ local receiver; retries, dead letters, leases, two instances, the API."""
 from __future__ import annotations
 
 import asyncio
+import random
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -13,6 +14,7 @@ import asyncpg
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from router.outbound.dispatcher import backoff
 from router.settings import load_settings
 from tests.support.api import Api, routed
 from tests.support.apps import app_on, eventually
@@ -237,6 +239,38 @@ async def test_the_deliveries_api_lists_pages_and_guards(database_url: str) -> N
             assert again.status == 202
             await received(r, 4)
     assert r.ids.count(first["id"]) == 2
+
+
+def test_backoff_doubles_up_to_the_cap_with_jitter() -> None:
+    rand = random.Random(7)
+    for attempts, full in ((1, 1.0), (2, 2.0), (5, 16.0), (20, 60.0), (500, 60.0)):
+        for _ in range(50):
+            delay = backoff(attempts, base=1.0, cap=60.0, rand=rand)
+            assert full / 2 <= delay <= full
+
+
+async def test_delivered_events_past_their_keeping_time_are_purged(
+    database_url: str, db: asyncpg.Connection
+) -> None:
+    async with receiver() as r:
+        dest = destination(r)
+        ids = await db.fetch(
+            """INSERT INTO deliveries (delivery_id, destination, event_type, payload, status,
+                                       created_at)
+               SELECT gen_random_uuid(), $1, 'contact.routed', '{}', s,
+                      now() - interval '8 days'
+                 FROM unnest(ARRAY['delivered', 'failed']) AS s
+               RETURNING delivery_id, status""",
+            dest["name"],
+        )
+        async with app_on(database_url, destinations=[dest], delivery=FAST):
+            await eventually(
+                lambda: db.fetch(
+                    "SELECT status FROM deliveries WHERE destination = $1", dest["name"]
+                ),
+                lambda rows: [x["status"] for x in rows] == ["failed"],
+            )
+    assert len(ids) == 2
 
 
 def test_a_destination_needs_a_usable_whsec_secret() -> None:

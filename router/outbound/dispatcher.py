@@ -194,6 +194,14 @@ class Dispatcher:
                 error=error,
             )
 
+    async def purge(self) -> None:
+        """Delete the delivered events past ``keep_delivered_days`` (a periodic job)."""
+        deleted = await self._store.outbox.purge(
+            older_than=self._settings.keep_delivered_days * 86400
+        )
+        if deleted:
+            log.info("deliveries_purged", deleted=deleted)
+
     async def refresh_pending(self) -> None:
         """Set the pending gauge per destination (a periodic job)."""
         counts = await self._store.outbox.pending()

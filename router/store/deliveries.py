@@ -227,3 +227,18 @@ async def pending(con: asyncpg.Pool) -> dict[str, int]:
         "GROUP BY destination"
     )
     return {r["destination"]: r["n"] for r in rows}
+
+
+async def purge(con: asyncpg.Pool, *, older_than: float, limit: int = 10_000) -> int:
+    """Delete up to ``limit`` delivered rows written more than ``older_than``
+    seconds ago (failed and pending rows stay); the number deleted."""
+    status = await con.execute(
+        """DELETE FROM deliveries WHERE delivery_id IN (
+               SELECT delivery_id FROM deliveries
+                WHERE status = 'delivered'
+                  AND created_at < now() - make_interval(secs => $1)
+                LIMIT $2)""",
+        older_than,
+        limit,
+    )
+    return int(status.split()[-1])

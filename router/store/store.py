@@ -169,6 +169,12 @@ class Outbox:
         )
 
     @translated
+    async def purge(self, *, older_than: float) -> int:
+        """Delete delivered rows older than ``older_than`` seconds (a batch)."""
+        async with self._slots:
+            return await deliveries.purge(self._pool, older_than=older_than)
+
+    @translated
     async def pending(self) -> dict[str, int]:
         async with self._slots:
             return await deliveries.pending(self._pool)
