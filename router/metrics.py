@@ -14,10 +14,40 @@ if TYPE_CHECKING:
 ROUTING_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 
 
+#: Upper bounds, in seconds, of ``omniroute_delivery_lag_seconds`` (from the
+#: commit of an event to its delivery).
+DELIVERY_LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 30.0, 300.0, 3600.0)
+
+
 class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        self.delivery_lag = Histogram(
+            "omniroute_delivery_lag_seconds",
+            "From an event's write to its delivery (2xx from the destination)",
+            ["destination"],
+            buckets=DELIVERY_LAG_BUCKETS,
+            registry=r,
+        )
+        self.delivery_attempts = Counter(
+            "omniroute_delivery_attempts",
+            "Attempts to deliver an event, by result (delivered, error)",
+            ["destination", "result"],
+            registry=r,
+        )
+        self.deliveries_failed = Counter(
+            "omniroute_deliveries_failed",
+            "Events given up after the retry horizon (dead letters)",
+            ["destination"],
+            registry=r,
+        )
+        self.deliveries_pending = Gauge(
+            "omniroute_deliveries_pending",
+            "Events waiting for delivery (due or retrying)",
+            ["destination"],
+            registry=r,
+        )
         self.contacts = Counter(
             "omniroute_contacts_routed",
             "Contacts routed and recorded",

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
 
+import aiohttp
 import structlog
 
 import adapters
@@ -25,6 +26,7 @@ from router.errors import ConfigError, RulesError, StoreUnavailable
 from router.jobs import Jobs
 from router.live_rules import LiveRules, Versions
 from router.metrics import Metrics
+from router.outbound import Destinations, Dispatcher
 from router.pipeline import Pipeline
 from router.recognition import Lookup, Recognition, Recognized, identity
 from router.recognition.provider import ContextProvider
@@ -46,6 +48,10 @@ PARTITION_CHECK_SECONDS = 6 * 3600
 RETENTION_SECONDS = 6 * 3600
 #: Expired replay nonces are deleted this often (they live minutes).
 NONCE_PURGE_SECONDS = 300
+#: The pending-deliveries gauge is refreshed this often.
+PENDING_GAUGE_SECONDS = 15
+#: Delivered events past their keeping time are deleted this often.
+PURGE_SECONDS = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +69,10 @@ class Runtime:
     unknown_adapter: Adapter
     instance: Instance
     jobs: Jobs
+    #: which destinations receive which events (empty: none configured)
+    destinations: Destinations
+    #: delivers the outbox (``None`` when no destination is configured)
+    dispatcher: Dispatcher | None
 
 
 def build_adapters(settings: Settings) -> dict[str, Adapter]:
@@ -117,6 +127,7 @@ async def open_runtime(
     async with (
         open_store(settings.database) as store,
         _provider(settings, metrics) as provider,
+        _outbound_session(settings) as session,
     ):
         await store.reporting.ensure_partitions(months_back=1)
         await store.rulesets.save(ruleset.version, ruleset.sources)
@@ -127,8 +138,14 @@ async def open_runtime(
         resolver: Batcher[Lookup, EarlierDelivery | Recognized] = Batcher(
             "resolve", recognition.resolve_many, max_inflight=inflight
         )
+        destinations = Destinations(settings.destinations)
+        insert = (
+            partial(store.records.insert_many, outbox=destinations.routed)
+            if destinations
+            else store.records.insert_many
+        )
         writer: Batcher[NewRecord, EarlierDelivery | None] = Batcher(
-            "record", store.records.insert_many, max_inflight=inflight
+            "record", insert, max_inflight=inflight
         )
         rt = Runtime(
             settings=settings,
@@ -152,6 +169,10 @@ async def open_runtime(
             unknown_adapter=unknown_adapter(),
             instance=Instance(port=settings.http.port),
             jobs=Jobs(),
+            destinations=destinations,
+            dispatcher=None
+            if session is None
+            else Dispatcher(store, settings.destinations, settings.delivery, metrics, session),
         )
         if settings.database.batching:
             resolver.start()
@@ -166,6 +187,18 @@ async def open_runtime(
         finally:
             await resolver.stop()
             await writer.stop()
+
+
+@contextlib.asynccontextmanager
+async def _outbound_session(settings: Settings) -> AsyncIterator[aiohttp.ClientSession | None]:
+    """The HTTP client of the dispatcher, when destinations are configured."""
+    if not settings.destinations:
+        yield None
+        return
+    async with aiohttp.ClientSession(
+        headers={"User-Agent": "omniroute"}, connector=aiohttp.TCPConnector(limit=0)
+    ) as session:
+        yield session
 
 
 @contextlib.asynccontextmanager
@@ -201,6 +234,10 @@ def _schedule(rt: Runtime) -> None:
         expire = partial(_expire, store, reporting.retention_months)
         jobs.every("retention", RETENTION_SECONDS, expire, first="now")
     jobs.every("nonce_purge", NONCE_PURGE_SECONDS, partial(_purge_nonces, store), first="now")
+    if rt.dispatcher is not None:
+        jobs.watch("deliveries", rt.dispatcher.run)
+        jobs.every("deliveries_pending", PENDING_GAUGE_SECONDS, rt.dispatcher.refresh_pending)
+        jobs.every("deliveries_purge", PURGE_SECONDS, rt.dispatcher.purge, first="now")
     if rt.settings.rules.watch:
         jobs.watch("rules", partial(rt.rules.watch, partial(_rules_loaded, rt)))
     life = rt.settings.lifecycle

@@ -6,6 +6,7 @@ written ``env:NAME`` to read it from the environment instead of the file.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import ipaddress
 import os
@@ -40,7 +41,11 @@ SCOPES = (
     "rules:read",
     "rules:write",
     "metrics:read",
+    "deliveries:read",
+    "deliveries:write",
 )
+#: The events a destination may receive (``events`` filters among them).
+EVENT_TYPES = ("contact.routed", "contact.step", "contact.expired")
 
 
 def resolve_secret(value: str) -> str:
@@ -180,6 +185,70 @@ class AdapterSettings(BaseModel):
         return {k: resolve_secret(v) if isinstance(v, str) else v for k, v in extra.items()}
 
 
+class DestinationSettings(_Section):
+    """Where events are delivered: a ``webhook`` URL, signed per Standard
+    Webhooks with ``secrets`` (``whsec_…``, newest first; every one signs, for
+    rotation). ``adapters``, ``channels``, ``queues`` and ``events`` narrow
+    what it receives (unset: everything)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
+    kind: Literal["webhook"] = "webhook"
+    url: str = Field(pattern=r"^https?://")
+    #: the values (``env:NAME`` resolved); empty ones are dropped, none left is an error
+    secrets: list[str] = Field(default_factory=list)
+    adapters: list[str] | None = None
+    channels: list[str] | None = None
+    queues: list[str] | None = None
+    events: list[str] | None = None
+    #: attempts in flight at once to this destination
+    concurrency: int = Field(default=8, ge=1, le=256)
+    #: seconds an attempt may take (connect, send, answer)
+    timeout: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("secrets")
+    @classmethod
+    def _usable(cls, value: list[str]) -> list[str]:
+        # The adapters' rule (adapters.base.AdapterSpec): an empty or blank
+        # secret (an unset env:NAME) is dropped, none left is refused.
+        kept = [s.strip() for s in (resolve_secret(v) for v in value) if s.strip()]
+        if not kept:
+            raise ValueError("needs at least one non-empty secret (whsec_...)")
+        for secret in kept:
+            if not secret.startswith("whsec_"):
+                raise ValueError("a secret is written whsec_ followed by base64")
+            try:
+                key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+            except ValueError:
+                raise ValueError("a secret is written whsec_ followed by base64") from None
+            if len(key) < 24:
+                raise ValueError("a secret's key must be 24 to 64 bytes (whsec_ + base64)")
+        return kept
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: list[str] | None) -> list[str] | None:
+        for event in value or ():
+            if event not in EVENT_TYPES:
+                raise ValueError(f"unknown event {event!r} (known: {', '.join(EVENT_TYPES)})")
+        return value
+
+
+class DeliverySettings(_Section):
+    """How the dispatchers deliver the outbox's events."""
+
+    #: a failed event is retried (exponential backoff with jitter) until this
+    #: many seconds after it was written (or retried by hand), then dead (failed)
+    retry_horizon: float = Field(default=86400.0, gt=0)
+    #: the first retry's delay in seconds; each next one doubles, up to ``max_delay``
+    retry_base: float = Field(default=1.0, gt=0)
+    retry_max_delay: float = Field(default=3600.0, gt=0)
+    #: seconds between looks for due events when no notification arrives
+    poll_interval: float = Field(default=1.0, gt=0)
+    #: delivered events are deleted this many days after they were written
+    #: (failed ones are kept until retried or deleted by hand)
+    keep_delivered_days: float = Field(default=7.0, gt=0)
+
+
 class TokenSettings(_Section):
     """An API token: the token itself (or ``env:NAME``) or its SHA-256 hex."""
 
@@ -308,6 +377,8 @@ class Settings(BaseSettings):
     context_provider: ContextProviderSettings | None = None
     reporting: ReportingSettings = Field(default_factory=ReportingSettings)
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
+    destinations: list[DestinationSettings] = Field(default_factory=list)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")
@@ -316,6 +387,10 @@ class Settings(BaseSettings):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"adapter names must be unique: {', '.join(dupes)}")
+        names = [d.name for d in self.destinations]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"destination names must be unique: {', '.join(dupes)}")
         return self
 
     @classmethod

@@ -63,6 +63,7 @@ def test_every_function_file_defines_the_function_it_is_named_for() -> None:
     files = migrations.functions()
     assert [name for name, _ in files] == [
         "customer_sketch",
+        "deliveries_notify",
         "ensure_partitions",
         "resolve_contact",
         "resolve_many",

@@ -5,7 +5,7 @@ typed records (``ContactSummary``, ``StoredContact``, ``Snapshot``)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -14,7 +14,12 @@ import asyncpg
 import orjson
 
 from router.models import Contact, CustomerContext, Decision, uuid7_time
-from router.store import lifecycle
+from router.store import deliveries, lifecycle
+from router.store.deliveries import Outgoing
+
+#: What events a written record puts in the outbox (the destinations whose
+#: filters match it, computed before the statement); none when not given.
+Outbox = Callable[["NewRecord"], Sequence[Outgoing]]
 
 DAY = timedelta(days=1)
 WEEK = timedelta(days=7)
@@ -88,8 +93,10 @@ _ALL = [(c, t) for c, t, _ in _COLUMNS] + _OPEN
 
 # Many records in one statement (one transaction, one commit): the first
 # delivery of each (adapter, external_id) takes the key and writes its record,
-# and its open row when its lifecycle is kept; a key already taken (earlier,
-# concurrently, or twice in this batch) writes nothing.
+# its open row when its lifecycle is kept, and its outbox events; a key
+# already taken (earlier, concurrently, or twice in this batch) writes nothing.
+_N = len(_ALL)
+_OUTBOX_ARRAYS = ", ".join(f"${_N + n}::{t}[]" for n, t in enumerate(deliveries.INSERT_TYPES, 1))
 _INSERT_MANY = f"""
 WITH i AS (
     SELECT * FROM unnest({", ".join(f"${n}::{t}[]" for n, (_, t) in enumerate(_ALL, 1))})
@@ -112,6 +119,13 @@ WITH i AS (
            i.overflow::jsonb, i.next_step_at, i.expires_at
       FROM i JOIN rec USING (contact_id)
      WHERE i.expires_at IS NOT NULL
+), o AS (
+    SELECT * FROM unnest({_OUTBOX_ARRAYS})
+             AS o({deliveries.INSERT_COLUMNS})
+), outbox AS (
+    INSERT INTO deliveries ({deliveries.INSERT_COLUMNS})
+    SELECT o.delivery_id, o.destination, o.event_type, o.contact_id, o.payload::jsonb
+      FROM o JOIN key USING (contact_id)
 )
 SELECT contact_id FROM rec
 """
@@ -179,12 +193,18 @@ def _open(r: NewRecord) -> tuple[Any, ...]:
 
 
 async def insert_many(
-    con: asyncpg.Connection | asyncpg.Pool, records: Sequence[NewRecord]
+    con: asyncpg.Connection | asyncpg.Pool,
+    records: Sequence[NewRecord],
+    *,
+    outbox: Outbox | None = None,
 ) -> list[EarlierDelivery | None]:
-    """Write the records in one statement. For each: ``None`` when it was
-    written, else the earlier delivery's record."""
+    """Write the records, and the outbox events ``outbox`` gives for each, in
+    one statement. For each record: ``None`` when it was written, else the
+    earlier delivery's record (and its events are not written again)."""
     rows = [_row(r) for r in records]
     columns = [list(col) for col in zip(*rows, strict=True)]
+    events = [e for r in records for e in outbox(r)] if outbox is not None else []
+    columns += deliveries.columns(events)
     written = {r["contact_id"] for r in await con.fetch(_INSERT_MANY, *columns)}
     out: list[EarlierDelivery | None] = [None] * len(records)
     lost = [n for n, r in enumerate(records) if r.contact_id not in written]

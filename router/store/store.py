@@ -26,6 +26,7 @@ from router.models import Identifier, Nonce
 from router.store import (
     customers,
     db,
+    deliveries,
     events,
     export,
     imports,
@@ -57,10 +58,11 @@ class Records:
 
     @translated
     async def insert_many(
-        self, new: Sequence[records.NewRecord]
+        self, new: Sequence[records.NewRecord], *, outbox: records.Outbox | None = None
     ) -> list[records.EarlierDelivery | None]:
-        """Write the records in one statement (see ``records.insert_many``)."""
-        return await records.insert_many(self._pool, new)
+        """Write the records and their outbox events in one statement (see
+        ``records.insert_many``)."""
+        return await records.insert_many(self._pool, new, outbox=outbox)
 
     @translated
     async def one(self, contact_id: uuid.UUID) -> records.StoredContact | None:
@@ -100,6 +102,113 @@ class Records:
         first, read in one database snapshot a batch at a time."""
         async for snapshot in replay.received(self._pool, since=since, until=until):
             yield snapshot
+
+
+class Outbox:
+    """The outbox of events for the destinations (``deliveries``): written in
+    the transaction of what they report, claimed by the dispatchers, listed
+    and redelivered through the API. The dispatchers' work holds at most
+    ``slots`` pool connections at once, so routing always keeps the rest."""
+
+    def __init__(self, pool: asyncpg.Pool, url: str | None, *, slots: int) -> None:
+        self._pool = pool
+        self._url = url
+        self._slots = asyncio.Semaphore(slots)
+
+    @staticmethod
+    async def enqueue(con: asyncpg.Connection, events: Sequence[deliveries.Outgoing]) -> None:
+        """Put ``events`` in the outbox inside the caller's transaction on
+        ``con`` (see ``deliveries.enqueue``); for store modules that write
+        what the events report."""
+        await deliveries.enqueue(con, events)
+
+    @translated
+    async def add(self, events: Sequence[deliveries.Outgoing]) -> None:
+        """Put ``events`` in the outbox in a transaction of their own."""
+        await deliveries.enqueue(self._pool, events)
+
+    @translated
+    async def claim(
+        self, destination: str, *, limit: int, lease: float
+    ) -> list[deliveries.Claimed]:
+        async with self._slots:
+            return await deliveries.claim(self._pool, destination, limit=limit, lease=lease)
+
+    @translated
+    async def delivered(self, delivery_id: uuid.UUID, attempts: int) -> bool:
+        async with self._slots:
+            return await deliveries.delivered(self._pool, delivery_id, attempts)
+
+    @translated
+    async def failed(
+        self, delivery_id: uuid.UUID, attempts: int, *, error: str, retry_in: float | None
+    ) -> bool:
+        async with self._slots:
+            return await deliveries.failed(
+                self._pool, delivery_id, attempts, error=error, retry_in=retry_in
+            )
+
+    @translated
+    async def retry(self, delivery_id: uuid.UUID) -> deliveries.Delivery | None:
+        return await deliveries.retry(self._pool, delivery_id)
+
+    @translated
+    async def one(self, delivery_id: uuid.UUID) -> deliveries.Delivery | None:
+        return await deliveries.one(self._pool, delivery_id)
+
+    @translated
+    async def page(
+        self,
+        *,
+        status: str | None,
+        destination: str | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[deliveries.Delivery]:
+        return await deliveries.page(
+            self._pool, status=status, destination=destination, after=after, limit=limit
+        )
+
+    @translated
+    async def purge(self, *, older_than: float) -> int:
+        """Delete delivered rows older than ``older_than`` seconds (a batch)."""
+        async with self._slots:
+            return await deliveries.purge(self._pool, older_than=older_than)
+
+    @translated
+    async def pending(self) -> dict[str, int]:
+        async with self._slots:
+            return await deliveries.pending(self._pool)
+
+    @contextlib.asynccontextmanager
+    async def listening(self, wake: Callable[[], None]) -> AsyncIterator[asyncio.Event]:
+        """Call ``wake`` whenever outbox rows are committed, for the block; a
+        connection of its own (outside the pool) listens. Yields an event set
+        when that connection is lost. ``StoreUnavailable`` when it cannot connect."""
+        lost = asyncio.Event()
+
+        def notified(*_: object) -> None:
+            wake()
+
+        try:
+            if self._url is None:
+                con = await self._pool.acquire()
+            else:
+                con = await asyncpg.connect(self._url, timeout=5)
+            await con.add_listener(deliveries.CHANNEL, notified)
+        except db.UNAVAILABLE as exc:
+            error = db.translate_errors(exc)
+            raise (error or StoreUnavailable("database unavailable")) from None
+        con.add_termination_listener(lambda _: lost.set())
+        try:
+            yield lost
+        finally:
+            with contextlib.suppress(*db.UNAVAILABLE):
+                if self._url is None:
+                    await con.remove_listener(deliveries.CHANNEL, notified)
+                    await self._pool.release(con)
+                else:
+                    await asyncio.wait_for(con.close(), 2)
 
 
 class Events:
@@ -349,8 +458,11 @@ class Imports:
 class Store:
     """omniroute's database, opened by ``open_store``."""
 
-    def __init__(self, pool: asyncpg.Pool, settings: DatabaseSettings) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, settings: DatabaseSettings, *, url: str | None = None
+    ) -> None:
         self._pool = pool
+        self.outbox = Outbox(pool, url, slots=max(1, settings.pool_max // 4))
         self.records = Records(pool, export_slots=max(1, settings.pool_max // 2))
         self.events = Events(pool)
         self.lifecycle = Lifecycle(pool)
@@ -390,7 +502,7 @@ async def open_store(
     async with db.database(settings) as url:
         pool = await db.connect_pool(url, settings, wait=wait)
         try:
-            store = Store(pool, settings)
+            store = Store(pool, settings, url=url)
             if migrate:
                 await store.migrate()
             yield store

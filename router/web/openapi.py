@@ -310,6 +310,36 @@ SPEC: dict[str, Any] = {
                 "responses": {**_JSON_OK, **_errors(401, 403)},
             }
         },
+        "/v1/deliveries": {
+            "get": {
+                "summary": "Events sent, waiting or given up (dead) for the destinations, "
+                "newest first; id is the webhook-id the receiver saw",
+                **_SECURE,
+                "parameters": [
+                    _query(
+                        "status",
+                        {"type": "string", "enum": ["pending", "delivered", "failed"]},
+                        "failed: given up after the retry horizon",
+                    ),
+                    _query("destination", {"type": "string"}, "destination name"),
+                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "rows"),
+                ],
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 503)},
+            }
+        },
+        "/v1/deliveries/{id}/retry": {
+            "post": {
+                "summary": "Send an event again now (any status), with the same webhook-id "
+                "and a new retry horizon",
+                **_SECURE,
+                "parameters": [_path_param("id", _UUID)],
+                "responses": {
+                    "202": {"description": "due now", "content": {"application/json": {}}},
+                    **_errors(400, 401, 403, 404, 503),
+                },
+            }
+        },
         "/healthz": {"get": {"summary": "Liveness", "responses": _JSON_OK}},
         "/readyz": {"get": {"summary": "Readiness", "responses": {**_JSON_OK, **_errors(503)}}},
         "/metrics": {

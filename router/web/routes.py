@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from router.settings import Settings
-from router.web import customers, events, history, ops, reports, webhooks
+from router.web import customers, deliveries, events, history, ops, reports, webhooks
 from router.web.auth import Tokens
 from router.web.state import PRINCIPAL
 
@@ -45,6 +45,8 @@ def routes(settings: Settings) -> list[Route]:
         Route("GET", "/v1/identity-conflicts", customers.list_conflicts, "customers:read"),
         Route("GET", "/v1/reports/summary", reports.report_summary, "reports:read"),
         Route("GET", "/v1/rules", ops.rules, "rules:read"),
+        Route("GET", "/v1/deliveries", deliveries.list_deliveries, "deliveries:read"),
+        Route("POST", "/v1/deliveries/{id}/retry", deliveries.retry_delivery, "deliveries:write"),
         Route("GET", "/healthz", ops.healthz, None),
         Route("GET", "/readyz", ops.readyz, None),
         Route("GET", "/metrics", ops.metrics, None if settings.metrics.public else "metrics:read"),

@@ -1,0 +1,244 @@
+"""The outbox: events for the configured destinations, written in the
+transaction of what they report, claimed by the dispatchers of every
+instance, retried, and listed and redelivered through the API.
+
+``enqueue(con, events)`` is the one call that puts events in the outbox from
+inside another operation's transaction (``records.insert_many`` writes the
+``contact.routed`` events in its own statement). A row is claimed with
+``FOR UPDATE SKIP LOCKED`` and leased: its ``next_attempt_at`` moves past the
+attempt's timeout, so a row claimed by an instance that died is claimed
+again once the lease runs out, with the same ``delivery_id``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+import asyncpg
+import orjson
+
+#: The channel the dispatchers listen on (the trigger of migration 0016 notifies it).
+CHANNEL = "omniroute_deliveries"
+
+Status = Literal["pending", "delivered", "failed"]
+STATUSES: tuple[Status, ...] = ("pending", "delivered", "failed")
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """One event for one destination, as it goes into the outbox."""
+
+    delivery_id: uuid.UUID
+    destination: str
+    event_type: str
+    contact_id: uuid.UUID | None
+    #: the event as the receiver gets it (a JSON object)
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A row a dispatcher holds the lease of: one attempt to make."""
+
+    delivery_id: uuid.UUID
+    destination: str
+    event_type: str
+    payload: dict[str, Any]
+    #: the attempt this is (1 for the first); marks are fenced by it
+    attempts: int
+    created_at: datetime
+    #: the retry horizon counts from here (created, or retried by hand)
+    horizon_from: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """A row as the API lists it."""
+
+    delivery_id: uuid.UUID
+    destination: str
+    event_type: str
+    contact_id: uuid.UUID | None
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    payload: dict[str, Any]
+
+
+#: The columns the insert takes, each passed as an array (see ``columns``).
+INSERT_COLUMNS = "delivery_id, destination, event_type, contact_id, payload"
+INSERT_TYPES = ("uuid", "text", "text", "uuid", "text")
+
+
+def columns(events: Sequence[Outgoing]) -> list[list[Any]]:
+    """The arrays of ``events`` in the order of ``INSERT_COLUMNS``."""
+    return [
+        [e.delivery_id for e in events],
+        [e.destination for e in events],
+        [e.event_type for e in events],
+        [e.contact_id for e in events],
+        [orjson.dumps(e.payload).decode() for e in events],
+    ]
+
+
+_ENQUEUE = f"""
+INSERT INTO deliveries ({INSERT_COLUMNS})
+SELECT o.delivery_id, o.destination, o.event_type, o.contact_id, o.payload::jsonb
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[])
+       AS o({INSERT_COLUMNS})
+ON CONFLICT (delivery_id) DO NOTHING
+"""
+
+
+async def enqueue(con: asyncpg.Connection | asyncpg.Pool, events: Sequence[Outgoing]) -> None:
+    """Put ``events`` in the outbox, in one statement; call it inside the
+    transaction of what they report, so both commit or neither. An event
+    whose ``delivery_id`` is there already is not written again (give a
+    deterministic id, e.g. ``uuid.uuid5``, to make a retried operation's
+    events idempotent)."""
+    if events:
+        await con.execute(_ENQUEUE, *columns(events))
+
+
+_CLAIM = """
+UPDATE deliveries d
+   SET attempts = d.attempts + 1,
+       next_attempt_at = now() + make_interval(secs => $3)
+ WHERE d.delivery_id IN (
+        SELECT delivery_id FROM deliveries
+         WHERE status = 'pending' AND destination = $1 AND next_attempt_at <= now()
+         ORDER BY next_attempt_at
+         LIMIT $2
+           FOR UPDATE SKIP LOCKED)
+RETURNING d.delivery_id, d.destination, d.event_type, d.payload, d.attempts, d.created_at,
+          coalesce(d.retried_at, d.created_at) AS horizon_from
+"""
+
+
+async def claim(con: asyncpg.Pool, destination: str, *, limit: int, lease: float) -> list[Claimed]:
+    """Up to ``limit`` due rows of ``destination``, leased for ``lease`` seconds."""
+    rows = await con.fetch(_CLAIM, destination, limit, lease)
+    return [Claimed(*row) for row in rows]
+
+
+async def delivered(con: asyncpg.Pool, delivery_id: uuid.UUID, attempts: int) -> bool:
+    """Mark an attempt's row delivered; ``False`` when the attempt no longer
+    holds it (its lease ran out and another attempt claimed it)."""
+    status = await con.execute(
+        """UPDATE deliveries SET status = 'delivered', delivered_at = now(), last_error = NULL
+            WHERE delivery_id = $1 AND attempts = $2 AND status = 'pending'""",
+        delivery_id,
+        attempts,
+    )
+    return bool(status != "UPDATE 0")
+
+
+async def failed(
+    con: asyncpg.Pool,
+    delivery_id: uuid.UUID,
+    attempts: int,
+    *,
+    error: str,
+    retry_in: float | None,
+) -> bool:
+    """Record a failed attempt: due again in ``retry_in`` seconds, or dead
+    (``failed``) when ``None``. ``False`` when the attempt no longer holds the row."""
+    status = await con.execute(
+        """UPDATE deliveries
+              SET last_error = $3,
+                  status = CASE WHEN $4::float8 IS NULL THEN 'failed' ELSE 'pending' END,
+                  next_attempt_at = CASE WHEN $4::float8 IS NULL THEN next_attempt_at
+                                         ELSE now() + make_interval(secs => $4::float8) END
+            WHERE delivery_id = $1 AND attempts = $2 AND status = 'pending'""",
+        delivery_id,
+        attempts,
+        error[:500],
+        retry_in,
+    )
+    return bool(status != "UPDATE 0")
+
+
+async def retry(con: asyncpg.Pool, delivery_id: uuid.UUID) -> Delivery | None:
+    """Make a row due now (whatever its status), with a new retry horizon;
+    ``None`` when there is no such row."""
+    async with con.acquire() as c, c.transaction():
+        row = await c.fetchrow(
+            f"""UPDATE deliveries
+                   SET status = 'pending', next_attempt_at = now(), retried_at = now(),
+                       delivered_at = NULL
+                 WHERE delivery_id = $1
+             RETURNING {_LISTED}""",
+            delivery_id,
+        )
+        if row is not None:
+            await c.execute("SELECT pg_notify($1, '')", CHANNEL)
+    return None if row is None else Delivery(*row)
+
+
+_LISTED = ", ".join(Delivery.__dataclass_fields__)
+
+
+async def page(
+    con: asyncpg.Pool,
+    *,
+    status: str | None,
+    destination: str | None,
+    after: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Delivery]:
+    """Up to ``limit`` rows, newest first, after the keyset ``after``."""
+    where: list[str] = []
+    args: list[Any] = []
+    if status is not None:
+        args.append(status)
+        where.append(f"status = ${len(args)}")
+    if destination is not None:
+        args.append(destination)
+        where.append(f"destination = ${len(args)}")
+    if after is not None:
+        args += list(after)
+        where.append(f"(created_at, delivery_id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit)
+    sql = f"SELECT {_LISTED} FROM deliveries"
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    sql += f" ORDER BY created_at DESC, delivery_id DESC LIMIT ${len(args)}"
+    return [Delivery(*row) for row in await con.fetch(sql, *args)]
+
+
+async def one(con: asyncpg.Pool, delivery_id: uuid.UUID) -> Delivery | None:
+    row = await con.fetchrow(
+        f"SELECT {_LISTED} FROM deliveries WHERE delivery_id = $1", delivery_id
+    )
+    return None if row is None else Delivery(*row)
+
+
+async def pending(con: asyncpg.Pool) -> dict[str, int]:
+    """Pending rows per destination (from the partial index of due rows)."""
+    rows = await con.fetch(
+        "SELECT destination, count(*) AS n FROM deliveries WHERE status = 'pending' "
+        "GROUP BY destination"
+    )
+    return {r["destination"]: r["n"] for r in rows}
+
+
+async def purge(con: asyncpg.Pool, *, older_than: float, limit: int = 10_000) -> int:
+    """Delete up to ``limit`` delivered rows written more than ``older_than``
+    seconds ago (failed and pending rows stay); the number deleted."""
+    status = await con.execute(
+        """DELETE FROM deliveries WHERE delivery_id IN (
+               SELECT delivery_id FROM deliveries
+                WHERE status = 'delivered'
+                  AND created_at < now() - make_interval(secs => $1)
+                LIMIT $2)""",
+        older_than,
+        limit,
+    )
+    return int(status.split()[-1])
