@@ -23,9 +23,11 @@ import base64
 import hashlib
 import hmac
 from collections.abc import Iterator, Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
-from xml.sax.saxutils import escape
+from xml.sax.saxutils import escape, quoteattr
+
+import orjson
 
 from adapters.base import Adapter, AdapterSpec, Parsed
 from adapters.building import missing_field
@@ -159,6 +161,20 @@ def enqueue_twiml(queue: str) -> bytes:
     return (
         '<?xml version="1.0" encoding="UTF-8"?><Response><Enqueue>'
         f"{escape(queue)}</Enqueue></Response>"
+    ).encode()
+
+
+def enqueue_task_twiml(
+    workflow_sid: str, attributes: dict[str, Any], *, priority: int, timeout: int
+) -> bytes:
+    """TwiML that enqueues the call as a TaskRouter task of ``workflow_sid``,
+    with ``attributes`` as the task's JSON (XML-escaped)."""
+    task = escape(orjson.dumps(attributes).decode())
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?><Response>'
+        f"<Enqueue workflowSid={quoteattr(workflow_sid)}>"
+        f'<Task priority="{int(priority)}" timeout="{int(timeout)}">{task}</Task>'
+        "</Enqueue></Response>"
     ).encode()
 
 

@@ -9,8 +9,12 @@ the ``CallSid``.
 
 Reply: a Voice URL must answer TwiML, Twilio refuses other content types
 (error 12300), so by default the decision's queue is answered as
-``<Enqueue>queue</Enqueue>``. Set ``reply: json`` when a Studio flow or a
-Function calls us instead and reads the JSON decision.
+``<Enqueue>queue</Enqueue>``. With ``workflow_sid`` (a TaskRouter workflow)
+the call is enqueued as a TaskRouter task instead, keeping what a queue name
+loses: ``<Enqueue workflowSid="WW…"><Task priority="…" timeout="…">{attributes
+JSON}</Task></Enqueue>``, the attributes those of the ``twilio-taskrouter``
+destination (queue, skills, priority, SLA, ids, tags). Set ``reply: json``
+when a Studio flow or a Function calls us instead and reads the JSON decision.
 """
 
 from __future__ import annotations
@@ -19,9 +23,16 @@ import hashlib
 from collections.abc import Sequence
 from typing import Any
 
-from adapters.base import Parsed
+from adapters.base import AdapterSpec, Parsed
 from adapters.building import build
-from adapters.twilio import EMPTY_TWIML, TwilioAdapter, enqueue_twiml, required
+from adapters.options import Options
+from adapters.twilio import (
+    EMPTY_TWIML,
+    TwilioAdapter,
+    enqueue_task_twiml,
+    enqueue_twiml,
+    required,
+)
 from router.errors import FieldError, PayloadError
 from router.models import Contact, Identifier, Routed, WebhookRequest
 
@@ -42,6 +53,20 @@ ENDED = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 
 class TwilioVoiceAdapter(TwilioAdapter):
     kind = "twilio-voice"
+    options_allowed = (*TwilioAdapter.options_allowed, "workflow_sid", "task_timeout")
+
+    def __init__(self, spec: AdapterSpec) -> None:
+        super().__init__(spec)
+        opts = Options(spec, allowed=self.options_allowed)
+        self.workflow_sid = opts.optional_string("workflow_sid")
+        if self.workflow_sid is not None and not (
+            self.workflow_sid.startswith("WW")
+            and len(self.workflow_sid) == 34
+            and self.workflow_sid.isalnum()
+        ):
+            raise opts.error("option 'workflow_sid' must be a workflow SID (WW + 32 characters)")
+        #: seconds the task may wait unassigned before TaskRouter cancels it
+        self.task_timeout = opts.integer("task_timeout", 86400, minimum=1, maximum=1_209_600)
 
     def parse(self, request: WebhookRequest) -> Parsed:
         form = self.form(request)
@@ -86,9 +111,29 @@ class TwilioVoiceAdapter(TwilioAdapter):
         return Parsed(contacts=[contact])
 
     def twiml(self, routed: Sequence[Routed]) -> bytes:
-        if len(routed) == 1:
-            return enqueue_twiml(routed[0].decision.queue)
-        return EMPTY_TWIML
+        if len(routed) != 1:
+            return EMPTY_TWIML
+        one = routed[0]
+        if self.workflow_sid is None:
+            return enqueue_twiml(one.decision.queue)
+        decision = one.decision
+        attributes = {
+            "queue": decision.queue,
+            "skills": list(decision.skills),
+            "priority": decision.priority,
+            "sla_seconds": decision.sla_seconds,
+            "contact_id": str(one.contact_id),
+            "customer_id": None if one.customer_id is None else str(one.customer_id),
+            "channel": "voice",
+            "external_id": one.external_id,
+            "tags": list(decision.tags),
+        }
+        return enqueue_task_twiml(
+            self.workflow_sid,
+            attributes,
+            priority=max(0, decision.priority),
+            timeout=self.task_timeout,
+        )
 
 
 def _dialable(caller: str) -> bool:

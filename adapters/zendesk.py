@@ -11,6 +11,12 @@ One delivery carries ``events[]``; each ``conversation:message`` from a user is
 a contact (dedupe: the event ``id``, which Zendesk documents for exactly this).
 Messages authored by the business (agents, bots, our own replies), postbacks,
 reads, typing and other triggers are ignored.
+
+The Support ticket of a conversation is ``attributes.ticket_id`` when the
+conversation's ``metadata`` names it (``ticket_id``, or ``zen:ticket_id``);
+the ``zendesk`` destination updates that ticket. Messaging creates the
+ticket only when the conversation reaches an agent, so early messages
+usually have none (*uncertain*: which metadata key Zendesk itself fills).
 """
 
 from __future__ import annotations
@@ -77,6 +83,7 @@ class Message(Lenient):
 class ConversationRef(Lenient):
     id: Id
     type: Short | None = None
+    metadata: Any = None  # a flat object; only the ticket id is read from it
 
 
 class MessagePayload(Lenient):
@@ -142,8 +149,27 @@ class ZendeskAdapter(SharedTokenAdapter):
                 "message_id": message.id,
                 "content_type": content.type,
                 "conversation_type": payload.conversation.type,
+                "ticket_id": _ticket_id(payload.conversation.metadata),
                 **attachment_summary(
                     [content.mediaType or content.type] if content.type in ("image", "file") else []
                 ),
             },
         )
+
+
+#: The conversation metadata keys that may name the conversation's ticket.
+TICKET_KEYS = ("ticket_id", "zen:ticket_id")
+
+
+def _ticket_id(metadata: Any) -> str | None:
+    """The ticket id from conversation metadata: digits only, else none."""
+    if not isinstance(metadata, dict):
+        return None
+    for key in TICKET_KEYS:
+        value = metadata.get(key)
+        if isinstance(value, bool):
+            continue
+        text = str(value).strip() if isinstance(value, int | str) else ""
+        if text.isascii() and text.isdigit() and 0 < len(text) < 19 and int(text) > 0:
+            return text
+    return None

@@ -12,14 +12,16 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    Discriminator,
     Field,
     ModelWrapValidatorHandler,
     PrivateAttr,
+    Tag,
     ValidationError,
     field_validator,
     model_validator,
@@ -185,17 +187,11 @@ class AdapterSettings(BaseModel):
         return {k: resolve_secret(v) if isinstance(v, str) else v for k, v in extra.items()}
 
 
-class DestinationSettings(_Section):
-    """Where events are delivered: a ``webhook`` URL, signed per Standard
-    Webhooks with ``secrets`` (``whsec_…``, newest first; every one signs, for
-    rotation). ``adapters``, ``channels``, ``queues`` and ``events`` narrow
-    what it receives (unset: everything)."""
+class _Destination(_Section):
+    """What every destination has: a name, filters (``adapters``, ``channels``,
+    ``queues``, ``events``; unset: everything), concurrency and a timeout."""
 
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
-    kind: Literal["webhook"] = "webhook"
-    url: str = Field(pattern=r"^https?://")
-    #: the values (``env:NAME`` resolved); empty ones are dropped, none left is an error
-    secrets: list[str] = Field(default_factory=list)
     adapters: list[str] | None = None
     channels: list[str] | None = None
     queues: list[str] | None = None
@@ -204,6 +200,32 @@ class DestinationSettings(_Section):
     concurrency: int = Field(default=8, ge=1, le=256)
     #: seconds an attempt may take (connect, send, answer)
     timeout: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, value: list[str] | None) -> list[str] | None:
+        for event in value or ():
+            if event not in EVENT_TYPES:
+                raise ValueError(f"unknown event {event!r} (known: {', '.join(EVENT_TYPES)})")
+        return value
+
+
+def _credential(value: str) -> str:
+    """A provider credential (``env:NAME`` resolved), refused when empty."""
+    resolved = resolve_secret(value).strip()
+    if not resolved:
+        raise ValueError("must not be empty (an unset or empty env: variable?)")
+    return resolved
+
+
+class WebhookDestination(_Destination):
+    """A ``webhook`` URL, signed per Standard Webhooks with ``secrets``
+    (``whsec_…``, newest first; every one signs, for rotation)."""
+
+    kind: Literal["webhook"] = "webhook"
+    url: str = Field(pattern=r"^https?://")
+    #: the values (``env:NAME`` resolved); empty ones are dropped, none left is an error
+    secrets: list[str] = Field(default_factory=list)
 
     @field_validator("secrets")
     @classmethod
@@ -224,13 +246,101 @@ class DestinationSettings(_Section):
                 raise ValueError("a secret's key must be 24 to 64 bytes (whsec_ + base64)")
         return kept
 
+
+#: The TaskRouter task channel of each of our channels (``task_channels`` overrides).
+TASK_CHANNELS = {"voice": "voice", "chat": "chat", "email": "email", "social": "chat"}
+
+
+class _ProviderDestination(_Destination):
+    """A provider's API acting on routed contacts: only ``contact.routed``."""
+
+    events: list[str] | None = Field(default_factory=lambda: ["contact.routed"])
+
     @field_validator("events")
     @classmethod
-    def _known_events(cls, value: list[str] | None) -> list[str] | None:
-        for event in value or ():
-            if event not in EVENT_TYPES:
-                raise ValueError(f"unknown event {event!r} (known: {', '.join(EVENT_TYPES)})")
-        return value
+    def _routed_only(cls, value: list[str] | None) -> list[str]:
+        if value is not None and set(value) != {"contact.routed"}:
+            raise ValueError("a provider destination receives contact.routed only")
+        return ["contact.routed"]
+
+
+class TaskRouterDestination(_ProviderDestination):
+    """``twilio-taskrouter``: each routed contact becomes a TaskRouter Task."""
+
+    kind: Literal["twilio-taskrouter"]
+    account_sid: str = Field(pattern=r"^AC[0-9a-fA-F]{32}$")
+    #: the account's auth token (or an API key's secret), ``env:NAME`` preferred
+    auth_token: str
+    workspace_sid: str = Field(pattern=r"^WS[0-9a-fA-F]{32}$")
+    workflow_sid: str = Field(pattern=r"^WW[0-9a-fA-F]{32}$")
+    base_url: str = Field(default="https://taskrouter.twilio.com", pattern=r"^https?://")
+    #: our channel -> TaskRouter task channel unique name (merged over ``TASK_CHANNELS``)
+    task_channels: dict[str, str] = Field(default_factory=dict)
+    #: seconds a task may wait unassigned before TaskRouter cancels it (Twilio: at most 2 weeks)
+    task_timeout: int = Field(default=86400, ge=1, le=1_209_600)
+
+    @field_validator("auth_token")
+    @classmethod
+    def _token(cls, value: str) -> str:
+        return _credential(value)
+
+    @field_validator("task_channels")
+    @classmethod
+    def _channels(cls, value: dict[str, str]) -> dict[str, str]:
+        for channel in value:
+            if channel not in CHANNELS:
+                raise ValueError(f"{channel!r} is not a channel ({', '.join(CHANNELS)})")
+        return {**TASK_CHANNELS, **value}
+
+    def task_channel(self, channel: str) -> str:
+        merged = self.task_channels or TASK_CHANNELS
+        return merged.get(channel, "default")
+
+
+class ZendeskDestination(_ProviderDestination):
+    """``zendesk``: the ticket a contact came from gets the decision's group,
+    priority and tags."""
+
+    kind: Literal["zendesk"]
+    #: ``acme`` for https://acme.zendesk.com; or ``base_url`` (tests, a proxy)
+    subdomain: str | None = Field(default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    base_url: str | None = Field(default=None, pattern=r"^https?://")
+    #: the agent whose API token is used
+    email: str = Field(min_length=3)
+    api_token: str
+    #: queue -> Zendesk group id; a queue not in it leaves the ticket's group alone
+    groups: dict[str, int] = Field(default_factory=dict)
+
+    @field_validator("api_token")
+    @classmethod
+    def _token(cls, value: str) -> str:
+        return _credential(value)
+
+    @model_validator(mode="after")
+    def _one_address(self) -> ZendeskDestination:
+        if (self.subdomain is None) == (self.base_url is None):
+            raise ValueError("give exactly one of subdomain or base_url")
+        return self
+
+    @property
+    def api_url(self) -> str:
+        if self.base_url is not None:
+            return self.base_url.rstrip("/")
+        return f"https://{self.subdomain}.zendesk.com"
+
+
+def _destination_kind(value: Any) -> str:
+    kind = value.get("kind", "webhook") if isinstance(value, Mapping) else value.kind
+    return str(kind)
+
+
+#: One configured destination; ``kind`` picks the model (``webhook`` when unset).
+DestinationSettings = Annotated[
+    Annotated[WebhookDestination, Tag("webhook")]
+    | Annotated[TaskRouterDestination, Tag("twilio-taskrouter")]
+    | Annotated[ZendeskDestination, Tag("zendesk")],
+    Discriminator(_destination_kind),
+]
 
 
 class DeliverySettings(_Section):

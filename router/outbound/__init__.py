@@ -1,6 +1,8 @@
 """Decisions delivered: which destinations receive which events
-(``destinations``), how a webhook is signed (``signing``, Standard Webhooks),
-and the dispatcher every instance runs (``dispatcher``)."""
+(``destinations``), the request of an attempt by destination kind
+(``outgoing``: a webhook signed per Standard Webhooks by ``signing``, a
+Twilio TaskRouter task by ``taskrouter``, a Zendesk ticket update by
+``zendesk``), and the dispatcher every instance runs (``dispatcher``)."""
 
 from router.outbound.destinations import Destinations
 from router.outbound.dispatcher import Dispatcher

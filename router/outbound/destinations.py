@@ -7,6 +7,9 @@ The event body (Standard Webhooks' recommended shape)::
     {"type": "contact.routed", "timestamp": "2026-01-31T12:00:00.123Z",
      "data": {"contact_id", "customer_id", "adapter", "channel",
               "external_id", "decision": {...}}}
+
+Contacts of the ``zendesk`` adapter whose conversation names its ticket
+also carry ``data.ticket_id`` (what the ``zendesk`` destination updates).
 """
 
 from __future__ import annotations
@@ -99,19 +102,23 @@ class Destinations:
         """The ``contact.routed`` rows of a record about to be written."""
         if not self._filters:
             return []
+        data: dict[str, Any] = {
+            "contact_id": str(record.contact_id),
+            "customer_id": None if record.customer_id is None else str(record.customer_id),
+            "adapter": record.adapter,
+            "channel": record.contact.channel,
+            "external_id": record.contact.external_id,
+            "decision": record.decision.model_dump(mode="json"),
+        }
+        ticket = record.contact.attributes.get("ticket_id")
+        if record.contact.provider == "zendesk" and isinstance(ticket, str):
+            data["ticket_id"] = ticket  # the zendesk destination's ticket to update
         return self.events(
             "contact.routed",
             adapter=record.adapter,
             channel=record.contact.channel,
             queue=record.decision.queue,
             contact_id=record.contact_id,
-            data={
-                "contact_id": str(record.contact_id),
-                "customer_id": None if record.customer_id is None else str(record.customer_id),
-                "adapter": record.adapter,
-                "channel": record.contact.channel,
-                "external_id": record.contact.external_id,
-                "decision": record.decision.model_dump(mode="json"),
-            },
+            data=data,
             at=record.received_at,
         )

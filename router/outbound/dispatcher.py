@@ -15,7 +15,8 @@ claims due outbox rows, sends them, and records the outcome.
 * **Retries**: exponential backoff with jitter from ``retry_base`` up to
   ``retry_max_delay``, until ``retry_horizon`` seconds after the event was
   written (or retried by hand); then the row is dead (``failed``), listed by
-  the API and retried by hand from there.
+  the API and retried by hand from there. For the provider kinds a 4xx
+  other than 429 is dead at once (``outgoing.final``).
 """
 
 from __future__ import annotations
@@ -23,16 +24,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-import time
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
-import orjson
 import structlog
 
 from router.errors import StoreUnavailable
 from router.metrics import Metrics
-from router.outbound import signing
+from router.outbound.outgoing import build, final
 from router.settings import DeliverySettings, DestinationSettings
 from router.store import Store
 from router.store.deliveries import Claimed
@@ -128,8 +127,8 @@ class Dispatcher:
 
     async def _attempt(self, dest: DestinationSettings, row: Claimed) -> None:
         try:
-            error = await self._send(dest, row)
-            await self._record(dest, row, error)
+            error, dead = await self._send(dest, row)
+            await self._record(dest, row, error, dead=dead)
         except StoreUnavailable as exc:
             # the row stays leased; once the lease runs out it is sent again
             log.warning("delivery_mark_failed", destination=dest.name, error=str(exc))
@@ -137,29 +136,37 @@ class Dispatcher:
             self._inflight[dest.name] -= 1
             self._wake.set()  # a slot is free
 
-    async def _send(self, dest: DestinationSettings, row: Claimed) -> str | None:
-        """Send one attempt; ``None`` on a 2xx answer, else what went wrong."""
-        body = orjson.dumps(row.payload)
-        msg_id = str(row.delivery_id)
-        headers = signing.headers(msg_id, int(time.time()), body, dest.secrets)
+    async def _send(self, dest: DestinationSettings, row: Claimed) -> tuple[str | None, bool]:
+        """Send one attempt: ``(None, _)`` on a 2xx answer (or nothing to
+        send), else what went wrong and whether that is final (no retry)."""
         try:
-            async with self._session.post(
-                dest.url,
-                data=body,
-                headers=headers,
+            request = build(dest, str(row.delivery_id), row.payload)
+        except (KeyError, TypeError, ValueError) as exc:  # an event this kind cannot send
+            return f"cannot make the request: {type(exc).__name__}: {exc}"[:300], True
+        if request is None:
+            log.info("delivery_skipped", destination=dest.name, delivery_id=str(row.delivery_id))
+            return None, False
+        try:
+            async with self._session.request(
+                request.method,
+                request.url,
+                data=request.body,
+                headers=request.headers,
                 timeout=aiohttp.ClientTimeout(total=dest.timeout),
                 allow_redirects=False,
             ) as response:
                 await response.read()
                 if 200 <= response.status < 300:
-                    return None
-                return f"HTTP {response.status}"
+                    return None, False
+                return f"HTTP {response.status}", final(dest, response.status)
         except TimeoutError:
-            return f"no answer within {dest.timeout:g} s"
+            return f"no answer within {dest.timeout:g} s", False
         except aiohttp.ClientError as exc:
-            return f"{type(exc).__name__}: {exc}"[:300]
+            return f"{type(exc).__name__}: {exc}"[:300], False
 
-    async def _record(self, dest: DestinationSettings, row: Claimed, error: str | None) -> None:
+    async def _record(
+        self, dest: DestinationSettings, row: Claimed, error: str | None, *, dead: bool = False
+    ) -> None:
         m, name = self._metrics, dest.name
         if error is None:
             m.delivery_attempts.labels(name, "delivered").inc()
@@ -171,7 +178,8 @@ class Dispatcher:
         s = self._settings
         delay = backoff(row.attempts, base=s.retry_base, cap=s.retry_max_delay)
         horizon = row.horizon_from + timedelta(seconds=s.retry_horizon)
-        retry_in = delay if datetime.now(UTC) + timedelta(seconds=delay) <= horizon else None
+        in_time = datetime.now(UTC) + timedelta(seconds=delay) <= horizon
+        retry_in = delay if in_time and not dead else None
         await self._store.outbox.failed(
             row.delivery_id, row.attempts, error=error, retry_in=retry_in
         )

@@ -222,3 +222,54 @@ def test_non_ascii_digits_are_a_payload_error() -> None:
         with pytest.raises(PayloadError) as bad:
             run(make("twilio-voice", [TOKEN]), signed(form_body([*pairs, (name, "²")])))
         assert bad.value.fields[0].field == name
+
+
+def test_with_a_workflow_the_call_is_enqueued_as_a_taskrouter_task() -> None:
+    import json
+    import uuid
+    import xml.etree.ElementTree as ET
+
+    from router.models import Decision, Routed
+
+    workflow = "WW" + "0f" * 16
+    adapter = make("twilio-voice", [TOKEN], workflow_sid=workflow, task_timeout=600)
+    parsed = run(adapter, signed(read("twilio_call.txt")))
+    decision = Decision(
+        queue='billing & <vip> "x"',
+        priority=70,
+        skills=("de", "billing"),
+        sla_seconds=30,
+        tags=("vip",),
+        ruleset="r1",
+    )
+    routed = Routed(
+        contact_id=uuid.uuid4(),
+        customer_id=uuid.uuid4(),
+        duplicate=False,
+        decision=decision,
+        external_id="CA7d",
+    )
+    reply = adapter.reply([routed], parsed)
+    assert reply.content_type == "text/xml"
+    enqueue = ET.fromstring(reply.body).find("Enqueue")
+    assert enqueue is not None and enqueue.get("workflowSid") == workflow
+    assert (enqueue.text or "").strip() == ""  # no queue name beside the task
+    task = enqueue.find("Task")
+    assert task is not None
+    assert (task.get("priority"), task.get("timeout")) == ("70", "600")
+    assert json.loads(task.text or "") == {
+        "queue": 'billing & <vip> "x"',
+        "skills": ["de", "billing"],
+        "priority": 70,
+        "sla_seconds": 30,
+        "contact_id": str(routed.contact_id),
+        "customer_id": str(routed.customer_id),
+        "channel": "voice",
+        "external_id": "CA7d",
+        "tags": ["vip"],
+    }
+    assert b"&lt;vip&gt;" in reply.body  # the JSON is escaped, not markup
+    with pytest.raises(ConfigError, match="workflow_sid"):
+        make("twilio-voice", [TOKEN], workflow_sid="WQ123")
+    with pytest.raises(ConfigError, match="task_timeout"):
+        make("twilio-voice", [TOKEN], workflow_sid=workflow, task_timeout=0)

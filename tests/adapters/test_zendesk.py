@@ -52,3 +52,17 @@ def test_bad_payload() -> None:
 @given(body=json_bodies(load("zendesk_messages.json")))
 def test_random_bodies_only_raise_router_errors(body: bytes) -> None:
     robust(make("zendesk", [SECRET]), request(body, {"X-API-Key": SECRET}))
+
+
+def test_the_ticket_id_comes_from_the_conversation_metadata() -> None:
+    def ticket(metadata: object) -> object:
+        doc = load("zendesk_messages.json")
+        doc["events"][0]["payload"]["conversation"]["metadata"] = metadata
+        body = json.dumps(doc).encode()
+        [contact] = run(make("zendesk", [SECRET]), request(body, {"X-API-Key": SECRET})).contacts
+        return contact.attributes.get("ticket_id")
+
+    assert ticket({"ticket_id": 4242}) == "4242"
+    assert ticket({"zen:ticket_id": "77", "other": "x"}) == "77"
+    for nothing in ({}, {"ticket_id": "abc"}, {"ticket_id": True}, {"ticket_id": 0}, ["x"], None):
+        assert ticket(nothing) is None
