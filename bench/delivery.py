@@ -1,0 +1,475 @@
+"""Delivery benchmark: what delivering decisions costs routing, how soon an
+event arrives, and how fast the overflow timers drain (docs/deliveries.md,
+"Figures").
+
+    python bench/delivery.py                                   # embedded PostgreSQL
+    python bench/delivery.py --database-url postgresql://...   # scratch database there
+    python bench/delivery.py --parts steps --steps 100000
+    python bench/delivery.py --parts lag --rate 500,200,100
+
+Three parts, each on a scratch database of its own (dropped at the end):
+
+- ``throughput``: two ``omniroute serve`` processes on one database, one
+  with a ``webhook`` destination pointing at a local receiver (answers 204,
+  verifies nothing), one without destinations. They are driven in turn by the
+  load of ``bench/load.py`` (closed loop, ``--connections``), alternating
+  which goes first in each round; after a round with deliveries the outbox is
+  drained before the next one, and what was left pending is printed.
+  Medians over the rounds of contacts/s and p99, and the on/off ratios.
+- ``lag``: the server with the destination at fixed rates (open loop, each
+  of ``--rate`` contacts/s for ``--lag-seconds``; "achieved" is what was
+  answered per second until the last answer). The receiver notes the arrival
+  of every event (first attempt); the lag is the arrival minus the outbox
+  row's ``created_at`` (the start of the transaction that wrote the record
+  and the event, so about its commit), and minus the record's ``received_at``
+  (end to end: routing, commit and delivery). p50 / p99 / max.
+- ``steps``: ``--steps`` open contacts with a due overflow step, written by
+  the store's own insert (``records.insert_many``, batches of 1,000, as
+  routing writes them); then the overflow job's loop (``apply_due_steps``,
+  ``--batch`` rows per statement until none is due), timed: steps/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import orjson
+import structlog
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import percentile, postgres_server, scratch_database  # noqa: E402
+from load import (  # noqa: E402
+    CHANNELS,
+    SECRET,
+    Population,
+    drive,
+    free_port,
+    payload,
+    start,
+    stop,
+    tree_cpu_seconds,
+    wait_ready,
+)
+
+from adapters.generic import sign  # noqa: E402
+from router.models import Contact, CustomerContext, Decision, OverflowStep, uuid7  # noqa: E402
+from router.store import DatabaseSettings, NewRecord, open_store  # noqa: E402
+from router.store import records as stored_records  # noqa: E402
+
+PARTS = ("throughput", "lag", "steps")
+
+
+# -- the receiver (a subprocess: python bench/delivery.py --receiver PORT) ---------------
+
+
+def run_receiver(port: int) -> None:
+    """Answer 204 to every event and note (webhook-id, arrival); ``GET
+    /arrivals`` hands the notes over and forgets them."""
+    import uvloop
+    from aiohttp import web
+
+    arrivals: list[tuple[str, float]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        await request.read()
+        arrivals.append((request.headers.get("webhook-id", ""), time.time()))
+        return web.Response(status=204)
+
+    async def handed(request: web.Request) -> web.Response:
+        body = orjson.dumps(arrivals)
+        arrivals.clear()
+        return web.Response(body=body, content_type="application/json")
+
+    async def ready(request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    uvloop.install()
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    app.router.add_get("/arrivals", handed)
+    app.router.add_get("/readyz", ready)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
+
+
+async def arrivals(url: str) -> list[tuple[str, float]]:
+    async with aiohttp.ClientSession() as session, session.get(f"{url}/arrivals") as r:
+        return [(i, t) for i, t in orjson.loads(await r.read())]
+
+
+# -- servers -----------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes]
+
+
+def config(workdir: Path, port: int, database_url: str, dest: str | None, concurrency: int) -> Path:
+    """As ``bench/load.py`` configures omniroute, with the destination if any."""
+    settings: dict[str, Any] = {
+        "http": {"host": "127.0.0.1", "port": port},
+        "database": {"url": database_url, "pool_max": 20},
+        "rules": {"paths": [str(ROOT / "rules")], "watch": False},
+        "adapters": [{"name": c, "kind": c, "secrets": [SECRET]} for c in CHANNELS],
+        "log": {"level": "error", "format": "json"},
+    }
+    if dest is not None:
+        secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+        settings["destinations"] = [
+            {
+                "name": "bench",
+                "kind": "webhook",
+                "url": dest,
+                "secrets": [secret],
+                "concurrency": concurrency,
+            }
+        ]
+    path = workdir / f"omniroute-{port}.yaml"
+    path.write_bytes(orjson.dumps(settings))
+    return path
+
+
+@contextlib.asynccontextmanager
+async def servers(
+    database_url: str, receiver: str, concurrency: int
+) -> AsyncIterator[dict[str, Server]]:
+    """``on`` (a destination: the receiver) and ``off`` (none), both serving."""
+    workdir = Path(tempfile.mkdtemp(prefix="omniroute-delivery-"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("DATABASE_URL", None)
+    started: dict[str, Server] = {}
+    try:
+        for name, dest in (("on", f"{receiver}/hook"), ("off", None)):
+            port = free_port()
+            path = config(workdir, port, database_url, dest, concurrency)
+            cmd = [sys.executable, "-m", "router.commands.cli", "serve", "--config", str(path)]
+            started[name] = Server(name, f"http://127.0.0.1:{port}", start(cmd, env))
+        for s in started.values():
+            await wait_ready(s.url, s.proc)
+        yield started
+    finally:
+        for s in started.values():
+            stop(s.proc)
+
+
+async def pending(con: asyncpg.Connection) -> int:
+    n: int = await con.fetchval("SELECT count(*) FROM deliveries WHERE status = 'pending'")
+    return n
+
+
+async def drained(con: asyncpg.Connection, timeout: float = 120) -> float:
+    """Seconds until the outbox has nothing pending."""
+    t0 = time.perf_counter()
+    while await pending(con) and time.perf_counter() - t0 < timeout:
+        await asyncio.sleep(0.1)
+    return time.perf_counter() - t0
+
+
+# -- part 1: throughput with deliveries on and off ---------------------------------------
+
+
+@dataclass
+class Round:
+    side: str
+    round: int
+    rate: float
+    p50: float
+    p99: float
+    errors: int
+    cpu_ms: float  # server CPU per contact
+    left: int = 0  # events pending at the end of the round
+    drain: float = 0.0  # seconds to deliver them
+
+
+async def throughput(database_url: str, args: argparse.Namespace) -> None:
+    receiver_port = free_port()
+    receiver = start([sys.executable, __file__, "--receiver", str(receiver_port)])
+    receiver_url = f"http://127.0.0.1:{receiver_port}"
+    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
+    rounds: list[Round] = []
+    run = uuid.uuid4().hex[:6]
+    try:
+        await wait_ready(receiver_url, receiver)
+        async with servers(database_url, receiver_url, args.concurrency) as srv:
+            for n in range(1, args.rounds + 1):
+                order = ("on", "off") if n % 2 else ("off", "on")
+                for side in order:
+                    s = srv[side]
+                    tag = f"{run}{side}{n}"
+                    await drive(s.url, args.warmup, args.connections, 0.2, tag + "w")
+                    await drained(con)
+                    cpu0 = tree_cpu_seconds(s.proc.pid)
+                    t0 = time.perf_counter()
+                    count, errors, lat = await drive(
+                        s.url, args.duration, args.connections, 0.2, tag
+                    )
+                    seconds = time.perf_counter() - t0
+                    cpu = (tree_cpu_seconds(s.proc.pid) - cpu0) * 1000 / max(count, 1)
+                    r = Round(
+                        side,
+                        n,
+                        count / seconds,
+                        percentile(lat, 0.5) * 1000,
+                        percentile(lat, 0.99) * 1000,
+                        errors,
+                        cpu,
+                    )
+                    if side == "on":
+                        r.left = await pending(con)
+                        r.drain = await drained(con)
+                    rounds.append(r)
+                    print(
+                        f"  round {n} deliveries {side:<3}: {r.rate:6.0f} contacts/s, "
+                        f"p50 {r.p50:6.2f} ms, p99 {r.p99:6.2f} ms, errors {r.errors}, "
+                        f"server CPU {r.cpu_ms:.2f} ms/contact"
+                        + (
+                            f", {r.left} events pending at the end ({r.drain:.1f} s to deliver)"
+                            if side == "on"
+                            else ""
+                        ),
+                        flush=True,
+                    )
+            got = len(await arrivals(receiver_url))
+    finally:
+        await con.close()
+        stop(receiver)
+    med = statistics.median
+    on = [r for r in rounds if r.side == "on"]
+    off = [r for r in rounds if r.side == "off"]
+    rate_on, rate_off = med(r.rate for r in on), med(r.rate for r in off)
+    p99_on, p99_off = med(r.p99 for r in on), med(r.p99 for r in off)
+    print(
+        f"throughput, {args.rounds} rounds of {args.duration:g} s per side, "
+        f"{args.connections} connections:\n"
+        f"  deliveries off: median {rate_off:.0f} contacts/s, p99 {p99_off:.2f} ms\n"
+        f"  deliveries on:  median {rate_on:.0f} contacts/s, p99 {p99_on:.2f} ms "
+        f"({got} events received)\n"
+        f"  on/off: throughput {rate_on / rate_off:.2f}, p99 {p99_on / p99_off:.2f}",
+        flush=True,
+    )
+
+
+# -- part 2: commit to delivery lag at a fixed rate --------------------------------------
+
+
+async def fixed_rate(url: str, rate: float, seconds: float, run: str) -> tuple[int, int, float]:
+    """Send ``rate`` contacts/s for ``seconds`` (open loop): (answered 200,
+    errors, achieved rate)."""
+    import random
+
+    population, rng = Population(0.2), random.Random(5)
+    total = int(rate * seconds)
+    ok = errors = 0
+    connector = aiohttp.TCPConnector(limit=512)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(n: int) -> None:
+            nonlocal ok, errors
+            channel = CHANNELS[n % len(CHANNELS)]
+            body = orjson.dumps(payload(channel, population.customer(), run, rng))
+            headers = {
+                "Content-Type": "application/json",
+                "X-Omniroute-Signature": sign(body, SECRET, int(time.time())),
+            }
+            try:
+                async with session.post(
+                    f"{url}/v1/webhooks/{channel}", data=body, headers=headers
+                ) as r:
+                    await r.read()
+                    ok, errors = (ok + 1, errors) if r.status == 200 else (ok, errors + 1)
+            except aiohttp.ClientError:
+                errors += 1
+
+        t0 = time.perf_counter()
+        tasks = []
+        for n in range(total):
+            delay = t0 + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(n)))
+        await asyncio.gather(*tasks)
+        return ok, errors, total / (time.perf_counter() - t0)
+
+
+async def lag(database_url: str, args: argparse.Namespace) -> None:
+    receiver_port = free_port()
+    receiver = start([sys.executable, __file__, "--receiver", str(receiver_port)])
+    receiver_url = f"http://127.0.0.1:{receiver_port}"
+    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
+    try:
+        await wait_ready(receiver_url, receiver)
+        async with servers(database_url, receiver_url, args.concurrency) as srv:
+            on = srv["on"]
+            for rate in args.rate:
+                await fixed_rate(on.url, rate, 2, uuid.uuid4().hex[:6])
+                await drained(con)
+                await arrivals(receiver_url)
+                sent = await fixed_rate(on.url, rate, args.lag_seconds, uuid.uuid4().hex[:6])
+                await drained(con)
+                await lag_report(con, rate, sent, await arrivals(receiver_url), args)
+    finally:
+        await con.close()
+        stop(receiver)
+
+
+async def lag_report(
+    con: asyncpg.Connection,
+    rate: float,
+    sent: tuple[int, int, float],
+    seen: list[tuple[str, float]],
+    args: argparse.Namespace,
+) -> None:
+    ok, errors, achieved = sent
+    first: dict[str, float] = {}
+    for delivery_id, at in seen:
+        first.setdefault(delivery_id, at)
+    rows = await con.fetch(
+        """SELECT d.delivery_id::text AS id, d.created_at, c.received_at
+             FROM deliveries d JOIN contacts c USING (contact_id)
+            WHERE d.delivery_id = ANY($1::uuid[])""",
+        list(first),
+    )
+    from_write = [(first[r["id"]] - r["created_at"].timestamp()) * 1000 for r in rows]
+    from_received = [(first[r["id"]] - r["received_at"].timestamp()) * 1000 for r in rows]
+
+    def spread(xs: list[float]) -> str:
+        return (
+            f"p50 {percentile(xs, 0.5):.1f} ms, p99 {percentile(xs, 0.99):.1f} ms, "
+            f"max {max(xs, default=float('nan')):.1f} ms"
+        )
+
+    print(
+        f"lag at {rate:g} contacts/s for {args.lag_seconds:g} s (achieved "
+        f"{achieved:.0f}/s, {ok} routed, {errors} errors, {len(rows)} events received):\n"
+        f"  write (commit) -> arrival: {spread(from_write)}\n"
+        f"  received -> arrival:       {spread(from_received)}",
+        flush=True,
+    )
+
+
+# -- part 3: due overflow steps per second -----------------------------------------------
+
+
+def waiting(n: int, at: datetime) -> NewRecord:
+    """A routed chat contact received at ``at`` whose first step is due now
+    and second in an hour."""
+    steps = (
+        OverflowStep(after_seconds=60, queue="general", drop_skills=("vip",), priority=60),
+        OverflowStep(after_seconds=3600, priority=80),
+    )
+    return NewRecord(
+        contact_id=uuid7(at),
+        received_at=at,
+        adapter="chat",
+        contact=Contact(channel="chat", provider="generic", external_id=f"steps-{n}"),
+        customer_id=None,
+        context=CustomerContext(customer_id=uuid7(at), known=False),
+        decision=Decision(
+            queue="chat-general",
+            priority=50,
+            skills=("chat", "vip"),
+            sla_seconds=60,
+            overflow=steps,
+            rule="bench",
+            ruleset="bench",
+        ),
+        trace=None,
+        timings={"total_ms": 1.0},
+        lifetime=86400,
+    )
+
+
+async def steps(database_url: str, args: argparse.Namespace) -> None:
+    settings = DatabaseSettings(url=database_url, pool_max=4)
+    async with open_store(settings) as store:
+        await store.reporting.ensure_partitions()
+        t0 = time.perf_counter()
+        at = datetime.now(UTC) - timedelta(minutes=5)
+        for first in range(0, args.steps, 1000):
+            batch = [waiting(n, at) for n in range(first, min(first + 1000, args.steps))]
+            async with store.pool.acquire() as con, con.transaction():
+                await stored_records.insert_many(con, batch)
+        written = time.perf_counter() - t0
+        for table in ("open_contacts", "contacts"):  # as autovacuum would have by now
+            await store.pool.execute(f"VACUUM ANALYZE {table}", timeout=600)
+        applied = statements = 0
+        t0 = time.perf_counter()
+        while True:  # as the overflow_steps job runs (router/runtime.py)
+            done = await store.lifecycle.apply_due_steps(limit=args.batch)
+            applied += len(done)
+            statements += 1
+            if len({s.contact_id for s in done}) < args.batch:
+                break
+        seconds = time.perf_counter() - t0
+        left = await store.pool.fetchval(
+            "SELECT count(*) FROM open_contacts WHERE next_step_at <= now()"
+        )
+    print(
+        f"steps: {args.steps} waiting contacts written in {written:.1f} s; "
+        f"{applied} due steps applied in {seconds:.2f} s ({statements} batches of "
+        f"{args.batch}): {applied / seconds:.0f} steps/s; {left} still due",
+        flush=True,
+    )
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--database-url", help="a server to make scratch databases on")
+    p.add_argument("--parts", default=",".join(PARTS), help="which of " + ", ".join(PARTS))
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--duration", type=float, default=10, help="seconds per side and round")
+    p.add_argument("--warmup", type=float, default=2)
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument(
+        "--rate",
+        type=lambda v: [float(x) for x in v.split(",")],
+        default=[500.0],
+        help="contacts/s for the lag, e.g. 500,200",
+    )
+    p.add_argument(
+        "--concurrency", type=int, default=8, help="the destination's concurrency (default 8)"
+    )
+    p.add_argument("--lag-seconds", type=float, default=10)
+    p.add_argument("--steps", type=int, default=20_000, help="due steps to apply")
+    p.add_argument("--batch", type=int, default=500, help="rows per statement (lifecycle.batch)")
+    args = p.parse_args()
+    level = structlog.make_filtering_bound_logger(logging.WARNING)
+    structlog.configure(wrapper_class=level)  # no migration lines
+    parts = args.parts.split(",")
+    async with postgres_server(args.database_url) as base:
+        where = "embedded PostgreSQL" if not args.database_url else "PostgreSQL at the URL"
+        print(f"{where}, {os.cpu_count()} CPUs", flush=True)
+        for name, part in (("throughput", throughput), ("lag", lag), ("steps", steps)):
+            if name in parts:
+                async with scratch_database(base) as url:
+                    await part(url, args)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--receiver"]:
+        run_receiver(int(sys.argv[2]))
+    else:
+        asyncio.run(main())
