@@ -7,6 +7,11 @@ The event body (Standard Webhooks' recommended shape)::
     {"type": "contact.routed", "timestamp": "2026-01-31T12:00:00.123Z",
      "data": {"contact_id", "customer_id", "adapter", "channel",
               "external_id", "decision": {...}}}
+
+``contact.step`` carries ``step`` (index, due, at, from, to) and ``placement``
+instead of ``decision``; ``contact.expired`` ``state`` and ``placement``
+(docs/deliveries.md). Their ids are derived from the contact (and the step
+index), so writing the same change twice writes one event.
 """
 
 from __future__ import annotations
@@ -21,6 +26,15 @@ from router.models import uuid7
 from router.settings import DestinationSettings
 from router.store import NewRecord
 from router.store.deliveries import Outgoing
+from router.store.lifecycle import Expired, StepApplied
+
+#: The namespace of the ids of lifecycle events (``uuid5`` of the contact and what changed).
+EVENTS = uuid.UUID("5f0c6f7e-2b6a-4d43-9a57-0c1b2a3e4d5f")
+
+
+def event_id(contact_id: uuid.UUID, what: str) -> uuid.UUID:
+    """The id of a lifecycle event about ``contact_id`` (``step/2``, ``expired``)."""
+    return uuid.uuid5(EVENTS, f"{contact_id}/{what}")
 
 
 def _time(at: datetime) -> str:
@@ -115,3 +129,61 @@ class Destinations:
             },
             at=record.received_at,
         )
+
+    def steps(self, applied: Sequence[StepApplied]) -> list[Outgoing]:
+        """The ``contact.step`` rows of overflow steps just applied (filtered
+        on the queue the step moved the contact to)."""
+        out: list[Outgoing] = []
+        for s in applied:
+            out += self.events(
+                "contact.step",
+                adapter=s.adapter,
+                channel=s.channel,
+                queue=s.after.queue,
+                contact_id=s.contact_id,
+                data={
+                    **_who(s.contact_id, s.customer_id, s.adapter, s.channel, s.external_id),
+                    "step": s.as_json(),
+                    "placement": s.after.as_json(),
+                },
+                at=s.at,
+                event_id=event_id(s.contact_id, f"step/{s.step}"),
+            )
+        return out
+
+    def expired(self, gone: Sequence[Expired]) -> list[Outgoing]:
+        """The ``contact.expired`` rows of contacts whose lifetime just ran out."""
+        out: list[Outgoing] = []
+        for g in gone:
+            out += self.events(
+                "contact.expired",
+                adapter=g.adapter,
+                channel=g.channel,
+                queue=g.queue,
+                contact_id=g.contact_id,
+                data={
+                    **_who(g.contact_id, g.customer_id, g.adapter, g.channel, g.external_id),
+                    "state": g.state,
+                    "placement": g.placement.as_json(),
+                },
+                at=g.at,
+                event_id=event_id(g.contact_id, "expired"),
+            )
+        return out
+
+
+def _who(
+    contact_id: uuid.UUID,
+    customer_id: uuid.UUID | None,
+    adapter: str,
+    channel: str,
+    external_id: str | None,
+) -> dict[str, Any]:
+    """What every event's ``data`` starts with: which contact it is about."""
+    return {
+        "contact_id": str(contact_id),
+        "customer_id": None if customer_id is None else str(customer_id),
+        "adapter": adapter,
+        "channel": channel,
+        "external_id": external_id,
+    }

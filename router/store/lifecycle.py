@@ -22,7 +22,9 @@ written here", in that same transaction.
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +33,8 @@ import asyncpg
 import orjson
 
 from router.models import OverflowStep
+from router.store import deliveries
+from router.store.deliveries import Outgoing
 
 #: States of a contact while it is open, in the order they advance.
 OPEN_STATES = ("waiting", "assigned", "answered")
@@ -67,6 +71,9 @@ class StepApplied:
     at: datetime
     before: Placement
     after: Placement
+    #: from the record, filled in when the step is recorded on it
+    customer_id: uuid.UUID | None = None
+    external_id: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -90,6 +97,16 @@ class Expired:
     #: the state it was in when it expired
     state: str
     at: datetime
+    #: its last placement (with ``queue``)
+    priority: int = 0
+    skills: tuple[str, ...] = ()
+    #: from the record
+    customer_id: uuid.UUID | None = None
+    external_id: str | None = None
+
+    @property
+    def placement(self) -> Placement:
+        return Placement(self.queue, self.priority, self.skills)
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +139,12 @@ class OpenContact:
 
 
 _OPEN_COLUMNS = ", ".join(OpenContact.__dataclass_fields__)
+
+#: The outbox rows of steps just applied, and of contacts just expired (the
+#: destinations whose filters match, computed by the caller; see
+#: ``router.outbound``): written in the transaction that made the change.
+StepOutbox = Callable[[Sequence[StepApplied]], Sequence[Outgoing]]
+ExpiredOutbox = Callable[[Sequence[Expired]], Sequence[Outgoing]]
 
 
 def first_due(received_at: datetime, overflow: tuple[OverflowStep, ...]) -> datetime | None:
@@ -199,6 +222,7 @@ _RECORD_STEPS = """
 UPDATE contacts c SET steps = c.steps || u.steps::jsonb
   FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS u(contact_id, received_at, steps)
  WHERE c.contact_id = u.contact_id AND c.received_at = u.received_at
+RETURNING c.contact_id, c.customer_id, c.external_id
 """
 
 
@@ -245,11 +269,14 @@ def due_steps(row: asyncpg.Record | dict[str, Any]) -> tuple[list[StepApplied], 
     return applied, {"place": place, "step": step, "next_step_at": next_at}
 
 
-async def apply_due_steps(pool: asyncpg.Pool, *, limit: int) -> list[StepApplied]:
+async def apply_due_steps(
+    pool: asyncpg.Pool, *, limit: int, outbox: StepOutbox | None = None
+) -> list[StepApplied]:
     """Claim up to ``limit`` waiting contacts with a due step and apply their
     due steps, in one transaction: the open row moves (queue, priority,
-    skills, next due time), the record gains the steps (``contacts.steps``).
-    What was applied, in order; empty when nothing was due."""
+    skills, next due time), the record gains the steps (``contacts.steps``)
+    and the outbox the ``outbox(applied)`` rows. What was applied, in order;
+    empty when nothing was due."""
     async with pool.acquire() as con, con.transaction():
         rows = await con.fetch(_CLAIM_STEPS, limit)
         if not rows:
@@ -269,14 +296,25 @@ async def apply_due_steps(pool: asyncpg.Pool, *, limit: int) -> list[StepApplied
             [n["step"] for _, _, n in updates],
             [n["next_step_at"] for _, _, n in updates],
         )
-        await con.execute(
+        recorded = await con.fetch(
             _RECORD_STEPS,
             [r["contact_id"] for r, _, _ in updates],
             [r["received_at"] for r, _, _ in updates],
             [orjson.dumps([s.as_json() for s in steps]).decode() for _, steps, _ in updates],
         )
-        # outbox events are written here: one contact.step per item of `applied`,
-        # in this transaction, so a step applied is a step delivered
+        who = {r["contact_id"]: (r["customer_id"], r["external_id"]) for r in recorded}
+        applied = [
+            dataclasses.replace(
+                s,
+                customer_id=who.get(s.contact_id, (None, None))[0],
+                external_id=who.get(s.contact_id, (None, None))[1],
+            )
+            for s in applied
+        ]
+        # outbox events are written here: one contact.step per step applied, in
+        # this transaction, so a step applied is a step delivered
+        if outbox is not None and applied:
+            await deliveries.enqueue(con, outbox(applied))
     return applied
 
 
@@ -299,7 +337,8 @@ WITH due AS (
        FOR UPDATE SKIP LOCKED
 ), gone AS (
     DELETE FROM open_contacts o USING due WHERE o.contact_id = due.contact_id
-    RETURNING o.contact_id, o.received_at, o.adapter, o.channel, o.queue, o.state
+    RETURNING o.contact_id, o.received_at, o.adapter, o.channel, o.queue, o.state,
+              o.priority, o.skills
 ), rec AS (
     UPDATE contacts c
        SET outcome = CASE WHEN c.outcome_at IS NULL OR now() >= c.outcome_at
@@ -307,29 +346,41 @@ WITH due AS (
            outcome_at = greatest(c.outcome_at, now())
       FROM gone
      WHERE c.contact_id = gone.contact_id AND c.received_at = gone.received_at
+    RETURNING c.contact_id, c.customer_id, c.external_id
 )
-SELECT gone.*, now() AS at FROM gone
+SELECT gone.*, now() AS at, rec.customer_id, rec.external_id
+  FROM gone LEFT JOIN rec USING (contact_id)
 """
 
 
-async def expire_due(pool: asyncpg.Pool, *, limit: int) -> list[Expired]:
+async def expire_due(
+    pool: asyncpg.Pool, *, limit: int, outbox: ExpiredOutbox | None = None
+) -> list[Expired]:
     """Close up to ``limit`` open contacts past their lifetime, in one
-    statement: the open row goes, the record's outcome becomes ``expired``."""
+    statement: the open row goes, the record's outcome becomes ``expired``;
+    the outbox gets the ``outbox(expired)`` rows in the same transaction."""
     async with pool.acquire() as con, con.transaction():
         rows = await con.fetch(_EXPIRE, limit)
+        gone = [
+            Expired(
+                r["contact_id"],
+                r["received_at"],
+                r["adapter"],
+                r["channel"],
+                r["queue"],
+                r["state"],
+                r["at"],
+                r["priority"],
+                tuple(r["skills"]),
+                r["customer_id"],
+                r["external_id"],
+            )
+            for r in rows
+        ]
         # outbox events are written here: one contact.expired per row, in this transaction
-    return [
-        Expired(
-            r["contact_id"],
-            r["received_at"],
-            r["adapter"],
-            r["channel"],
-            r["queue"],
-            r["state"],
-            r["at"],
-        )
-        for r in rows
-    ]
+        if outbox is not None and gone:
+            await deliveries.enqueue(con, outbox(gone))
+    return gone
 
 
 # -- reading -----------------------------------------------------------------------------
