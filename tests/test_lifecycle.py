@@ -324,3 +324,43 @@ async def test_a_step_applied_by_two_apps_at_once_is_delivered_once(
     for cid in ids:
         got = [e.json()["data"] for e in r.received]
         assert sorted(d["step"]["step"] for d in got if d["contact_id"] == cid) == [0, 1]
+
+
+async def test_outcome_events_that_move_the_lifecycle_are_delivered(
+    own_database: str, rules_dir: Path
+) -> None:
+    outcomes = ["contact.assigned", "contact.answered", "contact.resolved", "contact.abandoned"]
+    async with receiver() as r:
+        dests = [destination(r, events=outcomes)]
+        async with app_on(own_database, destinations=dests, **overrides(rules_dir)) as api:
+            contact = await routed(api, "voice")
+            cid = contact["contact_id"]
+            await event(api, cid, "assigned", agent="a-1")
+            await event(api, cid, "answered")
+            await event(api, cid, "assigned", event_id="late")  # moves nothing: no event
+            await event(api, cid, "resolved")
+            left = (await routed(api, "voice"))["contact_id"]
+            await event(api, left, "abandoned")
+            got = await events_of(r, cid, 3)
+            await events_of(r, left, 1)
+            await asyncio.sleep(0.5)
+    got = [e.json() for e in r.received if e.json()["data"]["contact_id"] == cid]
+    assert sorted(b["type"] for b in got) == [
+        "contact.answered",
+        "contact.assigned",
+        "contact.resolved",
+    ]
+    moves = {b["type"]: b["data"] for b in got}
+    assert (moves["contact.assigned"]["from"], moves["contact.assigned"]["to"]) == (
+        "waiting",
+        "assigned",
+    )
+    assert moves["contact.resolved"]["from"] == "answered"
+    for data in moves.values():
+        assert data["customer_id"] == contact["customer_id"]
+        assert data["external_id"] == contact["payload"]["id"]
+        assert data["channel"] == "voice"
+        assert data["placement"]["queue"] == "voice-general"
+    assert [e.json()["type"] for e in r.received if e.json()["data"]["contact_id"] == left] == [
+        "contact.abandoned"
+    ]

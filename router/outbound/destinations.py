@@ -26,7 +26,7 @@ from router.models import uuid7
 from router.settings import DestinationSettings
 from router.store import NewRecord
 from router.store.deliveries import Outgoing
-from router.store.lifecycle import Expired, StepApplied
+from router.store.lifecycle import Expired, StepApplied, Transition
 
 #: The namespace of the ids of lifecycle events (``uuid5`` of the contact and what changed).
 EVENTS = uuid.UUID("5f0c6f7e-2b6a-4d43-9a57-0c1b2a3e4d5f")
@@ -170,6 +170,34 @@ class Destinations:
                 event_id=event_id(g.contact_id, "expired"),
             )
         return out
+
+    def moved(self, change: Transition) -> list[Outgoing]:
+        """The rows of an outcome event's lifecycle change: ``contact.assigned``,
+        ``contact.answered`` (the open state it moved to), ``contact.abandoned``,
+        ``contact.resolved``, ``contact.closed`` (the outcome that closed it)."""
+        place = change.placement
+        return self.events(
+            f"contact.{change.after}",
+            adapter=change.adapter,
+            channel=change.channel,
+            queue=None if place is None else place.queue,
+            contact_id=change.contact_id,
+            data={
+                **_who(
+                    change.contact_id,
+                    change.customer_id,
+                    change.adapter,
+                    change.channel,
+                    change.external_id,
+                ),
+                "from": change.before,
+                "to": change.after,
+                "event": change.type_,
+                "placement": None if place is None else place.as_json(),
+            },
+            at=change.at or datetime.now(UTC),
+            event_id=event_id(change.contact_id, change.after),
+        )
 
 
 def _who(

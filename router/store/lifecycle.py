@@ -117,6 +117,16 @@ class Transition:
     contact_id: uuid.UUID
     before: str
     after: str
+    #: the outcome event's type and time
+    type_: str = ""
+    at: datetime | None = None
+    adapter: str = ""
+    channel: str = ""
+    #: where the contact was when it moved
+    placement: Placement | None = None
+    #: from the record
+    customer_id: uuid.UUID | None = None
+    external_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +155,7 @@ _OPEN_COLUMNS = ", ".join(OpenContact.__dataclass_fields__)
 #: ``router.outbound``): written in the transaction that made the change.
 StepOutbox = Callable[[Sequence[StepApplied]], Sequence[Outgoing]]
 ExpiredOutbox = Callable[[Sequence[Expired]], Sequence[Outgoing]]
+TransitionOutbox = Callable[[Transition], Sequence[Outgoing]]
 
 
 def first_due(received_at: datetime, overflow: tuple[OverflowStep, ...]) -> datetime | None:
@@ -164,32 +175,60 @@ async def lock_open(con: asyncpg.Connection, contact_id: uuid.UUID) -> str | Non
     return state
 
 
+_MOVED = "RETURNING adapter, channel, queue, priority, skills"
+
+
 async def apply_event(
-    con: asyncpg.Connection, contact_id: uuid.UUID, before: str | None, type_: str
+    con: asyncpg.Connection,
+    contact_id: uuid.UUID,
+    before: str | None,
+    type_: str,
+    *,
+    at: datetime | None = None,
+    who: tuple[uuid.UUID | None, str | None] = (None, None),
+    outbox: TransitionOutbox | None = None,
 ) -> Transition | None:
     """Move the open contact (locked by ``lock_open``, in state ``before``) by
     an outcome event of ``type_``, in the caller's transaction. A state never
     goes back (a late ``assigned`` after ``answered`` moves nothing); any
     state but ``waiting`` stops the overflow timer. ``None`` when nothing
-    changed."""
+    changed. ``who`` is the record's (customer id, external id); the outbox
+    gets the ``outbox(transition)`` rows."""
     if before is None:
         return None
     if type_ in TERMINAL:
-        await con.execute("DELETE FROM open_contacts WHERE contact_id = $1", contact_id)
-        # outbox events are written here (contact.abandoned / resolved / closed)
-        return Transition(contact_id, before, type_)
-    after = _ADVANCE.get(type_)
-    if after is None or OPEN_STATES.index(after) <= OPEN_STATES.index(before):
-        return None
-    await con.execute(
-        """UPDATE open_contacts
-              SET state = $2, next_step_at = NULL, version = version + 1, updated_at = now()
-            WHERE contact_id = $1""",
+        after = type_
+        row = await con.fetchrow(
+            f"DELETE FROM open_contacts WHERE contact_id = $1 {_MOVED}", contact_id
+        )
+    else:
+        advanced = _ADVANCE.get(type_)
+        if advanced is None or OPEN_STATES.index(advanced) <= OPEN_STATES.index(before):
+            return None
+        after = advanced
+        row = await con.fetchrow(
+            f"""UPDATE open_contacts
+                  SET state = $2, next_step_at = NULL, version = version + 1, updated_at = now()
+                WHERE contact_id = $1 {_MOVED}""",
+            contact_id,
+            after,
+        )
+    moved = Transition(
         contact_id,
+        before,
         after,
+        type_,
+        at,
+        row["adapter"],
+        row["channel"],
+        Placement(row["queue"], row["priority"], tuple(row["skills"])),
+        *who,
     )
-    # outbox events are written here (contact.assigned / contact.answered)
-    return Transition(contact_id, before, after)
+    # outbox events are written here (contact.assigned / answered / abandoned /
+    # resolved / closed), in the event's transaction
+    if outbox is not None:
+        await deliveries.enqueue(con, outbox(moved))
+    return moved
 
 
 # -- overflow steps --------------------------------------------------------------

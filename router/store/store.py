@@ -227,10 +227,19 @@ class Events:
         at: datetime,
         agent: str | None,
         data: dict[str, Any],
+        outbox: lifecycle.TransitionOutbox | None = None,
     ) -> events.EventOutcome | None:
-        """Record one event; ``None`` if the contact does not exist."""
+        """Record one event, with the ``outbox`` rows of the lifecycle change it
+        makes; ``None`` if the contact does not exist."""
         return await events.record(
-            self._pool, contact_id, event_id=event_id, type_=type_, at=at, agent=agent, data=data
+            self._pool,
+            contact_id,
+            event_id=event_id,
+            type_=type_,
+            at=at,
+            agent=agent,
+            data=data,
+            outbox=outbox,
         )
 
 
