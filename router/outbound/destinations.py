@@ -1,6 +1,8 @@
 """Which configured destinations receive an event, and the event as they
 receive it. Computed in Python before the record's statement, so the outbox
-rows go in with the record in one round trip.
+rows go in with the record in one round trip; for the lifecycle's changes,
+inside their transactions (``steps``, ``expired``, ``moved``, passed down to
+the store as functions).
 
 The event body (Standard Webhooks' recommended shape)::
 
@@ -9,9 +11,11 @@ The event body (Standard Webhooks' recommended shape)::
               "external_id", "decision": {...}}}
 
 ``contact.step`` carries ``step`` (index, due, at, from, to) and ``placement``
-instead of ``decision``; ``contact.expired`` ``state`` and ``placement``
-(docs/deliveries.md). Their ids are derived from the contact (and the step
-index), so writing the same change twice writes one event.
+instead of ``decision``; ``contact.expired`` ``state`` and ``placement``;
+the outcome events (``contact.assigned``...) ``from``, ``to``, ``event`` and
+``placement`` (docs/deliveries.md). Their ids are derived from the contact
+(and the step index or the state reached), so writing the same change twice
+writes one event.
 """
 
 from __future__ import annotations

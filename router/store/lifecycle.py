@@ -13,11 +13,12 @@ of ``waiting`` is never claimed.
 
 Lock order, everywhere: the ``open_contacts`` row, then the ``contacts`` row.
 
-The seam for outbound events: ``apply_due_steps`` and ``expire_due`` return
-what they changed, in the transaction that changed it; ``apply_event`` does
-the same for outcome events. Outbox rows (``contact.step``,
-``contact.expired``...) are written at the places marked "outbox events are
-written here", in that same transaction.
+Outbound events: ``apply_due_steps``, ``expire_due`` and ``apply_event``
+return what they changed and take an ``outbox`` function (computed by the
+caller, which knows the destinations) that turns it into outbox rows; the
+rows (``contact.step``, ``contact.expired``, ``contact.assigned``...) are
+written at the places marked "outbox events are written here", in the
+transaction of the change.
 """
 
 from __future__ import annotations
