@@ -257,8 +257,9 @@ def _lifetime(settings: Settings, adapter: str, channel: str) -> float | None:
 async def _apply_steps(rt: Runtime) -> None:
     """Apply the due overflow steps, a batch per statement, until none is due."""
     batch = rt.settings.lifecycle.batch
+    outbox = rt.destinations.steps if rt.destinations else None
     while True:
-        applied = await rt.store.lifecycle.apply_due_steps(limit=batch)
+        applied = await rt.store.lifecycle.apply_due_steps(limit=batch, outbox=outbox)
         for step in applied:
             rt.metrics.overflow_step(step)
             log.info(
@@ -279,8 +280,9 @@ async def _apply_steps(rt: Runtime) -> None:
 async def _expire_open(rt: Runtime) -> None:
     """Expire the open contacts past their lifetime, a batch per statement."""
     batch = rt.settings.lifecycle.batch
+    outbox = rt.destinations.expired if rt.destinations else None
     while True:
-        expired = await rt.store.lifecycle.expire_due(limit=batch)
+        expired = await rt.store.lifecycle.expire_due(limit=batch, outbox=outbox)
         for gone in expired:
             rt.metrics.expired.labels(channel=gone.channel, queue=gone.queue).inc()
         if expired:

@@ -47,7 +47,16 @@ SCOPES = (
     "deliveries:write",
 )
 #: The events a destination may receive (``events`` filters among them).
-EVENT_TYPES = ("contact.routed", "contact.step", "contact.expired")
+EVENT_TYPES = (
+    "contact.routed",
+    "contact.step",
+    "contact.expired",
+    "contact.assigned",
+    "contact.answered",
+    "contact.abandoned",
+    "contact.resolved",
+    "contact.closed",
+)
 
 
 def resolve_secret(value: str) -> str:

@@ -8,14 +8,18 @@ import asyncio
 import random
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import pytest
 from standardwebhooks.webhooks import Webhook
 
+from router.outbound import Destinations
 from router.outbound.dispatcher import backoff
-from router.settings import load_settings
+from router.settings import DestinationSettings, load_settings
+from router.store import deliveries
+from router.store.lifecycle import Placement, StepApplied
 from tests.support.api import Api, routed
 from tests.support.apps import app_on, eventually
 from tests.support.receivers import Receiver, destination, receiver, whsec
@@ -292,3 +296,21 @@ def test_a_destination_needs_a_usable_whsec_secret() -> None:
 async def test_no_destination_means_no_outbox_rows(api: Api, db: asyncpg.Connection) -> None:
     contact = await routed(api, "email")
     assert await rows_of(db, contact["contact_id"]) == []
+
+
+@pytest.mark.usefixtures("api")  # the schema is there
+async def test_a_step_written_twice_is_one_event(db: asyncpg.Connection) -> None:
+    """Lifecycle events have ids derived from the contact and the change: a
+    retried transaction writes nothing twice."""
+    dest = DestinationSettings(name="twice", url="http://127.0.0.1:9/", secrets=[whsec()])
+    at = datetime.now(UTC)
+    place = Placement("general", 60, ("chat",))
+    step = StepApplied(uuid.uuid4(), at, "chat", "chat", 0, at, at, place, place)
+    rows = Destinations([dest]).steps([step])
+    assert [r.delivery_id for r in Destinations([dest]).steps([step])] == [
+        r.delivery_id for r in rows
+    ]
+    for _ in range(2):
+        async with db.transaction():
+            await deliveries.enqueue(db, rows)
+    assert len(await rows_of(db, str(step.contact_id))) == 1

@@ -1,6 +1,7 @@
 """The lifecycle of routed contacts (docs/lifecycle.md): states moved by
 outcome events, expiry, overflow steps applied once and on time across
-instances, restarts and a database outage, and the ``lifecycle: none`` opt-out.
+instances, restarts and a database outage, the ``lifecycle: none`` opt-out,
+and the lifecycle's events delivered to destinations (docs/deliveries.md).
 Every test here works on a database of its own module (``own_database``), so
 only the apps a test opens run timers on it."""
 
@@ -12,13 +13,16 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from pydantic import ValidationError
+from standardwebhooks.webhooks import Webhook
 
 from router.settings import LifecycleSettings
 from tests.support.api import Api, routed
 from tests.support.apps import app_on, eventually
 from tests.support.proxy import CuttableProxy
+from tests.support.receivers import Receiver, destination, receiver, whsec
 from tests.support.settings import ROOT, SECRETS
 
 RULES = """
@@ -239,3 +243,124 @@ async def test_a_database_outage_only_delays_steps(own_database: str, rules_dir:
             assert [s["step"] for s in steps] == [0, 1]
     finally:
         await proxy.close()
+
+
+# -- events delivered ----------------------------------------------------------------
+
+
+async def events_of(r: Receiver, contact_id: str, n: int, timeout: float = 10) -> list[Any]:
+    """The events about ``contact_id`` that ``r`` received, once there are ``n``."""
+
+    async def mine() -> list[Any]:
+        return [e for e in r.received if e.json()["data"]["contact_id"] == contact_id]
+
+    got: list[Any] = await eventually(mine, lambda es: len(es) >= n, timeout=timeout)
+    return got
+
+
+async def test_routed_steps_and_expiry_are_delivered(own_database: str, rules_dir: Path) -> None:
+    secret = whsec()
+    async with receiver() as r, receiver() as only_steps:
+        dests = [destination(r, secret), destination(only_steps, events=["contact.step"])]
+        settings = overrides(rules_dir, channels={"chat": 3, "social": "none"})
+        async with app_on(own_database, destinations=dests, **settings) as api:
+            contact = await routed(api, "chat")
+            cid = contact["contact_id"]
+            await events_of(r, cid, 4)
+            await events_of(only_steps, cid, 2)
+            await asyncio.sleep(0.6)  # more runs of the jobs: nothing written twice
+    assert len(r.received) == 4 and len(only_steps.received) == 2
+    bodies = [Webhook(secret).verify(e.body, e.headers) for e in r.received]
+    types = sorted(b["type"] for b in bodies)
+    assert types == ["contact.expired", "contact.routed", "contact.step", "contact.step"]
+    assert [e.json()["type"] for e in only_steps.received] == ["contact.step"] * 2
+    for b in bodies:
+        data = b["data"]
+        assert data["contact_id"] == cid and data["customer_id"] == contact["customer_id"]
+        assert data["channel"] == data["adapter"] == "chat"
+        assert data["external_id"] == contact["payload"]["id"]
+    steps = sorted(
+        (b["data"] for b in bodies if b["type"] == "contact.step"), key=lambda d: d["step"]["step"]
+    )
+    first, second = steps
+    assert [first["step"]["step"], second["step"]["step"]] == [0, 1]
+    before = {"queue": "chat-general", "priority": 50, "skills": ["chat", "vip"]}
+    after = {"queue": "general", "priority": 60, "skills": ["chat"]}
+    assert first["step"]["from"] == before
+    assert first["step"]["to"] == first["placement"] == after
+    assert second["placement"] == {"queue": "general", "priority": 80, "skills": ["chat"]}
+    assert first["step"]["at"] and first["step"]["due"]
+    expired = next(b["data"] for b in bodies if b["type"] == "contact.expired")
+    assert expired["state"] == "waiting"
+    assert expired["placement"] == second["placement"]
+    assert len(set(r.ids + only_steps.ids)) == 6  # an id per destination and change
+
+
+async def test_a_step_applied_by_two_apps_at_once_is_delivered_once(
+    own_database: str, rules_dir: Path
+) -> None:
+    async with receiver() as r:
+        dests = [destination(r, events=["contact.step"])]
+        settings = overrides(rules_dir)
+        async with (
+            app_on(own_database, destinations=dests, **settings) as one,
+            app_on(own_database, destinations=dests, **settings) as two,
+        ):
+            ids = [(await routed((one, two)[n % 2], "chat"))["contact_id"] for n in range(20)]
+            for cid in ids:
+                await events_of(r, cid, 2)
+            await asyncio.sleep(0.8)
+    con = await asyncpg.connect(own_database, server_settings={"search_path": "omniroute"})
+    try:
+        rows = await con.fetch(
+            "SELECT contact_id, payload FROM deliveries WHERE event_type = 'contact.step'"
+            " AND contact_id = ANY($1::uuid[])",
+            ids,
+        )
+    finally:
+        await con.close()
+    assert len(rows) == 2 * len(ids)
+    assert sorted(r.ids) == sorted(set(r.ids)) and len(r.ids) == 2 * len(ids)
+    for cid in ids:
+        got = [e.json()["data"] for e in r.received]
+        assert sorted(d["step"]["step"] for d in got if d["contact_id"] == cid) == [0, 1]
+
+
+async def test_outcome_events_that_move_the_lifecycle_are_delivered(
+    own_database: str, rules_dir: Path
+) -> None:
+    outcomes = ["contact.assigned", "contact.answered", "contact.resolved", "contact.abandoned"]
+    async with receiver() as r:
+        dests = [destination(r, events=outcomes)]
+        async with app_on(own_database, destinations=dests, **overrides(rules_dir)) as api:
+            contact = await routed(api, "voice")
+            cid = contact["contact_id"]
+            await event(api, cid, "assigned", agent="a-1")
+            await event(api, cid, "answered")
+            await event(api, cid, "assigned", event_id="late")  # moves nothing: no event
+            await event(api, cid, "resolved")
+            left = (await routed(api, "voice"))["contact_id"]
+            await event(api, left, "abandoned")
+            got = await events_of(r, cid, 3)
+            await events_of(r, left, 1)
+            await asyncio.sleep(0.5)
+    got = [e.json() for e in r.received if e.json()["data"]["contact_id"] == cid]
+    assert sorted(b["type"] for b in got) == [
+        "contact.answered",
+        "contact.assigned",
+        "contact.resolved",
+    ]
+    moves = {b["type"]: b["data"] for b in got}
+    assert (moves["contact.assigned"]["from"], moves["contact.assigned"]["to"]) == (
+        "waiting",
+        "assigned",
+    )
+    assert moves["contact.resolved"]["from"] == "answered"
+    for data in moves.values():
+        assert data["customer_id"] == contact["customer_id"]
+        assert data["external_id"] == contact["payload"]["id"]
+        assert data["channel"] == "voice"
+        assert data["placement"]["queue"] == "voice-general"
+    assert [e.json()["type"] for e in r.received if e.json()["data"]["contact_id"] == left] == [
+        "contact.abandoned"
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 
 from router.commands.replay import moment
 from router.commands.rules import main
+from router.models import uuid7_time
 from tests.support.api import Api, routed
 from tests.support.examples import invoice_mail, order_chat
 from tests.support.settings import ROOT
@@ -23,6 +25,20 @@ MOVED = """\
       contact.channel: chat
       contact.text: {matches: '\\b\\d{3}-\\d{7}\\b'}
     route: {queue: billing}
+
+  - name: chat-order-page
+"""
+
+OVERFLOWING = """\
+  - name: order-chats-to-billing
+    when:
+      contact.channel: chat
+      contact.text: {matches: '\\b\\d{3}-\\d{7}\\b'}
+    route:
+      queue: billing
+      overflow:
+        - {after: 1s, queue: general}
+        - {after: 3s, priority_boost: 10}
 
   - name: chat-order-page
 """
@@ -82,6 +98,47 @@ async def test_replay_reports_what_the_candidate_rules_would_change(
     assert await replay(ROOT / "rules", config, since, until) == 0
     lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
     assert {"changed 0", "unchanged 4", "erased 1 (skipped)"} <= set(lines)
+
+
+@pytest.mark.usefixtures("quiet_logs")
+async def test_replay_reports_what_would_have_overflowed_by_the_recorded_outcome_times(
+    api: Api, database_url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "omniroute.yaml"
+    config.write_bytes(orjson.dumps({"database": {"url": database_url}}))
+    candidate = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", candidate)
+    routing = candidate / "10-routing.yaml"
+    routing.write_text(routing.read_text().replace("  - name: chat-order-page\n", OVERFLOWING))
+
+    await asyncio.sleep(0.01)  # records of earlier tests stay before the window
+    since = datetime.now(UTC)
+    fast, slow, gone = [(await routed(api, "chat", **order_chat()))["contact_id"] for _ in range(3)]
+    await routed(api, "email", **invoice_mail())  # no outcome: still waiting, no overflow
+    until = datetime.now(UTC) + timedelta(seconds=1)
+    # answered within a second: no step; after two: the first step; abandoned after five: both
+    outcomes = [(fast, "answered", 0.5), (slow, "answered", 2), (gone, "abandoned", 5)]
+    for cid, type_, after in outcomes:
+        at = uuid7_time(uuid.UUID(cid)) + timedelta(seconds=after)
+        body = {"type": type_, "at": at.isoformat()}
+        await api.json("POST", f"/v1/contacts/{cid}/events", body, status=201)
+
+    capsys.readouterr()
+    assert await replay(candidate, config, since, until) == 0
+    lines = [" ".join(line.split()) for line in capsys.readouterr().out.splitlines()]
+    assert lines[0].startswith("replayed 4 contacts received")
+    assert "overflow (step -> queue):" in lines
+    assert "step 0 (1s) -> general 2" in lines
+    assert "step 1 (3s) -> general 1" in lines
+    summary = next(line for line in lines if line.startswith("would overflow"))
+    assert summary.startswith("would overflow 2 ") and "1 without an outcome" in summary
+
+    # the rules that decided them overflow nothing for these contacts
+    capsys.readouterr()
+    assert await replay(ROOT / "rules", config, since, until) == 0
+    out = capsys.readouterr().out
+    assert "overflow (step -> queue):" not in out
+    assert "would overflow 0 " in " ".join(out.split())
 
 
 def test_replay_arguments(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,6 +7,12 @@ and the customer context the rules saw) at the moment it was received, so the
 only difference is the rules. Records whose personal data was erased (in
 whole, or the part of an erased customer's in another's record) are skipped
 and counted. The records are streamed, and only counts are kept.
+
+The report also tells how many contacts the candidate rules would have
+overflowed, and to where: a contact stops waiting at its first recorded
+outcome (assigned, answered, abandoned, resolved, closed, expired), and every
+step of its new decision whose ``after_seconds`` passed before that would
+have been applied (a contact with no outcome yet waits until the replay).
 """
 
 from __future__ import annotations
@@ -57,7 +63,27 @@ class Report:
     priorities: Counter[tuple[int, int]] = field(default_factory=Counter)
     #: decision fields that changed, and how often
     fields: Counter[str] = field(default_factory=Counter)
+    #: overflow steps the candidate rules would have applied: (step, queue after it)
+    overflows: Counter[tuple[str, str]] = field(default_factory=Counter)
+    #: contacts that would have overflowed at least once
+    overflowed: int = 0
+    #: contacts with no outcome recorded (counted as waiting until the replay)
+    still_waiting: int = 0
     seconds: float = 0.0
+
+
+def overflow(new: Decision, received_at: datetime, until: datetime) -> list[tuple[str, str]]:
+    """The steps of ``new`` a contact received at ``received_at`` and waiting
+    until ``until`` would have gone through: (step, the queue after it)."""
+    waited = (until - received_at).total_seconds()
+    queue = new.queue
+    out = []
+    for n, step in enumerate(new.overflow):
+        if step.after_seconds > waited:
+            break
+        queue = step.queue or queue
+        out.append((f"step {n} ({step.after_seconds}s)", queue))
+    return out
 
 
 def changed_fields(old: Decision, new: Decision) -> list[str]:
@@ -80,9 +106,16 @@ async def replay(
 
 
 async def decide_again(
-    rows: AsyncIterable[Snapshot], ruleset: Ruleset, *, out: IO[bytes] | None = None
+    rows: AsyncIterable[Snapshot],
+    ruleset: Ruleset,
+    *,
+    out: IO[bytes] | None = None,
+    now: datetime | None = None,
 ) -> Report:
-    """Decide each stored record of ``rows`` with ``ruleset`` and count what changes."""
+    """Decide each stored record of ``rows`` with ``ruleset`` and count what
+    changes, and what would have overflowed (a contact still waiting waits
+    until ``now``)."""
+    now = now or datetime.now(UTC)
     report = Report()
     begin = time.perf_counter()
     async for row in rows:
@@ -102,6 +135,11 @@ async def decide_again(
         except (Unreadable, ValidationError):
             report.unreadable += 1
             continue
+        if row.waited_until is None:
+            report.still_waiting += 1
+        steps = overflow(new, row.received_at, row.waited_until or now)
+        report.overflows.update(steps)
+        report.overflowed += bool(steps)
         changed = changed_fields(old, new)
         if not changed:
             report.unchanged += 1
@@ -168,6 +206,12 @@ def render(report: Report, ruleset: Ruleset, since: datetime, until: datetime) -
     if report.fields:
         changed = ", ".join(f"{name} {n:,}" for name, n in report.fields.most_common())
         lines.append(f"changed decision fields: {changed}")
+    if decided:
+        lines.append(
+            f"  would overflow {report.overflowed:>8,}  under these rules, by recorded outcome"
+            f" times ({report.still_waiting:,} without an outcome counted as still waiting)"
+        )
+    lines += _table("overflow (step -> queue):", report.overflows)
     return "\n".join(lines) + "\n"
 
 

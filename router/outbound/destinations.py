@@ -1,6 +1,8 @@
 """Which configured destinations receive an event, and the event as they
 receive it. Computed in Python before the record's statement, so the outbox
-rows go in with the record in one round trip.
+rows go in with the record in one round trip; for the lifecycle's changes,
+inside their transactions (``steps``, ``expired``, ``moved``, passed down to
+the store as functions).
 
 The event body (Standard Webhooks' recommended shape)::
 
@@ -10,6 +12,13 @@ The event body (Standard Webhooks' recommended shape)::
 
 Contacts of the ``zendesk`` adapter whose conversation names its ticket
 also carry ``data.ticket_id`` (what the ``zendesk`` destination updates).
+
+``contact.step`` carries ``step`` (index, due, at, from, to) and ``placement``
+instead of ``decision``; ``contact.expired`` ``state`` and ``placement``;
+the outcome events (``contact.assigned``...) ``from``, ``to``, ``event`` and
+``placement`` (docs/deliveries.md). Their ids are derived from the contact
+(and the step index or the state reached), so writing the same change twice
+writes one event.
 """
 
 from __future__ import annotations
@@ -24,6 +33,15 @@ from router.models import uuid7
 from router.settings import DestinationSettings
 from router.store import NewRecord
 from router.store.deliveries import Outgoing
+from router.store.lifecycle import Expired, StepApplied, Transition
+
+#: The namespace of the ids of lifecycle events (``uuid5`` of the contact and what changed).
+EVENTS = uuid.UUID("5f0c6f7e-2b6a-4d43-9a57-0c1b2a3e4d5f")
+
+
+def event_id(contact_id: uuid.UUID, what: str) -> uuid.UUID:
+    """The id of a lifecycle event about ``contact_id`` (``step/2``, ``expired``)."""
+    return uuid.uuid5(EVENTS, f"{contact_id}/{what}")
 
 
 def _time(at: datetime) -> str:
@@ -102,14 +120,14 @@ class Destinations:
         """The ``contact.routed`` rows of a record about to be written."""
         if not self._filters:
             return []
-        data: dict[str, Any] = {
-            "contact_id": str(record.contact_id),
-            "customer_id": None if record.customer_id is None else str(record.customer_id),
-            "adapter": record.adapter,
-            "channel": record.contact.channel,
-            "external_id": record.contact.external_id,
-            "decision": record.decision.model_dump(mode="json"),
-        }
+        data = _who(
+            record.contact_id,
+            record.customer_id,
+            record.adapter,
+            record.contact.channel,
+            record.contact.external_id,
+        )
+        data["decision"] = record.decision.model_dump(mode="json")
         ticket = record.contact.attributes.get("ticket_id")
         if record.contact.provider == "zendesk" and isinstance(ticket, str):
             data["ticket_id"] = ticket  # the zendesk destination's ticket to update
@@ -122,3 +140,89 @@ class Destinations:
             data=data,
             at=record.received_at,
         )
+
+    def steps(self, applied: Sequence[StepApplied]) -> list[Outgoing]:
+        """The ``contact.step`` rows of overflow steps just applied (filtered
+        on the queue the step moved the contact to)."""
+        out: list[Outgoing] = []
+        for s in applied:
+            out += self.events(
+                "contact.step",
+                adapter=s.adapter,
+                channel=s.channel,
+                queue=s.after.queue,
+                contact_id=s.contact_id,
+                data={
+                    **_who(s.contact_id, s.customer_id, s.adapter, s.channel, s.external_id),
+                    "step": s.as_json(),
+                    "placement": s.after.as_json(),
+                },
+                at=s.at,
+                event_id=event_id(s.contact_id, f"step/{s.step}"),
+            )
+        return out
+
+    def expired(self, gone: Sequence[Expired]) -> list[Outgoing]:
+        """The ``contact.expired`` rows of contacts whose lifetime just ran out."""
+        out: list[Outgoing] = []
+        for g in gone:
+            out += self.events(
+                "contact.expired",
+                adapter=g.adapter,
+                channel=g.channel,
+                queue=g.queue,
+                contact_id=g.contact_id,
+                data={
+                    **_who(g.contact_id, g.customer_id, g.adapter, g.channel, g.external_id),
+                    "state": g.state,
+                    "placement": g.placement.as_json(),
+                },
+                at=g.at,
+                event_id=event_id(g.contact_id, "expired"),
+            )
+        return out
+
+    def moved(self, change: Transition) -> list[Outgoing]:
+        """The rows of an outcome event's lifecycle change: ``contact.assigned``,
+        ``contact.answered`` (the open state it moved to), ``contact.abandoned``,
+        ``contact.resolved``, ``contact.closed`` (the outcome that closed it)."""
+        place = change.placement
+        return self.events(
+            f"contact.{change.after}",
+            adapter=change.adapter,
+            channel=change.channel,
+            queue=None if place is None else place.queue,
+            contact_id=change.contact_id,
+            data={
+                **_who(
+                    change.contact_id,
+                    change.customer_id,
+                    change.adapter,
+                    change.channel,
+                    change.external_id,
+                ),
+                "from": change.before,
+                "to": change.after,
+                "event": change.type_,
+                "placement": None if place is None else place.as_json(),
+            },
+            at=change.at or datetime.now(UTC),
+            event_id=event_id(change.contact_id, change.after),
+        )
+
+
+def _who(
+    contact_id: uuid.UUID,
+    customer_id: uuid.UUID | None,
+    adapter: str,
+    channel: str,
+    external_id: str | None,
+) -> dict[str, Any]:
+    """What every event's ``data`` starts with: which contact it is about."""
+    return {
+        "contact_id": str(contact_id),
+        "customer_id": None if customer_id is None else str(customer_id),
+        "adapter": adapter,
+        "channel": channel,
+        "external_id": external_id,
+    }

@@ -58,7 +58,8 @@ UPDATE contacts c SET
                      ELSE c.closed_at END
   FROM ev
  WHERE c.contact_id = ev.contact_id AND c.received_at = ev.received_at
-RETURNING c.outcome, c.agent, c.answered_at, c.abandoned_at, c.sla_seconds, c.received_at
+RETURNING c.outcome, c.agent, c.answered_at, c.abandoned_at, c.sla_seconds, c.received_at,
+          c.customer_id, c.external_id
 """
 
 # SLA: met when answered within sla_seconds of arrival; missed when answered
@@ -85,9 +86,11 @@ async def record(
     at: datetime,
     agent: str | None,
     data: dict[str, Any],
+    outbox: lifecycle.TransitionOutbox | None = None,
 ) -> EventOutcome | None:
     """Record one event; ``None`` if the contact does not exist. The result says
-    whether the event was new and the contact's outcome after it."""
+    whether the event was new and the contact's outcome after it; a lifecycle
+    change puts the ``outbox(transition)`` rows in the outbox, in this transaction."""
     received_at = uuid7_time(contact_id)
     async with pool.acquire() as con, con.transaction():
         # the open row first, then the record (the lock order of ``lifecycle``)
@@ -104,7 +107,10 @@ async def record(
         moved = None
         if row is not None:
             # outbox events for lifecycle changes are written in apply_event
-            moved = await lifecycle.apply_event(con, contact_id, before, type_)
+            who = (row["customer_id"], row["external_id"])
+            moved = await lifecycle.apply_event(
+                con, contact_id, before, type_, at=at, who=who, outbox=outbox
+            )
     now = moved.after if moved is not None else before
     if now is None and state["outcome"] in lifecycle.TERMINAL:
         now = state["outcome"]

@@ -13,16 +13,19 @@ of ``waiting`` is never claimed.
 
 Lock order, everywhere: the ``open_contacts`` row, then the ``contacts`` row.
 
-The seam for outbound events: ``apply_due_steps`` and ``expire_due`` return
-what they changed, in the transaction that changed it; ``apply_event`` does
-the same for outcome events. Outbox rows (``contact.step``,
-``contact.expired``...) are written at the places marked "outbox events are
-written here", in that same transaction.
+Outbound events: ``apply_due_steps``, ``expire_due`` and ``apply_event``
+return what they changed and take an ``outbox`` function (computed by the
+caller, which knows the destinations) that turns it into outbox rows; the
+rows (``contact.step``, ``contact.expired``, ``contact.assigned``...) are
+written at the places marked "outbox events are written here", in the
+transaction of the change.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -31,6 +34,8 @@ import asyncpg
 import orjson
 
 from router.models import OverflowStep
+from router.store import deliveries
+from router.store.deliveries import Outgoing
 
 #: States of a contact while it is open, in the order they advance.
 OPEN_STATES = ("waiting", "assigned", "answered")
@@ -67,6 +72,9 @@ class StepApplied:
     at: datetime
     before: Placement
     after: Placement
+    #: from the record, filled in when the step is recorded on it
+    customer_id: uuid.UUID | None = None
+    external_id: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -90,6 +98,16 @@ class Expired:
     #: the state it was in when it expired
     state: str
     at: datetime
+    #: its last placement (with ``queue``)
+    priority: int = 0
+    skills: tuple[str, ...] = ()
+    #: from the record
+    customer_id: uuid.UUID | None = None
+    external_id: str | None = None
+
+    @property
+    def placement(self) -> Placement:
+        return Placement(self.queue, self.priority, self.skills)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +118,16 @@ class Transition:
     contact_id: uuid.UUID
     before: str
     after: str
+    #: the outcome event's type and time
+    type_: str = ""
+    at: datetime | None = None
+    adapter: str = ""
+    channel: str = ""
+    #: where the contact was when it moved
+    placement: Placement | None = None
+    #: from the record
+    customer_id: uuid.UUID | None = None
+    external_id: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +151,13 @@ class OpenContact:
 
 _OPEN_COLUMNS = ", ".join(OpenContact.__dataclass_fields__)
 
+#: The outbox rows of steps just applied, and of contacts just expired (the
+#: destinations whose filters match, computed by the caller; see
+#: ``router.outbound``): written in the transaction that made the change.
+StepOutbox = Callable[[Sequence[StepApplied]], Sequence[Outgoing]]
+ExpiredOutbox = Callable[[Sequence[Expired]], Sequence[Outgoing]]
+TransitionOutbox = Callable[[Transition], Sequence[Outgoing]]
+
 
 def first_due(received_at: datetime, overflow: tuple[OverflowStep, ...]) -> datetime | None:
     """When the first overflow step is due (``None`` without steps)."""
@@ -141,32 +176,60 @@ async def lock_open(con: asyncpg.Connection, contact_id: uuid.UUID) -> str | Non
     return state
 
 
+_MOVED = "RETURNING adapter, channel, queue, priority, skills"
+
+
 async def apply_event(
-    con: asyncpg.Connection, contact_id: uuid.UUID, before: str | None, type_: str
+    con: asyncpg.Connection,
+    contact_id: uuid.UUID,
+    before: str | None,
+    type_: str,
+    *,
+    at: datetime | None = None,
+    who: tuple[uuid.UUID | None, str | None] = (None, None),
+    outbox: TransitionOutbox | None = None,
 ) -> Transition | None:
     """Move the open contact (locked by ``lock_open``, in state ``before``) by
     an outcome event of ``type_``, in the caller's transaction. A state never
     goes back (a late ``assigned`` after ``answered`` moves nothing); any
     state but ``waiting`` stops the overflow timer. ``None`` when nothing
-    changed."""
+    changed. ``who`` is the record's (customer id, external id); the outbox
+    gets the ``outbox(transition)`` rows."""
     if before is None:
         return None
     if type_ in TERMINAL:
-        await con.execute("DELETE FROM open_contacts WHERE contact_id = $1", contact_id)
-        # outbox events are written here (contact.abandoned / resolved / closed)
-        return Transition(contact_id, before, type_)
-    after = _ADVANCE.get(type_)
-    if after is None or OPEN_STATES.index(after) <= OPEN_STATES.index(before):
-        return None
-    await con.execute(
-        """UPDATE open_contacts
-              SET state = $2, next_step_at = NULL, version = version + 1, updated_at = now()
-            WHERE contact_id = $1""",
+        after = type_
+        row = await con.fetchrow(
+            f"DELETE FROM open_contacts WHERE contact_id = $1 {_MOVED}", contact_id
+        )
+    else:
+        advanced = _ADVANCE.get(type_)
+        if advanced is None or OPEN_STATES.index(advanced) <= OPEN_STATES.index(before):
+            return None
+        after = advanced
+        row = await con.fetchrow(
+            f"""UPDATE open_contacts
+                  SET state = $2, next_step_at = NULL, version = version + 1, updated_at = now()
+                WHERE contact_id = $1 {_MOVED}""",
+            contact_id,
+            after,
+        )
+    moved = Transition(
         contact_id,
+        before,
         after,
+        type_,
+        at,
+        row["adapter"],
+        row["channel"],
+        Placement(row["queue"], row["priority"], tuple(row["skills"])),
+        *who,
     )
-    # outbox events are written here (contact.assigned / contact.answered)
-    return Transition(contact_id, before, after)
+    # outbox events are written here (contact.assigned / answered / abandoned /
+    # resolved / closed), in the event's transaction
+    if outbox is not None:
+        await deliveries.enqueue(con, outbox(moved))
+    return moved
 
 
 # -- overflow steps --------------------------------------------------------------
@@ -199,6 +262,7 @@ _RECORD_STEPS = """
 UPDATE contacts c SET steps = c.steps || u.steps::jsonb
   FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS u(contact_id, received_at, steps)
  WHERE c.contact_id = u.contact_id AND c.received_at = u.received_at
+RETURNING c.contact_id, c.customer_id, c.external_id
 """
 
 
@@ -245,11 +309,14 @@ def due_steps(row: asyncpg.Record | dict[str, Any]) -> tuple[list[StepApplied], 
     return applied, {"place": place, "step": step, "next_step_at": next_at}
 
 
-async def apply_due_steps(pool: asyncpg.Pool, *, limit: int) -> list[StepApplied]:
+async def apply_due_steps(
+    pool: asyncpg.Pool, *, limit: int, outbox: StepOutbox | None = None
+) -> list[StepApplied]:
     """Claim up to ``limit`` waiting contacts with a due step and apply their
     due steps, in one transaction: the open row moves (queue, priority,
-    skills, next due time), the record gains the steps (``contacts.steps``).
-    What was applied, in order; empty when nothing was due."""
+    skills, next due time), the record gains the steps (``contacts.steps``)
+    and the outbox the ``outbox(applied)`` rows. What was applied, in order;
+    empty when nothing was due."""
     async with pool.acquire() as con, con.transaction():
         rows = await con.fetch(_CLAIM_STEPS, limit)
         if not rows:
@@ -269,14 +336,25 @@ async def apply_due_steps(pool: asyncpg.Pool, *, limit: int) -> list[StepApplied
             [n["step"] for _, _, n in updates],
             [n["next_step_at"] for _, _, n in updates],
         )
-        await con.execute(
+        recorded = await con.fetch(
             _RECORD_STEPS,
             [r["contact_id"] for r, _, _ in updates],
             [r["received_at"] for r, _, _ in updates],
             [orjson.dumps([s.as_json() for s in steps]).decode() for _, steps, _ in updates],
         )
-        # outbox events are written here: one contact.step per item of `applied`,
-        # in this transaction, so a step applied is a step delivered
+        who = {r["contact_id"]: (r["customer_id"], r["external_id"]) for r in recorded}
+        applied = [
+            dataclasses.replace(
+                s,
+                customer_id=who.get(s.contact_id, (None, None))[0],
+                external_id=who.get(s.contact_id, (None, None))[1],
+            )
+            for s in applied
+        ]
+        # outbox events are written here: one contact.step per step applied, in
+        # this transaction, so a step applied is a step delivered
+        if outbox is not None and applied:
+            await deliveries.enqueue(con, outbox(applied))
     return applied
 
 
@@ -299,7 +377,8 @@ WITH due AS (
        FOR UPDATE SKIP LOCKED
 ), gone AS (
     DELETE FROM open_contacts o USING due WHERE o.contact_id = due.contact_id
-    RETURNING o.contact_id, o.received_at, o.adapter, o.channel, o.queue, o.state
+    RETURNING o.contact_id, o.received_at, o.adapter, o.channel, o.queue, o.state,
+              o.priority, o.skills
 ), rec AS (
     UPDATE contacts c
        SET outcome = CASE WHEN c.outcome_at IS NULL OR now() >= c.outcome_at
@@ -307,29 +386,41 @@ WITH due AS (
            outcome_at = greatest(c.outcome_at, now())
       FROM gone
      WHERE c.contact_id = gone.contact_id AND c.received_at = gone.received_at
+    RETURNING c.contact_id, c.customer_id, c.external_id
 )
-SELECT gone.*, now() AS at FROM gone
+SELECT gone.*, now() AS at, rec.customer_id, rec.external_id
+  FROM gone LEFT JOIN rec USING (contact_id)
 """
 
 
-async def expire_due(pool: asyncpg.Pool, *, limit: int) -> list[Expired]:
+async def expire_due(
+    pool: asyncpg.Pool, *, limit: int, outbox: ExpiredOutbox | None = None
+) -> list[Expired]:
     """Close up to ``limit`` open contacts past their lifetime, in one
-    statement: the open row goes, the record's outcome becomes ``expired``."""
+    statement: the open row goes, the record's outcome becomes ``expired``;
+    the outbox gets the ``outbox(expired)`` rows in the same transaction."""
     async with pool.acquire() as con, con.transaction():
         rows = await con.fetch(_EXPIRE, limit)
+        gone = [
+            Expired(
+                r["contact_id"],
+                r["received_at"],
+                r["adapter"],
+                r["channel"],
+                r["queue"],
+                r["state"],
+                r["at"],
+                r["priority"],
+                tuple(r["skills"]),
+                r["customer_id"],
+                r["external_id"],
+            )
+            for r in rows
+        ]
         # outbox events are written here: one contact.expired per row, in this transaction
-    return [
-        Expired(
-            r["contact_id"],
-            r["received_at"],
-            r["adapter"],
-            r["channel"],
-            r["queue"],
-            r["state"],
-            r["at"],
-        )
-        for r in rows
-    ]
+        if outbox is not None and gone:
+            await deliveries.enqueue(con, outbox(gone))
+    return gone
 
 
 # -- reading -----------------------------------------------------------------------------

@@ -276,6 +276,9 @@ class Snapshot:
     contact: dict[str, Any]
     context: dict[str, Any]
     decision: dict[str, Any]
+    #: when it stopped waiting: its first outcome event (assigned, answered,
+    #: abandoned...) or its expiry; ``None`` while it waits (or when unknown)
+    waited_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,8 @@ from router.store.records import Snapshot
 BATCH = 1000
 
 _RECEIVED = """
-SELECT contact_id, received_at, contact, context, decision
+SELECT contact_id, received_at, contact, context, decision,
+       least(assigned_at, answered_at, abandoned_at, resolved_at, closed_at, outcome_at)
   FROM contacts
  WHERE received_at >= $1 AND received_at < $2
  ORDER BY received_at, contact_id

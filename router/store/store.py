@@ -227,10 +227,19 @@ class Events:
         at: datetime,
         agent: str | None,
         data: dict[str, Any],
+        outbox: lifecycle.TransitionOutbox | None = None,
     ) -> events.EventOutcome | None:
-        """Record one event; ``None`` if the contact does not exist."""
+        """Record one event, with the ``outbox`` rows of the lifecycle change it
+        makes; ``None`` if the contact does not exist."""
         return await events.record(
-            self._pool, contact_id, event_id=event_id, type_=type_, at=at, agent=agent, data=data
+            self._pool,
+            contact_id,
+            event_id=event_id,
+            type_=type_,
+            at=at,
+            agent=agent,
+            data=data,
+            outbox=outbox,
         )
 
 
@@ -243,15 +252,21 @@ class Lifecycle:
         self._pool = pool
 
     @translated
-    async def apply_due_steps(self, *, limit: int = 500) -> list[lifecycle.StepApplied]:
+    async def apply_due_steps(
+        self, *, limit: int = 500, outbox: lifecycle.StepOutbox | None = None
+    ) -> list[lifecycle.StepApplied]:
         """Claim a batch of waiting contacts with a due overflow step and apply
-        their due steps; what was applied (empty: nothing was due)."""
-        return await lifecycle.apply_due_steps(self._pool, limit=limit)
+        their due steps, with their ``outbox`` events; what was applied (empty:
+        nothing was due)."""
+        return await lifecycle.apply_due_steps(self._pool, limit=limit, outbox=outbox)
 
     @translated
-    async def expire_due(self, *, limit: int = 500) -> list[lifecycle.Expired]:
-        """Close a batch of open contacts past their lifetime (``expired``)."""
-        return await lifecycle.expire_due(self._pool, limit=limit)
+    async def expire_due(
+        self, *, limit: int = 500, outbox: lifecycle.ExpiredOutbox | None = None
+    ) -> list[lifecycle.Expired]:
+        """Close a batch of open contacts past their lifetime (``expired``),
+        with their ``outbox`` events."""
+        return await lifecycle.expire_due(self._pool, limit=limit, outbox=outbox)
 
     @translated
     async def next_due(self) -> datetime | None:

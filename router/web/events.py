@@ -29,6 +29,7 @@ async def post_event(request: web.Request) -> web.Response:
         at=at,
         agent=body.agent,
         data=body.data,
+        outbox=rt.destinations.moved if rt.destinations else None,
     )
     if result is None:
         raise NotFound(f"no contact {contact_id}", fields=[FieldError("id", "unknown contact")])
