@@ -17,7 +17,7 @@ from standardwebhooks.webhooks import Webhook
 
 from router.outbound import Destinations
 from router.outbound.dispatcher import backoff
-from router.settings import DestinationSettings, load_settings
+from router.settings import WebhookDestination, load_settings
 from router.store import deliveries
 from router.store.lifecycle import Placement, StepApplied
 from tests.support.api import Api, routed
@@ -302,7 +302,7 @@ async def test_no_destination_means_no_outbox_rows(api: Api, db: asyncpg.Connect
 async def test_a_step_written_twice_is_one_event(db: asyncpg.Connection) -> None:
     """Lifecycle events have ids derived from the contact and the change: a
     retried transaction writes nothing twice."""
-    dest = DestinationSettings(name="twice", url="http://127.0.0.1:9/", secrets=[whsec()])
+    dest = WebhookDestination(name="twice", url="http://127.0.0.1:9/", secrets=[whsec()])
     at = datetime.now(UTC)
     place = Placement("general", 60, ("chat",))
     step = StepApplied(uuid.uuid4(), at, "chat", "chat", 0, at, at, place, place)
