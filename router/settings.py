@@ -43,6 +43,7 @@ SCOPES = (
     "metrics:read",
     "deliveries:read",
     "deliveries:write",
+    "live:read",
 )
 #: The events a destination may receive (``events`` filters among them).
 EVENT_TYPES = ("contact.routed", "contact.step", "contact.expired")

@@ -31,6 +31,7 @@ import asyncpg
 import orjson
 
 from router.models import OverflowStep
+from router.store import live
 
 #: States of a contact while it is open, in the order they advance.
 OPEN_STATES = ("waiting", "assigned", "answered")
@@ -141,6 +142,27 @@ async def lock_open(con: asyncpg.Connection, contact_id: uuid.UUID) -> str | Non
     return state
 
 
+# Each statement logs the change for the live stream (``live``) as it makes it.
+_CLOSE = """
+WITH gone AS (
+    DELETE FROM open_contacts WHERE contact_id = $1 RETURNING contact_id, queue, channel
+)
+INSERT INTO lifecycle_log (contact_id, kind, queue, channel, data)
+SELECT contact_id, $3, queue, channel, jsonb_build_object('from', $2::text) FROM gone
+"""
+
+_ADVANCE_STATE = """
+WITH moved AS (
+    UPDATE open_contacts
+       SET state = $2, next_step_at = NULL, version = version + 1, updated_at = now()
+     WHERE contact_id = $1
+    RETURNING contact_id, queue, channel
+)
+INSERT INTO lifecycle_log (contact_id, kind, queue, channel, data)
+SELECT contact_id, $2, queue, channel, jsonb_build_object('from', $3::text) FROM moved
+"""
+
+
 async def apply_event(
     con: asyncpg.Connection, contact_id: uuid.UUID, before: str | None, type_: str
 ) -> Transition | None:
@@ -152,19 +174,13 @@ async def apply_event(
     if before is None:
         return None
     if type_ in TERMINAL:
-        await con.execute("DELETE FROM open_contacts WHERE contact_id = $1", contact_id)
+        await con.execute(_CLOSE, contact_id, before, type_)
         # outbox events are written here (contact.abandoned / resolved / closed)
         return Transition(contact_id, before, type_)
     after = _ADVANCE.get(type_)
     if after is None or OPEN_STATES.index(after) <= OPEN_STATES.index(before):
         return None
-    await con.execute(
-        """UPDATE open_contacts
-              SET state = $2, next_step_at = NULL, version = version + 1, updated_at = now()
-            WHERE contact_id = $1""",
-        contact_id,
-        after,
-    )
+    await con.execute(_ADVANCE_STATE, contact_id, after, before)
     # outbox events are written here (contact.assigned / contact.answered)
     return Transition(contact_id, before, after)
 
@@ -275,6 +291,7 @@ async def apply_due_steps(pool: asyncpg.Pool, *, limit: int) -> list[StepApplied
             [r["received_at"] for r, _, _ in updates],
             [orjson.dumps([s.as_json() for s in steps]).decode() for _, steps, _ in updates],
         )
+        await live.log_steps(con, applied)
         # outbox events are written here: one contact.step per item of `applied`,
         # in this transaction, so a step applied is a step delivered
     return applied
@@ -307,6 +324,9 @@ WITH due AS (
            outcome_at = greatest(c.outcome_at, now())
       FROM gone
      WHERE c.contact_id = gone.contact_id AND c.received_at = gone.received_at
+), logged AS (
+    INSERT INTO lifecycle_log (contact_id, kind, queue, channel, data)
+    SELECT contact_id, 'expired', queue, channel, jsonb_build_object('from', state) FROM gone
 )
 SELECT gone.*, now() AS at FROM gone
 """
