@@ -2,8 +2,9 @@
 (``store.live``), fanned out to the subscribers (the clients of
 ``GET /v1/live/stream``).
 
-The feed reads the log by id when notified (and every ``poll`` seconds in
-case a notification was lost while reconnecting), and hands the rows to every
+While anyone subscribes, the feed reads the log by id when notified (and
+every ``poll`` seconds in case a notification was lost while reconnecting),
+and hands the rows to every
 subscriber **in id order without holes**: ids are taken when a transaction
 writes, not when it commits, so a row may commit after a higher one. A row
 after a missing id is held back until the missing one commits, or for
@@ -43,8 +44,22 @@ class Subscription:
         self._limit = limit
         self._items: deque[Change] = deque()
         self._ready = asyncio.Event()
+        self._started = asyncio.Event()
+        if start is not None:
+            self._started.set()
         #: why it ended (``slow``, ``shutdown``); ``None`` while it runs
         self.ended: str | None = None
+
+    def begin(self, start: int) -> None:
+        """The feed's position became known: the live part starts after it."""
+        self.start = start
+        self._started.set()
+
+    async def started(self, timeout: float) -> None:
+        """Wait (up to ``timeout`` seconds) until ``start`` is known."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._started.wait()
 
     def push(self, change: Change) -> None:
         if self.ended is not None:
@@ -107,6 +122,8 @@ class Feed:
             sub.end("shutdown")
         else:
             self._subscribers.add(sub)
+            if self.position is None:
+                self._wake.set()  # start reading now
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
@@ -155,12 +172,16 @@ class Feed:
 
     async def _read(self) -> float:
         """Hand out the new changes; the seconds until the next look."""
+        if not self._subscribers:
+            # nobody watches: nothing is read (it starts again at the end)
+            self.position = None
+            return self._poll
         if self.position is None:
             # the feed starts at the end: older changes are replayed by id
             self.position = await self._store.live.last_id()
             for sub in self._subscribers:
                 if sub.start is None:
-                    sub.start = self.position
+                    sub.begin(self.position)
         while True:
             rows = await self._store.live.changes(after=self.position, upto=None, limit=self._batch)
             for row in rows:

@@ -200,25 +200,38 @@ async def listening(
     def notified(*_: object) -> None:
         wake()
 
+    con: asyncpg.Connection | None = None
     try:
         if url is None:
             con = await pool.acquire()
         else:
             con = await asyncpg.connect(url, timeout=5)
         await con.add_listener(channel, notified)
-    except db.UNAVAILABLE as exc:
-        error = db.translate_errors(exc)
-        raise (error or StoreUnavailable("database unavailable")) from None
+    except BaseException as exc:
+        # (cancelled while starting, too: the connection must not leak)
+        if con is not None:
+            con.terminate()
+            if url is None:
+                await pool.release(con)
+        if isinstance(exc, db.UNAVAILABLE):
+            error = db.translate_errors(exc)
+            raise (error or StoreUnavailable("database unavailable")) from None
+        raise
     con.add_termination_listener(lambda _: lost.set())
     try:
         yield lost
     finally:
-        with contextlib.suppress(*db.UNAVAILABLE):
+        try:
             if url is None:
                 await con.remove_listener(channel, notified)
                 await pool.release(con)
             else:
                 await asyncio.wait_for(con.close(), 2)
+        except db.UNAVAILABLE:
+            con.terminate()
+        except asyncio.CancelledError:
+            con.terminate()
+            raise
 
 
 class Live:

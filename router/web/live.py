@@ -144,6 +144,8 @@ async def _stream(
 ) -> None:
     await _write(response, b": live\nretry: 2000\n\n")
     sent = last
+    if last is not None:
+        await sub.started(timeout=5.0)  # where the feed starts, when it was idle
     # the changes missed, from the log, up to where the live part starts
     while sent is not None and (sub.start is None or sent < sub.start):
         rows = await store.live.changes(after=sent, upto=sub.start, limit=REPLAY_BATCH)
