@@ -23,6 +23,7 @@ import structlog
 import adapters
 from adapters.base import Adapter, AdapterSpec
 from router.errors import ConfigError, RulesError, StoreUnavailable
+from router.feed import Feed
 from router.jobs import Jobs
 from router.live_rules import LiveRules, Versions
 from router.metrics import Metrics
@@ -52,6 +53,8 @@ NONCE_PURGE_SECONDS = 300
 PENDING_GAUGE_SECONDS = 15
 #: Delivered events past their keeping time are deleted this often.
 PURGE_SECONDS = 3600
+#: The lifecycle log (the live stream's) keeps this many seconds of changes.
+LIVE_LOG_KEEP_SECONDS = 86400
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,8 @@ class Runtime:
     destinations: Destinations
     #: delivers the outbox (``None`` when no destination is configured)
     dispatcher: Dispatcher | None
+    #: the lifecycle changes of every instance, for the live stream
+    feed: Feed
 
 
 def build_adapters(settings: Settings) -> dict[str, Adapter]:
@@ -173,6 +178,7 @@ async def open_runtime(
             dispatcher=None
             if session is None
             else Dispatcher(store, settings.destinations, settings.delivery, metrics, session),
+            feed=Feed(store),
         )
         if settings.database.batching:
             resolver.start()
@@ -240,6 +246,8 @@ def _schedule(rt: Runtime) -> None:
         jobs.every("deliveries_purge", PURGE_SECONDS, rt.dispatcher.purge, first="now")
     if rt.settings.rules.watch:
         jobs.watch("rules", partial(rt.rules.watch, partial(_rules_loaded, rt)))
+    jobs.watch("live", rt.feed.run)
+    jobs.every("live_purge", PURGE_SECONDS, partial(_purge_live, store), first="now")
     life = rt.settings.lifecycle
     jobs.every("overflow_steps", life.step_interval, partial(_apply_steps, rt), timeout=10)
     jobs.every("expiry", life.expiry_interval, partial(_expire_open, rt), first="now", timeout=60)
@@ -330,3 +338,12 @@ async def _purge_nonces(store: Store) -> None:
     deleted = await store.nonces.purge()
     if deleted:
         log.info("replay_nonces_purged", deleted=deleted)
+
+
+async def _purge_live(store: Store) -> None:
+    """Delete the lifecycle log's rows older than a day, a batch at a time."""
+    deleted = 0
+    while (n := await store.live.purge(older_than=LIVE_LOG_KEEP_SECONDS)) > 0:
+        deleted += n
+    if deleted:
+        log.info("live_log_purged", deleted=deleted)

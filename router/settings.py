@@ -45,6 +45,7 @@ SCOPES = (
     "metrics:read",
     "deliveries:read",
     "deliveries:write",
+    "live:read",
 )
 #: The events a destination may receive (``events`` filters among them).
 EVENT_TYPES = (

@@ -154,7 +154,11 @@ def requests(draw: st.DrawFn, path: str, method: str) -> tuple[str, dict[str, st
 async def test_no_input_makes_a_5xx(api: Api, path: str, method: str, data: st.DataObject) -> None:
     url, headers, body = data.draw(requests(path, method))
     response = await api.client.request(method.upper(), url, data=body, headers=headers)
-    text = await response.text()
+    if response.headers.get("Content-Type", "").startswith("text/event-stream"):
+        response.close()  # a stream does not end: its status is what is checked
+        text = ""
+    else:
+        text = await response.text()
     assert response.status < 500, (method, url, headers, body, response.status, text)
 
 

@@ -65,6 +65,7 @@ def test_every_function_file_defines_the_function_it_is_named_for() -> None:
         "customer_sketch",
         "deliveries_notify",
         "ensure_partitions",
+        "lifecycle_log_notify",
         "resolve_contact",
         "resolve_many",
     ]

@@ -34,7 +34,7 @@ import asyncpg
 import orjson
 
 from router.models import OverflowStep
-from router.store import deliveries
+from router.store import deliveries, live
 from router.store.deliveries import Outgoing
 
 #: States of a contact while it is open, in the order they advance.
@@ -176,7 +176,31 @@ async def lock_open(con: asyncpg.Connection, contact_id: uuid.UUID) -> str | Non
     return state
 
 
-_MOVED = "RETURNING adapter, channel, queue, priority, skills"
+# Each statement logs the change for the live stream (``live``) as it makes it,
+# and returns the placement the outbox events carry.
+_CLOSE = """
+WITH gone AS (
+    DELETE FROM open_contacts WHERE contact_id = $1
+    RETURNING contact_id, adapter, channel, queue, priority, skills
+), logged AS (
+    INSERT INTO lifecycle_log (contact_id, kind, queue, channel, data)
+    SELECT contact_id, $3, queue, channel, jsonb_build_object('from', $2::text) FROM gone
+)
+SELECT adapter, channel, queue, priority, skills FROM gone
+"""
+
+_ADVANCE_STATE = """
+WITH moved AS (
+    UPDATE open_contacts
+       SET state = $2, next_step_at = NULL, version = version + 1, updated_at = now()
+     WHERE contact_id = $1
+    RETURNING contact_id, adapter, channel, queue, priority, skills
+), logged AS (
+    INSERT INTO lifecycle_log (contact_id, kind, queue, channel, data)
+    SELECT contact_id, $2, queue, channel, jsonb_build_object('from', $3::text) FROM moved
+)
+SELECT adapter, channel, queue, priority, skills FROM moved
+"""
 
 
 async def apply_event(
@@ -199,21 +223,13 @@ async def apply_event(
         return None
     if type_ in TERMINAL:
         after = type_
-        row = await con.fetchrow(
-            f"DELETE FROM open_contacts WHERE contact_id = $1 {_MOVED}", contact_id
-        )
+        row = await con.fetchrow(_CLOSE, contact_id, before, type_)
     else:
         advanced = _ADVANCE.get(type_)
         if advanced is None or OPEN_STATES.index(advanced) <= OPEN_STATES.index(before):
             return None
         after = advanced
-        row = await con.fetchrow(
-            f"""UPDATE open_contacts
-                  SET state = $2, next_step_at = NULL, version = version + 1, updated_at = now()
-                WHERE contact_id = $1 {_MOVED}""",
-            contact_id,
-            after,
-        )
+        row = await con.fetchrow(_ADVANCE_STATE, contact_id, after, before)
     moved = Transition(
         contact_id,
         before,
@@ -351,6 +367,7 @@ async def apply_due_steps(
             )
             for s in applied
         ]
+        await live.log_steps(con, applied)
         # outbox events are written here: one contact.step per step applied, in
         # this transaction, so a step applied is a step delivered
         if outbox is not None and applied:
@@ -387,6 +404,9 @@ WITH due AS (
       FROM gone
      WHERE c.contact_id = gone.contact_id AND c.received_at = gone.received_at
     RETURNING c.contact_id, c.customer_id, c.external_id
+), logged AS (
+    INSERT INTO lifecycle_log (contact_id, kind, queue, channel, data)
+    SELECT contact_id, 'expired', queue, channel, jsonb_build_object('from', state) FROM gone
 )
 SELECT gone.*, now() AS at, rec.customer_id, rec.external_id
   FROM gone LEFT JOIN rec USING (contact_id)

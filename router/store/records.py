@@ -119,6 +119,14 @@ WITH i AS (
            i.overflow::jsonb, i.next_step_at, i.expires_at
       FROM i JOIN rec USING (contact_id)
      WHERE i.expires_at IS NOT NULL
+), logged AS (
+    -- the live stream's log (``live``): the contact was routed
+    INSERT INTO lifecycle_log (contact_id, kind, queue, channel, data)
+    SELECT i.contact_id, 'routed', i.queue, i.channel,
+           jsonb_build_object('adapter', i.adapter, 'received_at', i.received_at,
+                              'priority', i.priority, 'rule', i.rule, 'ruleset', i.ruleset,
+                              'open', i.expires_at IS NOT NULL)
+      FROM i JOIN rec USING (contact_id)
 ), o AS (
     SELECT * FROM unnest({_OUTBOX_ARRAYS})
              AS o({deliveries.INSERT_COLUMNS})

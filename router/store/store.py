@@ -32,6 +32,7 @@ from router.store import (
     imports,
     instances,
     lifecycle,
+    live,
     migrations,
     nonces,
     profiles,
@@ -180,35 +181,104 @@ class Outbox:
         async with self._slots:
             return await deliveries.pending(self._pool)
 
-    @contextlib.asynccontextmanager
-    async def listening(self, wake: Callable[[], None]) -> AsyncIterator[asyncio.Event]:
-        """Call ``wake`` whenever outbox rows are committed, for the block; a
-        connection of its own (outside the pool) listens. Yields an event set
-        when that connection is lost. ``StoreUnavailable`` when it cannot connect."""
-        lost = asyncio.Event()
+    def listening(
+        self, wake: Callable[[], None]
+    ) -> contextlib.AbstractAsyncContextManager[asyncio.Event]:
+        """Call ``wake`` whenever outbox rows are committed (see ``listening``)."""
+        return listening(self._pool, self._url, deliveries.CHANNEL, wake)
 
-        def notified(*_: object) -> None:
-            wake()
 
-        try:
-            if self._url is None:
-                con = await self._pool.acquire()
-            else:
-                con = await asyncpg.connect(self._url, timeout=5)
-            await con.add_listener(deliveries.CHANNEL, notified)
-        except db.UNAVAILABLE as exc:
+@contextlib.asynccontextmanager
+async def listening(
+    pool: asyncpg.Pool, url: str | None, channel: str, wake: Callable[[], None]
+) -> AsyncIterator[asyncio.Event]:
+    """Call ``wake`` whenever ``channel`` is notified, for the block; a
+    connection of its own (outside the pool) listens. Yields an event set
+    when that connection is lost. ``StoreUnavailable`` when it cannot connect."""
+    lost = asyncio.Event()
+
+    def notified(*_: object) -> None:
+        wake()
+
+    con: asyncpg.Connection | None = None
+    try:
+        if url is None:
+            con = await pool.acquire()
+        else:
+            con = await asyncpg.connect(url, timeout=5)
+        await con.add_listener(channel, notified)
+    except BaseException as exc:
+        # (cancelled while starting, too: the connection must not leak)
+        if con is not None:
+            con.terminate()
+            if url is None:
+                await pool.release(con)
+        if isinstance(exc, db.UNAVAILABLE):
             error = db.translate_errors(exc)
             raise (error or StoreUnavailable("database unavailable")) from None
-        con.add_termination_listener(lambda _: lost.set())
+        raise
+    con.add_termination_listener(lambda _: lost.set())
+    try:
+        yield lost
+    finally:
         try:
-            yield lost
-        finally:
-            with contextlib.suppress(*db.UNAVAILABLE):
-                if self._url is None:
-                    await con.remove_listener(deliveries.CHANNEL, notified)
-                    await self._pool.release(con)
-                else:
-                    await asyncio.wait_for(con.close(), 2)
+            if url is None:
+                await con.remove_listener(channel, notified)
+                await pool.release(con)
+            else:
+                await asyncio.wait_for(con.close(), 2)
+        except db.UNAVAILABLE:
+            con.terminate()
+        except asyncio.CancelledError:
+            con.terminate()
+            raise
+
+
+class Live:
+    """The live view (``live``): figures per queue, the open contacts, the
+    log of lifecycle changes and a listener for it."""
+
+    def __init__(self, pool: asyncpg.Pool, url: str | None) -> None:
+        self._pool = pool
+        self._url = url
+
+    @translated
+    async def queues(self) -> list[live.QueueFigures]:
+        return await live.queues(self._pool)
+
+    @translated
+    async def contacts(
+        self,
+        *,
+        state: str,
+        queue: str | None,
+        channel: str | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[live.LiveContact]:
+        return await live.contacts(
+            self._pool, state=state, queue=queue, channel=channel, after=after, limit=limit
+        )
+
+    @translated
+    async def changes(self, *, after: int, upto: int | None, limit: int) -> list[live.Change]:
+        """Logged changes with ``after < id <= upto`` (no bound: ``None``), by id."""
+        return await live.changes(self._pool, after=after, upto=upto, limit=limit)
+
+    @translated
+    async def last_id(self) -> int:
+        return await live.last_id(self._pool)
+
+    @translated
+    async def purge(self, *, older_than: float) -> int:
+        """Delete a batch of log rows older than ``older_than`` seconds."""
+        return await live.purge(self._pool, older_than=older_than)
+
+    def listening(
+        self, wake: Callable[[], None]
+    ) -> contextlib.AbstractAsyncContextManager[asyncio.Event]:
+        """Call ``wake`` whenever changes are logged (see ``listening``)."""
+        return listening(self._pool, self._url, live.CHANNEL, wake)
 
 
 class Events:
@@ -481,6 +551,7 @@ class Store:
         self.records = Records(pool, export_slots=max(1, settings.pool_max // 2))
         self.events = Events(pool)
         self.lifecycle = Lifecycle(pool)
+        self.live = Live(pool, url)
         self.customers = Customers(pool)
         self.rulesets = Rulesets(pool)
         self.instances = Instances(pool)

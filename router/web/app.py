@@ -42,6 +42,12 @@ def create_app(settings: Settings) -> web.Application:
             app[RUNTIME] = rt
             yield
 
+    async def end_streams(app: web.Application) -> None:
+        # before the server waits for the requests in flight: the live streams end
+        if RUNTIME in app:
+            app[RUNTIME].feed.close()
+
     app.cleanup_ctx.append(runtime)
+    app.on_shutdown.append(end_streams)
     register(app, routes(settings), tokens)
     return app

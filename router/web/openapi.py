@@ -340,6 +340,61 @@ SPEC: dict[str, Any] = {
                 },
             }
         },
+        "/v1/live/queues": {
+            "get": {
+                "summary": "Per queue and channel: waiting, oldest wait, past and near their "
+                "SLA, assigned and answered now; assigned, answered and abandoned in the "
+                "last 15 minutes",
+                **_SECURE,
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 503)},
+            }
+        },
+        "/v1/live/contacts": {
+            "get": {
+                "summary": "The open contacts in a state, the longest waiting first: "
+                "decision, current placement, wait so far, next step time",
+                **_SECURE,
+                "parameters": [
+                    _query(
+                        "state",
+                        {"type": "string", "enum": ["waiting", "assigned", "answered"]},
+                        "default waiting",
+                    ),
+                    _query("queue", {"type": "string"}, "current queue"),
+                    _query("channel", _DIMENSION, "channel"),
+                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "rows"),
+                ],
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 503)},
+            }
+        },
+        "/v1/live/stream": {
+            "get": {
+                "summary": "Server-sent events of every lifecycle change of every instance "
+                "(routed, step, assigned, answered, abandoned, resolved, closed, expired); "
+                "resumable with the Last-Event-ID header",
+                **_SECURE,
+                "parameters": [
+                    {
+                        "name": "Last-Event-ID",
+                        "in": "header",
+                        "required": False,
+                        "schema": {"type": "string", "pattern": "^[0-9]+$"},
+                        "description": "the id of the last event received: the missed ones "
+                        "are sent first",
+                    },
+                    _query(
+                        "last_event_id",
+                        {"type": "string", "pattern": "^[0-9]+$"},
+                        "the same as the header, for clients that cannot set it",
+                    ),
+                ],
+                "responses": {
+                    "200": {"description": "an event stream", "content": {"text/event-stream": {}}},
+                    **_errors(400, 401, 403),
+                },
+            }
+        },
         "/healthz": {"get": {"summary": "Liveness", "responses": _JSON_OK}},
         "/readyz": {"get": {"summary": "Readiness", "responses": {**_JSON_OK, **_errors(503)}}},
         "/metrics": {

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from router.settings import Settings
-from router.web import customers, deliveries, events, history, ops, reports, webhooks
+from router.web import customers, deliveries, events, history, live, ops, reports, webhooks
 from router.web.auth import Tokens
 from router.web.state import PRINCIPAL
 
@@ -47,6 +47,9 @@ def routes(settings: Settings) -> list[Route]:
         Route("GET", "/v1/rules", ops.rules, "rules:read"),
         Route("GET", "/v1/deliveries", deliveries.list_deliveries, "deliveries:read"),
         Route("POST", "/v1/deliveries/{id}/retry", deliveries.retry_delivery, "deliveries:write"),
+        Route("GET", "/v1/live/queues", live.live_queues, "live:read"),
+        Route("GET", "/v1/live/contacts", live.live_contacts, "live:read"),
+        Route("GET", "/v1/live/stream", live.live_stream, "live:read"),
         Route("GET", "/healthz", ops.healthz, None),
         Route("GET", "/readyz", ops.readyz, None),
         Route("GET", "/metrics", ops.metrics, None if settings.metrics.public else "metrics:read"),
