@@ -6,14 +6,11 @@ database link can be cut. Plain helpers are in ``tests/support/``."""
 from __future__ import annotations
 
 import os
-import secrets
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
-import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -22,13 +19,9 @@ from router.settings import SCOPES
 from router.web import create_app
 from tests.support.api import Api
 from tests.support.apps import app_on
+from tests.support.databases import new_database
 from tests.support.proxy import CuttableProxy
 from tests.support.settings import ROOT, SECRETS, TOKEN, make_settings
-
-
-def _with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
 
 
 @pytest.fixture(scope="session")
@@ -54,18 +47,8 @@ def server_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 async def database_url(server_url: str) -> AsyncIterator[str]:
     """A fresh database for this test session, dropped at the end."""
-    name = f"omniroute_test_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield _with_database(server_url, name)
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with new_database(server_url, "omniroute_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
@@ -119,15 +102,5 @@ async def flaky(database_url: str) -> AsyncIterator[tuple[Api, CuttableProxy]]:
 async def own_database(server_url: str) -> AsyncIterator[str]:
     """A fresh database for one test module: only the apps its tests open
     work on it (the session's app runs no jobs there)."""
-    name = f"omniroute_own_{os.getpid()}_{secrets.token_hex(3)}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    yield _with_database(server_url, name)
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with new_database(server_url, "omniroute_own") as url:
+        yield url

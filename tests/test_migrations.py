@@ -7,13 +7,13 @@ from __future__ import annotations
 import asyncio
 import secrets
 from collections.abc import AsyncIterator
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
 from router.store import migrations
 from router.store.db import SCHEMA
+from tests.support.databases import new_database
 
 
 def definitions_query(schema: str) -> str:
@@ -44,19 +44,8 @@ async def signatures(con: asyncpg.Connection, name: str) -> list[str]:
 @pytest.fixture
 async def fresh_database(server_url: str) -> AsyncIterator[str]:
     """An empty database of its own, for tests that change the functions."""
-    name = f"omniroute_functions_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    parts = urlsplit(server_url)
-    yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, parts.fragment))
-    admin = await asyncpg.connect(server_url)
-    try:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
+    async with new_database(server_url, "omniroute_functions") as url:
+        yield url
 
 
 def test_every_function_file_defines_the_function_it_is_named_for() -> None:
