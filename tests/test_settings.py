@@ -8,7 +8,7 @@ import pytest
 
 from router.errors import ConfigError
 from router.runtime import build_adapters
-from router.settings import load_settings
+from router.settings import SCOPES, load_settings
 from tests.support.settings import ROOT, env_names
 
 CONFIGS = sorted((ROOT / "config").glob("*.y*ml"))
@@ -35,3 +35,11 @@ def test_an_unquoted_digest_of_digits_is_explained(tmp_path: Path) -> None:
     config.write_text(f"api: {{tokens: [{{name: r, sha256: {'0' * 64}, scopes: []}}]}}\n")
     with pytest.raises(ConfigError, match="quoted string"):
         load_settings(config)
+
+
+def test_the_quick_start_token_can_call_every_endpoint() -> None:
+    """The demo token of the quick start holds every scope (a new scope is
+    added to it, or the README's examples answer 403)."""
+    settings = load_settings(ROOT / "config" / "omniroute.yaml")
+    [demo] = settings.api.tokens
+    assert set(demo.scopes) == set(SCOPES)
