@@ -26,13 +26,13 @@ from collections import deque
 import structlog
 
 from router.errors import StoreUnavailable
+from router.jobs import keep_listening
 from router.store import Store
 from router.store.live import Change
 
 log = structlog.get_logger("omniroute.live")
 
 #: Seconds between attempts to listen again after the connection was lost.
-LISTEN_RETRY = 2.0
 
 
 class Subscription:
@@ -159,16 +159,7 @@ class Feed:
             self.close()
 
     async def _listen(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                async with self._store.live.listening(self._wake.set) as lost:
-                    self._wake.set()  # whatever was committed before we listened
-                    await lost.wait()
-            except StoreUnavailable:
-                pass
-            except Exception:
-                log.exception("live_listen_failed")
-            await asyncio.sleep(LISTEN_RETRY)
+        await keep_listening(self._store.live.listening, self._wake, stop, name="live")
 
     async def _read(self) -> float:
         """Hand out the new changes; the seconds until the next look."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -31,6 +32,11 @@ from router.errors import StoreUnavailable
 log = structlog.get_logger("omniroute.jobs")
 
 First = Literal["awaited", "now", "later"]
+#: ``listening(wake)``: a block in which ``wake`` is called at every
+#: notification; it yields an event set when the listening connection is lost.
+Listening = Callable[[Callable[[], None]], AbstractAsyncContextManager[asyncio.Event]]
+#: seconds before a lost listening connection is opened again
+LISTEN_RETRY = 2.0
 Work = Callable[[], Awaitable[object]]
 
 
@@ -140,3 +146,22 @@ class Jobs:
             log.warning("job_failed", job=name, error=str(exc) or type(exc).__name__)
         except Exception:  # a job must outlive any one failure
             log.exception("job_failed", job=name)
+
+
+async def keep_listening(
+    listening: Listening, wake: asyncio.Event, stop: asyncio.Event, *, name: str
+) -> None:
+    """Set ``wake`` at every notification until ``stop``, listening again
+    after a lost connection (and waking once then, for whatever was committed
+    while nobody listened). A database away is retried quietly; anything else
+    is logged as ``<name>_listen_failed``."""
+    while not stop.is_set():
+        try:
+            async with listening(wake.set) as lost:
+                wake.set()
+                await lost.wait()
+        except StoreUnavailable:
+            pass
+        except Exception:
+            log.exception(f"{name}_listen_failed")
+        await asyncio.sleep(LISTEN_RETRY)

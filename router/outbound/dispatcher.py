@@ -30,6 +30,7 @@ import aiohttp
 import structlog
 
 from router.errors import StoreUnavailable
+from router.jobs import keep_listening
 from router.metrics import Metrics
 from router.outbound.outgoing import build, final
 from router.settings import DeliverySettings, DestinationSettings
@@ -41,7 +42,6 @@ log = structlog.get_logger("omniroute.deliveries")
 #: A lease outlasts the attempt's timeout by this much (the mark after it).
 LEASE_MARGIN = 5.0
 #: Seconds between attempts to listen again after the listening connection was lost.
-LISTEN_RETRY = 2.0
 
 
 def backoff(attempts: int, *, base: float, cap: float, rand: random.Random | None = None) -> float:
@@ -114,16 +114,7 @@ class Dispatcher:
         return claimed
 
     async def _listen(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                async with self._store.outbox.listening(self._wake.set) as lost:
-                    self._wake.set()  # whatever was committed before we listened
-                    await lost.wait()
-            except StoreUnavailable:
-                pass
-            except Exception:
-                log.exception("deliveries_listen_failed")
-            await asyncio.sleep(LISTEN_RETRY)
+        await keep_listening(self._store.outbox.listening, self._wake, stop, name="deliveries")
 
     async def _attempt(self, dest: DestinationSettings, row: Claimed) -> None:
         try:
