@@ -46,12 +46,16 @@ SCOPES = (
     "deliveries:read",
     "deliveries:write",
     "live:read",
+    "agents:read",
+    "agents:write",
+    "console",
 )
 #: The events a destination may receive (``events`` filters among them).
 EVENT_TYPES = (
     "contact.routed",
     "contact.step",
     "contact.expired",
+    "contact.offered",
     "contact.assigned",
     "contact.answered",
     "contact.abandoned",
@@ -472,6 +476,39 @@ class LifecycleSettings(_Section):
         return None if value == "none" else float(value)
 
 
+PRESENCES = ("available", "busy", "away", "offline")
+
+
+class AgentSettings(_Section):
+    """Agents, their presence and the work each channel's contact takes (docs/agents.md)."""
+
+    #: Capacity units one contact of each channel takes from an agent (default
+    #: capacity 100): one call, or three chats, or a chat and two e-mails.
+    units: dict[str, int] = Field(
+        default_factory=lambda: {"voice": 100, "chat": 34, "social": 25, "email": 20}
+    )
+    #: A platform's own presence names mapped to ours, e.g. ``{"on_break": "away"}``.
+    presence_names: dict[str, Literal["available", "busy", "away", "offline"]] = Field(
+        default_factory=dict
+    )
+    #: Seconds an offer waits for accept or reject when the queue names none.
+    offer_timeout: float = Field(default=120.0, gt=0, le=86_400)
+
+    @field_validator("units")
+    @classmethod
+    def _units(cls, value: dict[str, int]) -> dict[str, int]:
+        for channel, units in value.items():
+            if channel not in CHANNELS:
+                raise ValueError(f"{channel!r} is not a channel ({', '.join(CHANNELS)})")
+            if not 0 <= units <= 100_000:
+                raise ValueError(f"{channel}: units must be between 0 and 100000")
+        return value
+
+    def units_of(self, channel: str) -> int:
+        """Units a contact of ``channel`` takes (a whole default capacity if unset)."""
+        return self.units.get(channel, 100)
+
+
 class LogSettings(_Section):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "json", "console"] = "auto"
@@ -499,6 +536,7 @@ class Settings(BaseSettings):
     lifecycle: LifecycleSettings = Field(default_factory=LifecycleSettings)
     destinations: list[DestinationSettings] = Field(default_factory=list)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    agents: AgentSettings = Field(default_factory=AgentSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @model_validator(mode="after")

@@ -51,6 +51,7 @@ async def fresh_database(server_url: str) -> AsyncIterator[str]:
 def test_every_function_file_defines_the_function_it_is_named_for() -> None:
     files = migrations.functions()
     assert [name for name, _ in files] == [
+        "agents_capacity_guard",
         "customer_sketch",
         "deliveries_notify",
         "ensure_partitions",
