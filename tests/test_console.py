@@ -258,7 +258,7 @@ async def test_console_answers_carry_the_security_headers(console: Api) -> None:
         assert "script-src 'self'" in csp and "unsafe-inline" not in csp, path
         assert "frame-ancestors 'none'" in csp
         assert response.headers["X-Frame-Options"] == "DENY"
-        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["Referrer-Policy"] == "same-origin"
         assert response.headers["Cache-Control"] == "no-store"
         assert response.headers["X-Content-Type-Options"] == "nosniff"
     # and the API keeps its own

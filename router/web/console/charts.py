@@ -19,7 +19,7 @@ FIGURES = (
 )
 _STEP = {"hour": timedelta(hours=1), "day": timedelta(days=1)}
 WIDTH, HEIGHT = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 56, 12, 12, 36
+LEFT, RIGHT, TOP, BOTTOM = 56, 28, 12, 36
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +43,8 @@ class Chart:
     height: int
     #: (channel, SVG points) of each line; a gap (no value) splits a line
     paths: list[tuple[str, list[str]]]
+    #: (channel, x, y) of every value, drawn as a dot (a lone value shows too)
+    dots: list[tuple[str, float, float]]
     #: (y, label) of the value axis; (x, label) of the time axis
     y_ticks: list[tuple[float, str]]
     x_ticks: list[tuple[float, str]]
@@ -95,7 +97,7 @@ def chart(figure: Figure) -> Chart:
     """The SVG geometry of ``figure``."""
     x0, y0, x1, y1 = LEFT, TOP, WIDTH - RIGHT, HEIGHT - BOTTOM
     found = [v for line in figure.lines for v in line.values if v is not None]
-    top = 1.0 if figure.unit == "rate" else max([*found, 1.0])
+    top = 1.0 if figure.unit == "rate" else _ceiling(max([*found, 1.0]))
     n = len(figure.buckets)
 
     def x(i: int) -> float:
@@ -105,6 +107,7 @@ def chart(figure: Figure) -> Chart:
         return y1 - (y1 - y0) * (v / top)
 
     paths = []
+    dots = []
     for line in figure.lines:
         runs: list[str] = []
         run: list[str] = []
@@ -115,6 +118,7 @@ def chart(figure: Figure) -> Chart:
                 run = []
                 continue
             run.append(f"{x(i):.1f},{y(v):.1f}")
+            dots.append((line.channel, round(x(i), 1), round(y(v), 1)))
         if run:
             runs.append(" ".join(run))
         paths.append((line.channel, runs))
@@ -123,4 +127,16 @@ def chart(figure: Figure) -> Chart:
     daily = n > 1 and figure.buckets[1] - figure.buckets[0] >= timedelta(days=1)
     fmt = "%m-%d" if daily else "%H:%M"
     x_ticks = [(x(i), figure.buckets[i].strftime(fmt)) for i in range(0, n, every)]
-    return Chart(WIDTH, HEIGHT, paths, y_ticks, x_ticks, (x0, y0, x1, y1))
+    return Chart(WIDTH, HEIGHT, paths, dots, y_ticks, x_ticks, (x0, y0, x1, y1))
+
+
+def _ceiling(value: float) -> float:
+    """The top of a count axis: ``value`` rounded up so that its four ticks
+    are whole numbers of a 1, 2, 2.5, 5 series (4, 8, 10, 20, 40, 80, 100 ...)."""
+    magnitude = 1.0
+    while True:
+        for factor in (1.0, 2.0, 2.5, 5.0):
+            step = factor * magnitude
+            if step * 4 >= value and (factor != 2.5 or magnitude >= 10):
+                return step * 4
+        magnitude *= 10
