@@ -18,7 +18,7 @@ from router.web.console.sessions import PLAIN_COOKIE, digest
 from tests.support.api import Api, routed
 from tests.support.apps import app_on
 from tests.support.console import HTML, csrf_of, origin, page, post_form, sign_in
-from tests.support.examples import example, unique
+from tests.support.examples import unique
 from tests.support.settings import READ_TOKEN, TOKEN
 
 PAGES = (
@@ -69,9 +69,7 @@ async def test_pages_need_a_session(database_url: str) -> None:
         for path in PAGES:
             status, _ = await page(api, path)
             assert status == 303, path
-        response = await api.client.get(
-            "/console/live", headers=HTML, allow_redirects=False
-        )
+        response = await api.client.get("/console/live", headers=HTML, allow_redirects=False)
         assert response.headers["Location"] == "/console/sign-in?next=/console/live"
         # not a page (the stream, a script's fetch): 401 naming the cookie
         response = await api.client.get("/console/live/stream")
@@ -136,16 +134,22 @@ async def test_failed_sign_ins_are_braked(database_url: str) -> None:
 async def test_sign_out_deletes_the_session(console: Api, db: asyncpg.Connection) -> None:
     cookie = console.client.session.cookie_jar.filter_cookies(console.client.make_url("/"))
     session_id = cookie[PLAIN_COOKIE].value
-    assert await db.fetchval(
-        "SELECT count(*) FROM console_sessions WHERE id_hash = $1", digest(session_id)
-    ) == 1
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM console_sessions WHERE id_hash = $1", digest(session_id)
+        )
+        == 1
+    )
     _, html = await page(console, "/console/live")
     response = await post_form(console, "/console/sign-out", {}, csrf=csrf_of(html))
     assert response.status == 303
     assert response.headers["Location"] == "/console/sign-in"
-    assert await db.fetchval(
-        "SELECT count(*) FROM console_sessions WHERE id_hash = $1", digest(session_id)
-    ) == 0
+    assert (
+        await db.fetchval(
+            "SELECT count(*) FROM console_sessions WHERE id_hash = $1", digest(session_id)
+        )
+        == 0
+    )
     # the old id is worthless even if a copy of the cookie was kept
     response = await console.client.get(
         "/console/live/panel", headers={"Cookie": f"{PLAIN_COOKIE}={session_id}"}
@@ -213,17 +217,19 @@ async def test_a_change_without_the_csrf_token_is_refused(
     assert (await response.json())["fields"][0]["field"] == "Origin"
     response = await post_form(console, path, {}, csrf=token, with_origin=False)
     assert response.status == 403
-    assert await db.fetchval(
-        "SELECT status FROM deliveries WHERE delivery_id = $1", delivery_id
-    ) == "failed"
+    assert (
+        await db.fetchval("SELECT status FROM deliveries WHERE delivery_id = $1", delivery_id)
+        == "failed"
+    )
     # the header works as well as the form field (for scripts)
     response = await console.client.post(
         path, headers={"Origin": origin(console), "X-CSRF-Token": token}, allow_redirects=False
     )
     assert response.status == 303
-    assert await db.fetchval(
-        "SELECT status FROM deliveries WHERE delivery_id = $1", delivery_id
-    ) == "pending"
+    assert (
+        await db.fetchval("SELECT status FROM deliveries WHERE delivery_id = $1", delivery_id)
+        == "pending"
+    )
 
 
 async def test_retry_a_failed_delivery(console: Api, db: asyncpg.Connection) -> None:
@@ -323,7 +329,7 @@ async def test_summary_draws_svg_charts_with_titles_and_tables(console: Api) -> 
     assert status == 200
     for title in ("Volume (contacts)", "Answered within SLA", "Repeat contacts within 24 h",
                   "Channel switches"):  # fmt: skip
-        assert f"<title id=" in html and title in html
+        assert f"{title} by channel</title>" in html
     assert "<polyline" in html
     assert "as a table" in html
 
@@ -394,3 +400,38 @@ async def test_session_lookup_marks_it_seen(console: Api, db: asyncpg.Connection
     await page(console, "/console/live")
     after = await db.fetchval("SELECT max(last_seen_at) FROM console_sessions")
     assert after >= before and after <= datetime.now(UTC)
+
+
+async def test_over_https_the_cookie_is_secure_and_host_prefixed(database_url: str) -> None:
+    console_settings = {"secure_cookie": True}
+    async with app_on(database_url, console=console_settings) as api:
+        response = await sign_in(api)
+        assert response.status == 303
+        cookie = response.headers["Set-Cookie"]
+        assert cookie.startswith("__Host-omniroute_console=")
+        assert "Secure" in cookie and "Path=/" in cookie and "Domain" not in cookie
+
+
+async def test_a_session_ends_with_its_token(database_url: str, db: asyncpg.Connection) -> None:
+    """A session whose token was removed from the configuration, or no longer
+    holds the scope, opens nothing."""
+    async with app_on(database_url) as api:
+        await sessions_of_tokens_gone(api, db)
+
+
+async def sessions_of_tokens_gone(console: Api, db: asyncpg.Connection) -> None:
+    for name, status in (("removed-token", 303), ("reader", 403)):
+        session_id = unique("sid")
+        await db.execute(
+            """INSERT INTO console_sessions (id_hash, token_name, csrf_token, idle_seconds,
+                                             expires_at)
+               VALUES ($1, $2, 'csrf', 600, now() + interval '1 hour')""",
+            digest(session_id),
+            name,
+        )
+        response = await console.client.get(
+            "/console/live",
+            headers={**HTML, "Cookie": f"{PLAIN_COOKIE}={session_id}"},
+            allow_redirects=False,
+        )
+        assert response.status == status, name
