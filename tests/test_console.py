@@ -157,6 +157,21 @@ async def test_sign_out_deletes_the_session(console: Api, db: asyncpg.Connection
     assert response.status == 401
 
 
+async def test_signing_in_again_ends_the_earlier_session(
+    console: Api, db: asyncpg.Connection
+) -> None:
+    jar = console.client.session.cookie_jar
+    first = jar.filter_cookies(console.client.make_url("/"))[PLAIN_COOKIE].value
+    assert (await sign_in(console)).status == 303
+    second = jar.filter_cookies(console.client.make_url("/"))[PLAIN_COOKIE].value
+    assert first != second
+    held = await db.fetch(
+        "SELECT id_hash FROM console_sessions WHERE id_hash = ANY($1::bytea[])",
+        [digest(first), digest(second)],
+    )
+    assert [r["id_hash"] for r in held] == [digest(second)]
+
+
 async def test_an_idle_or_old_session_has_expired(console: Api, db: asyncpg.Connection) -> None:
     cookie = console.client.session.cookie_jar.filter_cookies(console.client.make_url("/"))
     id_hash = digest(cookie[PLAIN_COOKIE].value)

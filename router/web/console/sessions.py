@@ -63,9 +63,13 @@ def presented_id(request: web.Request) -> str | None:
 
 
 async def open_session(request: web.Request, response: web.StreamResponse, token_name: str) -> None:
-    """Store a new session for ``token_name`` and set its cookie on ``response``."""
+    """Store a new session for ``token_name`` and set its cookie on ``response``;
+    a session the browser held before ends (a new id at every sign-in)."""
     rt = request.app[RUNTIME]
     settings = rt.settings.console
+    earlier = presented_id(request)
+    if earlier is not None:
+        await rt.store.console.close(digest(earlier))
     session_id = secrets.token_urlsafe(32)
     absolute = settings.absolute_hours * 3600
     await rt.store.console.open(
