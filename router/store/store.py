@@ -41,6 +41,7 @@ from router.store import (
     retention,
     rollups,
     rulesets,
+    sessions,
     summary,
 )
 from router.store.config import DatabaseSettings
@@ -165,9 +166,15 @@ class Outbox:
         destination: str | None,
         after: tuple[datetime, uuid.UUID] | None,
         limit: int,
+        contact_id: uuid.UUID | None = None,
     ) -> list[deliveries.Delivery]:
         return await deliveries.page(
-            self._pool, status=status, destination=destination, after=after, limit=limit
+            self._pool,
+            status=status,
+            destination=destination,
+            after=after,
+            limit=limit,
+            contact_id=contact_id,
         )
 
     @translated
@@ -540,6 +547,41 @@ class Imports:
         await imports.finish(self._pool, file_key)
 
 
+class ConsoleSessions:
+    """The console's server-side sessions (``sessions``)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @translated
+    async def open(
+        self,
+        id_hash: bytes,
+        *,
+        token_name: str,
+        csrf_token: str,
+        idle_seconds: int,
+        absolute_seconds: int,
+    ) -> None:
+        await sessions.open_session(
+            self._pool,
+            id_hash,
+            token_name=token_name,
+            csrf_token=csrf_token,
+            idle_seconds=idle_seconds,
+            absolute_seconds=absolute_seconds,
+        )
+
+    @translated
+    async def touch(self, id_hash: bytes) -> sessions.ConsoleSession | None:
+        """The live session, marked seen; ``None`` if it is gone or expired."""
+        return await sessions.touch(self._pool, id_hash)
+
+    @translated
+    async def close(self, id_hash: bytes) -> bool:
+        return await sessions.close_session(self._pool, id_hash)
+
+
 class Store:
     """omniroute's database, opened by ``open_store``."""
 
@@ -558,6 +600,7 @@ class Store:
         self.nonces = Nonces(pool)
         self.reporting = Reporting(pool)
         self.imports = Imports(pool)
+        self.console = ConsoleSessions(pool)
 
     @property
     def pool(self) -> asyncpg.Pool:

@@ -423,3 +423,104 @@ def _common_errors() -> None:
 
 
 _common_errors()
+
+
+def _console_paths() -> dict[str, Any]:
+    """The supervisors' console (docs/console.md): HTML pages behind a session
+    cookie opened by a sign-in with a token holding scope ``console``; every
+    change needs the session's CSRF token and the console's own Origin."""
+    html = {"200": {"description": "an HTML page", "content": {"text/html": {}}}}
+    moved = {"303": {"description": "done; the page to show next"}}
+    cookie: dict[str, Any] = {"security": [{"console_session": []}]}
+    page = {**cookie, "responses": {**html, **_errors(400, 401, 403, 404, 503)}}
+    form = {"required": True, "content": {"application/x-www-form-urlencoded": {}}}
+    change = {
+        **cookie,
+        "requestBody": form,
+        "responses": {**moved, **_errors(401, 403, 404, 408, 503)},
+    }
+    return {
+        "/console/sign-in": {
+            "get": {"summary": "The sign-in form", "responses": html},
+            "post": {
+                "summary": "Sign in with a token holding scope console (form field token; "
+                "Origin must be this host); 303 with the session cookie, or the form again "
+                "with 401/403/429 (failed attempts are braked per address)",
+                "requestBody": form,
+                "responses": {**moved, **html, **_errors(401, 403, 408, 429, 503)},
+            },
+        },
+        "/console/sign-out": {"post": {"summary": "End the session", **change}},
+        "/console/static/{name}": {
+            "parameters": [_path_param("name", {"type": "string"})],
+            "get": {
+                "summary": "The console's script and stylesheet",
+                "responses": {"200": {"description": "a file"}, **_errors(404)},
+            },
+        },
+        "/console": {
+            "get": {
+                "summary": "Redirects to the Live page",
+                **cookie,
+                "responses": {**moved, **_errors(401, 403)},
+            }
+        },  # fmt: skip
+        "/console/live": {"get": {"summary": "Live: queues by channel, waiting contacts", **page}},
+        "/console/live/panel": {"get": {"summary": "Live's figures alone (HTML)", **page}},
+        "/console/live/stream": {
+            "get": {
+                "summary": "The live stream (as GET /v1/live/stream) for the console's session",
+                **cookie,
+                "parameters": [
+                    _query(
+                        "last_event_id",
+                        {"type": "string", "pattern": "^[0-9]+$"},
+                        "the id of the last event received",
+                    )
+                ],
+                "responses": {
+                    "200": {"description": "an event stream", "content": {"text/event-stream": {}}},
+                    **_errors(400, 401, 403),
+                },
+            }
+        },
+        "/console/contacts": {
+            "get": {
+                "summary": "Contacts: the history with the filters of GET /v1/contacts",
+                **page,
+            }
+        },
+        "/console/contacts/{id}": {
+            "parameters": [_path_param("id", _UUID)],
+            "get": {
+                "summary": "One contact: decision, explanation, overflow steps, deliveries, "
+                "the customer's timeline",
+                **page,
+            },
+        },
+        "/console/rules": {"get": {"summary": "Rules: active version, instances, editor", **page}},
+        "/console/rules/candidate": {
+            "post": {
+                "summary": "Check an edited rules file, run its tests, preview a replay of "
+                "the last N days (form fields file, text, days)",
+                **cookie,
+                "requestBody": form,
+                "responses": {**html, **_errors(400, 401, 403, 408, 422, 503)},
+            }
+        },
+        "/console/deliveries": {"get": {"summary": "Deliveries by status (failed first)", **page}},
+        "/console/deliveries/{id}/retry": {
+            "parameters": [_path_param("id", _UUID)],
+            "post": {"summary": "Send a delivery again", **change},
+        },
+        "/console/summary": {"get": {"summary": "Summary charts by channel over time", **page}},
+    }
+
+
+SPEC["paths"].update(_console_paths())
+SPEC["components"]["securitySchemes"]["console_session"] = {
+    "type": "apiKey",
+    "in": "cookie",
+    "name": "omniroute_console",
+    "description": "the console's session (named __Host-omniroute_console over HTTPS)",
+}

@@ -63,11 +63,11 @@ async def rules(request: web.Request) -> web.Response:
     if rt.rules.last_error:
         body["reload_errors"] = rt.rules.last_error
     body["instance_id"] = str(rt.instance.instance_id)
-    body["instances"] = await _live_instances(rt)
+    body["instances"] = await live_instances(rt)
     return json_response(body)
 
 
-async def _live_instances(rt: Runtime) -> list[dict[str, object]] | None:
+async def live_instances(rt: Runtime) -> list[dict[str, object]] | None:
     """Every instance with a recent heartbeat and the ruleset it serves; ``None``
     while the database cannot be reached (the ruleset itself is still shown)."""
     try:

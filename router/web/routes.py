@@ -6,12 +6,24 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from aiohttp import web
 
 from router.settings import Settings
-from router.web import customers, deliveries, events, history, live, ops, reports, webhooks
+from router.web import (
+    console,
+    customers,
+    deliveries,
+    events,
+    history,
+    live,
+    ops,
+    reports,
+    webhooks,
+)
 from router.web.auth import Tokens
+from router.web.console.sessions import guarded as session_guarded
 from router.web.state import PRINCIPAL
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -25,6 +37,9 @@ class Route:
     #: the token scope the route needs; ``None``: no token (health, the API
     #: description, and the webhooks, which adapters verify by signature)
     scope: str | None
+    #: how the scope is proven: a bearer token, or a console session cookie
+    #: (``router.web.console.sessions``: live session, then CSRF and Origin on changes)
+    by: Literal["token", "session"] = "token"
 
 
 def routes(settings: Settings) -> list[Route]:
@@ -54,6 +69,7 @@ def routes(settings: Settings) -> list[Route]:
         Route("GET", "/readyz", ops.readyz, None),
         Route("GET", "/metrics", ops.metrics, None if settings.metrics.public else "metrics:read"),
         Route("GET", "/openapi.json", ops.openapi, None),
+        *(Route(m, p, h, s, "session") for m, p, h, s in console.ROUTES),
     ]
 
 
@@ -66,6 +82,8 @@ def _guarded(route: Route, tokens: Tokens) -> Handler:
     if route.scope is None:
         return route.handler
     handler, scope = route.handler, route.scope
+    if route.by == "session":
+        return session_guarded(handler, scope)
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         request[PRINCIPAL] = tokens.require(request, scope)
