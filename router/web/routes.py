@@ -10,7 +10,17 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from router.settings import Settings
-from router.web import customers, deliveries, events, history, live, ops, reports, webhooks
+from router.web import (
+    customers,
+    deliveries,
+    events,
+    history,
+    live,
+    ops,
+    reports,
+    versions,
+    webhooks,
+)
 from router.web.auth import Tokens
 from router.web.state import PRINCIPAL
 
@@ -54,6 +64,21 @@ def routes(settings: Settings) -> list[Route]:
         Route("GET", "/readyz", ops.readyz, None),
         Route("GET", "/metrics", ops.metrics, None if settings.metrics.public else "metrics:read"),
         Route("GET", "/openapi.json", ops.openapi, None),
+        Route("GET", "/v1/rules/versions", versions.list_versions, "rules:read"),
+        Route("POST", "/v1/rules/versions", versions.publish_version, "rules:write"),
+        Route("GET", "/v1/rules/versions/{version}", versions.get_version, "rules:read"),
+        Route(
+            "GET",
+            "/v1/rules/versions/{version}/diff/{other}",
+            versions.diff_versions,
+            "rules:read",
+        ),
+        Route(
+            "POST",
+            "/v1/rules/versions/{version}/publish",
+            versions.republish_version,
+            "rules:write",
+        ),
     ]
 
 
