@@ -8,7 +8,10 @@ what is published there is the module's own."""
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -22,7 +25,7 @@ from router.errors import ConfigError
 from router.runtime import open_runtime
 from router.settings import SCOPES
 from tests.support.api import Api
-from tests.support.apps import app_on, eventually, served_version
+from tests.support.apps import app_on, base_url, eventually, served_version
 from tests.support.settings import ROOT, TOKEN, make_settings
 
 VIEWER = "test-token-rules-viewer"
@@ -335,3 +338,55 @@ async def test_scopes_and_bounds(pair: tuple[Api, Api]) -> None:
     badly = await answer(await a.get("/v1/rules/versions/NOT-A-VERSION"), 400)
     assert badly["fields"][0]["field"] == "version"
     assert await current(a) == version
+
+
+# -- omniroute rules publish (a CI pipeline) ----------------------------------
+
+
+async def cli(*args: str, token: str | None = TOKEN) -> tuple[int, str]:
+    """``omniroute rules publish …`` as a process; (exit code, output)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("OMNIROUTE_TOKEN", "OMNIROUTE_URL")}
+    if token is not None:
+        env["OMNIROUTE_TOKEN"] = token
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "router.commands.rules", "publish", *args,
+        cwd=ROOT, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_the_command_publishes_over_http(pair: tuple[Api, Api], tmp_path: Path) -> None:
+    a, b = pair
+    url = base_url(a)
+    before = await current(a)
+    rules = copy_rules(tmp_path / "broken")
+    queues = rules / "00-queues.yaml"
+    queues.write_text(queues.read_text().replace(CHAT_EXPECT, BROKEN_EXPECT))
+    code, out = await cli(str(rules), "--comment", "broken", "--url", url)
+    assert code == 1, out
+    assert f"test {CHAT_TEST!r}: expected queue 'email-general', got 'chat-general'" in out
+    assert await current(a) == before
+
+    code, out = await cli(str(rules), "--comment", "no token", "--url", url, token=None)
+    assert code == 2 and "OMNIROUTE_TOKEN" in out, out
+    code, out = await cli(str(rules), "--comment", "viewer", "--url", url, token=VIEWER)
+    assert code == 1
+
+    good = copy_rules(tmp_path / "good")
+    (good / "10-routing.yaml").write_text(
+        (good / "10-routing.yaml").read_text() + f"\n# from CI {time.time()}\n"
+    )
+    code, out = await cli(str(good), "--comment", "from CI", "--url", url, "--parent", before)
+    assert code == 0, out
+    version = await current(a)
+    assert version != before and f"published {version}" in out
+    trail = await answer(await a.get("/v1/rules/versions", limit=1), 200)
+    assert trail["versions"][0]["author"] == "all"
+    assert trail["versions"][0]["comment"] == "from CI"
+    await eventually(lambda: served_version(b), lambda v: v == version, timeout=2.0)
+
+    # a stale parent: refused, the conflict printed
+    code, out = await cli(str(good), "--comment", "late", "--url", url, "--parent", before)
+    assert code == 1 and "parent: the published version is" in out, out
