@@ -74,6 +74,8 @@ class LiveRules:
         #: matches per rule name of the active version, and since when they are counted
         self.matches: Counter[str] = Counter()
         self.counting_since: datetime | None = None
+        #: the published version this instance could not serve (database source)
+        self._refused_version: str | None = None
 
     @property
     def active(self) -> Ruleset:
@@ -164,7 +166,9 @@ class LiveRules:
         served yet; a version that does not load or whose tests fail here is
         refused like a bad edit (the active one keeps serving)."""
         version = await published()
-        if version is None or (self._active is not None and self._active.version == version):
+        if version is None or version == self._refused_version:
+            return  # (a refused version is refused once, not at every look)
+        if self._active is not None and self._active.version == version:
             return
         files = await sources(version)
         if files is None:
@@ -172,6 +176,7 @@ class LiveRules:
         try:
             ruleset = await asyncio.to_thread(load_checked, files, self.metrics, "follow")
         except RulesError as exc:
+            self._refused_version = version
             self.refused(exc, candidate=version)
             return
         self.activate(ruleset)

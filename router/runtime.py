@@ -344,6 +344,7 @@ async def serve_published(rt: Runtime) -> None:
 
 
 def _refusal(what: str, exc: RulesError) -> str:
+    """Why the service does not start: ``what`` (plural), then every problem."""
     why = "fail their tests" if isinstance(exc, RulesTestsFailed) else "do not load"
     return f"{what} {why}:\n  " + "\n  ".join(exc.problems)
 
@@ -377,7 +378,9 @@ async def _published_at_start(store: Store, rules: LiveRules) -> Ruleset:
     try:
         ruleset = await asyncio.to_thread(load_checked, sources, rules.metrics, "start")
     except RulesError as exc:
-        raise ConfigError(_refusal(f"the published ruleset {published.version}", exc)) from None
+        raise ConfigError(
+            _refusal(f"the files of the published ruleset {published.version}", exc)
+        ) from None
     return rules.activate(ruleset)
 
 

@@ -22,10 +22,14 @@ from aiohttp import ClientResponse
 
 from bench.faults import copy_rules
 from router.errors import ConfigError
+from router.rules.loader import version_of
 from router.runtime import open_runtime
 from router.settings import SCOPES
+from router.store.rulesets import publish
 from tests.support.api import Api
 from tests.support.apps import app_on, base_url, eventually, served_version
+from tests.support.databases import new_database
+from tests.support.seed import pool as store_pool
 from tests.support.settings import ROOT, TOKEN, make_settings
 
 VIEWER = "test-token-rules-viewer"
@@ -390,3 +394,87 @@ async def test_the_command_publishes_over_http(pair: tuple[Api, Api], tmp_path: 
     # a stale parent: refused, the conflict printed
     code, out = await cli(str(good), "--comment", "late", "--url", url, "--parent", before)
     assert code == 1 and "parent: the published version is" in out, out
+
+
+# -- rules.source: database at start, and a version an instance refuses -------
+
+
+def database_rules(paths: list[Path] | None = None) -> dict[str, Any]:
+    return {
+        "paths": [str(p) for p in (paths or [ROOT / "rules"])],
+        "watch": False,
+        "source": "database",
+    }
+
+
+async def test_instances_starting_together_publish_the_files_once(server_url: str) -> None:
+    async with new_database(server_url, "omniroute_gov") as url:
+        settings = make_settings(url, rules=database_rules())
+
+        async def start() -> str:
+            async with open_runtime(settings) as rt:
+                return rt.rules.active.version
+
+        versions = await asyncio.gather(start(), start(), start())
+        async with store_pool(url) as pool:
+            rows = await pool.fetch("SELECT version, author, comment FROM ruleset_publications")
+    assert len(set(versions)) == 1
+    assert [tuple(r) for r in rows] == [(versions[0], "start-up", "initial")]
+
+
+async def test_with_nothing_published_failing_files_refuse_to_start(
+    server_url: str, tmp_path: Path
+) -> None:
+    rules = copy_rules(tmp_path)
+    queues = rules / "00-queues.yaml"
+    queues.write_text(queues.read_text().replace(CHAT_EXPECT, BROKEN_EXPECT))
+    async with new_database(server_url, "omniroute_gov") as url:
+        settings = make_settings(url, rules=database_rules([rules]))
+        with pytest.raises(ConfigError) as raised:
+            async with open_runtime(settings):
+                pass
+        async with store_pool(url) as pool:
+            published = await pool.fetchval("SELECT count(*) FROM ruleset_publications")
+    assert raised.value.message.startswith(
+        "no ruleset is published yet, and the rules files fail their tests:"
+    )
+    assert f"test {CHAT_TEST!r}" in raised.value.message
+    assert published == 0
+
+
+async def test_a_published_version_that_fails_here_is_refused_and_blocks_a_start(
+    server_url: str,
+) -> None:
+    """A version stored as published whose tests fail on this instance (an
+    older engine, or written around the API): the running instance keeps its
+    version and says why; a new instance does not start on it."""
+    async with new_database(server_url, "omniroute_gov") as url:
+        async with app_on(url, rules=database_rules(), api=TOKENS) as api:
+            before = await served_version(api)
+            broken = with_failing_test(shipped())
+            async with store_pool(url) as pool:
+                version = version_of(broken)
+                await publish(
+                    pool, version, broken, author="somebody", comment="around the API",
+                    parent=None, check_parent=False,
+                )  # fmt: skip
+
+            async def ready() -> dict[str, Any]:
+                body: dict[str, Any] = await (await api.client.get("/readyz")).json()
+                return body
+
+            body = await eventually(ready, lambda b: bool(b.get("rules_reload_errors")))
+            assert body["ruleset"] == before
+            [problem] = body["rules_reload_errors"]
+            assert problem.startswith(f"00-queues.yaml:{failing_test_line()}:")
+            assert f"test {CHAT_TEST!r}" in problem
+            metrics = await (await api.get("/metrics")).text()
+            assert re.search(r'omniroute_rules_tests_refused_total\{at="follow"\} 1\.0', metrics)
+
+            settings = make_settings(url, rules=database_rules())
+            with pytest.raises(ConfigError) as raised:
+                async with open_runtime(settings):
+                    pass
+            assert raised.value.message.startswith(
+                f"the files of the published ruleset {version} fail their tests:"
+            )
