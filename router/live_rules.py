@@ -76,6 +76,7 @@ class LiveRules:
         self.counting_since: datetime | None = None
         #: the published version this instance could not serve (database source)
         self._refused_version: str | None = None
+        self._switching = asyncio.Lock()
 
     @property
     def active(self) -> Ruleset:
@@ -164,7 +165,17 @@ class LiveRules:
     ) -> None:
         """Serve the published version (``rules.source: database``) if it is not
         served yet; a version that does not load or whose tests fail here is
-        refused like a bad edit (the active one keeps serving)."""
+        refused like a bad edit (the active one keeps serving). One switch at a
+        time, so that a slower one never activates an older version last."""
+        async with self._switching:
+            await self._switch(published, sources, on_load)
+
+    async def _switch(
+        self,
+        published: Callable[[], Awaitable[str | None]],
+        sources: Callable[[str], Awaitable[dict[str, str] | None]],
+        on_load: OnLoad,
+    ) -> None:
         version = await published()
         if version is None or version == self._refused_version:
             return  # (a refused version is refused once, not at every look)
