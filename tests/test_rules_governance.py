@@ -478,3 +478,9 @@ async def test_a_published_version_that_fails_here_is_refused_and_blocks_a_start
             assert raised.value.message.startswith(
                 f"the files of the published ruleset {version} fail their tests:"
             )
+
+
+def test_rules_source_is_files_or_database(database_url: str) -> None:
+    assert make_settings(database_url).rules.source == "files"
+    with pytest.raises(ConfigError, match=r"rules\.source: Input should be 'files' or 'database'"):
+        make_settings(database_url, rules={"paths": ["rules"], "source": "git"})
