@@ -141,3 +141,14 @@ class RepublishIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     comment: Comment
     parent: str | None = Field(default=None, pattern=RULES_VERSION)
+
+
+class CandidateIn(BaseModel):
+    """``POST /v1/rules/check``: the files of a candidate ruleset."""
+
+    model_config = ConfigDict(extra="forbid")
+    files: Annotated[
+        dict[RulesFileName, str],
+        Field(min_length=1, max_length=RULES_FILES_MAX),
+        AfterValidator(_rules_files),
+    ]

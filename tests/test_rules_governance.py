@@ -30,7 +30,7 @@ from tests.support.api import Api
 from tests.support.apps import app_on, base_url, eventually, served_version
 from tests.support.databases import new_database
 from tests.support.seed import pool as store_pool
-from tests.support.settings import ROOT, TOKEN, make_settings
+from tests.support.settings import READ_TOKEN, ROOT, TOKEN, make_settings
 
 VIEWER = "test-token-rules-viewer"
 #: every scope, and a token that may read the rules but not publish them
@@ -484,3 +484,37 @@ def test_rules_source_is_files_or_database(database_url: str) -> None:
     assert make_settings(database_url).rules.source == "files"
     with pytest.raises(ConfigError, match=r"rules\.source: Input should be 'files' or 'database'"):
         make_settings(database_url, rules={"paths": ["rules"], "source": "git"})
+
+
+async def test_a_candidate_is_checked_and_tested_without_being_stored(api: Api) -> None:
+    files = shipped()
+    ok = await answer(await send(api, "POST", "/v1/rules/check", {"files": files}), 200)
+    assert ok["ok"] is True and ok["version"] == version_of(files)
+    assert ok["errors"] == ok["failures"] == [] and ok["tests"] > 0
+
+    failing = await answer(
+        await send(api, "POST", "/v1/rules/check", {"files": with_failing_test(files)}), 200
+    )
+    assert failing["ok"] is False and failing["tests"] == ok["tests"]
+    [failure] = failing["failures"]
+    assert (failure["file"], failure["line"], failure["col"]) == (
+        "00-queues.yaml", failing_test_line(), 5
+    )  # fmt: skip
+    assert failure["message"] == (
+        f"test {CHAT_TEST!r}: expected queue 'email-general', got 'chat-general'"
+    )
+
+    broken = {**files, "20-more.yaml": "rules:\n  - name: x\n    route: {queue: nowhere}\n"}
+    bad = await answer(await send(api, "POST", "/v1/rules/check", {"files": broken}), 200)
+    assert bad["ok"] is False and bad["version"] is None and bad["tests"] == 0
+    assert bad["errors"] and {e["file"] for e in bad["errors"]} == {"20-more.yaml"}
+    assert any(e["line"] == 3 and "nowhere" in e["message"] for e in bad["errors"]), bad
+
+    await answer(await send(api, "POST", "/v1/rules/check", {"files": files}, READ_TOKEN), 403)
+    refused = await answer(
+        await send(api, "POST", "/v1/rules/check", {"files": {"../x.yaml": ""}}), 422
+    )
+    assert refused["fields"][0]["field"].startswith("files")
+    # nothing was stored
+    unstored = version_of(with_failing_test(files))
+    await answer(await api.get(f"/v1/rules/versions/{unstored}"), 404)

@@ -6,7 +6,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from router.bodies import EventIn, JourneyIn, MergeIn, ProfileIn, PublishIn, RepublishIn
+from router.bodies import (
+    CandidateIn,
+    EventIn,
+    JourneyIn,
+    MergeIn,
+    ProfileIn,
+    PublishIn,
+    RepublishIn,
+)
 from router.models import CHANNELS, TIME_MAX, TIME_MIN
 
 _ERROR = {
@@ -366,6 +374,16 @@ SPEC: dict[str, Any] = {
                     "201": {"description": "published", "content": {"application/json": {}}},
                     **_errors(400, 401, 403, 404, 409, 422, 503),
                 },
+            }
+        },
+        "/v1/rules/check": {
+            "post": {
+                "summary": "Check candidate rules files and run their tests, storing nothing: "
+                "ok, the version they would have, errors, warnings and failing tests, each at "
+                "its file, line and column",
+                **_SECURE,
+                "requestBody": _body(CandidateIn),
+                "responses": {**_JSON_OK, **_errors(401, 403, 413, 422)},
             }
         },
         "/v1/deliveries": {

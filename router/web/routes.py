@@ -79,6 +79,7 @@ def routes(settings: Settings) -> list[Route]:
             versions.republish_version,
             "rules:write",
         ),
+        Route("POST", "/v1/rules/check", versions.check_files, "rules:write"),
     ]
 
 

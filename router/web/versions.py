@@ -3,10 +3,12 @@
 ``POST /v1/rules/versions/{version}/publish`` publishes a stored version again
 (a rollback), ``GET /v1/rules/versions`` lists the publications newest first,
 ``GET /v1/rules/versions/{version}`` returns a version's files and
-``GET /v1/rules/versions/{a}/diff/{b}`` the unified diff between two."""
+``GET /v1/rules/versions/{a}/diff/{b}`` the unified diff between two;
+``POST /v1/rules/check`` checks a candidate and runs its tests, storing nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -14,7 +16,7 @@ import structlog
 from aiohttp import web
 
 from router import publishing
-from router.bodies import RULES_VERSION, PublishIn, RepublishIn
+from router.bodies import RULES_VERSION, CandidateIn, PublishIn, RepublishIn
 from router.errors import Conflict, FieldError, NotFound
 from router.runtime import Runtime, serve_published
 from router.store.rulesets import Publication
@@ -178,3 +180,11 @@ async def diff_versions(request: web.Request) -> web.Response:
     if fmt == "text":
         return web.Response(text="".join(f["diff"] for f in files), content_type="text/x-diff")
     return json_response({"from": a, "to": b, "files": files})
+
+
+async def check_files(request: web.Request) -> web.Response:
+    """Check a candidate and run its tests (for an editor): every problem at
+    its file, line and column; 200 whether or not it could be published."""
+    body = await read_json(request, CandidateIn)
+    examined = await asyncio.to_thread(publishing.examine, body.files)
+    return json_response(examined.as_dict())
