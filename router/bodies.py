@@ -86,3 +86,69 @@ class EventIn(BaseModel):
     at: Annotated[datetime, AfterValidator(_storable_time)] | None = None
     agent: str | None = Field(default=None, max_length=256)
     data: JsonObject = Field(default_factory=dict)
+
+
+#: A rules file's name in a publication: a plain file name (no directories,
+#: nothing hidden) ending in .yaml or .yml.
+RULES_FILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}\.ya?ml$"
+#: At most this many files in a publication, each at most this many characters.
+RULES_FILES_MAX = 64
+RULES_FILE_CHARS_MAX = 256 * 1024
+#: The version of a ruleset: 12 hex digits (a content hash).
+RULES_VERSION = r"^[0-9a-f]{12}$"
+COMMENT_MAX = 1000
+
+
+def _comment(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank", "must say what changed and why (not blank)")
+    return value
+
+
+def _rules_files(value: dict[str, str]) -> dict[str, str]:
+    for name, text in value.items():
+        if ".." in name:
+            raise PydanticCustomError("file_name", f"file name {name!r}: no '..'")
+        if len(text) > RULES_FILE_CHARS_MAX:
+            raise PydanticCustomError(
+                "file_size",
+                f"file {name!r} has {len(text)} characters; at most {RULES_FILE_CHARS_MAX}",
+            )
+    return value
+
+
+RulesFileName = Annotated[str, Field(pattern=RULES_FILE_NAME)]
+Comment = Annotated[str, Field(min_length=1, max_length=COMMENT_MAX), AfterValidator(_comment)]
+
+
+class PublishIn(BaseModel):
+    """``POST /v1/rules/versions``: the files of the ruleset, why, and on top of what."""
+
+    model_config = ConfigDict(extra="forbid")
+    files: Annotated[
+        dict[RulesFileName, str],
+        Field(min_length=1, max_length=RULES_FILES_MAX),
+        AfterValidator(_rules_files),
+    ]
+    comment: Comment
+    #: the version the change was made on; 409 unless it is still the published one
+    parent: str | None = Field(default=None, pattern=RULES_VERSION)
+
+
+class RepublishIn(BaseModel):
+    """``POST /v1/rules/versions/{version}/publish``: why (a rollback, usually)."""
+
+    model_config = ConfigDict(extra="forbid")
+    comment: Comment
+    parent: str | None = Field(default=None, pattern=RULES_VERSION)
+
+
+class CandidateIn(BaseModel):
+    """``POST /v1/rules/check``: the files of a candidate ruleset."""
+
+    model_config = ConfigDict(extra="forbid")
+    files: Annotated[
+        dict[RulesFileName, str],
+        Field(min_length=1, max_length=RULES_FILES_MAX),
+        AfterValidator(_rules_files),
+    ]

@@ -108,6 +108,34 @@ class CustomerGone(Gone):
         self.erased = merged_into is None
 
 
+class Conflict(RequestError):
+    """The request conflicts with the current state (the message says with what)."""
+
+    code = "conflict"
+
+
+class PublishConflict(Conflict):
+    """A ruleset publication named a parent that is no longer the published version."""
+
+    code = "publish_conflict"
+
+    def __init__(self, current: str | None, parent: str | None) -> None:
+        super().__init__(
+            f"the published version is {current or 'none'}, not {parent or 'none'}; "
+            "read the current version, merge, and publish again",
+            fields=[FieldError("parent", f"the published version is {current or 'none'}")],
+        )
+        self.current = current
+        self.parent = parent
+
+
+class RulesRejected(RequestError):
+    """Rules sent to be published do not load or their tests fail; each problem
+    is a field error at its file."""
+
+    code = "rules_rejected"
+
+
 class Unauthorized(RequestError):
     """No valid API token was presented."""
 
@@ -189,6 +217,12 @@ class RulesError(RouterError):
     def __init__(self, message: str, *, problems: list[str]) -> None:
         super().__init__(message)
         self.problems = problems
+
+
+class RulesTestsFailed(RulesError):
+    """A ruleset loads but some of its own tests fail; it must not go live."""
+
+    code = "rules_tests_failed"
 
 
 class NotRedecidable(RouterError):

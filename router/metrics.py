@@ -105,7 +105,13 @@ class Metrics:
         )
         self.rules_reload_failures = Counter(
             "omniroute_rules_reload_failures",
-            "Ruleset edits refused because they did not load",
+            "Ruleset edits refused because they did not load or their tests failed",
+            registry=r,
+        )
+        self.rules_tests_refused = Counter(
+            "omniroute_rules_tests_refused",
+            "Ruleset versions refused because their own tests fail, by where",
+            ["at"],
             registry=r,
         )
 

@@ -117,6 +117,11 @@ class HttpSettings(_Section):
 class RulesSettings(_Section):
     paths: list[Path] = Field(default_factory=lambda: [Path("rules")])
     watch: bool = True
+    #: ``files``: serve the files in ``paths`` (reloaded on change when
+    #: ``watch``); ``database``: serve the version published through the API
+    #: or ``omniroute rules publish`` (the files in ``paths`` are published
+    #: as the first version when none is). See docs/rules.md, "Governance".
+    source: Literal["files", "database"] = "files"
 
 
 class ContextProviderSettings(_Section):

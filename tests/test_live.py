@@ -41,7 +41,9 @@ rules:
 @pytest.fixture(scope="module")
 def rules_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("live-rules")
-    (folder / "00-queues.yaml").write_text((ROOT / "rules" / "00-queues.yaml").read_text())
+    # the shipped queues without their tests, which expect the shipped routing
+    queues = (ROOT / "rules" / "00-queues.yaml").read_text().split("\ntests:")[0]
+    (folder / "00-queues.yaml").write_text(queues)
     (folder / "10-routing.yaml").write_text(RULES)
     return folder
 

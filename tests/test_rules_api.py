@@ -42,7 +42,9 @@ async def test_rules_count_their_matches(api: Api) -> None:
 
 
 def test_counts_restart_with_a_new_version(tmp_path: Path) -> None:
-    (tmp_path / "rules.yaml").write_text((ROOT / "rules" / "00-queues.yaml").read_text())
+    # without its tests: the rule added below sends chats elsewhere than they expect
+    queues = (ROOT / "rules" / "00-queues.yaml").read_text().split("\ntests:")[0]
+    (tmp_path / "rules.yaml").write_text(queues)
     live = LiveRules([tmp_path], Metrics())
     first = live.load()
     since = live.counting_since

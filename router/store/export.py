@@ -60,6 +60,7 @@ EXPORT_COLUMNS = (
     "resolved_at",
     "closed_at",
     "sla_met",
+    "rollout",
 )
 _LISTS = ("skills", "tags")
 _BOOLEANS = (
@@ -90,6 +91,7 @@ CSV_NEUTRALISED = (
     "rule",
     "tier",
     "agent",
+    "rollout",
 )
 #: the code points of '=', '+', '-', '@', tab and carriage return
 FORMULA_STARTS = (61, 43, 45, 64, 9, 13)

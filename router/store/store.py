@@ -435,10 +435,12 @@ class Customers:
 
 
 class Rulesets:
-    """Every ruleset version loaded, with its files."""
+    """Every ruleset version loaded, with its files; the publications (the
+    audit trail) and a listener for new ones."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, url: str | None = None) -> None:
         self._pool = pool
+        self._url = url
 
     @translated
     async def save(self, version: str, sources: Mapping[str, str]) -> None:
@@ -448,6 +450,54 @@ class Rulesets:
     async def sources(self, version: str) -> dict[str, str] | None:
         """The files of ruleset ``version``; ``None`` if it is not stored."""
         return await rulesets.fetch_sources(self._pool, version)
+
+    @translated
+    async def stored(self, version: str) -> rulesets.StoredRuleset | None:
+        """Ruleset ``version`` with its files and origin; ``None`` if it is not stored."""
+        return await rulesets.fetch_ruleset(self._pool, version)
+
+    @translated
+    async def publish(
+        self,
+        version: str,
+        sources: Mapping[str, str],
+        *,
+        author: str,
+        comment: str,
+        parent: str | None,
+        check_parent: bool,
+    ) -> rulesets.Publication:
+        """Make ``version`` the published version (see ``rulesets.publish``)."""
+        return await rulesets.publish(
+            self._pool,
+            version,
+            sources,
+            author=author,
+            comment=comment,
+            parent=parent,
+            check_parent=check_parent,
+        )
+
+    @translated
+    async def published(self) -> rulesets.Publication | None:
+        return await rulesets.published(self._pool)
+
+    @translated
+    async def published_version(self) -> str | None:
+        found = await rulesets.published(self._pool)
+        return None if found is None else found.version
+
+    @translated
+    async def publications(
+        self, *, before: int | None, limit: int, version: str | None = None
+    ) -> list[rulesets.Publication]:
+        return await rulesets.publications(self._pool, before=before, limit=limit, version=version)
+
+    def listening(
+        self, wake: Callable[[], None]
+    ) -> contextlib.AbstractAsyncContextManager[asyncio.Event]:
+        """Call ``wake`` whenever a version is published (see ``listening``)."""
+        return listening(self._pool, self._url, rulesets.CHANNEL, wake)
 
 
 class Instances:
@@ -595,7 +645,7 @@ class Store:
         self.lifecycle = Lifecycle(pool)
         self.live = Live(pool, url)
         self.customers = Customers(pool)
-        self.rulesets = Rulesets(pool)
+        self.rulesets = Rulesets(pool, url)
         self.instances = Instances(pool)
         self.nonces = Nonces(pool)
         self.reporting = Reporting(pool)

@@ -73,6 +73,7 @@ def summary(row: ContactSummary) -> dict[str, Any]:
         "resolved_at": _iso(row.resolved_at),
         "closed_at": _iso(row.closed_at),
         "sla_met": row.sla_met,
+        "rollout": row.rollout,
     }
 
 

@@ -6,7 +6,15 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from router.bodies import EventIn, JourneyIn, MergeIn, ProfileIn
+from router.bodies import (
+    CandidateIn,
+    EventIn,
+    JourneyIn,
+    MergeIn,
+    ProfileIn,
+    PublishIn,
+    RepublishIn,
+)
 from router.models import CHANNELS, TIME_MAX, TIME_MIN
 
 _ERROR = {
@@ -308,6 +316,74 @@ SPEC: dict[str, Any] = {
                 "every live instance serves",
                 "security": [{"bearer": []}],
                 "responses": {**_JSON_OK, **_errors(401, 403)},
+            }
+        },
+        "/v1/rules/versions": {
+            "get": {
+                "summary": "The audit trail of rules publications, newest first: version, "
+                "parent, author (the token's name), comment, time; which version is published "
+                "and which this instance serves",
+                **_SECURE,
+                "parameters": [
+                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "rows"),
+                ],
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 503)},
+            },
+            "post": {
+                "summary": "Publish rules files (rules.source: database): checked and their "
+                "tests run first (422 naming each problem or failing test at its file); 409 "
+                "when parent is not the published version, or with rules.source: files",
+                **_SECURE,
+                "requestBody": _body(PublishIn),
+                "responses": {
+                    "201": {"description": "published", "content": {"application/json": {}}},
+                    **_errors(400, 401, 403, 409, 413, 422, 503),
+                },
+            },
+        },
+        "/v1/rules/versions/{version}": {
+            "get": {
+                "summary": "A stored ruleset version: its files, origin and publications",
+                **_SECURE,
+                "parameters": [_path_param("version", {"type": "string"})],
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 503)},
+            }
+        },
+        "/v1/rules/versions/{version}/diff/{other}": {
+            "get": {
+                "summary": "The unified diff, file by file, from one version to another "
+                "(format=text: the diff itself as text)",
+                **_SECURE,
+                "parameters": [
+                    _path_param("version", {"type": "string"}),
+                    _path_param("other", {"type": "string"}),
+                    _query("format", {"type": "string", "enum": ["json", "text"]}, "default json"),
+                ],
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 503)},
+            }
+        },
+        "/v1/rules/versions/{version}/publish": {
+            "post": {
+                "summary": "Publish a stored version again (a rollback), recorded as a new "
+                "entry of the audit trail; its tests run again first",
+                **_SECURE,
+                "parameters": [_path_param("version", {"type": "string"})],
+                "requestBody": _body(RepublishIn),
+                "responses": {
+                    "201": {"description": "published", "content": {"application/json": {}}},
+                    **_errors(400, 401, 403, 404, 409, 422, 503),
+                },
+            }
+        },
+        "/v1/rules/check": {
+            "post": {
+                "summary": "Check candidate rules files and run their tests, storing nothing: "
+                "ok, the version they would have, errors, warnings and failing tests, each at "
+                "its file, line and column",
+                **_SECURE,
+                "requestBody": _body(CandidateIn),
+                "responses": {**_JSON_OK, **_errors(401, 403, 413, 422)},
             }
         },
         "/v1/deliveries": {

@@ -34,6 +34,7 @@ async def readyz(request: web.Request) -> web.Response:
         "status": "ready" if ready else "not_ready",
         "checks": checks,
         "ruleset": rt.rules.active.version if rt.rules.ready else None,
+        "rules_source": rt.rules.source,
         "instance_id": str(rt.instance.instance_id),
     }
     if rt.rules.last_error:
@@ -62,6 +63,7 @@ async def rules(request: web.Request) -> web.Response:
     body["matches_since"] = since.isoformat() if since else None
     if rt.rules.last_error:
         body["reload_errors"] = rt.rules.last_error
+    body["source"] = rt.rules.source
     body["instance_id"] = str(rt.instance.instance_id)
     body["instances"] = await live_instances(rt)
     return json_response(body)

@@ -20,6 +20,7 @@ from router.web import (
     live,
     ops,
     reports,
+    versions,
     webhooks,
 )
 from router.web.auth import Tokens
@@ -69,6 +70,22 @@ def routes(settings: Settings) -> list[Route]:
         Route("GET", "/readyz", ops.readyz, None),
         Route("GET", "/metrics", ops.metrics, None if settings.metrics.public else "metrics:read"),
         Route("GET", "/openapi.json", ops.openapi, None),
+        Route("GET", "/v1/rules/versions", versions.list_versions, "rules:read"),
+        Route("POST", "/v1/rules/versions", versions.publish_version, "rules:write"),
+        Route("GET", "/v1/rules/versions/{version}", versions.get_version, "rules:read"),
+        Route(
+            "GET",
+            "/v1/rules/versions/{version}/diff/{other}",
+            versions.diff_versions,
+            "rules:read",
+        ),
+        Route(
+            "POST",
+            "/v1/rules/versions/{version}/publish",
+            versions.republish_version,
+            "rules:write",
+        ),
+        Route("POST", "/v1/rules/check", versions.check_files, "rules:write"),
         *(Route(m, p, h, s, "session") for m, p, h, s in console.ROUTES),
     ]
 
