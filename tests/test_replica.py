@@ -23,6 +23,7 @@ from router.store.records import Selection
 from tests.support.api import Api, routed
 from tests.support.apps import app_on, eventually
 from tests.support.examples import person
+from tests.support.proxy import CuttableProxy
 from tests.support.standby import StandbyPair
 
 
@@ -59,6 +60,19 @@ async def count(url: str, contact_id: str | None = None) -> int:
         return found
     finally:
         await con.close()
+
+
+def of_customer(customer_id: str) -> Selection:
+    """The history selection of one customer's records, newest first."""
+    return Selection(
+        filters={"customer_id": uuid.UUID(customer_id)},
+        since=None,
+        until=None,
+        tag=None,
+        after=None,
+        ascending=False,
+        state=None,
+    )
 
 
 async def history(api: Api, customer_id: str, **params: Any) -> tuple[int, Any]:
@@ -254,15 +268,7 @@ async def test_a_read_the_replica_fails_midway_runs_on_the_primary(
         url=standby_pair.primary.url, replica_url=standby_pair.standby.url, pool_min=1
     )
     async with open_store(settings, migrate=False) as store:
-        chosen = Selection(
-            filters={"customer_id": uuid.UUID(contact["customer_id"])},
-            since=None,
-            until=None,
-            tag=None,
-            after=None,
-            ascending=False,
-            state=None,
-        )
+        chosen = of_customer(contact["customer_id"])
         await eventually(lambda: store.records.page(chosen, limit=10), lambda rows: len(rows) == 1)
         assert (await store.replica.measure()).reads == "replica"
         standby_pair.standby.stop()  # (well within STALE of that measurement)
@@ -298,3 +304,44 @@ async def test_a_cursor_from_one_server_pages_on_the_other(standby_pair: Standby
 
         assert await pages(reading_replica, primary) == newest_first
         assert await pages(primary, reading_replica) == newest_first
+
+
+async def test_a_replica_that_stops_answering_costs_one_read_a_few_seconds(
+    standby_pair: StandbyPair,
+) -> None:
+    """A network that drops everything without refusing (a proxy that stops
+    forwarding): the read times out, a measurement finds the replica away,
+    the read is answered by the primary; the next reads do not wait."""
+    async with app(standby_pair) as api:
+        contact = await routed(api, "chat", customer=person())
+        await caught_up(api)
+    proxy = CuttableProxy(standby_pair.standby.url)
+    await proxy.start()
+    settings = DatabaseSettings(
+        url=standby_pair.primary.url,
+        replica_url=proxy.url,
+        pool_min=1,
+        command_timeout=1,
+        connect_timeout=1,
+    )
+    try:
+        async with open_store(settings, migrate=False) as store:
+            chosen = of_customer(contact["customer_id"])
+            await eventually(
+                lambda: store.records.page(chosen, limit=10), lambda rows: len(rows) == 1
+            )
+            assert (await store.replica.measure()).reads == "replica"
+            proxy.stall()
+            started = time.monotonic()
+            rows = await store.records.page(chosen, limit=10)
+            assert [str(r.contact_id) for r in rows] == [contact["contact_id"]]
+            assert time.monotonic() - started < 6
+            assert store.replica.status.state == "away"
+            started = time.monotonic()
+            assert len(await store.records.page(chosen, limit=10)) == 1
+            assert time.monotonic() - started < 1
+
+            proxy.flow()
+            await eventually(store.replica.measure, lambda s: s.reads == "replica", timeout=20)
+    finally:
+        await proxy.close()

@@ -199,14 +199,21 @@ class Reads:
         try:
             return await read(pool)
         except Exception as exc:
-            if not (_away_error(exc) or _conflict(exc)):
-                raise
             if _conflict(exc):
                 reason = "replay on the replica cancelled the read (a recovery conflict)"
                 log.warning("replica_read_cancelled", sqlstate=getattr(exc, "sqlstate", None))
-            else:
+            elif _away_error(exc):
                 reason = f"the replica is away ({type(exc).__name__})"
                 self._away(reason)
+            elif isinstance(exc, TimeoutError):
+                # a slow read, or a replica that vanished without refusing:
+                # a measurement tells which
+                status = await self.measure()
+                if status.state != "away" or status.reason is None:
+                    raise
+                reason = status.reason
+            else:
+                raise
             if started is not None and started():
                 raise
             return await read(self._other(reason))
