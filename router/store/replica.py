@@ -220,7 +220,7 @@ class Reads:
 
     def _choose(self) -> asyncpg.Pool:
         status = self._status
-        if status.reason is None and status.state in ("ok",):
+        if status.state == "ok":
             assert self._replica is not None
             return self._replica
         return self._other(status.reason or "the replica's lag is not known yet")
