@@ -6,6 +6,7 @@ they come back when it does; a page cursor works on either."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -16,6 +17,7 @@ from typing import Any
 import asyncpg
 import orjson
 import pytest
+from structlog.testing import capture_logs
 
 from router.store import open_store
 from router.store.config import DatabaseSettings
@@ -345,3 +347,48 @@ async def test_a_replica_that_stops_answering_costs_one_read_a_few_seconds(
             await eventually(store.replica.measure, lambda s: s.reads == "replica", timeout=20)
     finally:
         await proxy.close()
+
+
+async def test_a_read_replay_cancels_is_answered_by_the_primary(
+    standby_pair: StandbyPair,
+) -> None:
+    """A recovery conflict: the primary takes a lock the replica's reader
+    holds a weaker one of, and the replica (``max_standby_streaming_delay =
+    0``) cancels the read to replay it; the read is answered by the primary."""
+    async with app(standby_pair) as api:  # the schema
+        await caught_up(api)
+    standby = await asyncpg.connect(standby_pair.standby.url)
+    primary = await asyncpg.connect(standby_pair.primary.url)
+    settings = DatabaseSettings(
+        url=standby_pair.primary.url, replica_url=standby_pair.standby.url, pool_min=1
+    )
+    try:
+        await standby.execute("ALTER SYSTEM SET max_standby_streaming_delay = 0")
+        await standby.execute("SELECT pg_reload_conf()")
+        async with open_store(settings, migrate=False) as store:
+            assert (await store.replica.measure()).reads == "replica"
+            servers: list[bool] = []
+
+            async def slow_read(pool: asyncpg.Pool) -> int:
+                servers.append(await pool.fetchval("SELECT pg_is_in_recovery()"))
+                found: int = await pool.fetchval(
+                    "SELECT count(*) FROM omniroute.rulesets, pg_sleep(2)"
+                )
+                return found
+
+            async def lock_on_the_primary() -> None:
+                await asyncio.sleep(0.5)
+                async with primary.transaction():
+                    await primary.execute("LOCK TABLE omniroute.rulesets IN ACCESS EXCLUSIVE MODE")
+
+            with capture_logs() as logs:
+                found, _ = await asyncio.gather(store.replica.run(slow_read), lock_on_the_primary())
+            assert found >= 1
+            assert servers == [True, False]  # the replica first, then the primary
+            assert any(e["event"] == "replica_read_cancelled" for e in logs)
+            assert store.replica.status.state == "ok"  # not away: it is there
+    finally:
+        await standby.execute("ALTER SYSTEM RESET max_standby_streaming_delay")
+        await standby.execute("SELECT pg_reload_conf()")
+        await standby.close()
+        await primary.close()
