@@ -257,6 +257,13 @@ class StoreUnavailable(RouterError):
     retry_after = 5
 
 
+class ReplicaUnavailable(StoreUnavailable):
+    """A reporting read was refused: the replica is away or too far behind and
+    the configuration keeps such reads off the primary."""
+
+    code = "replica_unavailable"
+
+
 def field_errors(exc: ValidationError, *, prefix: str = "") -> list[FieldError]:
     """Pydantic's errors as dotted field paths with a short reason each."""
     out = []

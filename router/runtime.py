@@ -64,6 +64,8 @@ PURGE_SECONDS = 3600
 LIVE_LOG_KEEP_SECONDS = 86400
 #: The author of the first version published from the files at start-up.
 STARTUP_AUTHOR = "start-up"
+#: The reporting replica's lag is measured this often (when one is configured).
+REPLICA_LAG_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +274,9 @@ def _schedule(rt: Runtime) -> None:
     life = rt.settings.lifecycle
     jobs.every("overflow_steps", life.step_interval, partial(_apply_steps, rt), timeout=10)
     jobs.every("expiry", life.expiry_interval, partial(_expire_open, rt), first="now", timeout=60)
+    if store.replica.configured:
+        measure = partial(_measure_replica, rt)
+        jobs.every("replica_lag", REPLICA_LAG_SECONDS, measure, first="now", timeout=10)
 
 
 def _lifetime(settings: Settings, adapter: str, channel: str) -> float | None:
@@ -318,6 +323,11 @@ async def _expire_open(rt: Runtime) -> None:
             log.info("contacts_expired", count=len(expired))
         if len(expired) < batch:
             return
+
+
+async def _measure_replica(rt: Runtime) -> None:
+    """Measure the reporting replica's lag (reads follow it) for the gauges."""
+    rt.metrics.replica(await rt.store.replica.measure())
 
 
 async def _heartbeat(rt: Runtime) -> None:

@@ -631,4 +631,6 @@ def load_settings(
         raise ConfigError(f"{path}: invalid configuration: {problems}") from None
     if settings.database.url is None and os.environ.get("DATABASE_URL"):
         settings.database.url = os.environ["DATABASE_URL"]
+    if settings.database.replica_url is None and os.environ.get("DATABASE_REPLICA_URL"):
+        settings.database.replica_url = os.environ["DATABASE_REPLICA_URL"]
     return settings

@@ -38,6 +38,7 @@ from router.store import (
     profiles,
     records,
     replay,
+    replica,
     retention,
     rollups,
     rulesets,
@@ -50,10 +51,13 @@ from router.store.db import translated, translated_iterator
 
 class Records:
     """The routed-contact records: written by routing, read by the history,
-    explain, exports and replays."""
+    explain, exports and replays. History pages and exports are reporting
+    reads (``reads``: the replica when there is one); the rest reads the
+    primary, which has what was just written."""
 
-    def __init__(self, pool: asyncpg.Pool, export_slots: int) -> None:
+    def __init__(self, pool: asyncpg.Pool, export_slots: int, reads: replica.Reads) -> None:
         self._pool = pool
+        self._reads = reads
         #: exports running at once hold this many pool connections at most, so
         #: that routing always keeps connections; the next one is refused
         self._exports = asyncio.Semaphore(export_slots)
@@ -74,8 +78,9 @@ class Records:
     async def page(
         self, selection: records.Selection, *, limit: int
     ) -> list[records.ContactSummary]:
-        """Up to ``limit`` records of ``selection``, in its order."""
-        return await records.fetch_page(self._pool, selection, limit=limit)
+        """Up to ``limit`` records of ``selection``, in its order (a
+        reporting read)."""
+        return await self._reads.run(lambda pool: records.fetch_page(pool, selection, limit=limit))
 
     @translated
     async def export(
@@ -87,13 +92,24 @@ class Records:
         limit: int | None,
         timeout: float,
     ) -> None:
-        """Stream the records of ``selection`` to ``sink`` (``export.export``);
-        ``StoreUnavailable`` at once when too many exports are running."""
+        """Stream the records of ``selection`` to ``sink`` (``export.export``,
+        a reporting read); ``StoreUnavailable`` at once when too many exports
+        are running."""
         if self._exports.locked():
             raise StoreUnavailable("too many exports are running; retry later")
+        sent = False
+
+        async def sending(chunk: bytes) -> None:
+            nonlocal sent
+            sent = True
+            await sink(chunk)
+
         async with self._exports:
-            await export.export(
-                self._pool, selection, fmt=fmt, sink=sink, limit=limit, timeout=timeout
+            await self._reads.run(
+                lambda pool: export.export(
+                    pool, selection, fmt=fmt, sink=sending, limit=limit, timeout=timeout
+                ),
+                started=lambda: sent,
             )
 
     @translated_iterator
@@ -539,14 +555,16 @@ class Nonces:
 
 
 class Reporting:
-    """Summaries, their hourly rollups, retention and the monthly partitions."""
+    """Summaries, their hourly rollups, retention and the monthly partitions.
+    The summary is a reporting read (``reads``: the replica when there is one)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, reads: replica.Reads) -> None:
         self._pool = pool
+        self._reads = reads
 
     @translated
     async def summarize(self, query: summary.SummaryQuery) -> summary.Summary:
-        return await summary.summarize(self._pool, query)
+        return await self._reads.run(lambda pool: summary.summarize(pool, query))
 
     @translated
     async def refresh_rollups(
@@ -636,11 +654,20 @@ class Store:
     """omniroute's database, opened by ``open_store``."""
 
     def __init__(
-        self, pool: asyncpg.Pool, settings: DatabaseSettings, *, url: str | None = None
+        self,
+        pool: asyncpg.Pool,
+        settings: DatabaseSettings,
+        *,
+        url: str | None = None,
+        replica_pool: asyncpg.Pool | None = None,
     ) -> None:
         self._pool = pool
+        #: where the reporting reads go: the replica (``replica_pool``) or this pool
+        self.replica = replica.Reads(pool, replica_pool, settings)
         self.outbox = Outbox(pool, url, slots=max(1, settings.pool_max // 4))
-        self.records = Records(pool, export_slots=max(1, settings.pool_max // 2))
+        self.records = Records(
+            pool, export_slots=max(1, settings.pool_max // 2), reads=self.replica
+        )
         self.events = Events(pool)
         self.lifecycle = Lifecycle(pool)
         self.live = Live(pool, url)
@@ -648,7 +675,7 @@ class Store:
         self.rulesets = Rulesets(pool, url)
         self.instances = Instances(pool)
         self.nonces = Nonces(pool)
-        self.reporting = Reporting(pool)
+        self.reporting = Reporting(pool, self.replica)
         self.imports = Imports(pool)
         self.console = ConsoleSessions(pool)
 
@@ -677,13 +704,20 @@ async def open_store(
 ) -> AsyncIterator[Store]:
     """The store on the configured database (or an embedded server started
     for the block), its pool retrying for up to ``wait`` seconds at start-up,
-    the schema migrated unless ``migrate`` is false; closed at the end."""
+    the schema migrated unless ``migrate`` is false; closed at the end. With
+    ``replica_url``, a second pool on the replica for the reporting reads (it
+    connects as reads need it: a replica away does not stop the start)."""
     async with db.database(settings) as url:
         pool = await db.connect_pool(url, settings, wait=wait)
+        reporting: asyncpg.Pool | None = None
         try:
-            store = Store(pool, settings, url=url)
+            if settings.replica_url:
+                reporting = await db.replica_pool(settings.replica_url, settings)
+            store = Store(pool, settings, url=url, replica_pool=reporting)
             if migrate:
                 await store.migrate()
             yield store
         finally:
+            if reporting is not None:
+                await reporting.close()
             await pool.close()

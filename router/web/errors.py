@@ -25,6 +25,7 @@ from router.errors import (
     NotFound,
     PayloadError,
     PayloadTooLarge,
+    ReplicaUnavailable,
     RequestError,
     RequestTimeout,
     RouterError,
@@ -63,6 +64,7 @@ STATUS: dict[type[RouterError], int] = {
     UnstorableValue: 422,
     TooManyRequests: 429,
     StoreUnavailable: 503,
+    ReplicaUnavailable: 503,
 }
 
 

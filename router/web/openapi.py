@@ -472,7 +472,15 @@ SPEC: dict[str, Any] = {
             }
         },
         "/healthz": {"get": {"summary": "Liveness", "responses": _JSON_OK}},
-        "/readyz": {"get": {"summary": "Readiness", "responses": {**_JSON_OK, **_errors(503)}}},
+        "/readyz": {
+            "get": {
+                "summary": "Readiness",
+                "description": "200 when the database answers and a ruleset is loaded. With "
+                "database.replica_url, a replica field (state, reads, lag_seconds, lag_bytes, "
+                "reason): a replica away or lagging never makes the instance unready",
+                "responses": {**_JSON_OK, **_errors(503)},
+            }
+        },
         "/metrics": {
             "get": {
                 "summary": "Prometheus metrics (scope metrics:read, unless metrics.public)",

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from router.errors import StoreUnavailable
 from router.runtime import Runtime
+from router.store.replica import ReplicaStatus
 from router.web.body import json_response
 from router.web.openapi import SPEC
 from router.web.state import RUNTIME
@@ -39,7 +40,21 @@ async def readyz(request: web.Request) -> web.Response:
     }
     if rt.rules.last_error:
         body["rules_reload_errors"] = rt.rules.last_error
+    if rt.store.replica.configured:
+        # Reported, never a reason for "not ready": routing does not read it.
+        body["replica"] = (await _replica(rt)).as_dict()
     return json_response(body, status=200 if ready else 503)
+
+
+async def _replica(rt: Runtime) -> ReplicaStatus:
+    """The reporting replica measured now (the last measurement when that
+    takes too long)."""
+    try:
+        status = await asyncio.wait_for(rt.store.replica.measure(), READY_TIMEOUT)
+    except TimeoutError:
+        status = rt.store.replica.status
+    rt.metrics.replica(status)
+    return status
 
 
 async def metrics(request: web.Request) -> web.Response:
