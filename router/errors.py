@@ -108,6 +108,26 @@ class CustomerGone(Gone):
         self.erased = merged_into is None
 
 
+class Conflict(RequestError):
+    """The request conflicts with the current state of the resource."""
+
+    code = "conflict"
+
+
+class AgentHoldsWork(Conflict):
+    """An agent holding offered or assigned contacts cannot be removed."""
+
+    code = "agent_holds_work"
+
+    def __init__(self, agent_id: str, held: int) -> None:
+        super().__init__(
+            f"agent {agent_id} holds {held} contact(s); end or move them first",
+            fields=[FieldError("id", f"holds {held} offered or assigned contact(s)")],
+        )
+        self.agent_id = agent_id
+        self.held = held
+
+
 class Unauthorized(RequestError):
     """No valid API token was presented."""
 

@@ -271,6 +271,9 @@ class ContactSummary:
     resolved_at: datetime | None
     closed_at: datetime | None
     sla_met: bool | None
+    #: offers made to agents (assignment by omniroute), and when the first was
+    offers_made: int
+    offered_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
