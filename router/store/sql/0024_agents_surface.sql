@@ -32,8 +32,9 @@ SELECT contact_id, received_at, adapter, provider, channel, external_id, thread_
        outcome, agent, assigned_at, answered_at, abandoned_at, resolved_at, closed_at,
        sla_met,
        offers_made, offered_at,
-       greatest(extract(epoch FROM assigned_at - received_at) * 1000, 0)::double precision
-           AS wait_to_assign_ms
+       CASE WHEN assigned_at IS NOT NULL  -- (greatest would turn a NULL into 0)
+            THEN greatest(extract(epoch FROM assigned_at - received_at) * 1000, 0)::double precision
+       END AS wait_to_assign_ms
   FROM contacts;
 
 -- The summary groups and filters by agent: the hourly rollups gain the
