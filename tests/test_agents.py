@@ -196,6 +196,15 @@ async def test_scopes(app: Api) -> None:
         assert (await app.get(target, token=None)).status == 401
 
 
+async def test_failed_tokens_are_braked_on_the_agents_endpoints(own_database: str) -> None:
+    tokens = [{"name": "all", "token": TOKEN, "scopes": ["agents:read", "agents:write"]}]
+    async with app_on(own_database, api={"tokens": tokens, "failed_auth_limit": 2}) as api:
+        for _ in range(2):
+            assert (await api.get("/v1/agents", token="wrong-token")).status == 401
+        braked = await api.send("PUT", f"/v1/agents/{unique('br')}", {})  # the right token
+        assert braked.status == 429 and int(braked.headers["Retry-After"]) > 0
+
+
 # -- presence and the assignment job's notification ------------------------------------
 
 
