@@ -370,4 +370,7 @@ async def test_presence_changes_are_on_the_live_stream(app: Api) -> None:
     nxt = await resumed.until(lambda e: e.get("agent_id") == agent_id)
     assert nxt[0]["id"] > change["id"]
     assert (nxt[-1]["data"]["from"], nxt[-1]["data"]["to"]) == ("available", "busy")
+    await app.json("DELETE", f"/v1/agents/{agent_id}")  # removed while signed in
+    gone = await resumed.until(lambda e: e.get("agent_id") == agent_id)
+    assert (gone[-1]["data"]["from"], gone[-1]["data"]["to"]) == ("busy", "offline")
     resumed.response.close()
