@@ -133,3 +133,11 @@ class PresenceIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     #: available, busy, away, offline, or a platform's name in agents.presence_names
     presence: str = Field(min_length=1, max_length=64)
+    #: when the change happened on the platform (no offset: UTC); a change
+    #: older than the agent's current presence is stale and ignored
+    at: Annotated[datetime, AfterValidator(_storable_time)] | None = None
+
+    def when(self) -> datetime | None:
+        if self.at is None or self.at.tzinfo is not None:
+            return self.at
+        return self.at.replace(tzinfo=UTC)

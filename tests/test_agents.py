@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -278,6 +279,29 @@ async def test_presence_mapping_and_the_notification(app: Api, db: asyncpg.Conne
     )
     assert unknown[0]["field"] == "id"
     await db.remove_listener("omniroute_assign", listener)
+
+
+async def test_a_change_older_than_the_current_presence_is_stale(app: Api) -> None:
+    agent_id = unique("old")
+    await put(app, agent_id, {}, status=201)
+    path = f"/v1/agents/{agent_id}/presence"
+    now = datetime.now(UTC)
+
+    async def change(value: str, ago: float) -> Any:
+        at = (now - timedelta(seconds=ago)).isoformat()
+        return await app.json("PUT", path, {"presence": value, "at": at})
+
+    first = await change("available", 60)
+    assert first["changed"] is True and first["stale"] is False
+    assert datetime.fromisoformat(first["presence_at"]) == now - timedelta(seconds=60)
+    late = await change("away", 120)  # happened before: a late retry
+    assert (late["changed"], late["stale"], late["presence"]) == (False, True, "available")
+    newer = await change("away", 30)
+    assert (newer["changed"], newer["presence"]) == (True, "away")
+    ahead = await change("busy", -3600)  # a clock ahead of ours: now, not later
+    assert datetime.fromisoformat(ahead["presence_at"]) <= datetime.now(UTC)
+    fields = await refused(app, "PUT", path, {"presence": "away", "at": "yesterday"}, 422)
+    assert fields[0]["field"] == "at"
 
 
 async def test_capacity_under_the_load_and_removal(app: Api, db: asyncpg.Connection) -> None:

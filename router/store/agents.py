@@ -98,9 +98,12 @@ class Upserted:
 class PresenceChanged:
     agent: Agent
     previous: str
-    #: False when the agent already had that presence (nothing logged)
+    #: False when the agent already had that presence, or the change is
+    #: stale (nothing logged then)
     changed: bool
     notified: bool
+    #: the change happened before the agent's current presence was set
+    stale: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,26 +245,49 @@ async def page(pool: asyncpg.Pool, selection: AgentFilter, *, limit: int) -> lis
     return [_agent(r) for r in await pool.fetch(sql, *args)]
 
 
-async def set_presence(pool: asyncpg.Pool, agent_id: str, presence: str) -> PresenceChanged | None:
+async def set_presence(
+    pool: asyncpg.Pool, agent_id: str, presence: str, *, at: datetime | None = None
+) -> PresenceChanged | None:
     """Set the agent's presence; ``None`` if it is unknown. A change is
     logged for the live stream, and a change to ``available`` tells the
     assignment job; the same presence again changes nothing. An agent that
-    goes ``offline`` (or ``away``, ``busy``) keeps the work it holds."""
+    goes ``offline`` (or ``away``, ``busy``) keeps the work it holds.
+
+    ``at`` is when the change happened on the platform: a change older than
+    the newest one reported (a late retry, updates out of order) is stale
+    and changes nothing. The presence time is ``at`` (never later than
+    now), or now."""
     assert presence in PRESENCES, presence
     async with pool.acquire() as con, con.transaction():
         row = await con.fetchrow(
-            f"SELECT {_COLUMNS} FROM agents WHERE agent_id = $1 FOR UPDATE", agent_id
+            f"""SELECT {_COLUMNS}, presence_reported_at FROM agents
+                 WHERE agent_id = $1 FOR UPDATE""",
+            agent_id,
         )
         if row is None:
             return None
         old = _agent(row)
+        reported = row["presence_reported_at"]
+        if at is not None and reported is not None and at < reported:
+            return PresenceChanged(old, old.presence, changed=False, notified=False, stale=True)
         if old.presence == presence:
+            # the same again: only remember how recent it is
+            await con.execute(
+                """UPDATE agents SET presence_reported_at = greatest(
+                           presence_reported_at, least(coalesce($2::timestamptz, now()), now()))
+                    WHERE agent_id = $1""",
+                agent_id,
+                at,
+            )
             return PresenceChanged(old, old.presence, changed=False, notified=False)
         row = await con.fetchrow(
-            f"""UPDATE agents SET presence = $2, presence_at = now(), updated_at = now()
+            f"""UPDATE agents SET presence = $2, updated_at = now(),
+                       presence_at = least(coalesce($3::timestamptz, now()), now()),
+                       presence_reported_at = least(coalesce($3::timestamptz, now()), now())
                  WHERE agent_id = $1 RETURNING {_COLUMNS}""",
             agent_id,
             presence,
+            at,
         )
         new = _agent(row)
         await _log_presence(con, new.agent_id, old.presence, new.presence, new.presence_at)

@@ -574,10 +574,13 @@ class Agents:
         return await agents.page(self._pool, selection, limit=limit)
 
     @translated
-    async def set_presence(self, agent_id: str, presence: str) -> agents.PresenceChanged | None:
-        """Set the presence (logged, and notified when ``available``);
-        ``None`` if the agent is unknown."""
-        return await agents.set_presence(self._pool, agent_id, presence)
+    async def set_presence(
+        self, agent_id: str, presence: str, *, at: datetime | None = None
+    ) -> agents.PresenceChanged | None:
+        """Set the presence (logged, and notified when ``available``) unless
+        the change, made ``at``, is older than the current one; ``None`` if
+        the agent is unknown."""
+        return await agents.set_presence(self._pool, agent_id, presence, at=at)
 
     @translated
     async def remove(self, agent_id: str) -> agents.Agent | None:

@@ -145,11 +145,16 @@ async def put_presence(request: web.Request) -> web.Response:
             f"unknown presence {body.presence!r}",
             fields=[FieldError("presence", f"{body.presence!r} is not one of {', '.join(known)}")],
         )
-    done = await rt.store.agents.set_presence(agent_id, presence)
+    done = await rt.store.agents.set_presence(agent_id, presence, at=body.when())
     if done is None:
         raise _unknown(agent_id)
     return json_response(
-        {**agent_json(done.agent), "previous_presence": done.previous, "changed": done.changed}
+        {
+            **agent_json(done.agent),
+            "previous_presence": done.previous,
+            "changed": done.changed,
+            "stale": done.stale,
+        }
     )
 
 

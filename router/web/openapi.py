@@ -463,8 +463,10 @@ SPEC: dict[str, Any] = {
             "parameters": [_AGENT_ID],
             "put": {
                 "summary": "Set an agent's presence: available, busy, away, offline or a "
-                "platform's name mapped in agents.presence_names. Offline agents keep what "
-                "they hold and get nothing new; the change goes on the live stream",
+                "platform's name mapped in agents.presence_names, with the optional time of "
+                "the change on the platform (a change older than the newest reported is stale "
+                "and ignored). Offline agents keep what they hold and get nothing new; the "
+                "change goes on the live stream",
                 **_SECURE,
                 "requestBody": _body(PresenceIn),
                 "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 413, 422, 503)},

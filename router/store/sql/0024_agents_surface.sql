@@ -14,6 +14,11 @@ ALTER TABLE lifecycle_log ADD CONSTRAINT lifecycle_log_subject
     CHECK (contact_id IS NOT NULL OR agent_id IS NOT NULL) NOT VALID;
 ALTER TABLE lifecycle_log VALIDATE CONSTRAINT lifecycle_log_subject;
 
+-- The time of the newest presence change a platform reported (its `at`, or
+-- when it arrived): a change reported as older is stale and ignored, so a
+-- late retry cannot undo a newer presence. NULL: none reported yet.
+ALTER TABLE agents ADD COLUMN presence_reported_at timestamptz;
+
 -- Agents are listed in id order (keyset pages): the primary key serves it.
 -- Skill filters read the skills document.
 CREATE INDEX agents_skills ON agents USING gin (skills);
