@@ -78,6 +78,11 @@ async def test_the_view_and_the_records_show_the_offer_facts(
     ]  # fmt: skip
     assert records[0]["offered_at"] == "2002-05-01T08:10:02+00:00"
     assert records[0]["assigned_at"] == "2002-05-01T08:10:05+00:00"
+    bobs = await api.json("GET", f"/v1/contacts?adapter={seeded}&agent=bob&order=asc")
+    assert [c["received_at"] for c in bobs["contacts"]] == [
+        "2002-05-01T09:40:00+00:00",
+        "2002-05-01T10:05:00+00:00",
+    ]
 
 
 async def test_exports_carry_the_offer_facts(api: Api, seeded: str) -> None:

@@ -321,6 +321,7 @@ FILTERS = {
     "rule": "rule",
     "ruleset": "ruleset",
     "outcome": "outcome",
+    "agent": "agent",
 }
 
 

@@ -152,6 +152,7 @@ SPEC: dict[str, Any] = {
                         "open contacts in this lifecycle state (docs/lifecycle.md)",
                     ),
                     _query("customer_id", {"type": "string", "format": "uuid"}, "customer"),
+                    _query("agent", {"type": "string"}, "the agent it was assigned to"),
                     *_PAGE,
                     _query(
                         "format",

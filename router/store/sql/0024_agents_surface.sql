@@ -42,6 +42,10 @@ SELECT contact_id, received_at, adapter, provider, channel, external_id, thread_
        END AS wait_to_assign_ms
   FROM contacts;
 
+-- The history filters by agent (the contacts an agent took), in the keyset
+-- order like every other filter.
+CREATE INDEX contacts_agent_keyset ON contacts (agent, received_at DESC, contact_id DESC);
+
 -- The summary groups and filters by agent: the hourly rollups gain the
 -- agent as a grouping column. The rollups made before it hold no agent, so
 -- they are dropped and rebuilt by the rollup job (a week of hours per
