@@ -15,11 +15,13 @@ from typing import Any
 
 import asyncpg
 import pytest
+from structlog.testing import capture_logs
 
 from router.store.db import SCHEMA
 from tests.support.api import Api, routed
-from tests.support.apps import app_on
+from tests.support.apps import app_on, eventually
 from tests.support.examples import unique
+from tests.support.proxy import CuttableProxy
 from tests.support.settings import ROOT, SECRETS, TOKEN
 from tests.support.streams import open_stream
 
@@ -95,7 +97,14 @@ async def test_create_replace_read_and_list(app: Api) -> None:
     agent_id = unique("ann")
     body = {"name": "Ann <b>Lee</b>", "skills": {"chat": 3, "billing": 5},
             "channel_max": {"chat": 3}}  # fmt: skip
-    created = await put(app, agent_id, body, status=201)
+    with capture_logs() as logs:
+        created = await put(app, agent_id, body, status=201)
+    saved = [e for e in logs if e["event"] == "agent_saved"]
+    assert saved == [
+        {"event": "agent_saved", "agent": agent_id, "created": True, "actor": "all",
+         "woke_assignment": False, "log_level": "info"}
+    ]  # fmt: skip
+    assert "Lee" not in repr(logs)  # an agent's name is personal data: never logged
     assert created["agent_id"] == agent_id
     assert created["name"] == "Ann <b>Lee</b>"  # data, kept as given, never rendered
     assert created["skills"] == {"chat": 3, "billing": 5}
@@ -204,6 +213,31 @@ async def test_failed_tokens_are_braked_on_the_agents_endpoints(own_database: st
             assert (await api.get("/v1/agents", token="wrong-token")).status == 401
         braked = await api.send("PUT", f"/v1/agents/{unique('br')}", {})  # the right token
         assert braked.status == 429 and int(braked.headers["Retry-After"]) > 0
+
+
+async def test_database_outage_is_503_and_nothing_half_done(
+    flaky: tuple[Api, CuttableProxy],
+) -> None:
+    api, proxy = flaky
+    agent_id = unique("out")
+    await put(api, agent_id, {"skills": {"chat": 1}}, status=201)
+    proxy.cut()
+    try:
+        for method, path, body in (
+            ("PUT", f"/v1/agents/{agent_id}", {"capacity": 10}),
+            ("PUT", f"/v1/agents/{agent_id}/presence", {"presence": "available"}),
+            ("GET", "/v1/agents", None),
+        ):
+            response = await api.send(method, path, body)
+            assert response.status == 503, (path, await response.text())
+            assert response.headers["Retry-After"]
+    finally:
+        proxy.restore()
+    after = await eventually(
+        lambda: api.send("GET", f"/v1/agents/{agent_id}"), lambda r: r.status == 200
+    )
+    agent = await after.json()
+    assert (agent["capacity"], agent["presence"]) == (100, "offline")
 
 
 # -- presence and the assignment job's notification ------------------------------------

@@ -9,6 +9,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from router.bodies import AGENT_ID_MAX, AGENT_ID_PATTERN, AGENT_ID_RULE, AgentIn, PresenceIn
@@ -16,7 +17,11 @@ from router.errors import FieldError, InvalidBody, NotFound
 from router.store.agents import PRESENCES, Agent, AgentFilter, AgentProfile, Work
 from router.web.body import json_response, read_json
 from router.web.query import bad, check_known, parse_int
-from router.web.state import RUNTIME
+from router.web.state import PRINCIPAL, RUNTIME
+
+#: One line per change, with who made it (the token's name); never the
+#: agent's name, which is personal data.
+log = structlog.get_logger("omniroute.agents")
 
 LIST_PARAMS = ("presence", "skill", "level", "cursor", "limit")
 DEFAULT_LIMIT = 100
@@ -92,6 +97,14 @@ async def put_agent(request: web.Request) -> web.Response:
         channel_max={str(k): v for k, v in body.channel_max.items()},
     )
     done = await request.app[RUNTIME].store.agents.upsert(profile)
+    if done.changed:
+        log.info(
+            "agent_saved",
+            agent=agent_id,
+            created=done.created,
+            actor=request[PRINCIPAL].name,
+            woke_assignment=done.notified,
+        )
     return json_response(agent_json(done.agent), status=201 if done.created else 200)
 
 
@@ -148,6 +161,14 @@ async def put_presence(request: web.Request) -> web.Response:
     done = await rt.store.agents.set_presence(agent_id, presence, at=body.when())
     if done is None:
         raise _unknown(agent_id)
+    if done.changed:
+        log.info(
+            "agent_presence",
+            agent=agent_id,
+            before=done.previous,
+            after=presence,
+            actor=request[PRINCIPAL].name,
+        )
     return json_response(
         {
             **agent_json(done.agent),
@@ -163,4 +184,5 @@ async def delete_agent(request: web.Request) -> web.Response:
     removed = await request.app[RUNTIME].store.agents.remove(agent_id)
     if removed is None:
         raise _unknown(agent_id)
+    log.info("agent_removed", agent=agent_id, actor=request[PRINCIPAL].name)
     return json_response({"agent_id": agent_id, "removed": True})
