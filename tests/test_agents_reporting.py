@@ -9,11 +9,14 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import orjson
 import pytest
 
-from router.store import rollups
+from router.store import migrations, rollups
+from router.store.db import SCHEMA
 from tests.support.api import Api
+from tests.support.databases import new_database
 from tests.support.examples import unique
 from tests.support.seed import Row, pool, seed
 
@@ -127,3 +130,50 @@ async def test_the_summary_groups_and_filters_by_agent(api: Api, seeded: str) ->
     response = await api.get("/v1/reports/summary", group_by="agents", **day)
     assert response.status == 400
     assert (await response.json())["fields"][0]["field"] == "group_by"
+
+
+async def test_the_migration_rebuilds_the_rollups_of_stored_records_only(
+    server_url: str,
+) -> None:
+    """Upgrading: rollups of hours whose records are stored are dropped and
+    rebuilt with the agent; older ones (records gone by retention) stay."""
+    async with new_database(server_url, "omniroute_agents_upgrade") as url:
+        con = await asyncpg.connect(url)
+        try:
+            await con.execute(f"""CREATE SCHEMA {SCHEMA};
+                CREATE TABLE {SCHEMA}.schema_migrations (version int PRIMARY KEY,
+                    name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now());
+                INSERT INTO {SCHEMA}.schema_migrations VALUES (24, 'not yet')""")
+            await migrations.migrate(con)  # everything before 0024
+            await con.execute(f"SET search_path = {SCHEMA}, public")
+            await con.set_type_codec(
+                "jsonb", schema="pg_catalog", format="text",
+                encoder=lambda v: orjson.dumps(v).decode(), decoder=orjson.loads,
+            )  # fmt: skip
+            await seed(con, [Row(t("2003-02-01T10:30"), "up", agent="ann")])
+            metrics = [*rollups.COUNTERS, *rollups.LATENCY, "routing_ms_sum"]
+            for hour in (t("2003-01-01T00:00"), t("2003-02-01T10:00")):
+                await con.execute(
+                    f"""INSERT INTO contact_rollup (hour, channel, adapter, queue,
+                               {", ".join(metrics)})
+                        VALUES ($1, 'chat', 'up', 'q', {", ".join("0" for _ in metrics)})""",
+                    hour,
+                )
+            await con.execute("UPDATE rollup_state SET rolled_until = '2003-02-01T11:00Z'")
+            await con.execute(f"DELETE FROM {SCHEMA}.schema_migrations WHERE version = 24")
+            assert (await migrations.migrate(con))[0] == "0024_agents_surface.sql"
+            assert [r["hour"] for r in await con.fetch("SELECT hour FROM contact_rollup")] == [
+                t("2003-01-01T00:00")
+            ]
+            assert await con.fetchval("SELECT rolled_until FROM rollup_state") == t(
+                "2003-02-01T10:00"
+            )
+        finally:
+            await con.close()
+        async with pool(url) as p:
+            await rollups.refresh(p)
+            rows = await p.fetch("SELECT hour, agent, contacts FROM contact_rollup ORDER BY hour")
+        assert [tuple(r) for r in rows] == [
+            (t("2003-01-01T00:00"), None, 0),
+            (t("2003-02-01T10:00"), "ann", 1),
+        ]

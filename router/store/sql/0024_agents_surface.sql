@@ -47,10 +47,21 @@ SELECT contact_id, received_at, adapter, provider, channel, external_id, thread_
 CREATE INDEX contacts_agent_keyset ON contacts (agent, received_at DESC, contact_id DESC);
 
 -- The summary groups and filters by agent: the hourly rollups gain the
--- agent as a grouping column. The rollups made before it hold no agent, so
--- they are dropped and rebuilt by the rollup job (a week of hours per
--- transaction; meanwhile the summary reads the records for the hours not
--- rolled up yet, so its answers stay exact).
+-- agent as a grouping column. The rollups of the hours whose records are
+-- still stored are dropped and rebuilt from the records by the rollup job
+-- (a week of hours per transaction; meanwhile the summary reads the records
+-- for the hours not rolled up yet, so its answers stay exact). Rollups of
+-- hours before the oldest stored record (records dropped by retention) are
+-- kept as they are: they count those contacts under no agent.
 ALTER TABLE contact_rollup ADD COLUMN agent text;
-TRUNCATE contact_rollup;
-UPDATE rollup_state SET rolled_until = NULL, events_until = NULL;
+DO $$
+DECLARE
+    first_hour timestamptz;
+BEGIN
+    SELECT date_trunc('hour', min(received_at), 'UTC') INTO first_hour FROM contacts;
+    IF first_hour IS NOT NULL THEN
+        DELETE FROM contact_rollup WHERE hour >= first_hour;
+        UPDATE rollup_state SET rolled_until = least(rolled_until, first_hour)
+         WHERE rolled_until IS NOT NULL;
+    END IF;
+END $$;
