@@ -6,7 +6,7 @@ This module writes the profile and the presence, never the load
 (``load_units``, ``load_by_channel``, ``idle_since``, ``last_offer_at``:
 assignment's). Whenever a change may let an agent take new work (its
 presence becomes ``available``; while available, its capacity or a channel
-maximum is raised, or its skills change) it sends ``ASSIGN_CHANNEL`` a
+maximum is raised, or a skill is added or raised) it sends ``ASSIGN_CHANNEL`` a
 notification ``agent:<id>`` in the transaction of the change, so the
 assignment job (listening there) offers it work at once. A presence change
 is also logged to ``lifecycle_log`` (kind ``PRESENCE_KIND``) for the live
@@ -142,9 +142,9 @@ def _agent(row: asyncpg.Record) -> Agent:
 
 def widens(old: Agent | AgentProfile, new: AgentProfile) -> bool:
     """May the agent take work under ``new`` that it could not take under
-    ``old``? Its capacity raised, a channel maximum raised or removed, or its
-    skills changed (a skill added or a level changed: a lowered level can
-    only narrow, but the job re-checks at no cost worth saving)."""
+    ``old``? Its capacity raised, a channel maximum raised or removed, a
+    skill added or its level raised. (A lowered level, a removed skill, a
+    lower capacity or a new maximum only narrow.)"""
     if new.capacity > old.capacity:
         return True
     for channel, maximum in old.channel_max.items():
