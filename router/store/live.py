@@ -252,20 +252,30 @@ async def purge(con: asyncpg.Pool, *, older_than: float, batch: int = 10_000) ->
 # An agent serves a demand when it holds every skill and the channel's maximum
 # (if any) is not 0. Among them, "available" have presence available, room
 # for the units and, under a channel maximum, fewer of the channel's contacts
-# than it; "busy" are the other signed-in ones (available or busy). One pass
-# over the signed-in agents per demand (the list of the live view).
+# than it; "busy" are the other signed-in ones (available or busy). The
+# signed-in agents are read once, their skill names as an array, and each
+# demand's skills are unpacked once; the join is then one array containment
+# per pair: about five times faster than testing the JSON per pair (56 rows
+# and 2,000 agents: bench/live_agents.py).
 _STAFFING = """
+WITH d AS MATERIALIZED (
+    SELECT i, channel, units, ARRAY(SELECT jsonb_array_elements_text(skills::jsonb)) AS need
+      FROM unnest($1::text[], $2::text[], $3::int[]) WITH ORDINALITY AS u(skills, channel, units, i)
+), a AS MATERIALIZED (
+    SELECT agent_id, presence = 'available' AS ready,
+           ARRAY(SELECT jsonb_object_keys(skills)) AS held, capacity - load_units AS free,
+           channel_max, load_by_channel
+      FROM agents WHERE presence IN ('available', 'busy')
+)
 SELECT d.i,
-       count(a.agent_id) FILTER (WHERE a.presence = 'available'
-             AND a.capacity - a.load_units >= d.units
+       count(a.agent_id) FILTER (WHERE a.ready AND a.free >= d.units
              AND (NOT a.channel_max ? d.channel
                   OR coalesce((a.load_by_channel ->> d.channel)::int, 0)
                      < (a.channel_max ->> d.channel)::int))::int AS available,
        count(a.agent_id)::int AS serving
-  FROM unnest($1::text[], $2::text[], $3::int[]) WITH ORDINALITY AS d(skills, channel, units, i)
-  LEFT JOIN agents a
-         ON a.presence IN ('available', 'busy')
-        AND a.skills ?& ARRAY(SELECT jsonb_array_elements_text(d.skills::jsonb))
+  FROM d
+  LEFT JOIN a
+         ON a.held @> d.need
         AND coalesce((a.channel_max ->> d.channel)::int, 1) > 0
  GROUP BY d.i
  ORDER BY d.i
