@@ -9,7 +9,7 @@ Creates a fresh database (on the server in DATABASE_URL, dropped at the end;
 else an embedded PostgreSQL in a temporary directory), writes the agents
 (three skills each from the shipped rules' queues, a random presence and
 load, a chat maximum on two thirds), and times ``Store.live.staffing`` for
-every declared queue on every channel, p50 / p95 in ms.
+every declared queue on every channel: best, p50 and p95 in ms.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ async def measure(settings: DatabaseSettings, agents: int, samples: int) -> None
     p95 = times[min(len(times) - 1, int(0.95 * len(times)))]
     print(
         f"{len(demands)} queue/channel rows, {agents:,} agents: "
-        f"p50 {statistics.median(times):.1f} ms, p95 {p95:.1f} ms ({samples} samples)"
+        f"best {times[0]:.1f} ms, p50 {statistics.median(times):.1f} ms, p95 {p95:.1f} ms "
+        f"({samples} samples)"
     )
 
 
