@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import orjson
 import pytest
 from structlog.testing import capture_logs
 
@@ -204,6 +205,33 @@ async def test_scopes(app: Api) -> None:
     for target in (path, "/v1/agents"):
         assert (await app.get(target, token=NO_AGENTS)).status == 403
         assert (await app.get(target, token=None)).status == 401
+
+
+async def test_concurrent_writes_create_once_and_log_every_change(
+    app: Api, db: asyncpg.Connection
+) -> None:
+    agent_id = unique("cc")
+    path = f"/v1/agents/{agent_id}"
+    puts = await asyncio.gather(*(app.send("PUT", path, {"name": "C"}) for _ in range(8)))
+    assert sorted(r.status for r in puts) == [200] * 7 + [201]
+    values = ["available", "away", "busy", "available", "offline", "busy"] * 2
+    answers = await asyncio.gather(
+        *(app.json("PUT", f"{path}/presence", {"presence": v}) for v in values)
+    )
+    changed = [a for a in answers if a["changed"]]
+    logged = await db.fetch(
+        """SELECT data FROM lifecycle_log WHERE agent_id = $1 AND kind = 'agent.presence'
+            ORDER BY id""",
+        agent_id,
+    )
+    assert len(logged) == len(changed) >= 1
+    # the log is a chain: each change starts where the one before ended
+    data = [orjson.loads(row["data"]) for row in logged]
+    steps = [(d["from"], d["to"]) for d in data]
+    assert steps[0][0] == "offline"
+    assert all(a[1] == b[0] for a, b in zip(steps, steps[1:], strict=False))
+    final = await app.json("GET", path)
+    assert final["presence"] == steps[-1][1]
 
 
 async def test_failed_tokens_are_braked_on_the_agents_endpoints(own_database: str) -> None:
