@@ -152,3 +152,58 @@ class CandidateIn(BaseModel):
         Field(min_length=1, max_length=RULES_FILES_MAX),
         AfterValidator(_rules_files),
     ]
+
+
+#: An agent's id: what platforms use (numeric ids, worker SIDs, e-mail
+#: addresses), never markup, a path separator or a control character.
+AGENT_ID_MAX = 128
+AGENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._@:+\-]*$"
+AGENT_ID_RULE = (
+    f"1 to {AGENT_ID_MAX} characters: letters, digits and . _ @ : + - "
+    "(starting with a letter or digit)"
+)
+#: Text without control characters (names and skills are data, shown as text).
+_PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+SKILL_MAX = 64
+SKILLS_MAX = 200
+CHANNEL_MAX_LIMIT = 1000
+
+SkillName = Annotated[str, Field(min_length=1, max_length=SKILL_MAX, pattern=_PRINTABLE)]
+SkillLevel = Annotated[int, Field(strict=True, ge=1, le=5)]
+ChannelMaximum = Annotated[int, Field(strict=True, ge=0, le=CHANNEL_MAX_LIMIT)]
+
+
+class AgentIn(BaseModel):
+    """An agent's profile (``PUT /v1/agents/{id}``): the whole of it, the
+    fields left out take their defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(default="", max_length=256, pattern=_PRINTABLE)
+    #: skill -> level 1 (basic) .. 5 (expert)
+    skills: dict[SkillName, SkillLevel] = Field(default_factory=dict, max_length=SKILLS_MAX)
+    #: capacity units (a voice call takes 100 by default, see agents.units)
+    capacity: int = Field(default=100, strict=True, ge=0, le=100_000)
+    #: channel -> the most contacts of it held at once (0: none of it)
+    channel_max: dict[Literal["chat", "email", "voice", "social"], ChannelMaximum] = Field(
+        default_factory=dict
+    )
+
+
+class AgentLine(AgentIn):
+    """A line of ``omniroute agents import``: an agent's id and profile."""
+
+    agent_id: str = Field(min_length=1, max_length=AGENT_ID_MAX, pattern=AGENT_ID_PATTERN)
+
+
+class PresenceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    #: available, busy, away, offline, or a platform's name in agents.presence_names
+    presence: str = Field(min_length=1, max_length=64)
+    #: when the change happened on the platform (no offset: UTC); a change
+    #: older than the agent's current presence is stale and ignored
+    at: Annotated[datetime, AfterValidator(_storable_time)] | None = None
+
+    def when(self) -> datetime | None:
+        if self.at is None or self.at.tzinfo is not None:
+            return self.at
+        return self.at.replace(tzinfo=UTC)

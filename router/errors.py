@@ -136,6 +136,20 @@ class RulesRejected(RequestError):
     code = "rules_rejected"
 
 
+class AgentHoldsWork(Conflict):
+    """An agent holding offered or assigned contacts cannot be removed."""
+
+    code = "agent_holds_work"
+
+    def __init__(self, agent_id: str, held: int) -> None:
+        super().__init__(
+            f"agent {agent_id} holds {held} contact(s); end or move them first",
+            fields=[FieldError("id", f"holds {held} offered or assigned contact(s)")],
+        )
+        self.agent_id = agent_id
+        self.held = held
+
+
 class Unauthorized(RequestError):
     """No valid API token was presented."""
 

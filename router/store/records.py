@@ -277,6 +277,9 @@ class ContactSummary:
     sla_met: bool | None
     #: the rollout sides, "rule:in,other:out" (``None``: no rollout rule applied)
     rollout: str | None
+    #: offers made to agents (assignment by omniroute), and when the first was
+    offers_made: int
+    offered_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +327,7 @@ FILTERS = {
     "rule": "rule",
     "ruleset": "ruleset",
     "outcome": "outcome",
+    "agent": "agent",
 }
 
 

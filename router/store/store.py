@@ -24,6 +24,7 @@ import asyncpg
 from router.errors import StoreUnavailable
 from router.models import Identifier, Nonce
 from router.store import (
+    agents,
     customers,
     db,
     deliveries,
@@ -291,6 +292,17 @@ class Live:
     @translated
     async def last_id(self) -> int:
         return await live.last_id(self._pool)
+
+    @translated
+    async def staffing(self, demands: Sequence[live.Demand]) -> list[live.Staffing]:
+        """The agents available and busy for each demand (queue skills,
+        channel, units), in order."""
+        return await live.staffing(self._pool, demands)
+
+    @translated
+    async def agents(self) -> dict[str, int]:
+        """How many agents have each presence."""
+        return await live.agents_by_presence(self._pool)
 
     @translated
     async def purge(self, *, older_than: float) -> int:
@@ -650,6 +662,43 @@ class ConsoleSessions:
         return await sessions.close_session(self._pool, id_hash)
 
 
+class Agents:
+    """The agents: profiles, presence, and the load and work assignment keeps
+    on them (``agents``). Changes that may let an agent take new work notify
+    the assignment job in their transaction."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @translated
+    async def upsert(self, profile: agents.AgentProfile) -> agents.Upserted:
+        return await agents.upsert(self._pool, profile)
+
+    @translated
+    async def one(self, agent_id: str) -> agents.AgentDetail | None:
+        """The agent and the work it holds; ``None`` if unknown."""
+        return await agents.one(self._pool, agent_id)
+
+    @translated
+    async def page(self, selection: agents.AgentFilter, *, limit: int) -> list[agents.Agent]:
+        return await agents.page(self._pool, selection, limit=limit)
+
+    @translated
+    async def set_presence(
+        self, agent_id: str, presence: str, *, at: datetime | None = None
+    ) -> agents.PresenceChanged | None:
+        """Set the presence (logged, and notified when ``available``) unless
+        the change, made ``at``, is older than the current one; ``None`` if
+        the agent is unknown."""
+        return await agents.set_presence(self._pool, agent_id, presence, at=at)
+
+    @translated
+    async def remove(self, agent_id: str) -> agents.Agent | None:
+        """Delete an agent that holds no work (``AgentHoldsWork`` otherwise);
+        ``None`` if unknown."""
+        return await agents.remove(self._pool, agent_id)
+
+
 class Store:
     """omniroute's database, opened by ``open_store``."""
 
@@ -678,6 +727,7 @@ class Store:
         self.reporting = Reporting(pool, self.replica)
         self.imports = Imports(pool)
         self.console = ConsoleSessions(pool)
+        self.agents = Agents(pool)
 
     @property
     def pool(self) -> asyncpg.Pool:

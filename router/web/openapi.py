@@ -7,10 +7,14 @@ from typing import Any
 from pydantic import BaseModel
 
 from router.bodies import (
+    AGENT_ID_MAX,
+    AGENT_ID_PATTERN,
+    AgentIn,
     CandidateIn,
     EventIn,
     JourneyIn,
     MergeIn,
+    PresenceIn,
     ProfileIn,
     PublishIn,
     RepublishIn,
@@ -75,6 +79,9 @@ def _path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 _UUID = {"type": "string", "format": "uuid"}
 _CUSTOMER_ID = _path_param("id", _UUID)
 _SECURE: dict[str, Any] = {"security": [{"bearer": []}]}
+_AGENT_ID = _path_param(
+    "id", {"type": "string", "maxLength": AGENT_ID_MAX, "pattern": AGENT_ID_PATTERN}
+)
 _HISTORY_OK = {
     "200": {
         "description": "a page (JSON), or every matching contact streamed as CSV or NDJSON",
@@ -148,6 +155,7 @@ SPEC: dict[str, Any] = {
                         "open contacts in this lifecycle state (docs/lifecycle.md)",
                     ),
                     _query("customer_id", {"type": "string", "format": "uuid"}, "customer"),
+                    _query("agent", {"type": "string"}, "the agent it was assigned to"),
                     *_PAGE,
                     _query(
                         "format",
@@ -198,13 +206,14 @@ SPEC: dict[str, Any] = {
                     _query(
                         "group_by",
                         {"type": "string"},
-                        "comma-separated: channel, adapter, queue, rule, tier",
+                        "comma-separated: channel, adapter, queue, rule, tier, agent",
                     ),
                     _query("channel", {"type": "string", "enum": list(CHANNELS)}, "filter"),
                     _query("adapter", _DIMENSION, "filter"),
                     _query("queue", _DIMENSION, "filter"),
                     _query("rule", _DIMENSION, "filter"),
                     _query("tier", _DIMENSION, "filter"),
+                    _query("agent", _DIMENSION, "filter: the agent the contact was assigned to"),
                 ],
                 "responses": {**_JSON_OK, **_errors(400, 401, 403, 503)},
             }
@@ -420,7 +429,8 @@ SPEC: dict[str, Any] = {
             "get": {
                 "summary": "Per queue and channel: waiting, oldest wait, past and near their "
                 "SLA, assigned and answered now; assigned, answered and abandoned in the "
-                "last 15 minutes",
+                "last 15 minutes; agents available and busy (holding the queue's skills); "
+                "and how many agents have each presence",
                 **_SECURE,
                 "responses": {**_JSON_OK, **_errors(400, 401, 403, 503)},
             }
@@ -447,7 +457,8 @@ SPEC: dict[str, Any] = {
         "/v1/live/stream": {
             "get": {
                 "summary": "Server-sent events of every lifecycle change of every instance "
-                "(routed, step, assigned, answered, abandoned, resolved, closed, expired); "
+                "(routed, step, assigned, answered, abandoned, resolved, closed, expired) and "
+                "agents' presence changes (agent.presence); "
                 "resumable with the Last-Event-ID header",
                 **_SECURE,
                 "parameters": [
@@ -470,6 +481,68 @@ SPEC: dict[str, Any] = {
                     **_errors(400, 401, 403),
                 },
             }
+        },
+        "/v1/agents": {
+            "get": {
+                "summary": "Agents in id order, each with its presence, load (units, contacts "
+                "per channel), free capacity and idle time (scope agents:read)",
+                **_SECURE,
+                "parameters": [
+                    _query(
+                        "presence",
+                        {"type": "string", "enum": ["available", "busy", "away", "offline"]},
+                        "only agents with this presence",
+                    ),
+                    _query("skill", {"type": "string", "maxLength": 64}, "only agents with it"),
+                    _query(
+                        "level",
+                        {"type": "integer", "minimum": 1, "maximum": 5},
+                        "with skill: at this level or above",
+                    ),
+                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "rows"),
+                ],
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 503)},
+            }
+        },
+        "/v1/agents/{id}": {
+            "parameters": [_AGENT_ID],
+            "get": {
+                "summary": "One agent, its load and the contacts it holds (offered or assigned)",
+                **_SECURE,
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 503)},
+            },
+            "put": {
+                "summary": "Create an agent (offline) or replace its profile: name, skills with "
+                "levels 1-5, capacity in units (default 100), per-channel maximums; presence "
+                "and load are kept. A capacity under the current load is allowed: no new work "
+                "until the load is below it (scope agents:write)",
+                **_SECURE,
+                "requestBody": _body(AgentIn),
+                "responses": {
+                    **_JSON_OK,
+                    "201": {"description": "created", "content": {"application/json": {}}},
+                    **_errors(400, 401, 403, 413, 422, 503),
+                },
+            },
+            "delete": {
+                "summary": "Remove an agent; 409 while it holds offered or assigned contacts",
+                **_SECURE,
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 409, 503)},
+            },
+        },
+        "/v1/agents/{id}/presence": {
+            "parameters": [_AGENT_ID],
+            "put": {
+                "summary": "Set an agent's presence: available, busy, away, offline or a "
+                "platform's name mapped in agents.presence_names, with the optional time of "
+                "the change on the platform (a change older than the newest reported is stale "
+                "and ignored). Offline agents keep what they hold and get nothing new; the "
+                "change goes on the live stream",
+                **_SECURE,
+                "requestBody": _body(PresenceIn),
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 413, 422, 503)},
+            },
         },
         "/healthz": {"get": {"summary": "Liveness", "responses": _JSON_OK}},
         "/readyz": {

@@ -12,6 +12,7 @@ from aiohttp import web
 
 from router.settings import Settings
 from router.web import (
+    agents,
     console,
     customers,
     deliveries,
@@ -66,6 +67,11 @@ def routes(settings: Settings) -> list[Route]:
         Route("GET", "/v1/live/queues", live.live_queues, "live:read"),
         Route("GET", "/v1/live/contacts", live.live_contacts, "live:read"),
         Route("GET", "/v1/live/stream", live.live_stream, "live:read"),
+        Route("GET", "/v1/agents", agents.list_agents, "agents:read"),
+        Route("GET", "/v1/agents/{id}", agents.get_agent, "agents:read"),
+        Route("PUT", "/v1/agents/{id}", agents.put_agent, "agents:write"),
+        Route("DELETE", "/v1/agents/{id}", agents.delete_agent, "agents:write"),
+        Route("PUT", "/v1/agents/{id}/presence", agents.put_presence, "agents:write"),
         Route("GET", "/healthz", ops.healthz, None),
         Route("GET", "/readyz", ops.readyz, None),
         Route("GET", "/metrics", ops.metrics, None if settings.metrics.public else "metrics:read"),
