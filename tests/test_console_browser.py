@@ -253,9 +253,10 @@ async def test_a_rules_edit_is_refused_published_and_rolled_back(
         await shot(page, "rules")
 
         # a good edit, published with a comment: the served version changes
-        good = text.replace(
-            "chat:   {queue: chat-general", "chat:   {queue: chat-general"
-        ) + "\n# weekend cover: the chat team answers until 20:00\n"
+        good = (
+            text.replace("chat:   {queue: chat-general", "chat:   {queue: chat-general")
+            + "\n# weekend cover: the chat team answers until 20:00\n"
+        )
         await page.get_by_label("00-queues.yaml").fill(good)
         await page.get_by_label("Replay the contacts of the last N days").fill("0")
         await page.get_by_role("button", name="Check, test and preview").click()

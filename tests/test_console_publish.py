@@ -60,9 +60,7 @@ async def served(api: Api) -> str:
 
 async def published_files(api: Api) -> dict[str, str]:
     version = await published(api)
-    files: dict[str, str] = (await (await api.get(f"/v1/rules/versions/{version}")).json())[
-        "files"
-    ]
+    files: dict[str, str] = (await (await api.get(f"/v1/rules/versions/{version}")).json())["files"]
     return files
 
 
@@ -110,7 +108,7 @@ async def test_a_candidate_is_published_with_a_comment_by_the_sessions_token(
     # the page after: the new version published, served, its comment as text
     status, after = await page(console, response.headers["Location"])
     assert status == 200
-    assert f'Published version <code>{version}</code>; this instance serves it now' in after
+    assert f"Published version <code>{version}</code>; this instance serves it now" in after
     assert f'<code id="active-version">{version}</code>' in after
     assert "a note on &lt;b&gt;queues&lt;/b&gt;" in after
     row = re.search(r'<tr id="publication-\d+" class="current">(.*?)</tr>', after, re.S)
