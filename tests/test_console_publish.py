@@ -105,6 +105,16 @@ async def test_a_candidate_is_published_with_a_comment_by_the_sessions_token(
     assert trail["version"] == version and trail["parent"] == parent
     assert trail["author"] == "all" and trail["comment"] == "a note on <b>queues</b>"
     assert (await published_files(console))[QUEUES] == text
+    # the same form sent again (a double click, a resend): that version, no second entry
+    again = await post_form(
+        console,
+        "/console/rules/publish",
+        {"file": QUEUES, "text": text, "parent": parent, "comment": "a note on <b>queues</b>"},
+        csrf=csrf_of(checked),
+    )
+    assert again.status == 303 and again.headers["Location"] == response.headers["Location"]
+    newest = (await (await console.get("/v1/rules/versions", limit=1)).json())["versions"][0]
+    assert newest["publication"] == trail["publication"]
     # the page after: the new version published, served, its comment as text
     status, after = await page(console, response.headers["Location"])
     assert status == 200

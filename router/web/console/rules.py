@@ -25,6 +25,7 @@ from aiohttp import web
 from router import publishing
 from router.errors import FieldError, NotFound, PublishConflict, RulesRejected
 from router.replays import Report, replay
+from router.rules.loader import version_of
 from router.web import versions
 from router.web.console import governance
 from router.web.console.views import render
@@ -232,15 +233,22 @@ def _comment(value: object) -> str | Refusal:
 async def _publish(
     request: web.Request, files: dict[str, str], comment: str, parent: str | None
 ) -> str:
-    """Publish ``files`` as the session's token; the version published."""
-    publication, _ = await versions.publish_files(
-        request.app[RUNTIME],
-        files,
-        author=request[PRINCIPAL].name,
-        comment=comment,
-        parent=parent,
-        check_parent=True,
-    )
+    """Publish ``files`` as the session's token; the version published. A
+    conflict with the very same files already published (the form sent twice)
+    is that version, not a second entry in the trail."""
+    try:
+        publication, _ = await versions.publish_files(
+            request.app[RUNTIME],
+            files,
+            author=request[PRINCIPAL].name,
+            comment=comment,
+            parent=parent,
+            check_parent=True,
+        )
+    except PublishConflict as exc:
+        if exc.current is not None and exc.current == version_of(files):
+            return exc.current
+        raise
     return publication.version
 
 
