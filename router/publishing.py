@@ -13,7 +13,7 @@ import asyncio
 import difflib
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from router.errors import FieldError, RulesError, RulesRejected, RulesTestsFailed
@@ -124,6 +124,8 @@ class Examined:
     #: tests run (0 when it does not load) and those that failed
     tests: int
     failures: list[Problem]
+    #: the loaded ruleset (``None`` when it does not load), for a replay preview
+    ruleset: Ruleset | None = field(default=None, compare=False, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -151,4 +153,4 @@ def examine(files: Mapping[str, str]) -> Examined:
         return Examined(None, errors, warnings, 0, [])
     count, failed = run_cases(loaded.ruleset)
     failures = [Problem.parse(f) for f in failed]
-    return Examined(loaded.ruleset.version, errors, warnings, count, failures)
+    return Examined(loaded.ruleset.version, errors, warnings, count, failures, loaded.ruleset)

@@ -1,7 +1,8 @@
 """The console in a real headless Chromium (the system's ``chromium``, driven
 through Playwright's Python API; no browser is downloaded): sign in, watch a
 contact arrive on Live without a reload, open its explanation, try a rules
-edit, retry a failed delivery, sign out; a change without the CSRF token is
+edit, retry a failed delivery, sign out; a rules edit refused for a failing
+test, a good one published with a comment, the diff, a rollback; a change without the CSRF token is
 refused; what a customer sent shows as text and runs nothing.
 
 Skipped when Chromium or Playwright cannot be found, unless
@@ -204,13 +205,92 @@ async def test_a_rules_edit_is_checked_tested_and_replayed(page: Page, console: 
     await expect(page.locator("#test-result")).to_contain_text("3 failed")
     await expect(page.locator("#per-queue")).to_be_visible()
     await expect(page.locator("#line-43")).to_contain_text("expected queue 'chat-general'")
-    await shot(page, "rules")
+    # rules.source: files: nothing to publish from here
+    await expect(page.locator("#read-only")).to_contain_text("needs rules.source: database")
+    assert await page.locator("#publish-form").count() == 0
     # a syntax error is shown at its line
     editor = page.get_by_label("00-queues.yaml")
     await editor.fill("queues:\n  general: [oops\n")
     await page.get_by_role("button", name="Check, test and preview").click()
     await expect(page.locator("#check-errors")).to_be_visible()
     assert await page.locator("ol.source li.problem").count() >= 1
+
+
+#: the test in rules/00-queues.yaml the broken edit makes fail, and the edit
+CHAT_TEST = "a chat with nothing special goes to the chat team"
+CHAT_EXPECT = "expect: {queue: chat-general, rule: null, priority: 50, sla: 2m}"
+BROKEN_EXPECT = "expect: {queue: email-general, rule: null, priority: 50, sla: 2m}"
+
+
+async def _served(api: Api) -> str:
+    version: str = (await (await api.get("/v1/rules")).json())["version"]
+    return version
+
+
+async def test_a_rules_edit_is_refused_published_and_rolled_back(
+    page: Page, own_database: str
+) -> None:
+    rules = {"paths": [str(ROOT / "rules")], "watch": False, "source": "database"}
+    async with app_on(own_database, rules=rules) as api:
+        await routed(api, "chat")
+        before = await _served(api)
+        await signed_in(page, api, "/console/rules")
+        await expect(page.locator("#active-version")).to_have_text(before)
+        await expect(page.locator("#versions")).to_contain_text("initial")
+
+        # an edit that breaks a test: no publish, the failing test named
+        editor = page.get_by_label("00-queues.yaml")
+        text = await editor.input_value()
+        assert CHAT_EXPECT in text
+        await editor.fill(text.replace(CHAT_EXPECT, BROKEN_EXPECT))
+        await page.get_by_label("Replay the contacts of the last N days").fill("1")
+        await page.get_by_role("button", name="Check, test and preview").click()
+        await expect(page.locator("#test-result")).to_contain_text("1 failed")
+        await expect(page.locator("#publish-blocked")).to_contain_text("Publishing is refused")
+        await expect(page.locator("#publish-blocked")).to_contain_text(CHAT_TEST)
+        assert await page.locator("#publish-form").count() == 0
+        await expect(page.locator("#per-queue")).to_be_visible()
+        await shot(page, "rules")
+
+        # a good edit, published with a comment: the served version changes
+        good = (
+            text.replace("chat:   {queue: chat-general", "chat:   {queue: chat-general")
+            + "\n# weekend cover: the chat team answers until 20:00\n"
+        )
+        await page.get_by_label("00-queues.yaml").fill(good)
+        await page.get_by_label("Replay the contacts of the last N days").fill("0")
+        await page.get_by_role("button", name="Check, test and preview").click()
+        await expect(page.locator("#test-result")).to_contain_text("0 failed")
+        await page.get_by_label("Comment (required)").fill("Weekend cover for chat")
+        await page.get_by_role("button", name="Publish this candidate").click()
+        await page.wait_for_url("**/console/rules?published=*")
+        await expect(page.locator("#published")).to_contain_text("this instance serves it now")
+        after = await _served(api)
+        assert after != before
+        await expect(page.locator("#active-version")).to_have_text(after)
+        current = page.locator("#versions tr.current")
+        await expect(current).to_contain_text(after)
+        await expect(current).to_contain_text("Weekend cover for chat")
+        await expect(current).to_contain_text("all")  # the session's token
+        await expect(current).to_contain_text(before)  # its parent
+
+        # the diff between the two, picked
+        await page.get_by_label("Compare", exact=True).select_option(before)
+        await page.get_by_label("with", exact=True).select_option(after)
+        await page.get_by_role("button", name="Show the diff").click()
+        await expect(page.locator("#versions-diff")).to_contain_text(
+            "+# weekend cover: the chat team answers until 20:00"
+        )
+        await shot(page, "rules-versions")
+
+        # roll back: the earlier version is served again
+        await page.get_by_label(f"Why roll back to {before}").first.fill("Cover not needed")
+        await page.get_by_role("button", name=f"Roll back to {before}").first.click()
+        await page.wait_for_url("**/console/rules?published=*")
+        await expect(page.locator("#published")).to_contain_text("Rolled back")
+        await expect(page.locator("#active-version")).to_have_text(before)
+        assert await _served(api) == before
+        await expect(page.locator("#versions tr.current")).to_contain_text("Cover not needed")
 
 
 async def test_a_post_without_the_csrf_token_is_refused(

@@ -655,7 +655,13 @@ def _console_paths() -> dict[str, Any]:
                 **page,
             },
         },
-        "/console/rules": {"get": {"summary": "Rules: active version, instances, editor", **page}},
+        "/console/rules": {
+            "get": {
+                "summary": "Rules: active version, instances, editor, the published versions "
+                "(cursor), the diff between two (from, to)",
+                **page,
+            }
+        },
         "/console/rules/candidate": {
             "post": {
                 "summary": "Check an edited rules file, run its tests, preview a replay of "
@@ -663,6 +669,27 @@ def _console_paths() -> dict[str, Any]:
                 **cookie,
                 "requestBody": form,
                 "responses": {**html, **_errors(400, 401, 403, 408, 422, 503)},
+            }
+        },
+        "/console/rules/publish": {
+            "post": {
+                "summary": "Publish an edited rules file over the files of the version the "
+                "editor started from (form fields file, text, parent, comment; the session's "
+                "token needs rules:write too; rules.source: database): 303, or the page again "
+                "with 400 (no comment), 409 (a newer version was published) or 422 (the "
+                "candidate does not load or its tests fail, named)",
+                **cookie,
+                "requestBody": form,
+                "responses": {**moved, **html, **_errors(400, 401, 403, 408, 409, 422, 503)},
+            }
+        },
+        "/console/rules/rollback": {
+            "post": {
+                "summary": "Publish an earlier version again (form fields version, parent, "
+                "comment; rules:write; rules.source: database)",
+                **cookie,
+                "requestBody": form,
+                "responses": {**moved, **html, **_errors(400, 401, 403, 404, 408, 409, 422, 503)},
             }
         },
         "/console/deliveries": {"get": {"summary": "Deliveries by status (failed first)", **page}},

@@ -18,6 +18,7 @@ from aiohttp import web
 from router import publishing
 from router.bodies import RULES_VERSION, CandidateIn, PublishIn, RepublishIn
 from router.errors import Conflict, FieldError, NotFound
+from router.rules import Ruleset
 from router.runtime import Runtime, serve_published
 from router.store.rulesets import Publication
 from router.web.body import json_response, read_json
@@ -54,7 +55,9 @@ def _version(request: web.Request, name: str = "version") -> str:
     return value
 
 
-def _database_source(rt: Runtime) -> None:
+def require_database_source(rt: Runtime) -> None:
+    """``Conflict`` naming ``rules.source`` unless this service publishes
+    (``rules.source: database``)."""
     if rt.settings.rules.source != "database":
         raise Conflict(
             "this service serves the rules files on its disk (rules.source: files); "
@@ -73,11 +76,19 @@ async def _sources(rt: Runtime, version: str, field: str = "version") -> dict[st
     return files
 
 
-async def _published(
-    request: web.Request, files: dict[str, str], comment: str, parent: str | None, given: bool
-) -> web.Response:
-    rt = request.app[RUNTIME]
-    author = request[PRINCIPAL].name
+async def publish_files(
+    rt: Runtime,
+    files: dict[str, str],
+    *,
+    author: str,
+    comment: str,
+    parent: str | None,
+    check_parent: bool,
+) -> tuple[Publication, Ruleset]:
+    """Publish ``files`` (checked, their tests run: ``RulesRejected``; with
+    ``check_parent``, ``PublishConflict`` unless ``parent`` is the published
+    version), log it, and serve it on this instance at once. The API and the
+    console both publish through here."""
     publication, ruleset = await publishing.publish(
         rt.store,
         rt.metrics,
@@ -85,7 +96,7 @@ async def _published(
         author=author,
         comment=comment,
         parent=parent,
-        check_parent=given,
+        check_parent=check_parent,
     )
     log.info(
         "rules_published",
@@ -95,6 +106,21 @@ async def _published(
         publication=publication.publication,
     )
     await serve_published(rt)
+    return publication, ruleset
+
+
+async def _published(
+    request: web.Request, files: dict[str, str], comment: str, parent: str | None, given: bool
+) -> web.Response:
+    rt = request.app[RUNTIME]
+    publication, ruleset = await publish_files(
+        rt,
+        files,
+        author=request[PRINCIPAL].name,
+        comment=comment,
+        parent=parent,
+        check_parent=given,
+    )
     body = shown(publication)
     body["files"] = sorted(ruleset.sources)
     body["tests"] = len(ruleset.cases)
@@ -105,7 +131,7 @@ async def _published(
 
 async def publish_version(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    _database_source(rt)
+    require_database_source(rt)
     body = await read_json(request, PublishIn)
     return await _published(
         request, body.files, body.comment, body.parent, "parent" in body.model_fields_set
@@ -115,7 +141,7 @@ async def publish_version(request: web.Request) -> web.Response:
 async def republish_version(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
     version = _version(request)
-    _database_source(rt)
+    require_database_source(rt)
     body = await read_json(request, RepublishIn)
     files = await _sources(rt, version)
     return await _published(

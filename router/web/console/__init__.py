@@ -50,6 +50,8 @@ ROUTES: list[tuple[str, str, Handler, str | None]] = [
     ("GET", "/console/contacts/{id}", pages.contact, "console"),
     ("GET", "/console/rules", rules.rules, "console"),
     ("POST", "/console/rules/candidate", rules.check_candidate, "console"),
+    ("POST", "/console/rules/publish", rules.publish, "console"),
+    ("POST", "/console/rules/rollback", rules.rollback, "console"),
     ("GET", "/console/deliveries", pages.deliveries, "console"),
     ("POST", "/console/deliveries/{id}/retry", pages.retry, "console"),
     ("GET", "/console/summary", pages.summary, "console"),
