@@ -392,3 +392,38 @@ async def test_a_read_replay_cancels_is_answered_by_the_primary(
         await standby.execute("SELECT pg_reload_conf()")
         await standby.close()
         await primary.close()
+
+
+async def test_a_replica_behind_the_primarys_schema_sends_the_read_to_the_primary(
+    standby_pair: StandbyPair,
+) -> None:
+    """During an upgrade the primary has run a migration the replica has not
+    replayed yet: a read naming the new column is answered by the primary,
+    not with a 500."""
+    async with app(standby_pair) as api:  # the schema
+        await caught_up(api)
+    primary = await asyncpg.connect(standby_pair.primary.url)
+    settings = DatabaseSettings(
+        url=standby_pair.primary.url, replica_url=standby_pair.standby.url, pool_min=1
+    )
+    try:
+        async with open_store(settings, migrate=False) as store:
+            assert (await store.replica.measure()).reads == "replica"
+            await replay(standby_pair, "pause")
+            await primary.execute("ALTER TABLE omniroute.rulesets ADD COLUMN upgrade_probe int")
+            servers: list[bool] = []
+
+            async def new_column(pool: asyncpg.Pool) -> int:
+                servers.append(await pool.fetchval("SELECT pg_is_in_recovery()"))
+                found: int = await pool.fetchval(
+                    "SELECT count(upgrade_probe) FROM omniroute.rulesets"
+                )
+                return found
+
+            with capture_logs() as logs:
+                assert await store.replica.run(new_column) == 0
+            assert servers == [True, False]  # the replica first, then the primary
+            assert any(e["event"] == "replica_schema_behind" for e in logs)
+    finally:
+        await primary.execute("ALTER TABLE omniroute.rulesets DROP COLUMN IF EXISTS upgrade_probe")
+        await primary.close()

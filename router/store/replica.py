@@ -152,6 +152,15 @@ def _conflict(exc: BaseException) -> bool:
     return isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in RECOVERY_CONFLICT
 
 
+#: undefined column, table, function: what a replica answers while the DDL of
+#: a migration the primary ran is not replayed yet (a rolling upgrade)
+SCHEMA_BEHIND = frozenset({"42703", "42P01", "42883"})
+
+
+def _schema_behind(exc: BaseException) -> bool:
+    return isinstance(exc, asyncpg.PostgresError) and exc.sqlstate in SCHEMA_BEHIND
+
+
 class Reads:
     """Which pool answers the reporting reads (see the module's text)."""
 
@@ -202,6 +211,9 @@ class Reads:
             if _conflict(exc):
                 reason = "replay on the replica cancelled the read (a recovery conflict)"
                 log.warning("replica_read_cancelled", sqlstate=getattr(exc, "sqlstate", None))
+            elif _schema_behind(exc):
+                reason = "the replica has not replayed the primary's last migration yet"
+                log.warning("replica_schema_behind", sqlstate=getattr(exc, "sqlstate", None))
             elif _away_error(exc):
                 reason = f"the replica is away ({type(exc).__name__})"
                 self._away(reason)
