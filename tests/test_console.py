@@ -6,6 +6,7 @@ database."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -310,6 +311,24 @@ async def test_live_shows_a_waiting_contact(console: Api) -> None:
     assert "<caption>email</caption>" in html
     _, full = await page(console, "/console/live")
     assert 'data-stream="/console/live/stream"' in full
+
+
+async def test_live_shows_the_agents_available_for_each_queue(console: Api) -> None:
+    contact = await routed(console, "email", subject="Invoice question")
+    queue = contact["decision"]["queue"]
+    skills = {s: 3 for s in ("chat", "writing", "voice", "social", "vip", "orders", "returns")}
+    agent = f"console-{uuid.uuid4().hex[:8]}"
+    response = await console.send("PUT", f"/v1/agents/{agent}", {"skills": {**skills, "billing": 3}})
+    assert response.status in (200, 201), await response.text()
+    response = await console.send("PUT", f"/v1/agents/{agent}/presence", {"presence": "available"})
+    assert response.status == 200, await response.text()
+    _, html = await page(console, "/console/live/panel")
+    assert "Agents available" in html
+    row = re.search(rf'<th scope="row">{re.escape(queue)}</th>(.*?)</tr>', html, re.S)
+    assert row, html
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", row.group(1))
+    # waiting, oldest wait, at risk, past SLA, then agents available and busy
+    assert int(cells[4]) >= 1, cells
 
 
 async def test_the_live_stream_answers_a_session(console: Api) -> None:

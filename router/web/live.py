@@ -12,9 +12,10 @@ import orjson
 from aiohttp import web
 
 from router.feed import Subscription
+from router.runtime import Runtime
 from router.store import Store
 from router.store.lifecycle import OPEN_STATES
-from router.store.live import Change, Demand, LiveContact, QueueFigures
+from router.store.live import Change, Demand, LiveContact, QueueFigures, Staffing
 from router.web.body import json_response
 from router.web.query import bad, check_known, decode_cursor, encode_cursor, parse_int
 from router.web.state import RUNTIME
@@ -56,12 +57,12 @@ def _queue(q: QueueFigures) -> dict[str, Any]:
     }
 
 
-async def live_queues(request: web.Request) -> web.Response:
-    check_known(request.query, ())
-    rt = request.app[RUNTIME]
-    figures = await rt.store.live.queues()
-    # Agents serve a queue when they hold its declared skills (the active
-    # ruleset's); a queue it no longer declares has no agent figures.
+async def staffing(
+    rt: Runtime, figures: list[QueueFigures]
+) -> dict[tuple[str, str], Staffing | None]:
+    """The agents serving each (queue, channel) of ``figures``: agents serve a
+    queue when they hold its declared skills (the active ruleset's); a queue
+    it no longer declares has no agent figures (``None``)."""
     declared = rt.rules.active.queues
     demands = {
         (q.queue, q.channel): Demand(
@@ -71,10 +72,18 @@ async def live_queues(request: web.Request) -> web.Response:
         if q.queue in declared
     }
     staffed = dict(zip(demands, await rt.store.live.staffing(list(demands.values())), strict=True))
+    return {(q.queue, q.channel): staffed.get((q.queue, q.channel)) for q in figures}
+
+
+async def live_queues(request: web.Request) -> web.Response:
+    check_known(request.query, ())
+    rt = request.app[RUNTIME]
+    figures = await rt.store.live.queues()
+    staffed = await staffing(rt, figures)
     rows = []
     for q in figures:
         row = _queue(q)
-        s = staffed.get((q.queue, q.channel))
+        s = staffed[(q.queue, q.channel)]
         row["agents"] = None if s is None else {"available": s.available, "busy": s.busy}
         rows.append(row)
     return json_response({"queues": rows, "agents": await rt.store.live.agents()})

@@ -22,13 +22,13 @@ from router.web.console import charts, sessions
 from router.web.console.views import STATIC, render
 from router.web.explain import explanation
 from router.web.history import STATES, lifecycle, page, selection
+from router.web.live import staffing
 from router.web.query import parse_contact_id, parse_uuid
 from router.web.state import RUNTIME, TOKENS
 
 #: The waiting contacts shown on Live, the longest waiting first.
 LIVE_CONTACTS = 100
 #: Figures the agents' work adds to the live figures, shown when they carry them.
-AGENT_COLUMNS = (("agents_available", "Agents available"), ("agents_busy", "Agents busy"))
 #: The lifecycle changes the Live page listens for (docs/api.md, the live stream).
 LIVE_KINDS = (
     "routed",
@@ -118,10 +118,9 @@ async def _live_figures(request: web.Request) -> dict[str, Any]:
     waiting = await store.live.contacts(
         state="waiting", queue=None, channel=None, after=None, limit=LIVE_CONTACTS
     )
-    agents = [(name, title) for name, title in AGENT_COLUMNS if queues and hasattr(queues[0], name)]
     return {
         "channels": _by_channel(queues),
-        "agent_columns": agents,
+        "staffed": await staffing(request.app[RUNTIME], queues),
         "waiting": waiting,
         "waiting_total": sum(q.waiting for q in queues),
         "now": datetime.now(UTC),
