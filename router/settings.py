@@ -371,6 +371,13 @@ class DeliverySettings(_Section):
     #: delivered events are deleted this many days after they were written
     #: (failed ones are kept until retried or deleted by hand)
     keep_delivered_days: float = Field(default=7.0, gt=0)
+    #: a destination whose attempts fail this many times in a row (across
+    #: events) is paused (its circuit opens); ``null``: never paused
+    pause_after: int | None = Field(default=10, ge=1)
+    #: the first pause in seconds; each pause that ends in another failure
+    #: doubles it, up to ``pause_max``; a success resumes and resets it
+    pause_base: float = Field(default=30.0, gt=0)
+    pause_max: float = Field(default=900.0, gt=0)
 
 
 class TokenSettings(_Section):

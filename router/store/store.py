@@ -136,18 +136,16 @@ class Outbox:
             return await deliveries.claim(self._pool, destination, limit=limit, lease=lease)
 
     @translated
-    async def delivered(self, delivery_id: uuid.UUID, attempts: int) -> bool:
+    async def mark(self, marks: Sequence[deliveries.Mark]) -> list[bool]:
+        """Record the outcomes of attempts in one statement (see ``deliveries.mark``)."""
         async with self._slots:
-            return await deliveries.delivered(self._pool, delivery_id, attempts)
+            return await deliveries.mark(self._pool, marks)
 
     @translated
-    async def failed(
-        self, delivery_id: uuid.UUID, attempts: int, *, error: str, retry_in: float | None
-    ) -> bool:
+    async def release(self, claimed: Sequence[tuple[uuid.UUID, int]], *, due: datetime) -> None:
+        """Give back claimed rows that were not attempted, due at ``due``."""
         async with self._slots:
-            return await deliveries.failed(
-                self._pool, delivery_id, attempts, error=error, retry_in=retry_in
-            )
+            await deliveries.release(self._pool, claimed, due=due)
 
     @translated
     async def retry(self, delivery_id: uuid.UUID) -> deliveries.Delivery | None:
