@@ -22,7 +22,7 @@ from typing import Any, Literal
 import asyncpg
 
 from router.errors import StoreUnavailable
-from router.models import Identifier, Nonce
+from router.models import Identifier, Nonce, OutcomeEvent
 from router.store import (
     customers,
     db,
@@ -309,6 +309,19 @@ class Events:
             data=data,
             outbox=outbox,
         )
+
+    @translated
+    async def record_named(
+        self,
+        adapter: str,
+        event: OutcomeEvent,
+        *,
+        at: datetime,
+        outbox: lifecycle.TransitionOutbox | None = None,
+    ) -> list[tuple[uuid.UUID, events.EventOutcome]]:
+        """Record a provider's outcome event for the contacts of ``adapter``
+        it names (see ``events.record_named``); empty when it names none."""
+        return await events.record_named(self._pool, adapter, event, at=at, outbox=outbox)
 
 
 class Lifecycle:
