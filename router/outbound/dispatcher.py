@@ -102,6 +102,9 @@ class _Lane:
     inflight: int = 0
     #: something may be due that is not claimed yet (cleared by a short claim)
     fresh: bool = True
+    #: notifications and looks so far: a short claim clears ``fresh`` only
+    #: when none came while it ran (rows committed after its snapshot)
+    news: int = 0
 
     def wanted(self, now: float) -> int:
         """Rows to claim now (0: none)."""
@@ -191,6 +194,7 @@ class Dispatcher:
     def _new_rows(self) -> None:
         for lane in self._lanes.values():
             lane.fresh = True
+            lane.news += 1
 
     def _notified(self) -> None:
         self._new_rows()
@@ -205,11 +209,11 @@ class Dispatcher:
             limit = lane.wanted(now)
             if limit <= 0:
                 continue
-            dest = lane.dest
+            dest, news = lane.dest, lane.news
             rows = await self._store.outbox.claim(
                 dest.name, limit=limit, lease=lease(dest, queued=len(lane.queue), claiming=limit)
             )
-            if len(rows) < limit:
+            if len(rows) < limit and lane.news == news:
                 lane.fresh = False  # drained: wait for a notification or a look
             lane.queue.extend(rows)
             self._start(lane)
