@@ -178,7 +178,7 @@ async def open_runtime(
             jobs=Jobs(),
             destinations=destinations,
             dispatcher=None
-            if session is None
+            if session is None or not settings.delivery.dispatch
             else Dispatcher(store, settings.destinations, settings.delivery, metrics, session),
             feed=Feed(store),
         )

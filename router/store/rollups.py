@@ -156,8 +156,7 @@ async def _roll(con: asyncpg.Connection, hours: Sequence[datetime]) -> None:
 
 #: The time a contact's id (UUIDv7) carries, its ``received_at`` to the millisecond.
 _ID_TIME = (
-    "to_timestamp(('x' || left(replace(contact_id::text, '-', ''), 12))::bit(48)::bigint"
-    " / 1000.0)"
+    "to_timestamp(('x' || left(replace(contact_id::text, '-', ''), 12))::bit(48)::bigint / 1000.0)"
 )
 
 
