@@ -54,7 +54,7 @@ async def test_events_of_acknowledged_contacts_arrive_after_a_kill_9(
         server = processes(**extra)
         await server.ready()
         acknowledged = await acknowledge(server.url, N)
-        await eventually(lambda: _async(len(r.held)), lambda n: n >= 4)  # in flight
+        await eventually(lambda: _async(len(r.held)), lambda n: n >= 4, timeout=30)  # in flight
         server.kill9()  # acknowledged, claimed, attempts in flight, nothing delivered
         assert r.received == []
         r.hold = False
@@ -69,7 +69,7 @@ async def test_events_of_acknowledged_contacts_arrive_after_a_kill_9(
                     dest["name"],
                 ),
                 lambda rows: len(rows) == N and all(x["status"] == "delivered" for x in rows),
-                timeout=20,
+                timeout=40,
             )
         finally:
             await con.close()

@@ -85,7 +85,7 @@ async def test_a_failing_destination_is_paused_then_resumes_on_success(
         "retry_max_delay": 0.1,
         "poll_interval": 0.2,
         "pause_after": 3,
-        "pause_base": 2.0,
+        "pause_base": 5.0,
     }
     async with receiver(status=503) as r:
         dest = destination(r, concurrency=2)
@@ -93,7 +93,9 @@ async def test_a_failing_destination_is_paused_then_resumes_on_success(
         async with app_on(database_url, destinations=[dest], delivery=delivery) as api:
             assert (await circuit(api, name))["state"] == "closed"
             contacts = [await routed(api, "chat") for _ in range(5)]
-            shown = await eventually(lambda: circuit(api, name), lambda c: c["state"] == "open")
+            shown = await eventually(
+                lambda: circuit(api, name), lambda c: c["state"] == "open", timeout=30
+            )
             assert shown["consecutive_failures"] >= 3 and shown["paused_until"] is not None
             assert await metric(api, "omniroute_destination_paused", name) == "1.0"
             n = len(r.received)
@@ -113,6 +115,7 @@ async def test_a_failing_destination_is_paused_then_resumes_on_success(
                     name,
                 ),
                 lambda delivered: delivered == 5,
+                timeout=30,
             )
             shown = await circuit(api, name)
             assert shown == {
