@@ -27,9 +27,6 @@ from tests.support.webhooks import form_body
 
 PUBLIC = "https://omniroute.example.com"
 PATH = "/v1/webhooks/phone"
-#: when the calls of the tests end: after the events the tests post through the API
-#: (an outcome's latest event wins), in whole seconds as Twilio's ``Timestamp``
-ENDED = (datetime.now(UTC) + timedelta(minutes=5)).replace(microsecond=0)
 ADAPTERS = [{"name": "phone", "kind": "twilio-voice", "secrets": ["twilio-token"]}]
 
 
@@ -86,7 +83,13 @@ def incoming(sid: str, **more: str) -> dict[str, str]:
     }
 
 
-def status(sid: str, value: str, **more: str) -> dict[str, str]:
+def ended() -> datetime:
+    """When a test's call ends: after the events the test posts through the
+    API (an outcome's latest event wins), in whole seconds as Twilio's ``Timestamp``."""
+    return (datetime.now(UTC) + timedelta(minutes=5)).replace(microsecond=0)
+
+
+def status(sid: str, value: str, *, at: datetime | None = None, **more: str) -> dict[str, str]:
     return {
         "CallSid": sid,
         "AccountSid": "AC" + "1" * 32,
@@ -96,7 +99,7 @@ def status(sid: str, value: str, **more: str) -> dict[str, str]:
         "To": "+15005550006",
         "CallbackSource": "call-progress-events",
         "SequenceNumber": "0",
-        "Timestamp": format_datetime(ENDED),
+        "Timestamp": format_datetime(at or ended()),
         **more,
     }
 
@@ -127,7 +130,8 @@ async def test_a_call_that_ended_unanswered_abandons_every_contact_of_the_call(
     ids = await routed_call(client, db, sid)
     for contact_id in ids:
         assert (await contact(client, contact_id))["lifecycle"]["state"] == "waiting"
-    answer = await post(client, status(sid, "no-answer"))
+    at = ended()
+    answer = await post(client, status(sid, "no-answer", at=at))
     assert answer.status == 200, await answer.text()
     assert answer.content_type == "text/xml"  # what Twilio expects, with nothing in it
     assert "<Enqueue" not in await answer.text()
@@ -142,12 +146,12 @@ async def test_a_call_that_ended_unanswered_abandons_every_contact_of_the_call(
     )
     assert sorted(str(e["contact_id"]) for e in events) == sorted(ids)
     assert {(e["event_id"], e["type"]) for e in events} == {(f"{sid}:no-answer", "abandoned")}
-    assert {e["at"] for e in events} == {ENDED}
+    assert {e["at"] for e in events} == {at}
     assert {e["call_status"] for e in events} == {"no-answer"}
     # delivered like any outcome event: contact.abandoned for each contact
     await eventually(lambda: _types(hooks), lambda types: types.count("contact.abandoned") == 2)
     # Twilio retries a callback it got no 2xx for: the same one changes nothing more
-    again = await post(client, status(sid, "no-answer"))
+    again = await post(client, status(sid, "no-answer", at=at))
     assert again.status == 200
     n = await db.fetchval(
         "SELECT count(*) FROM contact_events WHERE contact_id = ANY($1::uuid[])", ids
