@@ -179,6 +179,7 @@ class Pipeline:
             },
             context_degraded=context.degraded,
             lifetime=self.lifetime(adapter, contact.channel),
+            rollout=evaluation.rollout,
         )
         earlier = await self.writer.submit(record)
         if earlier is not None:

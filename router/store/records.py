@@ -52,6 +52,8 @@ class NewRecord:
     #: seconds the contact stays open (``docs/lifecycle.md``); ``None``: its
     #: lifecycle is not kept (the adapter or channel opted out)
     lifetime: float | None = None
+    #: the rollout sides ("rule:in,other:out"; ``Evaluation.rollout``), if any
+    rollout: str | None = None
 
 
 _COLUMNS = [
@@ -85,6 +87,7 @@ _COLUMNS = [
     ("channel_switch", "bool", None),
     ("context_degraded", "bool", None),
     ("routing_ms", "real", None),
+    ("rollout", "text", None),
 ]
 
 #: Passed for the contact's open row only (``open_contacts``, see ``lifecycle``).
@@ -184,6 +187,7 @@ def _row(r: NewRecord) -> tuple[Any, ...]:
         recent and last is not None and last.channel != r.contact.channel,
         r.context_degraded,
         r.timings.get("total_ms"),
+        r.rollout,
         *_open(r),
     )
 
@@ -271,6 +275,11 @@ class ContactSummary:
     resolved_at: datetime | None
     closed_at: datetime | None
     sla_met: bool | None
+    #: the rollout sides, "rule:in,other:out" (``None``: no rollout rule applied)
+    rollout: str | None
+    #: offers made to agents (assignment by omniroute), and when the first was
+    offers_made: int
+    offered_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +327,7 @@ FILTERS = {
     "rule": "rule",
     "ruleset": "ruleset",
     "outcome": "outcome",
+    "agent": "agent",
 }
 
 
