@@ -1,5 +1,6 @@
-"""What every channel adapter is: verify a delivery, parse it into contacts,
-answer handshakes, and shape the reply the provider expects.
+"""What every channel adapter is: verify a delivery, parse it into contacts
+(and outcome events, where the provider reports them unambiguously), answer
+handshakes, and shape the reply the provider expects.
 
 Adapters are pure: they see a ``WebhookRequest`` (raw bytes and headers) and
 return models; they never touch the network or the database.
@@ -22,7 +23,14 @@ from router.errors import (
     UnsupportedMediaType,
     field_errors,
 )
-from router.models import Contact, Nonce, Routed, WebhookReply, WebhookRequest
+from router.models import (
+    Contact,
+    Nonce,
+    OutcomeEvent,
+    Routed,
+    WebhookReply,
+    WebhookRequest,
+)
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -37,6 +45,9 @@ class Parsed:
     reply: WebhookReply | None = None  # set when the delivery was only a handshake
     #: set when the signature does not cover the body but carries a one-time value
     nonce: Nonce | None = None
+    #: outcomes the provider reports for contacts routed before (status
+    #: callbacks), recorded as ``POST /v1/contacts/{id}/events`` records them
+    outcomes: Sequence[OutcomeEvent] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,6 +1,17 @@
 """Twilio Programmable Voice: the incoming-call webhook (the number's Voice URL)
 and ``<Gather>`` action callbacks carrying IVR input become voice contacts;
-status callbacks and other verb callbacks are acknowledged and ignored.
+the status callback of an inbound call that ended becomes an outcome event
+for every contact of the call (``OUTCOMES``); other status and verb
+callbacks are acknowledged and ignored.
+
+Outcomes (docs/adapters.md): Twilio's ``CallStatus`` says how the call
+ended, not whether an agent spoke with the caller, so only what it says
+unambiguously moves the lifecycle: ``busy``, ``no-answer``, ``failed`` and
+``canceled`` (the call was never connected) are ``abandoned``; ``completed``
+(the call was connected and ended normally) is ``closed``, which ends the
+contact without claiming it was answered or abandoned. The event id is
+``<CallSid>:<CallStatus>``, so a retried callback is a duplicate; its time is
+the callback's ``Timestamp`` when it has one.
 
 Dedupe: the incoming call is ``CallSid``; a ``<Gather>`` result is
 ``CallSid:ivr:<hash of digits and speech>`` (so routing can happen again after
@@ -20,7 +31,9 @@ when a Studio flow or a Function calls us instead and reads the JSON decision.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from adapters.base import AdapterSpec, Parsed
@@ -34,7 +47,14 @@ from adapters.twilio import (
     required,
 )
 from router.errors import FieldError, PayloadError
-from router.models import Contact, Identifier, Routed, WebhookRequest
+from router.models import (
+    Contact,
+    Identifier,
+    OutcomeEvent,
+    OutcomeType,
+    Routed,
+    WebhookRequest,
+)
 
 #: Parameters that only appear on callbacks that are not a new contact.
 STATUS_MARKERS = (
@@ -49,6 +69,16 @@ STATUS_MARKERS = (
     "QueuePosition",
 )
 ENDED = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
+#: An ended call's ``CallStatus`` -> the outcome event it is.
+OUTCOMES: dict[str, OutcomeType] = {
+    "completed": "closed",
+    "busy": "abandoned",
+    "no-answer": "abandoned",
+    "failed": "abandoned",
+    "canceled": "abandoned",
+}
+#: Parameters of verb callbacks (not of a status callback): their CallStatus is not the call's end.
+VERB_MARKERS = ("DialCallStatus", "QueueResult", "RecordingSid", "TranscriptionSid")
 
 
 class TwilioVoiceAdapter(TwilioAdapter):
@@ -73,6 +103,8 @@ class TwilioVoiceAdapter(TwilioAdapter):
         names = form.names()
         status = (form.get("CallStatus") or "").strip().lower()
         direction = (form.get("Direction") or "inbound").strip().lower()
+        if status in ENDED and direction == "inbound" and not any(m in names for m in VERB_MARKERS):
+            return Parsed(contacts=[], outcomes=[_outcome(form.get, status)])
         if any(m in names for m in STATUS_MARKERS) or status in ENDED or direction != "inbound":
             return Parsed(contacts=[], ignored=1)
         call_sid = required(form, "CallSid")
@@ -134,6 +166,38 @@ class TwilioVoiceAdapter(TwilioAdapter):
             priority=max(0, decision.priority),
             timeout=self.task_timeout,
         )
+
+
+def _outcome(get: Callable[[str], str | None], status: str) -> OutcomeEvent:
+    """The outcome event of an inbound call's status callback (``status`` in ``ENDED``)."""
+    call_sid = (get("CallSid") or "").strip()
+    if not call_sid:
+        raise PayloadError("CallSid is missing", fields=[FieldError("CallSid", "is required")])
+    data: dict[str, Any] = {"source": "twilio-status-callback", "call_status": status}
+    duration = (get("CallDuration") or "").strip()
+    if duration.isascii() and duration.isdigit() and len(duration) <= 9:
+        data["call_duration"] = int(duration)
+    return OutcomeEvent(
+        type=OUTCOMES[status],
+        event_id=f"{call_sid}:{status}"[:256],
+        thread_id=call_sid,
+        at=_timestamp(get("Timestamp")),
+        data=data,
+    )
+
+
+def _timestamp(value: str | None) -> datetime | None:
+    """A status callback's ``Timestamp`` (RFC 2822, e.g. ``Mon, 16 Aug 2010
+    03:45:01 +0000``); ``None`` when missing or not a date."""
+    if not value:
+        return None
+    try:
+        at = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if at.tzinfo is None:
+        at = at.replace(tzinfo=UTC)
+    return at if 2000 <= at.year <= 9999 else None
 
 
 def _dialable(caller: str) -> bool:

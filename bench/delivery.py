@@ -23,6 +23,11 @@ Three parts, each on a scratch database of its own (dropped at the end):
   row's ``created_at`` (the start of the transaction that wrote the record
   and the event, so about its commit), and minus the record's ``received_at``
   (end to end: routing, commit and delivery). p50 / p99 / max.
+- ``drain``: ``--drain`` events written to the outbox in one statement (a
+  backlog, as after an outage) while one ``serve`` process with the
+  destination runs: seconds until none is pending, events/s, and the
+  server's CPU per event (the dispatcher's own cost, apart from routing: the
+  figure that depends least on what else the machine runs).
 - ``steps``: ``--steps`` open contacts with a due overflow step, written by
   the store's own insert (``records.insert_many``, batches of 1,000, as
   routing writes them); then the overflow job's loop (``apply_due_steps``,
@@ -77,7 +82,7 @@ from router.models import Contact, CustomerContext, Decision, OverflowStep, uuid
 from router.store import DatabaseSettings, NewRecord, open_store  # noqa: E402
 from router.store import records as stored_records  # noqa: E402
 
-PARTS = ("throughput", "lag", "steps")
+PARTS = ("throughput", "lag", "steps", "drain")
 
 
 # -- the receiver (a subprocess: python bench/delivery.py --receiver PORT) ---------------
@@ -435,6 +440,67 @@ async def steps(database_url: str, args: argparse.Namespace) -> None:
     )
 
 
+# -- part 4: an outbox backlog drained ---------------------------------------------------
+
+
+async def drain(database_url: str, args: argparse.Namespace) -> None:
+    settings = DatabaseSettings(url=database_url, pool_max=2)
+    async with open_store(settings):  # the schema
+        pass
+    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
+    receiver_port = free_port()
+    receiver = start([sys.executable, __file__, "--receiver", str(receiver_port)])
+    receiver_url = f"http://127.0.0.1:{receiver_port}"
+    workdir = Path(tempfile.mkdtemp(prefix="omniroute-drain-"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("DATABASE_URL", None)
+    try:
+        await wait_ready(receiver_url, receiver)
+        port = free_port()
+        path = config(workdir, port, database_url, f"{receiver_url}/hook", args.concurrency)
+        cmd = [sys.executable, "-m", "router.commands.cli", "serve", "--config", str(path)]
+        t0 = time.perf_counter()
+        proc = start(cmd, env)
+        try:
+            await wait_ready(f"http://127.0.0.1:{port}", proc)
+            cpu0, t1 = tree_cpu_seconds(proc.pid), time.perf_counter()
+            # an event as routing writes it (about 600 bytes of JSON)
+            await con.execute(
+                """INSERT INTO deliveries
+                          (delivery_id, destination, event_type, contact_id, payload)
+                   SELECT gen_random_uuid(), 'bench', 'contact.routed', gen_random_uuid(),
+                          jsonb_build_object('type', 'contact.routed',
+                              'timestamp', '2026-11-30T21:44:26.512Z',
+                              'data', jsonb_build_object(
+                                  'contact_id', gen_random_uuid(), 'customer_id', gen_random_uuid(),
+                                  'adapter', 'chat', 'channel', 'chat', 'external_id', 'chat-' || n,
+                                  'decision', jsonb_build_object('queue', 'orders', 'priority', 55,
+                                      'skills', '[]'::jsonb, 'sla_seconds', 60, 'tags', '[]'::jsonb,
+                                      'preferred_agent', null, 'overflow', '[]'::jsonb,
+                                      'rule', 'chat-order-page', 'ruleset', 'ddd573d89191')))
+                     FROM generate_series(1, $1) AS n""",
+                args.drain,
+            )
+            await drained(con, timeout=600)
+            seconds = time.perf_counter() - t1
+            cpu = tree_cpu_seconds(proc.pid) - cpu0
+        finally:
+            stop(proc)
+        got = len({i for i, _ in await arrivals(receiver_url)})
+    finally:
+        await con.close()
+        stop(receiver)
+    total = time.perf_counter() - t0
+    print(
+        f"drain: {args.drain} events written to the outbox in one statement, delivered in "
+        f"{seconds:.1f} s: {args.drain / seconds:.0f} events/s, server CPU "
+        f"{cpu * 1000 / args.drain:.3f} ms/event; {got} distinct ids received "
+        f"(concurrency {args.concurrency}; the server started in {t1 - t0:.1f} s, "
+        f"{total:.1f} s in all)",
+        flush=True,
+    )
+
+
 async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--database-url", help="a server to make scratch databases on")
@@ -455,6 +521,7 @@ async def main() -> None:
     p.add_argument("--lag-seconds", type=float, default=10)
     p.add_argument("--steps", type=int, default=20_000, help="due steps to apply")
     p.add_argument("--batch", type=int, default=500, help="rows per statement (lifecycle.batch)")
+    p.add_argument("--drain", type=int, default=20_000, help="outbox events to drain")
     args = p.parse_args()
     level = structlog.make_filtering_bound_logger(logging.WARNING)
     structlog.configure(wrapper_class=level)  # no migration lines
@@ -462,7 +529,8 @@ async def main() -> None:
     async with postgres_server(args.database_url) as base:
         where = "embedded PostgreSQL" if not args.database_url else "PostgreSQL at the URL"
         print(f"{where}, {os.cpu_count()} CPUs", flush=True)
-        for name, part in (("throughput", throughput), ("lag", lag), ("steps", steps)):
+        every = (("throughput", throughput), ("lag", lag), ("steps", steps), ("drain", drain))
+        for name, part in every:
             if name in parts:
                 async with scratch_database(base) as url:
                     await part(url, args)

@@ -49,6 +49,12 @@ class Metrics:
             ["destination"],
             registry=r,
         )
+        self.destination_paused = Gauge(
+            "omniroute_destination_paused",
+            "1 while this instance pauses a destination that keeps failing (circuit open)",
+            ["destination"],
+            registry=r,
+        )
         self.contacts = Counter(
             "omniroute_contacts_routed",
             "Contacts routed and recorded",

@@ -452,3 +452,27 @@ class Routed(BaseModel):
     duplicate: bool
     decision: Decision
     external_id: str
+
+
+#: The outcome events that move a contact's lifecycle (``POST /v1/contacts/{id}/events``).
+OutcomeType = Literal["assigned", "answered", "transferred", "abandoned", "resolved", "closed"]
+
+
+class OutcomeEvent(BaseModel):
+    """An outcome a provider reports in a delivery of its own (a status
+    callback), for the contacts it names: by ``contact_id``, or by the
+    adapter's ``external_id`` or ``thread_id`` (every contact of a call, say).
+    Recorded as ``POST /v1/contacts/{id}/events`` would record it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type: OutcomeType
+    #: the provider's id of the event: a retried callback is a duplicate
+    event_id: str = Field(min_length=1, max_length=256)
+    contact_id: uuid.UUID | None = None
+    external_id: str | None = Field(default=None, min_length=1, max_length=ID_MAX)
+    thread_id: str | None = Field(default=None, min_length=1, max_length=ID_MAX)
+    #: when it happened (``None``: when it was received)
+    at: datetime | None = None
+    #: what the provider said, kept with the event (no message text)
+    data: dict[str, Any] = Field(default_factory=dict)

@@ -15,6 +15,7 @@ from router.metrics import Metrics
 from router.models import (
     Contact,
     Nonce,
+    OutcomeEvent,
     Routed,
     WebhookReply,
     WebhookRequest,
@@ -48,6 +49,10 @@ class Pipeline:
     on_routed: Callable[[Evaluation], None] = lambda evaluation: None  # rule match counts
     #: seconds a contact of (adapter, channel) stays open; ``None``: no lifecycle
     lifetime: Callable[[str, str], float | None] = lambda adapter, channel: None
+    #: records a provider's outcome event for the contacts of the adapter it
+    #: names (as ``POST /v1/contacts/{id}/events``); how many it named
+    #: (``None``: outcome events are not recorded, only logged)
+    record_outcome: Callable[[str, OutcomeEvent], Awaitable[int]] | None = None
 
     async def deliver(self, adapter: Adapter, request: WebhookRequest) -> WebhookReply:
         """Verify, parse and route one delivery; the reply the provider gets."""
@@ -56,6 +61,8 @@ class Pipeline:
         parsed = adapter.parse(request)
         if parsed.reply is not None:
             return parsed.reply
+        for outcome in parsed.outcomes:
+            await self.outcome(adapter.name, outcome)
         contacts = self.storable(adapter, parsed.contacts)
         parse_ms = (time.perf_counter() - started) * 1000
         if parsed.nonce is not None:
@@ -89,6 +96,21 @@ class Pipeline:
                 fields=failed,
             )
         return adapter.reply(routed, parsed)
+
+    async def outcome(self, adapter: str, event: OutcomeEvent) -> None:
+        """Record a provider's outcome event; one that names no contact of
+        the adapter (a call routed elsewhere, or before its record was
+        written) is logged and changes nothing."""
+        named = 0 if self.record_outcome is None else await self.record_outcome(adapter, event)
+        log.info(
+            "provider_outcome" if named else "provider_outcome_unmatched",
+            adapter=adapter,
+            type=event.type,
+            event_id=event.event_id,
+            external_id=event.external_id,
+            thread_id=event.thread_id,
+            contacts=named,
+        )
 
     def storable(self, adapter: Adapter, contacts: Sequence[Contact]) -> list[Contact]:
         """The delivery's contacts, checked before any is routed for values

@@ -34,6 +34,7 @@ from router.feed import Feed
 from router.jobs import Jobs
 from router.live_rules import LiveRules, Versions, load_checked
 from router.metrics import Metrics
+from router.models import OutcomeEvent, now_ms
 from router.outbound import Destinations, Dispatcher
 from router.pipeline import Pipeline
 from router.recognition import Lookup, Recognition, Recognized, identity
@@ -183,6 +184,7 @@ async def open_runtime(
                 claim=store.nonces.claim,
                 on_routed=rules.count,
                 lifetime=partial(_lifetime, settings),
+                record_outcome=partial(_record_outcome, store, destinations),
             ),
             adapters=build_adapters(settings) if adapters is None else adapters,
             unknown_adapter=unknown_adapter(),
@@ -190,7 +192,7 @@ async def open_runtime(
             jobs=Jobs(),
             destinations=destinations,
             dispatcher=None
-            if session is None
+            if session is None or not settings.delivery.dispatch
             else Dispatcher(store, settings.destinations, settings.delivery, metrics, session),
             feed=Feed(store),
         )
@@ -286,6 +288,20 @@ def _lifetime(settings: Settings, adapter: str, channel: str) -> float | None:
     if configured is not None and configured.lifecycle == "none":
         return None
     return settings.lifecycle.lifetime(channel)
+
+
+async def _record_outcome(
+    store: Store, destinations: Destinations, adapter: str, event: OutcomeEvent
+) -> int:
+    """Record a provider's outcome event (a status callback) for the contacts
+    of ``adapter`` it names, as ``POST /v1/contacts/{id}/events`` does; how many."""
+    done = await store.events.record_named(
+        adapter,
+        event,
+        at=event.at or now_ms(),
+        outbox=destinations.moved if destinations else None,
+    )
+    return len(done)
 
 
 async def _apply_steps(rt: Runtime) -> None:

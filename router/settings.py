@@ -376,6 +376,20 @@ class DeliverySettings(_Section):
     #: delivered events are deleted this many days after they were written
     #: (failed ones are kept until retried or deleted by hand)
     keep_delivered_days: float = Field(default=7.0, gt=0)
+    #: a destination whose attempts fail this many times in a row (across
+    #: events) is paused (its circuit opens); ``null``: never paused
+    pause_after: int | None = Field(default=10, ge=1)
+    #: the first pause in seconds; each pause that ends in another failure
+    #: doubles it, up to ``pause_max``; a success resumes and resets it
+    pause_base: float = Field(default=30.0, gt=0)
+    pause_max: float = Field(default=900.0, gt=0)
+    #: this process runs the dispatcher (``serve --workers N`` turns it off in
+    #: its HTTP workers when it runs a dispatcher process, ``own_process``)
+    dispatch: bool = True
+    #: ``serve --workers N`` (N > 1) dispatches in a process of its own
+    #: (``omniroute dispatch``) instead of in every HTTP worker; its delivery
+    #: metrics are then not served by the workers' ``/metrics``
+    own_process: bool = True
 
 
 class TokenSettings(_Section):

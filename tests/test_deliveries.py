@@ -25,7 +25,8 @@ from tests.support.apps import app_on, eventually
 from tests.support.receivers import Receiver, destination, receiver, whsec
 from tests.support.settings import READ_TOKEN, ROOT
 
-FAST = {"retry_base": 0.05, "retry_max_delay": 0.2, "poll_interval": 0.2}
+# (short pauses too: a destination down in a test is paused, and must come back soon)
+FAST = {"retry_base": 0.05, "retry_max_delay": 0.2, "poll_interval": 0.2, "pause_base": 0.3}
 
 
 @pytest.fixture

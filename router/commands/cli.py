@@ -54,7 +54,8 @@ def serve(args: argparse.Namespace) -> int:
             argv += ["--host", args.host]
         if args.port is not None:
             argv += ["--port", str(args.port)]
-        return supervise(settings, args.workers, argv)
+        dispatch_argv = ["dispatch", "--config", str(args.config)] if args.config else ["dispatch"]
+        return supervise(settings, args.workers, argv, dispatch_argv)
     try:
         import uvloop
 
@@ -63,6 +64,14 @@ def serve(args: argparse.Namespace) -> int:
         pass
     asyncio.run(server.serve(create_app(settings), settings))
     return 0
+
+
+def dispatch(args: argparse.Namespace) -> int:
+    """The background jobs, the outbox's dispatcher among them, without HTTP
+    (``serve --workers N`` runs one such process when destinations are set)."""
+    from router.commands.workers import run_jobs
+
+    return run_jobs(_settings(args))
 
 
 def db_migrate(args: argparse.Namespace) -> int:
@@ -213,6 +222,9 @@ def parser() -> argparse.ArgumentParser:
         "--workers", type=int, default=1, help="worker processes sharing the port (default 1)"
     )
     s.set_defaults(func=serve)
+    with_config(
+        sub.add_parser("dispatch", help="run the background jobs and deliveries, without HTTP")
+    ).set_defaults(func=dispatch)
 
     d = sub.add_parser("db", help="database administration")
     dsub = d.add_subparsers(dest="db_command", required=True)

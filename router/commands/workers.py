@@ -5,7 +5,13 @@ with ``SO_REUSEPORT``, so the kernel spreads connections over them. The
 supervisor starts the embedded PostgreSQL once (when no database URL is
 configured) and hands its URL to the workers, restarts a worker that dies,
 and on SIGTERM / SIGINT passes the signal on and waits for every worker to
-finish its in-flight requests."""
+finish its in-flight requests.
+
+With destinations configured, the HTTP workers do not dispatch the outbox
+(``delivery.dispatch: false``): one more process, ``omniroute dispatch``
+(``run_jobs``), does, so routing processes spend no CPU on deliveries. It
+is supervised like a worker: restarted when it dies (its claims' leases run
+out and it, or any other instance, sends them again)."""
 
 from __future__ import annotations
 
@@ -31,14 +37,50 @@ def _spawn(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "router.commands.cli", *argv], env=env)
 
 
-def supervise(settings: Settings, count: int, worker_argv: list[str]) -> int:
-    """Run ``count`` workers until a signal arrives; returns the exit code."""
+def run_jobs(settings: Settings) -> int:
+    """``omniroute dispatch``: the runtime and its jobs (the dispatcher among
+    them) without HTTP, until SIGTERM or SIGINT."""
+    from router.runtime import open_runtime
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        async with open_runtime(settings):
+            log.info("jobs_started", dispatch=settings.delivery.dispatch)
+            await stop.wait()
+
+    try:
+        import uvloop
+
+        uvloop.install()
+    except ImportError:  # pragma: no cover - uvloop is not on every platform
+        pass
+    asyncio.run(run())
+    return 0
+
+
+def supervise(
+    settings: Settings,
+    count: int,
+    worker_argv: list[str],
+    dispatch_argv: list[str] | None = None,
+) -> int:
+    """Run ``count`` workers (and, with destinations, the dispatcher process
+    ``dispatch_argv``) until a signal arrives; returns the exit code."""
     embedded = None
     env = dict(os.environ)
     if not settings.database.url:
         embedded = EmbeddedPostgres(Path(settings.database.embedded_dir))
         env["DATABASE_URL"] = asyncio.run(embedded.start())
+    jobs_env = dict(env)
     env["OMNIROUTE_HTTP__REUSE_PORT"] = "true"
+    slots = [(worker_argv, env)] * count
+    d = settings.delivery
+    if dispatch_argv is not None and settings.destinations and d.dispatch and d.own_process:
+        env["OMNIROUTE_DELIVERY__DISPATCH"] = "false"
+        slots.append((dispatch_argv, jobs_env))
     stopping = False
 
     def stop(signum: int, _frame: object) -> None:
@@ -48,8 +90,8 @@ def supervise(settings: Settings, count: int, worker_argv: list[str]) -> int:
             if proc.poll() is None:
                 proc.send_signal(signum)
 
-    workers = [_spawn(worker_argv, env) for _ in range(count)]
-    restarts = [0] * count
+    workers = [_spawn(argv, slot_env) for argv, slot_env in slots]
+    restarts = [0] * len(slots)
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     log.info("workers_started", workers=count, pids=[p.pid for p in workers])
@@ -62,7 +104,7 @@ def supervise(settings: Settings, count: int, worker_argv: list[str]) -> int:
                     log.error("worker_exited", pid=proc.pid, code=proc.returncode, restart_in=delay)
                     time.sleep(delay)
                     restarts[n] += 1
-                    workers[n] = _spawn(worker_argv, env)
+                    workers[n] = _spawn(*slots[n])
         deadline = time.monotonic() + settings.http.shutdown_timeout + 10
         for proc in workers:
             try:

@@ -44,13 +44,16 @@ def basic(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-def build(dest: DestinationSettings, delivery_id: str, payload: dict[str, Any]) -> Outbound | None:
-    """The request of one event for ``dest``; ``None`` when there is nothing
-    to send for it (a zendesk event of a contact without a ticket)."""
+def build(dest: DestinationSettings, delivery_id: str, event: str) -> Outbound | None:
+    """The request of one event (its JSON text as stored) for ``dest``;
+    ``None`` when there is nothing to send for it (a zendesk event of a
+    contact without a ticket). A webhook sends the text as it is, so the
+    event is not parsed and dumped again."""
     if isinstance(dest, WebhookDestination):
-        body = orjson.dumps(payload)
+        body = event.encode()
         headers = signing.headers(delivery_id, int(time.time()), body, dest.secrets)
         return Outbound("POST", dest.url, body, headers)
+    payload: dict[str, Any] = orjson.loads(event)
     if isinstance(dest, TaskRouterDestination):
         url, form = taskrouter.task(dest, payload)
         return Outbound(

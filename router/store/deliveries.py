@@ -8,6 +8,13 @@ inside another operation's transaction (``records.insert_many`` writes the
 ``FOR UPDATE SKIP LOCKED`` and leased: its ``next_attempt_at`` moves past the
 attempt's timeout, so a row claimed by an instance that died is claimed
 again once the lease runs out, with the same ``delivery_id``.
+
+The dispatchers' own statements (``claim``, ``mark``) commit without waiting
+for the WAL flush (``synchronous_commit = off`` for their transaction only):
+what a crash of the database can lose of them is a claim or a mark, and
+either only means the event is sent once more, with the same id, which
+at-least-once allows. The events themselves are written in the transaction
+of what they report, with its durability.
 """
 
 from __future__ import annotations
@@ -47,12 +54,31 @@ class Claimed:
     delivery_id: uuid.UUID
     destination: str
     event_type: str
-    payload: dict[str, Any]
+    #: the event as stored (JSON text): a webhook sends it as it is
+    body: str
     #: the attempt this is (1 for the first); marks are fenced by it
     attempts: int
     created_at: datetime
     #: the retry horizon counts from here (created, or retried by hand)
     horizon_from: datetime
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The event as an object (for the provider kinds)."""
+        value: dict[str, Any] = orjson.loads(self.body)
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """The outcome of one attempt: delivered (``error`` is ``None``), due
+    again in ``retry_in`` seconds, or dead (``retry_in`` is ``None``)."""
+
+    delivery_id: uuid.UUID
+    #: the attempt it reports (a mark of an attempt that no longer holds the row is void)
+    attempts: int
+    error: str | None = None
+    retry_in: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,17 +133,23 @@ async def enqueue(con: asyncpg.Connection | asyncpg.Pool, events: Sequence[Outgo
         await con.execute(_ENQUEUE, *columns(events))
 
 
-_CLAIM = """
+#: Makes the statement's own transaction commit without waiting for the WAL
+#: flush (see the module's docstring); joined into the statement, so no round trip.
+_RELAXED = "relaxed AS MATERIALIZED (SELECT set_config('synchronous_commit', 'off', true))"
+
+_CLAIM = f"""
+WITH {_RELAXED}
 UPDATE deliveries d
    SET attempts = d.attempts + 1,
        next_attempt_at = now() + make_interval(secs => $3)
+  FROM relaxed
  WHERE d.delivery_id IN (
         SELECT delivery_id FROM deliveries
          WHERE status = 'pending' AND destination = $1 AND next_attempt_at <= now()
          ORDER BY next_attempt_at
          LIMIT $2
            FOR UPDATE SKIP LOCKED)
-RETURNING d.delivery_id, d.destination, d.event_type, d.payload, d.attempts, d.created_at,
+RETURNING d.delivery_id, d.destination, d.event_type, d.payload::text, d.attempts, d.created_at,
           coalesce(d.retried_at, d.created_at) AS horizon_from
 """
 
@@ -128,41 +160,58 @@ async def claim(con: asyncpg.Pool, destination: str, *, limit: int, lease: float
     return [Claimed(*row) for row in rows]
 
 
-async def delivered(con: asyncpg.Pool, delivery_id: uuid.UUID, attempts: int) -> bool:
-    """Mark an attempt's row delivered; ``False`` when the attempt no longer
-    holds it (its lease ran out and another attempt claimed it)."""
-    status = await con.execute(
-        """UPDATE deliveries SET status = 'delivered', delivered_at = now(), last_error = NULL
-            WHERE delivery_id = $1 AND attempts = $2 AND status = 'pending'""",
-        delivery_id,
-        attempts,
-    )
-    return bool(status != "UPDATE 0")
+_MARK = f"""
+WITH {_RELAXED}
+UPDATE deliveries d
+   SET status = CASE WHEN m.error IS NULL THEN 'delivered'
+                     WHEN m.retry_in IS NULL THEN 'failed'
+                     ELSE 'pending' END,
+       delivered_at = CASE WHEN m.error IS NULL THEN now() ELSE d.delivered_at END,
+       last_error = left(m.error, 500),
+       next_attempt_at = CASE WHEN m.error IS NOT NULL AND m.retry_in IS NOT NULL
+                              THEN now() + make_interval(secs => m.retry_in)
+                              ELSE d.next_attempt_at END
+  FROM unnest($1::uuid[], $2::int[], $3::text[], $4::float8[])
+       AS m(delivery_id, attempts, error, retry_in),
+       relaxed
+ WHERE d.delivery_id = m.delivery_id AND d.attempts = m.attempts AND d.status = 'pending'
+RETURNING d.delivery_id, d.attempts
+"""
 
 
-async def failed(
-    con: asyncpg.Pool,
-    delivery_id: uuid.UUID,
-    attempts: int,
-    *,
-    error: str,
-    retry_in: float | None,
-) -> bool:
-    """Record a failed attempt: due again in ``retry_in`` seconds, or dead
-    (``failed``) when ``None``. ``False`` when the attempt no longer holds the row."""
-    status = await con.execute(
-        """UPDATE deliveries
-              SET last_error = $3,
-                  status = CASE WHEN $4::float8 IS NULL THEN 'failed' ELSE 'pending' END,
-                  next_attempt_at = CASE WHEN $4::float8 IS NULL THEN next_attempt_at
-                                         ELSE now() + make_interval(secs => $4::float8) END
-            WHERE delivery_id = $1 AND attempts = $2 AND status = 'pending'""",
-        delivery_id,
-        attempts,
-        error[:500],
-        retry_in,
+async def mark(con: asyncpg.Pool, marks: Sequence[Mark]) -> list[bool]:
+    """Record the outcomes of attempts, in one statement; per mark whether
+    it took (``False``: the attempt no longer holds the row, its lease ran
+    out and another attempt claimed it)."""
+    if not marks:
+        return []
+    rows = await con.fetch(
+        _MARK,
+        [m.delivery_id for m in marks],
+        [m.attempts for m in marks],
+        [m.error for m in marks],
+        [m.retry_in for m in marks],
     )
-    return bool(status != "UPDATE 0")
+    took = {(r["delivery_id"], r["attempts"]) for r in rows}
+    return [(m.delivery_id, m.attempts) in took for m in marks]
+
+
+_RELEASE = f"""
+WITH {_RELAXED}
+UPDATE deliveries d
+   SET attempts = d.attempts - 1, next_attempt_at = $3
+  FROM unnest($1::uuid[], $2::int[]) AS r(delivery_id, attempts), relaxed
+ WHERE d.delivery_id = r.delivery_id AND d.attempts = r.attempts AND d.status = 'pending'
+"""
+
+
+async def release(
+    con: asyncpg.Pool, claimed: Sequence[tuple[uuid.UUID, int]], *, due: datetime
+) -> None:
+    """Give back claimed rows that were not attempted (``(delivery_id,
+    attempts)`` of their claims): due at ``due``, their attempt uncounted."""
+    if claimed:
+        await con.execute(_RELEASE, [c[0] for c in claimed], [c[1] for c in claimed], due)
 
 
 async def retry(con: asyncpg.Pool, delivery_id: uuid.UUID) -> Delivery | None:

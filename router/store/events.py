@@ -10,7 +10,7 @@ from typing import Any
 
 import asyncpg
 
-from router.models import uuid7_time
+from router.models import OutcomeEvent, uuid7_time
 from router.store import lifecycle
 
 
@@ -123,3 +123,45 @@ async def record(
         state=now,
         transition=moved,
     )
+
+
+_NAMED = """
+SELECT contact_id FROM contact_keys WHERE adapter = $1 AND external_id = $2
+UNION
+SELECT contact_id FROM contacts WHERE adapter = $1 AND thread_id = $3
+UNION
+SELECT contact_id FROM contacts
+ WHERE adapter = $1 AND contact_id = $4 AND received_at = $5
+"""
+
+
+async def record_named(
+    pool: asyncpg.Pool,
+    adapter: str,
+    event: OutcomeEvent,
+    *,
+    at: datetime,
+    outbox: lifecycle.TransitionOutbox | None = None,
+) -> list[tuple[uuid.UUID, EventOutcome]]:
+    """Record a provider's outcome event for every contact of ``adapter`` it
+    names (by contact id, external id or thread id), each as ``record``
+    would; what it did per contact (empty: it names none)."""
+    received = None if event.contact_id is None else uuid7_time(event.contact_id)
+    rows = await pool.fetch(
+        _NAMED, adapter, event.external_id, event.thread_id, event.contact_id, received
+    )
+    out: list[tuple[uuid.UUID, EventOutcome]] = []
+    for row in sorted(rows, key=lambda r: r["contact_id"]):
+        done = await record(
+            pool,
+            row["contact_id"],
+            event_id=event.event_id,
+            type_=event.type,
+            at=at,
+            agent=None,
+            data=event.data,
+            outbox=outbox,
+        )
+        if done is not None:
+            out.append((row["contact_id"], done))
+    return out

@@ -5,7 +5,9 @@ the summary, and the job that keeps the rollups up to date incrementally.
 The job rolls up every hour once it is closed (its end more than ``GRACE``
 ago, so no routing transaction still writes into it) and re-rolls the hours
 whose contacts got outcome events since its last run (``contact_events``
-rows, by ``recorded_at``). Each hour is rebuilt whole (delete + insert) in
+rows, by ``recorded_at``), or had an overflow step applied or expired
+(``lifecycle_log`` rows of kind ``step`` and ``expired``, by ``at``; the
+hour is the one the contact's id carries). Each hour is rebuilt whole (delete + insert) in
 one transaction: no row is updated per contact, so there is no hot row, and
 routing writes nothing extra. Records written into an hour that is already
 rolled up by other means (a bulk import) are picked up by ``rebuild``.
@@ -43,6 +45,8 @@ COUNTERS = (
     "answered_within_sla",
     "abandoned",
     "routing_n",
+    "steps",
+    "expired",
 )
 LATENCY = tuple(f"lat_{i}" for i in range(ROUTING_MS_BUCKET_COUNT))
 #: Every metric column of a rollup row, in table order.
@@ -59,6 +63,8 @@ _RAW_METRICS = {
     "answered_within_sla": "count(*) FILTER (WHERE c.sla_met)::int",
     "abandoned": "count(c.abandoned_at)::int",
     "routing_n": "count(c.routing_ms)::int",
+    "steps": "coalesce(sum(jsonb_array_length(c.steps)), 0)::int",
+    "expired": "count(*) FILTER (WHERE c.outcome = 'expired')::int",
     "routing_ms_sum": "coalesce(sum(c.routing_ms), 0)::float8",
     "customers": "bit_or(customer_sketch(c.customer_id))",
     **{
@@ -69,7 +75,7 @@ _RAW_METRICS = {
 _THRESHOLDS = "ARRAY[" + ", ".join(repr(t) for t in THRESHOLDS) + "]::float8[]"
 #: The record columns the aggregation reads (fenced, so the bucket is computed once).
 _RAW_COLUMNS = f"""received_at, {", ".join(DIMENSIONS)}, customer_id, repeat_24h, repeat_7d,
-    channel_switch, outcome, answered_at, abandoned_at, sla_met, routing_ms,
+    channel_switch, outcome, answered_at, abandoned_at, sla_met, routing_ms, steps,
     width_bucket(routing_ms::float8, {_THRESHOLDS}) AS lb"""
 
 
@@ -148,6 +154,12 @@ async def _roll(con: asyncpg.Connection, hours: Sequence[datetime]) -> None:
     await con.execute(f"INSERT INTO contact_rollup ({columns}) {select} ORDER BY 1", *params.values)
 
 
+#: The time a contact's id (UUIDv7) carries, its ``received_at`` to the millisecond.
+_ID_TIME = (
+    "to_timestamp(('x' || left(replace(contact_id::text, '-', ''), 12))::bit(48)::bigint / 1000.0)"
+)
+
+
 def _hours(start: datetime, end: datetime) -> list[datetime]:
     out = []
     while start < end:
@@ -199,6 +211,16 @@ async def refresh(pool: asyncpg.Pool, *, grace: timedelta = GRACE) -> Refreshed 
                     rolled if rolled is not None else start,
                 )
                 hours += [r["hour"] for r in dirty]
+                changed = await con.fetch(
+                    f"""SELECT DISTINCT date_trunc('hour', {_ID_TIME}, 'UTC') AS hour
+                         FROM lifecycle_log
+                        WHERE at >= coalesce($1::timestamptz, '-infinity') AND at < $2
+                          AND kind IN ('step', 'expired')""",
+                    state["events_until"],
+                    horizon,
+                )
+                before = rolled if rolled is not None else start
+                hours += [r["hour"] for r in changed if r["hour"] < before]
                 events_done = True
             await _roll(con, sorted(set(hours)))
             await con.execute(

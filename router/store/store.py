@@ -22,7 +22,7 @@ from typing import Any, Literal
 import asyncpg
 
 from router.errors import StoreUnavailable
-from router.models import Identifier, Nonce
+from router.models import Identifier, Nonce, OutcomeEvent
 from router.store import (
     agents,
     customers,
@@ -154,18 +154,16 @@ class Outbox:
             return await deliveries.claim(self._pool, destination, limit=limit, lease=lease)
 
     @translated
-    async def delivered(self, delivery_id: uuid.UUID, attempts: int) -> bool:
+    async def mark(self, marks: Sequence[deliveries.Mark]) -> list[bool]:
+        """Record the outcomes of attempts in one statement (see ``deliveries.mark``)."""
         async with self._slots:
-            return await deliveries.delivered(self._pool, delivery_id, attempts)
+            return await deliveries.mark(self._pool, marks)
 
     @translated
-    async def failed(
-        self, delivery_id: uuid.UUID, attempts: int, *, error: str, retry_in: float | None
-    ) -> bool:
+    async def release(self, claimed: Sequence[tuple[uuid.UUID, int]], *, due: datetime) -> None:
+        """Give back claimed rows that were not attempted, due at ``due``."""
         async with self._slots:
-            return await deliveries.failed(
-                self._pool, delivery_id, attempts, error=error, retry_in=retry_in
-            )
+            await deliveries.release(self._pool, claimed, due=due)
 
     @translated
     async def retry(self, delivery_id: uuid.UUID) -> deliveries.Delivery | None:
@@ -346,6 +344,19 @@ class Events:
             data=data,
             outbox=outbox,
         )
+
+    @translated
+    async def record_named(
+        self,
+        adapter: str,
+        event: OutcomeEvent,
+        *,
+        at: datetime,
+        outbox: lifecycle.TransitionOutbox | None = None,
+    ) -> list[tuple[uuid.UUID, events.EventOutcome]]:
+        """Record a provider's outcome event for the contacts of ``adapter``
+        it names (see ``events.record_named``); empty when it names none."""
+        return await events.record_named(self._pool, adapter, event, at=at, outbox=outbox)
 
 
 class Lifecycle:

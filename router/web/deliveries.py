@@ -56,7 +56,23 @@ async def list_deliveries(request: web.Request) -> web.Response:
     more = len(rows) > limit
     rows = rows[:limit]
     cursor = encode_cursor(rows[-1].created_at, rows[-1].delivery_id) if more else None
-    return json_response({"deliveries": [shown(d) for d in rows], "next_cursor": cursor})
+    dispatcher = request.app[RUNTIME].dispatcher
+    circuits = [] if dispatcher is None else dispatcher.paused()
+    return json_response(
+        {
+            "deliveries": [shown(d) for d in rows],
+            "next_cursor": cursor,
+            "destinations": [
+                {
+                    "name": c.destination,
+                    "state": c.state,
+                    "consecutive_failures": c.failures,
+                    "paused_until": _time(c.paused_until),
+                }
+                for c in circuits
+            ],
+        }
+    )
 
 
 async def retry_delivery(request: web.Request) -> web.Response:

@@ -188,7 +188,8 @@ SPEC: dict[str, Any] = {
         "/v1/reports/summary": {
             "get": {
                 "summary": "Contacts, unique customers, repeat and channel-switch rates, SLA "
-                "and abandon shares, routing-time percentiles, by time bucket and group",
+                "and abandon shares, overflow steps applied and contacts expired, "
+                "routing-time percentiles, by time bucket and group",
                 "security": [{"bearer": []}],
                 "parameters": [
                     _query("since", _TIME, "default until-7d" + _RANGE),
@@ -398,7 +399,9 @@ SPEC: dict[str, Any] = {
         "/v1/deliveries": {
             "get": {
                 "summary": "Events sent, waiting or given up (dead) for the destinations, "
-                "newest first; id is the webhook-id the receiver saw",
+                "newest first; id is the webhook-id the receiver saw; destinations: each "
+                "destination's circuit in the answering instance (closed, open: paused "
+                "after failing, half-open: one probe)",
                 **_SECURE,
                 "parameters": [
                     _query(

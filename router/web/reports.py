@@ -95,6 +95,8 @@ def metrics(
         "sla_share": rate(counters["answered_within_sla"], with_outcome),
         "abandoned": counters["abandoned"],
         "abandoned_share": rate(counters["abandoned"], with_outcome),
+        "steps": counters["steps"],
+        "expired": counters["expired"],
         "routing_ms": routing,
     }
 

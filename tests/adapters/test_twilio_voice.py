@@ -1,3 +1,4 @@
+from datetime import UTC, datetime
 from urllib.parse import parse_qsl
 
 import pytest
@@ -143,9 +144,58 @@ def test_gather_result_is_a_new_contact_of_the_same_call() -> None:
     assert again.external_id == contact.external_id
 
 
-def test_status_callback_is_ignored() -> None:
+def test_status_callback_of_an_ended_call_is_an_outcome_event() -> None:
     parsed = run(make("twilio-voice", [TOKEN]), signed(read("twilio_call_status.txt")))
-    assert parsed.contacts == [] and parsed.ignored == 1
+    assert parsed.contacts == [] and parsed.ignored == 0
+    [event] = parsed.outcomes
+    sid = "CA7d2f0e1c9b8a7f6e5d4c3b2a1f0e9d8c"
+    assert (event.type, event.event_id, event.thread_id) == ("closed", f"{sid}:completed", sid)
+    assert event.at == datetime(2025, 3, 4, 10, 15, 2, tzinfo=UTC)
+    assert event.data == {
+        "source": "twilio-status-callback",
+        "call_status": "completed",
+        "call_duration": 184,
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        ("completed", "closed"),
+        ("busy", "abandoned"),
+        ("no-answer", "abandoned"),
+        ("failed", "abandoned"),
+        ("canceled", "abandoned"),
+    ],
+)
+def test_every_end_of_a_call_maps_to_one_outcome(status: str, outcome: str) -> None:
+    body = form_body({"CallSid": "CA1", "CallStatus": status, "Timestamp": "not a date"})
+    [event] = run(make("twilio-voice", [TOKEN]), signed(body)).outcomes
+    assert (event.type, event.at) == (outcome, None)
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"CallStatus": "in-progress", "CallbackSource": "call-progress-events"},
+        {"CallStatus": "ringing", "CallbackSource": "call-progress-events"},
+        {"CallStatus": "completed", "DialCallStatus": "no-answer"},  # a <Dial> action
+        {"CallStatus": "completed", "QueueResult": "hangup"},  # an <Enqueue> action
+        {"CallStatus": "completed", "RecordingSid": "RE1"},
+        {"CallStatus": "no-answer", "Direction": "outbound-dial"},  # an agent's leg
+    ],
+)
+def test_callbacks_that_are_not_the_end_of_an_inbound_call_are_ignored(
+    fields: dict[str, str],
+) -> None:
+    parsed = run(make("twilio-voice", [TOKEN]), signed(form_body({"CallSid": "CA1", **fields})))
+    assert (parsed.contacts, parsed.outcomes, parsed.ignored) == ([], (), 1)
+
+
+def test_an_ended_call_without_its_sid_is_422() -> None:
+    with pytest.raises(PayloadError) as exc:
+        run(make("twilio-voice", [TOKEN]), signed(form_body({"CallStatus": "busy"})))
+    assert exc.value.fields[0].field == "CallSid"
 
 
 def test_missing_call_sid_is_422() -> None:

@@ -4,6 +4,7 @@ that can be closed (connections refused) and opened again."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import secrets
 from collections.abc import AsyncIterator
@@ -43,6 +44,10 @@ class Receiver:
     port: int = field(default_factory=free_port)
     status: int = 200
     received: list[Received] = field(default_factory=list)
+    #: while set, requests are taken and not answered (their ``webhook-id`` noted
+    #: in ``held``, not in ``received``): attempts in flight for as long as wanted
+    hold: bool = False
+    held: list[str] = field(default_factory=list)
     _runner: web.AppRunner | None = None
 
     @property
@@ -54,6 +59,11 @@ class Receiver:
         return [r.id for r in self.received]
 
     async def _handle(self, request: web.Request) -> web.Response:
+        if self.hold:
+            self.held.append(request.headers.get("webhook-id", ""))
+            while self.hold:
+                await asyncio.sleep(0.05)
+            return web.Response(status=503)  # long after the attempt gave up
         self.received.append(Received(dict(request.headers), await request.read()))
         return web.Response(status=self.status)
 
