@@ -14,7 +14,7 @@ import pytest
 
 from router.commands.replay import moment
 from router.commands.rules import main
-from router.models import uuid7_time
+from router.models import now_ms, uuid7_time
 from tests.support.api import Api, routed
 from tests.support.examples import invoice_mail, order_chat
 from tests.support.settings import ROOT
@@ -69,7 +69,7 @@ async def test_replay_reports_what_the_candidate_rules_would_change(
     routing.write_text(routing.read_text().replace("  - name: chat-order-page\n", MOVED))
 
     await asyncio.sleep(0.01)  # records of earlier tests stay before the window
-    since = datetime.now(UTC)
+    since = now_ms()  # received_at is cut to the millisecond, so is the window's start
     chats = [await routed(api, "chat", **order_chat()) for _ in range(3)]
     await routed(api, "email", **invoice_mail())
     gone = await routed(api, "chat", **order_chat())
@@ -112,7 +112,7 @@ async def test_replay_reports_what_would_have_overflowed_by_the_recorded_outcome
     routing.write_text(routing.read_text().replace("  - name: chat-order-page\n", OVERFLOWING))
 
     await asyncio.sleep(0.01)  # records of earlier tests stay before the window
-    since = datetime.now(UTC)
+    since = now_ms()  # received_at is cut to the millisecond, so is the window's start
     fast, slow, gone = [(await routed(api, "chat", **order_chat()))["contact_id"] for _ in range(3)]
     await routed(api, "email", **invoice_mail())  # no outcome: still waiting, no overflow
     until = datetime.now(UTC) + timedelta(seconds=1)

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
+from router.models import now_ms
 from router.store import rollups
 from router.web import create_app
 from tests.support.api import Api, routed_for
@@ -222,7 +223,7 @@ async def test_outcomes_reported_later_reach_the_rollups(
 
 
 async def test_live_contacts_are_counted_before_any_rollup(api: Api) -> None:
-    since = datetime.now(UTC)
+    since = now_ms()  # received_at is cut to the millisecond
     tier = unique("tier")  # only these contacts: others may be routed meanwhile
     customer, ids = await routed_for(api, 4, tier=tier)  # chat, email, chat, email
     body = await summary(

@@ -214,6 +214,9 @@ class Reads:
             elif _schema_behind(exc):
                 reason = "the replica has not replayed the primary's last migration yet"
                 log.warning("replica_schema_behind", sqlstate=getattr(exc, "sqlstate", None))
+                # its sessions may keep what they knew of the catalog: new
+                # ones read the replayed schema
+                await pool.expire_connections()
             elif _away_error(exc):
                 reason = f"the replica is away ({type(exc).__name__})"
                 self._away(reason)
