@@ -86,6 +86,12 @@ class UnknownCustomer(NotFound):
         self.customer_id = customer_id
 
 
+class Conflict(RequestError):
+    """The resource is not in a state that allows the request (e.g. an offer no longer open)."""
+
+    code = "conflict"
+
+
 class Gone(RequestError):
     """The addressed resource existed but was merged into another or erased."""
 

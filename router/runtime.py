@@ -22,6 +22,7 @@ import structlog
 
 import adapters
 from adapters.base import Adapter, AdapterSpec
+from router.assigner import Assigner
 from router.errors import ConfigError, RulesError, StoreUnavailable
 from router.feed import Feed
 from router.jobs import Jobs
@@ -251,6 +252,13 @@ def _schedule(rt: Runtime) -> None:
     life = rt.settings.lifecycle
     jobs.every("overflow_steps", life.step_interval, partial(_apply_steps, rt), timeout=10)
     jobs.every("expiry", life.expiry_interval, partial(_expire_open, rt), first="now", timeout=60)
+    assigner = Assigner(
+        store,
+        lambda: rt.rules.active,
+        rt.settings.agents,
+        outbox=rt.destinations.offered if rt.destinations else None,
+    )
+    jobs.watch("assignment", assigner.run)
 
 
 def _lifetime(settings: Settings, adapter: str, channel: str) -> float | None:

@@ -10,7 +10,17 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from router.settings import Settings
-from router.web import customers, deliveries, events, history, live, ops, reports, webhooks
+from router.web import (
+    customers,
+    deliveries,
+    events,
+    history,
+    live,
+    offers,
+    ops,
+    reports,
+    webhooks,
+)
 from router.web.auth import Tokens
 from router.web.state import PRINCIPAL
 
@@ -50,6 +60,9 @@ def routes(settings: Settings) -> list[Route]:
         Route("GET", "/v1/live/queues", live.live_queues, "live:read"),
         Route("GET", "/v1/live/contacts", live.live_contacts, "live:read"),
         Route("GET", "/v1/live/stream", live.live_stream, "live:read"),
+        Route("GET", "/v1/offers", offers.list_offers, "agents:read"),
+        Route("POST", "/v1/offers/{id}/accept", offers.accept_offer, "agents:write"),
+        Route("POST", "/v1/offers/{id}/reject", offers.reject_offer, "agents:write"),
         Route("GET", "/healthz", ops.healthz, None),
         Route("GET", "/readyz", ops.readyz, None),
         Route("GET", "/metrics", ops.metrics, None if settings.metrics.public else "metrics:read"),
