@@ -36,7 +36,9 @@ async def put_agent(
     await con.execute("SELECT pg_notify('omniroute_assign', 'agent:' || $1::text)", agent_id)
 
 
-async def set_presence(con: asyncpg.Pool | asyncpg.Connection, agent_id: str, presence: str) -> None:
+async def set_presence(
+    con: asyncpg.Pool | asyncpg.Connection, agent_id: str, presence: str
+) -> None:
     await con.execute(
         "UPDATE agents SET presence = $2, presence_at = now() WHERE agent_id = $1",
         agent_id,
