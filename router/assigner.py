@@ -24,6 +24,7 @@ import structlog
 from router.assignment import Agent, Aging, Pair, Policy, Waiting, choose
 from router.errors import StoreUnavailable
 from router.jobs import keep_listening
+from router.models import CHANNELS
 from router.rules import Ruleset
 from router.settings import AgentSettings
 from router.store import Store
@@ -72,6 +73,11 @@ class Assigner:
         self._sweep = sweep
         self._limit = limit
         self._policies: tuple[str, dict[str, Policy]] | None = None
+        #: when the soonest open offer expires, as last read (offers other
+        #: instances make are seen at the next sweep at the latest)
+        self._due: datetime | None = None
+        #: the fewest units a contact takes: agents with less free take nothing
+        self._smallest = max(1, min(settings.units_of(c) for c in CHANNELS))
 
     def policies(self) -> dict[str, Policy]:
         ruleset = self._ruleset()
@@ -85,6 +91,7 @@ class Assigner:
         waiting: Sequence[Waiting],
         agents: Sequence[Agent],
         now: datetime,
+        most: int,
     ) -> list[Pair]:
         return choose(
             waiting,
@@ -93,6 +100,7 @@ class Assigner:
             units=self._settings.units_of,
             now=now,
             default_timeout=self._settings.offer_timeout,
+            most=most,
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -103,11 +111,17 @@ class Assigner:
             keep_listening(self._store.offers.listening, wake, stop, name="assign")
         )
         try:
+            swept = 0.0
+            loop = asyncio.get_running_loop()
             while not stop.is_set():
+                woken = wake.is_set()
                 wake.clear()
                 wait = self._sweep
+                sweep = not woken or loop.time() - swept >= self._sweep
+                if sweep:
+                    swept = loop.time()
                 try:
-                    wait = await self.once()
+                    wait = await self.once(sweep=sweep)
                 except StoreUnavailable as exc:
                     log.warning("assign_failed", error=str(exc))
                 except Exception:  # the job must outlive any one failure
@@ -125,17 +139,26 @@ class Assigner:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
 
-    async def once(self) -> float:
-        """Expire the due offers, then run rounds while they make offers; the
-        seconds until the next one should run at the latest."""
-        while len(await self._store.offers.expire_due(limit=self._limit)) >= self._limit:
-            pass
+    async def once(self, *, sweep: bool = False) -> float:
+        """Expire the due offers (when one is due, or at a sweep), then run
+        rounds while they make offers; the seconds until the next one should
+        run at the latest."""
+        now = datetime.now(UTC)
+        if sweep or self._due is None or self._due <= now:
+            while len(await self._store.offers.expire_due(limit=self._limit)) >= self._limit:
+                pass
+            self._due = await self._store.offers.next_expiry()
+        made = False
         current = self.policies()
         if current:
             pick = partial(self._choose, current)
             while True:
                 done = await self._store.offers.assign_round(
-                    policies=current, choose=pick, limit=self._limit, outbox=self._outbox
+                    policies=current,
+                    choose=pick,
+                    limit=self._limit,
+                    smallest=self._smallest,
+                    outbox=self._outbox,
                 )
                 if done.made:
                     log.info(
@@ -147,7 +170,9 @@ class Assigner:
                     )
                 if not done.made:
                     break
-        due = await self._store.offers.next_expiry()
-        if due is None:
+                made = True
+        if made:
+            self._due = await self._store.offers.next_expiry()
+        if self._due is None:
             return self._sweep
-        return max(0.01, min(self._sweep, (due - datetime.now(UTC)).total_seconds() + 0.005))
+        return max(0.01, min(self._sweep, (self._due - datetime.now(UTC)).total_seconds() + 0.005))

@@ -159,10 +159,13 @@ class Agent:
             self.agent_id,
         )
 
-    def facts(self, channel: str, now: datetime) -> dict[str, Any]:
+    def facts(self, needs: Mapping[str, int], now: datetime) -> dict[str, Any]:
+        """What an explanation shows of the agent: the levels of the skills
+        the contact needs, load, capacity, free units, contacts per channel,
+        idle time."""
         return {
             "agent": self.agent_id,
-            "skills": dict(self.skills),
+            "skills": {name: self.skills.get(name, 0) for name in needs},
             "load": self.load,
             "capacity": self.capacity,
             "free": self.free(),
@@ -268,10 +271,12 @@ def choose(
     units: Callable[[str], int],
     now: datetime,
     default_timeout: float,
+    most: int | None = None,
 ) -> list[Pair]:
     """The offers to make now: contacts in order (priority with aging, then
-    arrival), each to the best eligible agent of its queue's mode. Agents'
-    loads in ``agents`` move as work is handed out."""
+    arrival), each to the best eligible agent of its queue's mode; ``most``
+    pairs at most (the first ones). Agents' loads in ``agents`` move as
+    work is handed out."""
     if not waiting or not agents:
         return []
     order = sorted(
@@ -289,6 +294,8 @@ def choose(
     impossible: set[tuple[Mode, str, tuple[tuple[str, int], ...]]] = set()
     pairs: list[Pair] = []
     for contact in order:
+        if most is not None and len(pairs) >= most:
+            break
         policy = policies.get(contact.queue) or Policy()
         needs = required(contact.skills)
         cost = units(contact.channel)
@@ -334,14 +341,14 @@ def choose(
                 if chosen is None:
                     if reason is None:
                         chosen = agent
-                        facts = agent.facts(contact.channel, now)
+                        facts = agent.facts(needs, now)
                     elif len(passed) < PASSED_SHOWN:
-                        passed.append({**agent.facts(contact.channel, now), "why": reason})
+                        passed.append({**agent.facts(needs, now), "why": reason})
                     else:
                         kind = reason.split(" (")[0].split(",")[0]
                         counted[kind] = counted.get(kind, 0) + 1
                 elif reason is None:
-                    lower.append({**agent.facts(contact.channel, now), "why": "ranked lower"})
+                    lower.append({**agent.facts(needs, now), "why": "ranked lower"})
                     if len(lower) >= RANKED_LOWER_SHOWN:
                         break
         finally:
@@ -423,7 +430,7 @@ def _pair(
     counted: Mapping[str, int] | None = None,
     facts: dict[str, Any] | None = None,
 ) -> Pair:
-    chosen = facts or agent.facts(contact.channel, now)
+    chosen = facts or agent.facts(required(contact.skills), now)
     explanation = {
         "contact": place,
         "preferred": note,

@@ -38,6 +38,13 @@ from router.store.deliveries import Outgoing
 #: The advisory lock that makes the rounds of all instances take turns.
 ROUND_LOCK = 0x0A551647
 
+#: Waiting contacts read per queue in a round: this many per agent that may
+#: take work, and this many more (up to the caller's limit).
+FETCH_PER_AGENT = 3
+FETCH_MIN = 5
+#: Offers one round makes at most (one transaction stays short).
+OFFERS_PER_ROUND = 500
+
 STATUSES = ("offered", "accepted", "rejected", "expired", "cancelled")
 
 
@@ -120,14 +127,15 @@ class Round:
 
 
 OfferedOutbox = Callable[[Sequence[Made]], Sequence[Outgoing]]
-Choose = Callable[[Sequence[Waiting], Sequence[Agent], datetime], list[Pair]]
+#: ``choose(waiting, agents, now, most)``: at most ``most`` pairs, best first
+Choose = Callable[[Sequence[Waiting], Sequence[Agent], datetime, int], list[Pair]]
 
 _AGENT_COLUMNS = """agent_id, skills, capacity, load_units, presence, idle_since, last_offer_at,
                    load_by_channel, channel_max"""
 
 _FREE_AGENTS = f"""
 SELECT {_AGENT_COLUMNS} FROM agents
- WHERE presence = 'available' AND load_units < capacity
+ WHERE presence = 'available' AND load_units + $1 <= capacity
 """
 
 _NAMED_AGENTS = f"SELECT {_AGENT_COLUMNS} FROM agents WHERE agent_id = ANY($1::text[])"
@@ -135,12 +143,14 @@ _NAMED_AGENTS = f"SELECT {_AGENT_COLUMNS} FROM agents WHERE agent_id = ANY($1::t
 _WAITING_COLUMNS = """contact_id, queue, channel, priority, skills, received_at, preferred_agent,
                       preferred_until, passed_over"""
 
-# a queue without aging: in the index's order
+# the queues without aging, in one statement: each in the index's order
 _WAITING = f"""
-SELECT {_WAITING_COLUMNS} FROM open_contacts
- WHERE queue = $1 AND state = 'waiting' AND agent_id IS NULL
- ORDER BY priority DESC, received_at
- LIMIT $2
+SELECT w.* FROM unnest($1::text[]) AS q(queue)
+ CROSS JOIN LATERAL (
+    SELECT {_WAITING_COLUMNS} FROM open_contacts o
+     WHERE o.queue = q.queue AND o.state = 'waiting' AND o.agent_id IS NULL
+     ORDER BY o.priority DESC, o.received_at
+     LIMIT $2) w
 """
 
 # with aging: by the priority it has grown to
@@ -169,10 +179,10 @@ WITH p AS (
     INSERT INTO agent_work (contact_id, agent_id, offer_id, channel, units, state)
     SELECT contact_id, agent_id, offer_id, channel, units, 'offered' FROM p
 ), made AS (
-    INSERT INTO offers (offer_id, contact_id, agent_id, queue, channel, units, expires_at,
-                        explanation)
-    SELECT offer_id, contact_id, agent_id, queue, channel, units,
-           now() + timeout * interval '1 second', explanation::jsonb
+    INSERT INTO offers (offer_id, contact_id, agent_id, queue, channel, units, offered_at,
+                        expires_at, explanation)
+    SELECT offer_id, contact_id, agent_id, queue, channel, units, clock_timestamp(),
+           clock_timestamp() + timeout * interval '1 second', explanation::jsonb
       FROM p
     RETURNING offer_id, contact_id, offered_at, expires_at
 ), opened AS (
@@ -236,26 +246,31 @@ async def assign_round(
     policies: Mapping[str, Policy],
     choose: Choose,
     limit: int,
+    smallest: int = 1,
     outbox: OfferedOutbox | None = None,
 ) -> Round:
     """One round: read, choose, offer (see the module's description). At most
-    ``limit`` waiting contacts per queue are considered."""
+    ``limit`` waiting contacts per queue are considered; agents with fewer
+    than ``smallest`` units free are not."""
     async with pool.acquire() as con, con.transaction():
         await con.execute("SELECT pg_advisory_xact_lock($1)", ROUND_LOCK)
-        free = await con.fetch(_FREE_AGENTS)
+        free = await con.fetch(_FREE_AGENTS, smallest)
         if not free or not policies:
             return Round([], 0, len(free), 0)
-        now: datetime = await con.fetchval("SELECT now()")
-        waiting: list[Waiting] = []
+        now: datetime = await con.fetchval("SELECT clock_timestamp()")
+        # a few agents free: a few contacts per queue are enough to find their
+        # work; many: enough for a round's offers across the queues
+        per_round = max(FETCH_MIN, 2 * OFFERS_PER_ROUND // len(policies))
+        limit = min(limit, FETCH_PER_AGENT * len(free) + FETCH_MIN, per_round)
+        plain = [q for q, p in policies.items() if p.aging is None or p.aging.every_seconds <= 0]
+        rows = list(await con.fetch(_WAITING, plain, limit)) if plain else []
         for queue, policy in policies.items():
             aging = policy.aging
-            if aging is None or aging.every_seconds <= 0:
-                rows = await con.fetch(_WAITING, queue, limit)
-            else:
-                rows = await con.fetch(
+            if aging is not None and aging.every_seconds > 0:
+                rows += await con.fetch(
                     _WAITING_AGED, queue, limit, aging.every_seconds, aging.by, aging.max
                 )
-            waiting += [_waiting(r) for r in rows]
+        waiting = [_waiting(r) for r in rows]
         if not waiting:
             return Round([], 0, len(free), 0)
         agents = [_agent(r) for r in free]
@@ -264,7 +279,8 @@ async def assign_round(
         missing = [p for p in preferred if p is not None and p not in known]
         if missing:
             agents += [_agent(r) for r in await con.fetch(_NAMED_AGENTS, missing)]
-        pairs = choose(waiting, agents, now)
+        # the first offers (in the choice's order); the next round makes the rest
+        pairs = choose(waiting, agents, now, OFFERS_PER_ROUND)
         made, refused = await _make(con, pairs, outbox)
         return Round(made, refused, len(free), len(waiting))
 

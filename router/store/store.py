@@ -559,10 +559,16 @@ class Offers:
         policies: Mapping[str, Policy],
         choose: offers.Choose,
         limit: int,
+        smallest: int = 1,
         outbox: offers.OfferedOutbox | None = None,
     ) -> offers.Round:
         return await offers.assign_round(
-            self._pool, policies=policies, choose=choose, limit=limit, outbox=outbox
+            self._pool,
+            policies=policies,
+            choose=choose,
+            limit=limit,
+            smallest=smallest,
+            outbox=outbox,
         )
 
     @translated
