@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import os
 import random
@@ -229,34 +230,45 @@ class Desk:
         finishing: set[asyncio.Task[None]] = set()
         while not self.stop.is_set():
             params = {"status": "offered", "limit": "1000"}
-            async with session.get(f"{self.url}/v1/offers", params=params, headers=HEADERS) as r:
-                offers = (await r.json())["offers"] if r.status == 200 else []
+            try:
+                async with session.get(
+                    f"{self.url}/v1/offers", params=params, headers=HEADERS
+                ) as r:
+                    offers = (await r.json())["offers"] if r.status == 200 else []
+            except aiohttp.ClientError:
+                offers = []
             fresh = [o for o in offers if o["offer_id"] not in self.seen]
             self.seen.update(o["offer_id"] for o in fresh)
 
             async def take(offer: dict[str, Any]) -> None:
                 url = f"{self.url}/v1/offers/{offer['offer_id']}/accept"
-                async with session.post(url, headers=HEADERS) as r:
-                    await r.read()
-                    if r.status == 200:
-                        self.accepted += 1
-                        task = asyncio.create_task(self.finish(session, offer["contact_id"]))
-                        finishing.add(task)
-                        task.add_done_callback(finishing.discard)
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.post(url, headers=HEADERS) as r:
+                        await r.read()
+                        if r.status != 200:
+                            return
+                    self.accepted += 1
+                    task = asyncio.create_task(self.finish(session, offer["contact_id"]))
+                    finishing.add(task)
+                    task.add_done_callback(finishing.discard)
 
             for chunk in range(0, len(fresh), 64):
                 await asyncio.gather(*(take(o) for o in fresh[chunk : chunk + 64]))
             await asyncio.sleep(0.05)
         for task in list(finishing):
             task.cancel()
+        await asyncio.gather(*finishing, return_exceptions=True)
 
     async def finish(self, session: aiohttp.ClientSession, contact_id: str) -> None:
         await asyncio.sleep(self.hold * random.uniform(0.5, 1.5))
         url = f"{self.url}/v1/contacts/{contact_id}/events"
-        async with session.post(url, json={"type": "resolved"}, headers=HEADERS) as r:
-            await r.read()
-            if r.status in (200, 201):
-                self.finished += 1
+        try:
+            async with session.post(url, json={"type": "resolved"}, headers=HEADERS) as r:
+                await r.read()
+                if r.status in (200, 201):
+                    self.finished += 1
+        except (aiohttp.ClientError, RuntimeError):
+            pass  # the run is ending
 
 
 async def fill(con: asyncpg.Connection, args: argparse.Namespace) -> None:

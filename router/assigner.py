@@ -7,8 +7,10 @@ expiry) or contacts arrived for an assigned queue (``contacts``), on the
 ``omniroute_assign`` channel; and as a safety sweep every ``sweep`` seconds,
 or sooner when an offer is due to expire (the offers' timer, claimed with
 ``SKIP LOCKED``). Rounds repeat while they make offers. Every instance runs
-it; the rounds take turns on a database lock and the agents' row locks and
-the capacity trigger keep any of them from over-assigning.
+it, at the same time: rounds claim contacts and agents with ``SKIP LOCKED``
+(what another round holds is left to it; that round goes on while it makes
+offers), and the agents' row locks, the checks under them and the capacity
+trigger keep any of them from over-assigning.
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@ processes assign on one database while contacts arrive on all of them and
 agents accept, reject, let offers expire, finish work and go offline and
 back; a sampler reads every agent in a tight loop, one snapshot at a time,
 and finds no agent over its capacity or a channel maximum, and no load
-different from the work it holds. And without the assigners' turn-taking:
-many transactions raising the same agents at once never pass the limits."""
+different from the work it holds. And below the assigners: many
+transactions raising the same agents at once never pass the limits."""
 
 from __future__ import annotations
 
@@ -212,7 +212,7 @@ async def test_three_processes_never_over_assign(
 
 
 async def test_racing_raises_never_pass_the_limits(own_database: str, db: asyncpg.Pool) -> None:
-    """No turn-taking here: 24 transactions at once try to put work on the
+    """24 transactions at once try to put work on the
     same six agents (34-unit chats); the row lock and the checks in the
     UPDATE let exactly what fits through."""
     await db.execute("TRUNCATE agent_work, offers, agents")

@@ -1,9 +1,8 @@
 """Offers: a waiting contact reserved for one agent until the agent accepts,
 rejects, or the offer expires (docs/agents.md, "Assignment").
 
-``assign_round`` is one round of the assigner, in one transaction: it takes
-a transaction advisory lock (rounds of all instances run one after another,
-so they never chase the same agents), reads the agents that may take work
+``assign_round`` is one round of the assigner, in one transaction: it reads
+the agents that may take work
 and the waiting contacts of the assigned queues, lets the caller's pure
 choice (``router.assignment.choose``) pair them, and makes the offers: the
 contacts' open rows are locked (``SKIP LOCKED``: one an event is moving is
@@ -34,9 +33,6 @@ from router.assignment import Agent, Pair, Policy, Waiting
 from router.models import uuid7
 from router.store import agent_work, deliveries, events, lifecycle
 from router.store.deliveries import Outgoing
-
-#: The advisory lock that makes the rounds of all instances take turns.
-ROUND_LOCK = 0x0A551647
 
 #: Waiting contacts read per queue in a round: this many per agent that may
 #: take work, and this many more (up to the caller's limit).
@@ -253,7 +249,6 @@ async def assign_round(
     ``limit`` waiting contacts per queue are considered; agents with fewer
     than ``smallest`` units free are not."""
     async with pool.acquire() as con, con.transaction():
-        await con.execute("SELECT pg_advisory_xact_lock($1)", ROUND_LOCK)
         free = await con.fetch(_FREE_AGENTS, smallest)
         if not free or not policies:
             return Round([], 0, len(free), 0)
