@@ -42,6 +42,7 @@ import logging
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -70,7 +71,6 @@ from load import (  # noqa: E402
     drive,
     free_port,
     payload,
-    start,
     stop,
     wait_ready,
 )
@@ -136,7 +136,8 @@ async def servers(database_url: str, workdir: Path) -> AsyncIterator[dict[str, s
             path = workdir / f"omniroute-{side}.yaml"
             path.write_bytes(orjson.dumps(config))
             cmd = [sys.executable, "-m", "router.commands.cli", "serve", "--config", str(path)]
-            procs[side] = start(cmd, env)
+            log = (workdir / f"omniroute-{side}.log").open("ab")
+            procs[side] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
             urls[side] = f"http://127.0.0.1:{port}"
         for side, proc in procs.items():
             await wait_ready(urls[side], proc)
@@ -389,6 +390,7 @@ async def throughput(urls: dict[str, str], args: argparse.Namespace) -> None:
 async def run(database_url: str, args: argparse.Namespace) -> None:
     await seed(database_url, args)
     workdir = Path(tempfile.mkdtemp(prefix="omniroute-assign-"))
+    print(f"server logs in {workdir}", flush=True)
     con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
     sampler = Sampler(database_url)
     sampling = asyncio.create_task(sampler.run())

@@ -30,7 +30,7 @@ import asyncpg
 import orjson
 
 from router.assignment import Agent, Pair, Policy, Waiting
-from router.models import uuid7
+from router.models import CHANNELS, uuid7
 from router.store import agent_work, deliveries, events, lifecycle
 from router.store.deliveries import Outgoing
 
@@ -38,6 +38,8 @@ from router.store.deliveries import Outgoing
 #: take work, and this many more (up to the caller's limit).
 FETCH_PER_AGENT = 3
 FETCH_MIN = 5
+#: How much further a round reads when agents are left without work.
+FETCH_FURTHER = 8
 #: Offers one round makes at most (one transaction stays short).
 OFFERS_PER_ROUND = 500
 
@@ -139,12 +141,15 @@ _NAMED_AGENTS = f"SELECT {_AGENT_COLUMNS} FROM agents WHERE agent_id = ANY($1::t
 _WAITING_COLUMNS = """contact_id, queue, channel, priority, skills, received_at, preferred_agent,
                       preferred_until, passed_over"""
 
-# the queues without aging, in one statement: each in the index's order
+# the queues without aging, in one statement: the first of each queue and
+# channel in the index's order (every channel, so that an agent with room
+# for an e-mail only finds the e-mails)
 _WAITING = f"""
-SELECT w.* FROM unnest($1::text[]) AS q(queue)
+SELECT w.* FROM unnest($1::text[]) AS q(queue) CROSS JOIN unnest($3::text[]) AS ch(channel)
  CROSS JOIN LATERAL (
     SELECT {_WAITING_COLUMNS} FROM open_contacts o
-     WHERE o.queue = q.queue AND o.state = 'waiting' AND o.agent_id IS NULL
+     WHERE o.queue = q.queue AND o.channel = ch.channel
+       AND o.state = 'waiting' AND o.agent_id IS NULL
      ORDER BY o.priority DESC, o.received_at
      LIMIT $2) w
 """
@@ -152,7 +157,7 @@ SELECT w.* FROM unnest($1::text[]) AS q(queue)
 # with aging: by the priority it has grown to
 _WAITING_AGED = f"""
 SELECT {_WAITING_COLUMNS} FROM open_contacts
- WHERE queue = $1 AND state = 'waiting' AND agent_id IS NULL
+ WHERE queue = $1 AND channel = ANY($6::text[]) AND state = 'waiting' AND agent_id IS NULL
  ORDER BY least(greatest(priority, $5::int),
                 priority + $4::int * floor(extract(epoch FROM now() - received_at) / $3::int)::int)
           DESC,
@@ -253,31 +258,59 @@ async def assign_round(
         if not free or not policies:
             return Round([], 0, len(free), 0)
         now: datetime = await con.fetchval("SELECT clock_timestamp()")
-        # a few agents free: a few contacts per queue are enough to find their
-        # work; many: enough for a round's offers across the queues
-        per_round = max(FETCH_MIN, 2 * OFFERS_PER_ROUND // len(policies))
-        limit = min(limit, FETCH_PER_AGENT * len(free) + FETCH_MIN, per_round)
-        plain = [q for q, p in policies.items() if p.aging is None or p.aging.every_seconds <= 0]
-        rows = list(await con.fetch(_WAITING, plain, limit)) if plain else []
-        for queue, policy in policies.items():
-            aging = policy.aging
-            if aging is not None and aging.every_seconds > 0:
-                rows += await con.fetch(
-                    _WAITING_AGED, queue, limit, aging.every_seconds, aging.by, aging.max
-                )
-        waiting = [_waiting(r) for r in rows]
-        if not waiting:
-            return Round([], 0, len(free), 0)
-        agents = [_agent(r) for r in free]
-        known = {a.agent_id for a in agents}
-        preferred = {c.preferred_agent for c in waiting if c.preferred_until is not None}
-        missing = [p for p in preferred if p is not None and p not in known]
-        if missing:
-            agents += [_agent(r) for r in await con.fetch(_NAMED_AGENTS, missing)]
-        # the first offers (in the choice's order); the next round makes the rest
-        pairs = choose(waiting, agents, now, OFFERS_PER_ROUND)
+        # a few agents free: a few contacts per queue and channel are enough to
+        # find their work; many: enough for a round's offers across the queues
+        per_round = max(FETCH_MIN, 2 * OFFERS_PER_ROUND // (len(policies) * len(CHANNELS)))
+        fetch = min(limit, FETCH_PER_AGENT * len(free) + FETCH_MIN, per_round)
+        while True:
+            waiting, truncated = await _read_waiting(con, policies, fetch)
+            if not waiting:
+                return Round([], 0, len(free), 0)
+            agents = [_agent(r) for r in free]
+            known = {a.agent_id for a in agents}
+            preferred = {c.preferred_agent for c in waiting if c.preferred_until is not None}
+            missing = [p for p in preferred if p is not None and p not in known]
+            if missing:
+                agents += [_agent(r) for r in await con.fetch(_NAMED_AGENTS, missing)]
+            # the first offers (in the choice's order); the next round makes the rest
+            pairs = choose(waiting, agents, now, OFFERS_PER_ROUND)
+            idle = any(a.agent_id in known and a.capacity - a.load >= smallest for a in agents)
+            # agents left without work while more contacts wait unread (e.g. all
+            # those read need a skill they lack): read further once
+            if not idle or not truncated or fetch >= limit or len(pairs) >= OFFERS_PER_ROUND:
+                break
+            fetch = min(limit, fetch * FETCH_FURTHER)
         made, refused = await _make(con, pairs, outbox)
         return Round(made, refused, len(free), len(waiting))
+
+
+async def _read_waiting(
+    con: asyncpg.Connection, policies: Mapping[str, Policy], fetch: int
+) -> tuple[list[Waiting], bool]:
+    """Up to ``fetch`` waiting contacts per queue and channel, in each one's
+    order; and whether any of them had more."""
+    plain = [q for q, p in policies.items() if p.aging is None or p.aging.every_seconds <= 0]
+    channels = list(CHANNELS)
+    rows = list(await con.fetch(_WAITING, plain, fetch, channels)) if plain else []
+    counts: dict[tuple[str, str], int] = {}
+    for r in rows:
+        counts[r["queue"], r["channel"]] = counts.get((r["queue"], r["channel"]), 0) + 1
+    truncated = any(n >= fetch for n in counts.values())
+    for queue, policy in policies.items():
+        aging = policy.aging
+        if aging is not None and aging.every_seconds > 0:
+            aged = await con.fetch(
+                _WAITING_AGED,
+                queue,
+                fetch * len(channels),
+                aging.every_seconds,
+                aging.by,
+                aging.max,
+                channels,
+            )
+            truncated = truncated or len(aged) >= fetch * len(channels)
+            rows += aged
+    return [_waiting(r) for r in rows], truncated
 
 
 async def _make(

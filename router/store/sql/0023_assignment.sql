@@ -9,3 +9,7 @@ ALTER TABLE open_contacts ADD COLUMN preferred_agent text;
 
 -- GET /v1/offers?agent=...&status=...: an agent's offers, newest first.
 CREATE INDEX offers_agent ON offers (agent_id, status, offered_at DESC);
+
+-- The assigner reads the first waiting contacts of each queue and channel.
+CREATE INDEX open_contacts_assignable_channel ON open_contacts (queue, channel, priority DESC, received_at)
+    WHERE state = 'waiting' AND agent_id IS NULL;
