@@ -86,12 +86,6 @@ class UnknownCustomer(NotFound):
         self.customer_id = customer_id
 
 
-class Conflict(RequestError):
-    """The resource is not in a state that allows the request (e.g. an offer no longer open)."""
-
-    code = "conflict"
-
-
 class Gone(RequestError):
     """The addressed resource existed but was merged into another or erased."""
 
@@ -112,6 +106,48 @@ class CustomerGone(Gone):
         self.customer_id = customer_id
         self.merged_into = merged_into
         self.erased = merged_into is None
+
+
+class Conflict(RequestError):
+    """The request conflicts with the current state (the message says with what)."""
+
+    code = "conflict"
+
+
+class PublishConflict(Conflict):
+    """A ruleset publication named a parent that is no longer the published version."""
+
+    code = "publish_conflict"
+
+    def __init__(self, current: str | None, parent: str | None) -> None:
+        super().__init__(
+            f"the published version is {current or 'none'}, not {parent or 'none'}; "
+            "read the current version, merge, and publish again",
+            fields=[FieldError("parent", f"the published version is {current or 'none'}")],
+        )
+        self.current = current
+        self.parent = parent
+
+
+class RulesRejected(RequestError):
+    """Rules sent to be published do not load or their tests fail; each problem
+    is a field error at its file."""
+
+    code = "rules_rejected"
+
+
+class AgentHoldsWork(Conflict):
+    """An agent holding offered or assigned contacts cannot be removed."""
+
+    code = "agent_holds_work"
+
+    def __init__(self, agent_id: str, held: int) -> None:
+        super().__init__(
+            f"agent {agent_id} holds {held} contact(s); end or move them first",
+            fields=[FieldError("id", f"holds {held} offered or assigned contact(s)")],
+        )
+        self.agent_id = agent_id
+        self.held = held
 
 
 class Unauthorized(RequestError):
@@ -197,6 +233,12 @@ class RulesError(RouterError):
         self.problems = problems
 
 
+class RulesTestsFailed(RulesError):
+    """A ruleset loads but some of its own tests fail; it must not go live."""
+
+    code = "rules_tests_failed"
+
+
 class NotRedecidable(RouterError):
     """A stored contact cannot be decided again (the message says why)."""
 
@@ -227,6 +269,13 @@ class StoreUnavailable(RouterError):
     code = "store_unavailable"
     #: seconds after which a retry may succeed
     retry_after = 5
+
+
+class ReplicaUnavailable(StoreUnavailable):
+    """A reporting read was refused: the replica is away or too far behind and
+    the configuration keeps such reads off the primary."""
+
+    code = "replica_unavailable"
 
 
 def field_errors(exc: ValidationError, *, prefix: str = "") -> list[FieldError]:

@@ -8,6 +8,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 
 if TYPE_CHECKING:
     from router.store.lifecycle import StepApplied
+    from router.store.replica import ReplicaStatus
 
 #: Upper bounds, in seconds, of ``omniroute_routing_seconds`` (time to route
 #: and record one contact).
@@ -105,7 +106,13 @@ class Metrics:
         )
         self.rules_reload_failures = Counter(
             "omniroute_rules_reload_failures",
-            "Ruleset edits refused because they did not load",
+            "Ruleset edits refused because they did not load or their tests failed",
+            registry=r,
+        )
+        self.rules_tests_refused = Counter(
+            "omniroute_rules_tests_refused",
+            "Ruleset versions refused because their own tests fail, by where",
+            ["at"],
             registry=r,
         )
 
@@ -134,6 +141,29 @@ class Metrics:
             ["channel", "queue"],
             registry=r,
         )
+        self.replica_lag = Gauge(
+            "omniroute_replica_lag_seconds",
+            "How far the reporting replica is behind the primary, an upper bound"
+            " (NaN: not measured, away or not configured)",
+            registry=r,
+        )
+        self.replica_lag_bytes = Gauge(
+            "omniroute_replica_lag_bytes",
+            "WAL the reporting replica has not replayed yet (NaN: not measured)",
+            registry=r,
+        )
+        self.replica_up = Gauge(
+            "omniroute_replica_up",
+            "1 while the reporting replica answers its measurement, else 0",
+            registry=r,
+        )
+        self.replica_serving = Gauge(
+            "omniroute_replica_serving",
+            "1 while reporting reads go to the replica (not away, not lagging), else 0",
+            registry=r,
+        )
+        for gauge in (self.replica_lag, self.replica_lag_bytes):
+            gauge.set(float("nan"))
 
     def overflow_step(self, step: StepApplied) -> None:
         self.overflow_steps.labels(
@@ -147,6 +177,14 @@ class Metrics:
     def routed(self, channel: str, queue: str, adapter: str, seconds: float) -> None:
         self.contacts.labels(channel=channel, queue=queue, adapter=adapter).inc()
         self.latency.labels(channel=channel).observe(seconds)
+
+    def replica(self, status: ReplicaStatus) -> None:
+        """The reporting replica's gauges, from its last measurement."""
+        nan = float("nan")
+        self.replica_lag.set(nan if status.lag_seconds is None else status.lag_seconds)
+        self.replica_lag_bytes.set(nan if status.lag_bytes is None else status.lag_bytes)
+        self.replica_up.set(1 if status.state in ("ok", "lagging", "unknown") else 0)
+        self.replica_serving.set(1 if status.reads == "replica" else 0)
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -162,6 +162,7 @@ class Pipeline:
             context_degraded=context.degraded,
             lifetime=self.lifetime(adapter, contact.channel),
             **_assignment(ruleset, evaluation.decision, context, at),
+            rollout=evaluation.rollout,
         )
         earlier = await self.writer.submit(record)
         if earlier is not None:

@@ -10,6 +10,7 @@ the store opens it too.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import secrets
 from collections.abc import AsyncIterator
@@ -23,10 +24,16 @@ import structlog
 import adapters
 from adapters.base import Adapter, AdapterSpec
 from router.assigner import Assigner
-from router.errors import ConfigError, RulesError, StoreUnavailable
+from router.errors import (
+    ConfigError,
+    PublishConflict,
+    RulesError,
+    RulesTestsFailed,
+    StoreUnavailable,
+)
 from router.feed import Feed
 from router.jobs import Jobs
-from router.live_rules import LiveRules, Versions
+from router.live_rules import LiveRules, Versions, load_checked
 from router.metrics import Metrics
 from router.outbound import Destinations, Dispatcher
 from router.pipeline import Pipeline
@@ -56,6 +63,10 @@ PENDING_GAUGE_SECONDS = 15
 PURGE_SECONDS = 3600
 #: The lifecycle log (the live stream's) keeps this many seconds of changes.
 LIVE_LOG_KEEP_SECONDS = 86400
+#: The author of the first version published from the files at start-up.
+STARTUP_AUTHOR = "start-up"
+#: The reporting replica's lag is measured this often (when one is configured).
+REPLICA_LAG_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,17 +136,20 @@ async def open_runtime(
     """The runtime, its jobs running, until the block ends. ``ConfigError``
     when the rules do not load."""
     metrics = metrics or Metrics()
-    rules = LiveRules(settings.rules.paths, metrics)
-    try:
-        ruleset = rules.load()
-    except RulesError as exc:
-        raise ConfigError("the rules do not load:\n  " + "\n  ".join(exc.problems)) from None
+    rules = LiveRules(settings.rules.paths, metrics, source=settings.rules.source)
+    if settings.rules.source == "files":
+        try:
+            ruleset = rules.load()
+        except RulesError as exc:
+            raise ConfigError(_refusal("the rules files", exc)) from None
     async with (
         open_store(settings.database) as store,
         _provider(settings, metrics) as provider,
         _outbound_session(settings) as session,
     ):
         await store.reporting.ensure_partitions(months_back=1)
+        if settings.rules.source == "database":
+            ruleset = await _published_at_start(store, rules)
         await store.rulesets.save(ruleset.version, ruleset.sources)
         recognition = Recognition(
             store, normalizer=identity.configured(settings.identity), provider=provider
@@ -245,7 +259,16 @@ def _schedule(rt: Runtime) -> None:
         jobs.watch("deliveries", rt.dispatcher.run)
         jobs.every("deliveries_pending", PENDING_GAUGE_SECONDS, rt.dispatcher.refresh_pending)
         jobs.every("deliveries_purge", PURGE_SECONDS, rt.dispatcher.purge, first="now")
-    if rt.settings.rules.watch:
+    if rt.settings.rules.source == "database":
+        follow = partial(
+            rt.rules.follow,
+            store.rulesets.listening,
+            store.rulesets.published_version,
+            store.rulesets.sources,
+            partial(_rules_loaded, rt),
+        )
+        jobs.watch("rules", follow)
+    elif rt.settings.rules.watch:
         jobs.watch("rules", partial(rt.rules.watch, partial(_rules_loaded, rt)))
     jobs.watch("live", rt.feed.run)
     jobs.every("live_purge", PURGE_SECONDS, partial(_purge_live, store), first="now")
@@ -259,6 +282,9 @@ def _schedule(rt: Runtime) -> None:
         outbox=rt.destinations.offered if rt.destinations else None,
     )
     jobs.watch("assignment", assigner.run)
+    if store.replica.configured:
+        measure = partial(_measure_replica, rt)
+        jobs.every("replica_lag", REPLICA_LAG_SECONDS, measure, first="now", timeout=10)
 
 
 def _lifetime(settings: Settings, adapter: str, channel: str) -> float | None:
@@ -307,6 +333,11 @@ async def _expire_open(rt: Runtime) -> None:
             return
 
 
+async def _measure_replica(rt: Runtime) -> None:
+    """Measure the reporting replica's lag (reads follow it) for the gauges."""
+    rt.metrics.replica(await rt.store.replica.measure())
+
+
 async def _heartbeat(rt: Runtime) -> None:
     """Tell the other instances which ruleset this one serves."""
     await rt.store.instances.beat(
@@ -320,6 +351,55 @@ async def _rules_loaded(rt: Runtime, ruleset: Ruleset) -> None:
     with contextlib.suppress(StoreUnavailable):
         await rt.store.rulesets.save(ruleset.version, ruleset.sources)
     await rt.jobs.run_now("heartbeat")
+
+
+async def serve_published(rt: Runtime) -> None:
+    """Switch to the published version now if it is not served yet (after a
+    publication through this instance; the others follow its notification)."""
+    await rt.rules.switch(
+        rt.store.rulesets.published_version, rt.store.rulesets.sources, partial(_rules_loaded, rt)
+    )
+
+
+def _refusal(what: str, exc: RulesError) -> str:
+    """Why the service does not start: ``what`` (plural), then every problem."""
+    why = "fail their tests" if isinstance(exc, RulesTestsFailed) else "do not load"
+    return f"{what} {why}:\n  " + "\n  ".join(exc.problems)
+
+
+async def _published_at_start(store: Store, rules: LiveRules) -> Ruleset:
+    """``rules.source: database`` at start: serve the published version; with
+    none published yet, publish the files in ``rules.paths`` first (comment
+    "initial"). ``ConfigError`` when that version does not load or its tests
+    fail: the service does not start on rules it cannot vouch for."""
+    published = await store.rulesets.published()
+    if published is None:
+        try:
+            files = await asyncio.to_thread(rules.read_files, "start")
+        except RulesError as exc:
+            raise ConfigError(
+                _refusal("no ruleset is published yet, and the rules files", exc)
+            ) from None
+        with contextlib.suppress(PublishConflict):  # another instance was first
+            await store.rulesets.publish(
+                files.version,
+                files.sources,
+                author=STARTUP_AUTHOR,
+                comment="initial",
+                parent=None,
+                check_parent=True,
+            )
+            log.info("rules_published", version=files.version, author=STARTUP_AUTHOR)
+        published = await store.rulesets.published()
+        assert published is not None
+    sources = await store.rulesets.sources(published.version) or {}
+    try:
+        ruleset = await asyncio.to_thread(load_checked, sources, rules.metrics, "start")
+    except RulesError as exc:
+        raise ConfigError(
+            _refusal(f"the files of the published ruleset {published.version}", exc)
+        ) from None
+    return rules.activate(ruleset)
 
 
 async def _roll_up(store: Store) -> None:

@@ -117,6 +117,11 @@ class HttpSettings(_Section):
 class RulesSettings(_Section):
     paths: list[Path] = Field(default_factory=lambda: [Path("rules")])
     watch: bool = True
+    #: ``files``: serve the files in ``paths`` (reloaded on change when
+    #: ``watch``); ``database``: serve the version published through the API
+    #: or ``omniroute rules publish`` (the files in ``paths`` are published
+    #: as the first version when none is). See docs/rules.md, "Governance".
+    source: Literal["files", "database"] = "files"
 
 
 class ContextProviderSettings(_Section):
@@ -514,6 +519,20 @@ class LogSettings(_Section):
     format: Literal["auto", "json", "console"] = "auto"
 
 
+class ConsoleSettings(_Section):
+    """The supervisors' web console at ``/console`` (docs/console.md)."""
+
+    #: Minutes a session lives without a request.
+    idle_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    #: Hours a session lives at most, however busy.
+    absolute_hours: int = Field(default=12, ge=1, le=7 * 24)
+    #: Mark the cookie ``Secure`` (and name it ``__Host-``) even when the request
+    #: came over plain HTTP: set it behind a proxy that ends TLS.
+    secure_cookie: bool = False
+    #: Days a replay preview of candidate rules may reach back.
+    replay_max_days: int = Field(default=31, ge=1, le=366)
+
+
 class Settings(BaseSettings):
     """All of omniroute's configuration."""
 
@@ -538,6 +557,7 @@ class Settings(BaseSettings):
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     agents: AgentSettings = Field(default_factory=AgentSettings)
     log: LogSettings = Field(default_factory=LogSettings)
+    console: ConsoleSettings = Field(default_factory=ConsoleSettings)
 
     @model_validator(mode="after")
     def _unique_adapters(self) -> Settings:
@@ -611,4 +631,6 @@ def load_settings(
         raise ConfigError(f"{path}: invalid configuration: {problems}") from None
     if settings.database.url is None and os.environ.get("DATABASE_URL"):
         settings.database.url = os.environ["DATABASE_URL"]
+    if settings.database.replica_url is None and os.environ.get("DATABASE_REPLICA_URL"):
+        settings.database.replica_url = os.environ["DATABASE_REPLICA_URL"]
     return settings

@@ -22,6 +22,7 @@ from tests.support.apps import app_on
 from tests.support.databases import new_database
 from tests.support.proxy import CuttableProxy
 from tests.support.settings import ROOT, SECRETS, TOKEN, make_settings
+from tests.support.standby import StandbyPair, binaries
 
 
 @pytest.fixture(scope="session")
@@ -104,3 +105,18 @@ async def own_database(server_url: str) -> AsyncIterator[str]:
     work on it (the session's app runs no jobs there)."""
     async with new_database(server_url, "omniroute_own") as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def standby_pair() -> Iterator[StandbyPair]:
+    """A PostgreSQL primary of this module's own and a streaming standby of
+    it (``tests/support/standby.py``), whatever server the other tests use."""
+    found = binaries()
+    if found is None:
+        pytest.skip("no PostgreSQL binaries (postgres, pg_ctl, initdb, pg_basebackup) found")
+    pair = StandbyPair(found)
+    try:
+        pair.start()
+        yield pair
+    finally:
+        pair.close()

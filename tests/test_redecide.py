@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 import pytest
 
-from router.commands import replay
+from router import replays as replay
 from router.errors import RouterError
 from router.models import Contact, CustomerContext
 from router.redecide import Erased, NotRedecidable, Unreadable, redecide, refuse_erased

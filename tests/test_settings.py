@@ -43,3 +43,21 @@ def test_the_quick_start_token_can_call_every_endpoint() -> None:
     settings = load_settings(ROOT / "config" / "omniroute.yaml")
     [demo] = settings.api.tokens
     assert set(demo.scopes) == set(SCOPES)
+
+
+def test_the_replica_url_comes_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "omniroute.yaml"
+    config.write_text("database: {replica_url: 'env:REPORTS_DB'}\n")
+    monkeypatch.setenv("REPORTS_DB", "postgresql://reports@replica-1/omniroute")
+    assert load_settings(config).database.replica_url == "postgresql://reports@replica-1/omniroute"
+    monkeypatch.delenv("REPORTS_DB")
+    with pytest.raises(ConfigError, match="REPORTS_DB is not set"):
+        load_settings(config)
+    config.write_text("database: {max_lag_seconds: 5}\n")
+    monkeypatch.setenv("DATABASE_REPLICA_URL", "postgresql://reports@replica-2/omniroute")
+    assert load_settings(config).database.replica_url == "postgresql://reports@replica-2/omniroute"
+    config.write_text("database: {replica_fallback: never}\n")
+    with pytest.raises(ConfigError, match="replica_fallback"):
+        load_settings(config)

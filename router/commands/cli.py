@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import structlog
 
 from router import exposure
-from router.commands import importer
+from router.commands import agents, importer
 from router.commands.database import with_store
 from router.commands.rules import main as rules_main
 from router.commands.workers import supervise
@@ -97,6 +97,29 @@ def customers_import(args: argparse.Namespace) -> int:
         + (f" (see {path.name}.rejected.ndjson)" if report.rejected else "")
         + (f", {report.skipped} lines done by an earlier run" if report.skipped else "")
         + f", {report.seconds:.1f} s ({rate:,.0f} lines/s)"
+    )
+    return 1 if report.rejected else 0
+
+
+def agents_import(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    path: Path = args.file
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file")
+    fmt = agents.format_of(path, args.format)
+    if fmt is None:
+        raise ConfigError(f"{path}: give --format ndjson or csv (or name it .ndjson, .csv)")
+
+    async def work(store: Store) -> agents.Report:
+        return await agents.run(store, path, fmt)
+
+    report = asyncio.run(with_store(settings, work))
+    for rejected in report.rejected:
+        for line in rejected.lines(path):
+            print(line, file=sys.stderr)
+    print(
+        f"{report.created} created, {report.updated} updated, {report.unchanged} unchanged, "
+        f"{len(report.rejected)} rejected"
     )
     return 1 if report.rejected else 0
 
@@ -219,6 +242,17 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("file", type=Path, help="one customer per line, as POST /v1/customers")
     imp.add_argument("--batch", type=int, default=20_000, help="lines per transaction")
     imp.set_defaults(func=customers_import)
+
+    a = sub.add_parser("agents", help="agent administration")
+    asub = a.add_subparsers(dest="agents_command", required=True)
+    aimp = with_config(
+        asub.add_parser("import", help="create or update agents in bulk (NDJSON or CSV)")
+    )
+    aimp.add_argument("file", type=Path, help="one agent per line (see docs/agents.md)")
+    aimp.add_argument(
+        "--format", choices=("ndjson", "csv"), default=None, help="default: by the extension"
+    )
+    aimp.set_defaults(func=agents_import)
 
     sub.add_parser(
         "rules", help="check, test, simulate rules; print their JSON Schema", add_help=False

@@ -1,4 +1,5 @@
-"""``omniroute rules …``: check, test and simulate rules files; print their JSON Schema.
+"""``omniroute rules …``: check, test and simulate rules files; print their JSON Schema;
+publish them to a running omniroute (:mod:`router.commands.publish`).
 
 ``simulate --replay`` decides stored contacts again (:mod:`router.commands.replay`).
 
@@ -19,6 +20,7 @@ from typing import IO
 
 import orjson
 
+from router.commands import publish
 from router.commands.replay import main as replay
 from router.rules.engine import Ruleset
 from router.rules.fields import Catalog
@@ -59,6 +61,7 @@ def _parser() -> argparse.ArgumentParser:
         "--config", type=Path, help="--replay: the service configuration (for the database)"
     )
     commands.add_parser("schema", help="print the JSON Schema of rules files")
+    publish.add_parser(commands)
     return parser
 
 
@@ -171,6 +174,8 @@ def main(argv: list[str]) -> int:
         return _test(args.paths)
     if args.command == "simulate":
         return _simulate(args)
+    if args.command == "publish":
+        return publish.run(args)
     return _schema()
 
 

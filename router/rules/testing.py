@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
+from router.errors import RulesTestsFailed
 from router.models import Contact, CustomerContext
 from router.rules.fields import Catalog, Kind
 from router.rules.schema import CaseSpec, ExpectSpec, parse_duration
@@ -194,3 +195,15 @@ def run_cases(ruleset: Ruleset) -> tuple[int, list[str]]:
                 f"{case.file}:{case.line}:{case.col}: test {case.name!r}: {'; '.join(wrong)}"
             )
     return len(ruleset.cases), lines
+
+
+def require_passing(ruleset: Ruleset) -> Ruleset:
+    """``ruleset`` if every test written in its files passes; else
+    ``RulesTestsFailed`` naming each failing test (as ``run_cases``)."""
+    count, failed = run_cases(ruleset)
+    if failed:
+        raise RulesTestsFailed(
+            f"{len(failed)} of {count} rules tests fail (ruleset {ruleset.version})",
+            problems=failed,
+        )
+    return ruleset

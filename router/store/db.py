@@ -229,6 +229,27 @@ async def connect_pool(url: str, settings: DatabaseSettings, *, wait: float = 60
             delay = min(delay * 2, 5.0)
 
 
+async def replica_pool(url: str, settings: DatabaseSettings) -> asyncpg.Pool:
+    """A pool on the reporting replica at ``url``: it connects as the reads
+    need connections (none at start, so a replica away does not stop the
+    service from starting), at most ``replica_pool_max``."""
+    pool: asyncpg.Pool = await asyncpg.create_pool(
+        url,
+        min_size=0,
+        max_size=settings.replica_pool_max,
+        command_timeout=settings.command_timeout,
+        timeout=settings.connect_timeout,
+        init=_init_connection,
+        reset=_release,
+        connection_class=PoolConnection,
+        server_settings={
+            "search_path": f"{SCHEMA},public",
+            "application_name": "omniroute-reporting",
+        },
+    )
+    return pool
+
+
 @contextlib.asynccontextmanager
 async def database(settings: DatabaseSettings) -> AsyncIterator[str]:
     """The database URL to use: the configured one, or an embedded server's."""

@@ -192,8 +192,10 @@ async def page(
     destination: str | None,
     after: tuple[datetime, uuid.UUID] | None,
     limit: int,
+    contact_id: uuid.UUID | None = None,
 ) -> list[Delivery]:
-    """Up to ``limit`` rows, newest first, after the keyset ``after``."""
+    """Up to ``limit`` rows, newest first, after the keyset ``after`` (only the
+    events of ``contact_id``, when given)."""
     where: list[str] = []
     args: list[Any] = []
     if status is not None:
@@ -202,6 +204,9 @@ async def page(
     if destination is not None:
         args.append(destination)
         where.append(f"destination = ${len(args)}")
+    if contact_id is not None:
+        args.append(contact_id)
+        where.append(f"contact_id = ${len(args)}")
     if after is not None:
         args += list(after)
         where.append(f"(created_at, delivery_id) < (${len(args) - 1}, ${len(args)})")

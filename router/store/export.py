@@ -60,6 +60,10 @@ EXPORT_COLUMNS = (
     "resolved_at",
     "closed_at",
     "sla_met",
+    "rollout",
+    "offers_made",
+    "offered_at",
+    "wait_to_assign_ms",
 )
 _LISTS = ("skills", "tags")
 _BOOLEANS = (
@@ -90,6 +94,7 @@ CSV_NEUTRALISED = (
     "rule",
     "tier",
     "agent",
+    "rollout",
 )
 #: the code points of '=', '+', '-', '@', tab and carriage return
 FORMULA_STARTS = (61, 43, 45, 64, 9, 13)
@@ -123,7 +128,7 @@ _CSV_SELECT = ", ".join(_csv_column(c) for c in EXPORT_COLUMNS)
 # adapter names matching the config's pattern, adapter kinds, ruleset hashes)
 # between quotes -- put there by the line template when never null, which
 # spares PostgreSQL, the export's bottleneck, two string operations a column.
-_UNQUOTED = ("priority", "sla_seconds", *_BOOLEANS)
+_UNQUOTED = ("priority", "sla_seconds", "offers_made", *_BOOLEANS)
 _QUOTED = (
     "contact_id",
     "customer_id",
@@ -150,6 +155,7 @@ _NOT_NULL = (  # as in the table
     "repeat_7d",
     "channel_switch",
     "context_degraded",
+    "offers_made",
 )
 
 #: Columns written bare by PostgreSQL and quoted by the line template.

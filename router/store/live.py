@@ -32,26 +32,31 @@ NEAR_SLA = 0.8
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One row of ``lifecycle_log``: a lifecycle change of a contact."""
+    """One row of ``lifecycle_log``: a lifecycle change of a contact, or an
+    agent's presence change (``agent_id`` set, no contact, queue or channel)."""
 
     id: int
     at: datetime
-    contact_id: uuid.UUID
+    contact_id: uuid.UUID | None
     kind: str
-    queue: str
-    channel: str
+    queue: str | None
+    channel: str | None
     data: dict[str, Any]
+    agent_id: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id,
             "at": self.at.isoformat(),
-            "contact_id": str(self.contact_id),
+            "contact_id": None if self.contact_id is None else str(self.contact_id),
             "kind": self.kind,
             "queue": self.queue,
             "channel": self.channel,
             "data": self.data,
         }
+        if self.agent_id is not None:
+            out["agent_id"] = self.agent_id
+        return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +93,25 @@ class LiveContact:
     next_step_at: datetime | None
     wait_seconds: float
     decision: dict[str, Any] | None
+
+
+@dataclass(frozen=True, slots=True)
+class Demand:
+    """What a queue's contact on a channel asks of an agent: every skill of
+    the queue (at any level), room for ``units``, and the channel allowed."""
+
+    skills: tuple[str, ...]
+    channel: str
+    units: int
+
+
+@dataclass(frozen=True, slots=True)
+class Staffing:
+    """The agents serving a ``Demand``: ``available`` can take one more such
+    contact now; ``busy`` are signed in (available or busy) but cannot."""
+
+    available: int
+    busy: int
 
 
 # -- writing (inside the transactions of the changes) ---------------------------
@@ -197,7 +221,7 @@ async def contacts(
 async def changes(con: asyncpg.Pool, *, after: int, upto: int | None, limit: int) -> list[Change]:
     """The logged changes with ``after < id <= upto``, in id order."""
     rows = await con.fetch(
-        """SELECT id, at, contact_id, kind, queue, channel, data FROM lifecycle_log
+        """SELECT id, at, contact_id, kind, queue, channel, data, agent_id FROM lifecycle_log
             WHERE id > $1 AND ($2::bigint IS NULL OR id <= $2)
             ORDER BY id LIMIT $3""",
         after,
@@ -223,3 +247,58 @@ async def purge(con: asyncpg.Pool, *, older_than: float, batch: int = 10_000) ->
         batch,
     )
     return int(status.split()[-1])
+
+
+# An agent serves a demand when it holds every skill and the channel's maximum
+# (if any) is not 0. Among them, "available" have presence available, room
+# for the units and, under a channel maximum, fewer of the channel's contacts
+# than it; "busy" are the other signed-in ones (available or busy). The
+# signed-in agents are read once, their skill names as an array, and each
+# demand's skills are unpacked once; the join is then one array containment
+# per pair: about five times faster than testing the JSON per pair (56 rows
+# and 2,000 agents: bench/live_agents.py).
+_STAFFING = """
+WITH d AS MATERIALIZED (
+    SELECT i, channel, units, ARRAY(SELECT jsonb_array_elements_text(skills::jsonb)) AS need
+      FROM unnest($1::text[], $2::text[], $3::int[]) WITH ORDINALITY AS u(skills, channel, units, i)
+), a AS MATERIALIZED (
+    SELECT agent_id, presence = 'available' AS ready,
+           ARRAY(SELECT jsonb_object_keys(skills)) AS held, capacity - load_units AS free,
+           channel_max, load_by_channel
+      FROM agents WHERE presence IN ('available', 'busy')
+)
+SELECT d.i,
+       count(a.agent_id) FILTER (WHERE a.ready AND a.free >= d.units
+             AND (NOT a.channel_max ? d.channel
+                  OR coalesce((a.load_by_channel ->> d.channel)::int, 0)
+                     < (a.channel_max ->> d.channel)::int))::int AS available,
+       count(a.agent_id)::int AS serving
+  FROM d
+  LEFT JOIN a
+         ON a.held @> d.need
+        AND coalesce((a.channel_max ->> d.channel)::int, 1) > 0
+ GROUP BY d.i
+ ORDER BY d.i
+"""
+
+
+async def staffing(con: asyncpg.Pool, demands: Sequence[Demand]) -> list[Staffing]:
+    """The agents available and busy for each demand, in order."""
+    if not demands:
+        return []
+    rows = await con.fetch(
+        _STAFFING,
+        # (a JSON text each: a list of lists would be a two-dimensional array)
+        [orjson.dumps(list(d.skills)).decode() for d in demands],
+        [d.channel for d in demands],
+        [d.units for d in demands],
+    )
+    return [Staffing(r["available"], r["serving"] - r["available"]) for r in rows]
+
+
+async def agents_by_presence(con: asyncpg.Pool) -> dict[str, int]:
+    """How many agents have each presence (every presence, 0 when none)."""
+    rows = await con.fetch("SELECT presence, count(*)::int AS n FROM agents GROUP BY presence")
+    counts = {p: 0 for p in ("available", "busy", "away", "offline")}
+    counts.update({r["presence"]: r["n"] for r in rows})
+    return counts

@@ -59,6 +59,8 @@ class NewRecord:
     #: agent), and until when only that agent is
     preferred_agent: str | None = None
     preferred_until: datetime | None = None
+    #: the rollout sides ("rule:in,other:out"; ``Evaluation.rollout``), if any
+    rollout: str | None = None
 
 
 _COLUMNS = [
@@ -92,6 +94,7 @@ _COLUMNS = [
     ("channel_switch", "bool", None),
     ("context_degraded", "bool", None),
     ("routing_ms", "real", None),
+    ("rollout", "text", None),
 ]
 
 #: Passed for the contact's open row only (``open_contacts``, see ``lifecycle``).
@@ -204,6 +207,7 @@ def _row(r: NewRecord) -> tuple[Any, ...]:
         recent and last is not None and last.channel != r.contact.channel,
         r.context_degraded,
         r.timings.get("total_ms"),
+        r.rollout,
         *_open(r),
     )
 
@@ -294,6 +298,11 @@ class ContactSummary:
     resolved_at: datetime | None
     closed_at: datetime | None
     sla_met: bool | None
+    #: the rollout sides, "rule:in,other:out" (``None``: no rollout rule applied)
+    rollout: str | None
+    #: offers made to agents (assignment by omniroute), and when the first was
+    offers_made: int
+    offered_at: datetime | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -341,6 +350,7 @@ FILTERS = {
     "rule": "rule",
     "ruleset": "ruleset",
     "outcome": "outcome",
+    "agent": "agent",
 }
 
 

@@ -30,7 +30,7 @@ CHUNK = timedelta(days=7)
 _LOCK = 0x6F6D6E72  # "omnr"
 
 #: Columns a summary can group and filter by.
-DIMENSIONS = ("channel", "adapter", "queue", "rule", "tier")
+DIMENSIONS = ("channel", "adapter", "queue", "rule", "tier", "rollout", "agent")
 #: Integer counters of a rollup row, summed across rows.
 COUNTERS = (
     "contacts",

@@ -26,6 +26,7 @@ from router.errors import StoreUnavailable
 from router.models import Identifier, Nonce
 from router.store import (
     agent_work,
+    agents,
     customers,
     db,
     deliveries,
@@ -41,9 +42,11 @@ from router.store import (
     profiles,
     records,
     replay,
+    replica,
     retention,
     rollups,
     rulesets,
+    sessions,
     summary,
 )
 from router.store.config import DatabaseSettings
@@ -52,10 +55,13 @@ from router.store.db import translated, translated_iterator
 
 class Records:
     """The routed-contact records: written by routing, read by the history,
-    explain, exports and replays."""
+    explain, exports and replays. History pages and exports are reporting
+    reads (``reads``: the replica when there is one); the rest reads the
+    primary, which has what was just written."""
 
-    def __init__(self, pool: asyncpg.Pool, export_slots: int) -> None:
+    def __init__(self, pool: asyncpg.Pool, export_slots: int, reads: replica.Reads) -> None:
         self._pool = pool
+        self._reads = reads
         #: exports running at once hold this many pool connections at most, so
         #: that routing always keeps connections; the next one is refused
         self._exports = asyncio.Semaphore(export_slots)
@@ -76,8 +82,9 @@ class Records:
     async def page(
         self, selection: records.Selection, *, limit: int
     ) -> list[records.ContactSummary]:
-        """Up to ``limit`` records of ``selection``, in its order."""
-        return await records.fetch_page(self._pool, selection, limit=limit)
+        """Up to ``limit`` records of ``selection``, in its order (a
+        reporting read)."""
+        return await self._reads.run(lambda pool: records.fetch_page(pool, selection, limit=limit))
 
     @translated
     async def export(
@@ -89,13 +96,24 @@ class Records:
         limit: int | None,
         timeout: float,
     ) -> None:
-        """Stream the records of ``selection`` to ``sink`` (``export.export``);
-        ``StoreUnavailable`` at once when too many exports are running."""
+        """Stream the records of ``selection`` to ``sink`` (``export.export``,
+        a reporting read); ``StoreUnavailable`` at once when too many exports
+        are running."""
         if self._exports.locked():
             raise StoreUnavailable("too many exports are running; retry later")
+        sent = False
+
+        async def sending(chunk: bytes) -> None:
+            nonlocal sent
+            sent = True
+            await sink(chunk)
+
         async with self._exports:
-            await export.export(
-                self._pool, selection, fmt=fmt, sink=sink, limit=limit, timeout=timeout
+            await self._reads.run(
+                lambda pool: export.export(
+                    pool, selection, fmt=fmt, sink=sending, limit=limit, timeout=timeout
+                ),
+                started=lambda: sent,
             )
 
     @translated_iterator
@@ -168,9 +186,15 @@ class Outbox:
         destination: str | None,
         after: tuple[datetime, uuid.UUID] | None,
         limit: int,
+        contact_id: uuid.UUID | None = None,
     ) -> list[deliveries.Delivery]:
         return await deliveries.page(
-            self._pool, status=status, destination=destination, after=after, limit=limit
+            self._pool,
+            status=status,
+            destination=destination,
+            after=after,
+            limit=limit,
+            contact_id=contact_id,
         )
 
     @translated
@@ -271,6 +295,17 @@ class Live:
     @translated
     async def last_id(self) -> int:
         return await live.last_id(self._pool)
+
+    @translated
+    async def staffing(self, demands: Sequence[live.Demand]) -> list[live.Staffing]:
+        """The agents available and busy for each demand (queue skills,
+        channel, units), in order."""
+        return await live.staffing(self._pool, demands)
+
+    @translated
+    async def agents(self) -> dict[str, int]:
+        """How many agents have each presence."""
+        return await live.agents_by_presence(self._pool)
 
     @translated
     async def purge(self, *, older_than: float) -> int:
@@ -431,10 +466,12 @@ class Customers:
 
 
 class Rulesets:
-    """Every ruleset version loaded, with its files."""
+    """Every ruleset version loaded, with its files; the publications (the
+    audit trail) and a listener for new ones."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, url: str | None = None) -> None:
         self._pool = pool
+        self._url = url
 
     @translated
     async def save(self, version: str, sources: Mapping[str, str]) -> None:
@@ -444,6 +481,54 @@ class Rulesets:
     async def sources(self, version: str) -> dict[str, str] | None:
         """The files of ruleset ``version``; ``None`` if it is not stored."""
         return await rulesets.fetch_sources(self._pool, version)
+
+    @translated
+    async def stored(self, version: str) -> rulesets.StoredRuleset | None:
+        """Ruleset ``version`` with its files and origin; ``None`` if it is not stored."""
+        return await rulesets.fetch_ruleset(self._pool, version)
+
+    @translated
+    async def publish(
+        self,
+        version: str,
+        sources: Mapping[str, str],
+        *,
+        author: str,
+        comment: str,
+        parent: str | None,
+        check_parent: bool,
+    ) -> rulesets.Publication:
+        """Make ``version`` the published version (see ``rulesets.publish``)."""
+        return await rulesets.publish(
+            self._pool,
+            version,
+            sources,
+            author=author,
+            comment=comment,
+            parent=parent,
+            check_parent=check_parent,
+        )
+
+    @translated
+    async def published(self) -> rulesets.Publication | None:
+        return await rulesets.published(self._pool)
+
+    @translated
+    async def published_version(self) -> str | None:
+        found = await rulesets.published(self._pool)
+        return None if found is None else found.version
+
+    @translated
+    async def publications(
+        self, *, before: int | None, limit: int, version: str | None = None
+    ) -> list[rulesets.Publication]:
+        return await rulesets.publications(self._pool, before=before, limit=limit, version=version)
+
+    def listening(
+        self, wake: Callable[[], None]
+    ) -> contextlib.AbstractAsyncContextManager[asyncio.Event]:
+        """Call ``wake`` whenever a version is published (see ``listening``)."""
+        return listening(self._pool, self._url, rulesets.CHANNEL, wake)
 
 
 class Instances:
@@ -485,14 +570,16 @@ class Nonces:
 
 
 class Reporting:
-    """Summaries, their hourly rollups, retention and the monthly partitions."""
+    """Summaries, their hourly rollups, retention and the monthly partitions.
+    The summary is a reporting read (``reads``: the replica when there is one)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, reads: replica.Reads) -> None:
         self._pool = pool
+        self._reads = reads
 
     @translated
     async def summarize(self, query: summary.SummaryQuery) -> summary.Summary:
-        return await summary.summarize(self._pool, query)
+        return await self._reads.run(lambda pool: summary.summarize(pool, query))
 
     @translated
     async def refresh_rollups(
@@ -616,25 +703,108 @@ class Offers:
         return listening(self._pool, self._url, agent_work.CHANNEL, wake)
 
 
+class ConsoleSessions:
+    """The console's server-side sessions (``sessions``)."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @translated
+    async def open(
+        self,
+        id_hash: bytes,
+        *,
+        token_name: str,
+        csrf_token: str,
+        idle_seconds: int,
+        absolute_seconds: int,
+    ) -> None:
+        await sessions.open_session(
+            self._pool,
+            id_hash,
+            token_name=token_name,
+            csrf_token=csrf_token,
+            idle_seconds=idle_seconds,
+            absolute_seconds=absolute_seconds,
+        )
+
+    @translated
+    async def touch(self, id_hash: bytes) -> sessions.ConsoleSession | None:
+        """The live session, marked seen; ``None`` if it is gone or expired."""
+        return await sessions.touch(self._pool, id_hash)
+
+    @translated
+    async def close(self, id_hash: bytes) -> bool:
+        return await sessions.close_session(self._pool, id_hash)
+
+
+class Agents:
+    """The agents: profiles, presence, and the load and work assignment keeps
+    on them (``agents``). Changes that may let an agent take new work notify
+    the assignment job in their transaction."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self._pool = pool
+
+    @translated
+    async def upsert(self, profile: agents.AgentProfile) -> agents.Upserted:
+        return await agents.upsert(self._pool, profile)
+
+    @translated
+    async def one(self, agent_id: str) -> agents.AgentDetail | None:
+        """The agent and the work it holds; ``None`` if unknown."""
+        return await agents.one(self._pool, agent_id)
+
+    @translated
+    async def page(self, selection: agents.AgentFilter, *, limit: int) -> list[agents.Agent]:
+        return await agents.page(self._pool, selection, limit=limit)
+
+    @translated
+    async def set_presence(
+        self, agent_id: str, presence: str, *, at: datetime | None = None
+    ) -> agents.PresenceChanged | None:
+        """Set the presence (logged, and notified when ``available``) unless
+        the change, made ``at``, is older than the current one; ``None`` if
+        the agent is unknown."""
+        return await agents.set_presence(self._pool, agent_id, presence, at=at)
+
+    @translated
+    async def remove(self, agent_id: str) -> agents.Agent | None:
+        """Delete an agent that holds no work (``AgentHoldsWork`` otherwise);
+        ``None`` if unknown."""
+        return await agents.remove(self._pool, agent_id)
+
+
 class Store:
     """omniroute's database, opened by ``open_store``."""
 
     def __init__(
-        self, pool: asyncpg.Pool, settings: DatabaseSettings, *, url: str | None = None
+        self,
+        pool: asyncpg.Pool,
+        settings: DatabaseSettings,
+        *,
+        url: str | None = None,
+        replica_pool: asyncpg.Pool | None = None,
     ) -> None:
         self._pool = pool
+        #: where the reporting reads go: the replica (``replica_pool``) or this pool
+        self.replica = replica.Reads(pool, replica_pool, settings)
         self.outbox = Outbox(pool, url, slots=max(1, settings.pool_max // 4))
-        self.records = Records(pool, export_slots=max(1, settings.pool_max // 2))
+        self.records = Records(
+            pool, export_slots=max(1, settings.pool_max // 2), reads=self.replica
+        )
         self.events = Events(pool)
         self.lifecycle = Lifecycle(pool)
         self.live = Live(pool, url)
         self.customers = Customers(pool)
-        self.rulesets = Rulesets(pool)
+        self.rulesets = Rulesets(pool, url)
         self.instances = Instances(pool)
         self.nonces = Nonces(pool)
-        self.reporting = Reporting(pool)
+        self.reporting = Reporting(pool, self.replica)
         self.imports = Imports(pool)
         self.offers = Offers(pool, url)
+        self.console = ConsoleSessions(pool)
+        self.agents = Agents(pool)
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -661,13 +831,20 @@ async def open_store(
 ) -> AsyncIterator[Store]:
     """The store on the configured database (or an embedded server started
     for the block), its pool retrying for up to ``wait`` seconds at start-up,
-    the schema migrated unless ``migrate`` is false; closed at the end."""
+    the schema migrated unless ``migrate`` is false; closed at the end. With
+    ``replica_url``, a second pool on the replica for the reporting reads (it
+    connects as reads need it: a replica away does not stop the start)."""
     async with db.database(settings) as url:
         pool = await db.connect_pool(url, settings, wait=wait)
+        reporting: asyncpg.Pool | None = None
         try:
-            store = Store(pool, settings, url=url)
+            if settings.replica_url:
+                reporting = await db.replica_pool(settings.replica_url, settings)
+            store = Store(pool, settings, url=url, replica_pool=reporting)
             if migrate:
                 await store.migrate()
             yield store
         finally:
+            if reporting is not None:
+                await reporting.close()
             await pool.close()

@@ -10,12 +10,13 @@ from aiohttp import web
 from router.metrics import Metrics
 from router.runtime import build_adapters, open_runtime
 from router.settings import Settings
+from router.web import console
 from router.web.auth import Tokens
 from router.web.errors import error_middleware
 from router.web.limits import ClientAddresses, FailureLimiter
 from router.web.routes import register, routes
 from router.web.server import CONNECTIONS, Connections, reading, server_header
-from router.web.state import RUNTIME
+from router.web.state import RUNTIME, TOKENS
 
 
 def create_app(settings: Settings) -> web.Application:
@@ -35,6 +36,8 @@ def create_app(settings: Settings) -> web.Application:
         handler_args={"keepalive_timeout": settings.http.keepalive_timeout},
     )
     app[CONNECTIONS] = connections
+    app[TOKENS] = tokens
+    console.install(app)
     app.on_response_prepare.append(server_header)
 
     async def runtime(app: web.Application) -> AsyncIterator[None]:

@@ -45,6 +45,35 @@ class Tokens:
                 found = principal
         return found
 
+    def named(self, name: str) -> Principal | None:
+        """The configured token called ``name`` (a console session's token; a
+        session whose token was removed or lost its scope ends with it)."""
+        for _, principal in self._tokens:
+            if principal.name == name:
+                return principal
+        return None
+
+    def sign_in(self, request: web.Request, presented: str, scope: str) -> Principal:
+        """The principal of a token typed into a sign-in form, braked like a
+        bearer token: ``TooManyRequests`` while the client is braked,
+        ``Unauthorized`` (counted as a failure) for an unknown token,
+        ``Forbidden`` without ``scope``."""
+        client = self._clients.of(request)
+        self._limiter.check(client)
+        principal = self.authenticate(presented.strip()) if presented.strip() else None
+        if principal is None:
+            self._limiter.failed(client)
+            raise Unauthorized(
+                "the token is not valid",
+                fields=[FieldError("token", "unknown or revoked token")],
+            )
+        if scope not in principal.scopes:
+            raise Forbidden(
+                f"token {principal.name!r} lacks the scope {scope!r}",
+                fields=[FieldError("token", f"scope {scope!r} required")],
+            )
+        return principal
+
     def require(self, request: web.Request, scope: str) -> Principal:
         client = self._clients.of(request)
         self._limiter.check(client)

@@ -25,9 +25,11 @@ from router.errors import (
     NotFound,
     PayloadError,
     PayloadTooLarge,
+    ReplicaUnavailable,
     RequestError,
     RequestTimeout,
     RouterError,
+    RulesRejected,
     SignatureError,
     StoreUnavailable,
     TooManyRequests,
@@ -57,10 +59,12 @@ STATUS: dict[type[RouterError], int] = {
     PayloadTooLarge: 413,
     UnsupportedMediaType: 415,
     InvalidBody: 422,
+    RulesRejected: 422,
     PayloadError: 422,
     UnstorableValue: 422,
     TooManyRequests: 429,
     StoreUnavailable: 503,
+    ReplicaUnavailable: 503,
 }
 
 

@@ -73,7 +73,19 @@ def summary(row: ContactSummary) -> dict[str, Any]:
         "resolved_at": _iso(row.resolved_at),
         "closed_at": _iso(row.closed_at),
         "sla_met": row.sla_met,
+        "rollout": row.rollout,
+        "offers_made": row.offers_made,
+        "offered_at": _iso(row.offered_at),
+        "wait_to_assign_ms": wait_to_assign_ms(row.received_at, row.assigned_at),
     }
+
+
+def wait_to_assign_ms(received_at: datetime, assigned_at: datetime | None) -> float | None:
+    """Milliseconds from receipt to assignment, as the BI view computes it
+    (never negative: a platform's clock may run behind ours)."""
+    if assigned_at is None:
+        return None
+    return round(max((assigned_at - received_at).total_seconds() * 1000, 0.0), 3)
 
 
 def lifecycle(record: ContactSummary, opened: OpenContact | None) -> dict[str, Any]:

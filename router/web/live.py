@@ -14,7 +14,7 @@ from aiohttp import web
 from router.feed import Subscription
 from router.store import Store
 from router.store.lifecycle import OPEN_STATES
-from router.store.live import Change, LiveContact, QueueFigures
+from router.store.live import Change, Demand, LiveContact, QueueFigures
 from router.web.body import json_response
 from router.web.query import bad, check_known, decode_cursor, encode_cursor, parse_int
 from router.web.state import RUNTIME
@@ -58,8 +58,26 @@ def _queue(q: QueueFigures) -> dict[str, Any]:
 
 async def live_queues(request: web.Request) -> web.Response:
     check_known(request.query, ())
-    figures = await request.app[RUNTIME].store.live.queues()
-    return json_response({"queues": [_queue(q) for q in figures]})
+    rt = request.app[RUNTIME]
+    figures = await rt.store.live.queues()
+    # Agents serve a queue when they hold its declared skills (the active
+    # ruleset's); a queue it no longer declares has no agent figures.
+    declared = rt.rules.active.queues
+    demands = {
+        (q.queue, q.channel): Demand(
+            declared[q.queue].skills, q.channel, rt.settings.agents.units_of(q.channel)
+        )
+        for q in figures
+        if q.queue in declared
+    }
+    staffed = dict(zip(demands, await rt.store.live.staffing(list(demands.values())), strict=True))
+    rows = []
+    for q in figures:
+        row = _queue(q)
+        s = staffed.get((q.queue, q.channel))
+        row["agents"] = None if s is None else {"available": s.available, "busy": s.busy}
+        rows.append(row)
+    return json_response({"queues": rows, "agents": await rt.store.live.agents()})
 
 
 def _contact(c: LiveContact) -> dict[str, Any]:

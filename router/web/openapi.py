@@ -6,7 +6,19 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from router.bodies import EventIn, JourneyIn, MergeIn, ProfileIn
+from router.bodies import (
+    AGENT_ID_MAX,
+    AGENT_ID_PATTERN,
+    AgentIn,
+    CandidateIn,
+    EventIn,
+    JourneyIn,
+    MergeIn,
+    PresenceIn,
+    ProfileIn,
+    PublishIn,
+    RepublishIn,
+)
 from router.models import CHANNELS, TIME_MAX, TIME_MIN
 
 _ERROR = {
@@ -67,6 +79,9 @@ def _path_param(name: str, schema: dict[str, Any]) -> dict[str, Any]:
 _UUID = {"type": "string", "format": "uuid"}
 _CUSTOMER_ID = _path_param("id", _UUID)
 _SECURE: dict[str, Any] = {"security": [{"bearer": []}]}
+_AGENT_ID = _path_param(
+    "id", {"type": "string", "maxLength": AGENT_ID_MAX, "pattern": AGENT_ID_PATTERN}
+)
 _HISTORY_OK = {
     "200": {
         "description": "a page (JSON), or every matching contact streamed as CSV or NDJSON",
@@ -140,6 +155,7 @@ SPEC: dict[str, Any] = {
                         "open contacts in this lifecycle state (docs/lifecycle.md)",
                     ),
                     _query("customer_id", {"type": "string", "format": "uuid"}, "customer"),
+                    _query("agent", {"type": "string"}, "the agent it was assigned to"),
                     *_PAGE,
                     _query(
                         "format",
@@ -190,13 +206,14 @@ SPEC: dict[str, Any] = {
                     _query(
                         "group_by",
                         {"type": "string"},
-                        "comma-separated: channel, adapter, queue, rule, tier",
+                        "comma-separated: channel, adapter, queue, rule, tier, agent",
                     ),
                     _query("channel", {"type": "string", "enum": list(CHANNELS)}, "filter"),
                     _query("adapter", _DIMENSION, "filter"),
                     _query("queue", _DIMENSION, "filter"),
                     _query("rule", _DIMENSION, "filter"),
                     _query("tier", _DIMENSION, "filter"),
+                    _query("agent", _DIMENSION, "filter: the agent the contact was assigned to"),
                 ],
                 "responses": {**_JSON_OK, **_errors(400, 401, 403, 503)},
             }
@@ -310,6 +327,74 @@ SPEC: dict[str, Any] = {
                 "responses": {**_JSON_OK, **_errors(401, 403)},
             }
         },
+        "/v1/rules/versions": {
+            "get": {
+                "summary": "The audit trail of rules publications, newest first: version, "
+                "parent, author (the token's name), comment, time; which version is published "
+                "and which this instance serves",
+                **_SECURE,
+                "parameters": [
+                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "rows"),
+                ],
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 503)},
+            },
+            "post": {
+                "summary": "Publish rules files (rules.source: database): checked and their "
+                "tests run first (422 naming each problem or failing test at its file); 409 "
+                "when parent is not the published version, or with rules.source: files",
+                **_SECURE,
+                "requestBody": _body(PublishIn),
+                "responses": {
+                    "201": {"description": "published", "content": {"application/json": {}}},
+                    **_errors(400, 401, 403, 409, 413, 422, 503),
+                },
+            },
+        },
+        "/v1/rules/versions/{version}": {
+            "get": {
+                "summary": "A stored ruleset version: its files, origin and publications",
+                **_SECURE,
+                "parameters": [_path_param("version", {"type": "string"})],
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 503)},
+            }
+        },
+        "/v1/rules/versions/{version}/diff/{other}": {
+            "get": {
+                "summary": "The unified diff, file by file, from one version to another "
+                "(format=text: the diff itself as text)",
+                **_SECURE,
+                "parameters": [
+                    _path_param("version", {"type": "string"}),
+                    _path_param("other", {"type": "string"}),
+                    _query("format", {"type": "string", "enum": ["json", "text"]}, "default json"),
+                ],
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 503)},
+            }
+        },
+        "/v1/rules/versions/{version}/publish": {
+            "post": {
+                "summary": "Publish a stored version again (a rollback), recorded as a new "
+                "entry of the audit trail; its tests run again first",
+                **_SECURE,
+                "parameters": [_path_param("version", {"type": "string"})],
+                "requestBody": _body(RepublishIn),
+                "responses": {
+                    "201": {"description": "published", "content": {"application/json": {}}},
+                    **_errors(400, 401, 403, 404, 409, 422, 503),
+                },
+            }
+        },
+        "/v1/rules/check": {
+            "post": {
+                "summary": "Check candidate rules files and run their tests, storing nothing: "
+                "ok, the version they would have, errors, warnings and failing tests, each at "
+                "its file, line and column",
+                **_SECURE,
+                "requestBody": _body(CandidateIn),
+                "responses": {**_JSON_OK, **_errors(401, 403, 413, 422)},
+            }
+        },
         "/v1/deliveries": {
             "get": {
                 "summary": "Events sent, waiting or given up (dead) for the destinations, "
@@ -344,7 +429,8 @@ SPEC: dict[str, Any] = {
             "get": {
                 "summary": "Per queue and channel: waiting, oldest wait, past and near their "
                 "SLA, assigned and answered now; assigned, answered and abandoned in the "
-                "last 15 minutes",
+                "last 15 minutes; agents available and busy (holding the queue's skills); "
+                "and how many agents have each presence",
                 **_SECURE,
                 "responses": {**_JSON_OK, **_errors(400, 401, 403, 503)},
             }
@@ -371,7 +457,8 @@ SPEC: dict[str, Any] = {
         "/v1/live/stream": {
             "get": {
                 "summary": "Server-sent events of every lifecycle change of every instance "
-                "(routed, step, assigned, answered, abandoned, resolved, closed, expired); "
+                "(routed, step, assigned, answered, abandoned, resolved, closed, expired) and "
+                "agents' presence changes (agent.presence); "
                 "resumable with the Last-Event-ID header",
                 **_SECURE,
                 "parameters": [
@@ -394,6 +481,68 @@ SPEC: dict[str, Any] = {
                     **_errors(400, 401, 403),
                 },
             }
+        },
+        "/v1/agents": {
+            "get": {
+                "summary": "Agents in id order, each with its presence, load (units, contacts "
+                "per channel), free capacity and idle time (scope agents:read)",
+                **_SECURE,
+                "parameters": [
+                    _query(
+                        "presence",
+                        {"type": "string", "enum": ["available", "busy", "away", "offline"]},
+                        "only agents with this presence",
+                    ),
+                    _query("skill", {"type": "string", "maxLength": 64}, "only agents with it"),
+                    _query(
+                        "level",
+                        {"type": "integer", "minimum": 1, "maximum": 5},
+                        "with skill: at this level or above",
+                    ),
+                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "rows"),
+                ],
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 503)},
+            }
+        },
+        "/v1/agents/{id}": {
+            "parameters": [_AGENT_ID],
+            "get": {
+                "summary": "One agent, its load and the contacts it holds (offered or assigned)",
+                **_SECURE,
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 503)},
+            },
+            "put": {
+                "summary": "Create an agent (offline) or replace its profile: name, skills with "
+                "levels 1-5, capacity in units (default 100), per-channel maximums; presence "
+                "and load are kept. A capacity under the current load is allowed: no new work "
+                "until the load is below it (scope agents:write)",
+                **_SECURE,
+                "requestBody": _body(AgentIn),
+                "responses": {
+                    **_JSON_OK,
+                    "201": {"description": "created", "content": {"application/json": {}}},
+                    **_errors(400, 401, 403, 413, 422, 503),
+                },
+            },
+            "delete": {
+                "summary": "Remove an agent; 409 while it holds offered or assigned contacts",
+                **_SECURE,
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 409, 503)},
+            },
+        },
+        "/v1/agents/{id}/presence": {
+            "parameters": [_AGENT_ID],
+            "put": {
+                "summary": "Set an agent's presence: available, busy, away, offline or a "
+                "platform's name mapped in agents.presence_names, with the optional time of "
+                "the change on the platform (a change older than the newest reported is stale "
+                "and ignored). Offline agents keep what they hold and get nothing new; the "
+                "change goes on the live stream",
+                **_SECURE,
+                "requestBody": _body(PresenceIn),
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 413, 422, 503)},
+            },
         },
         "/v1/offers": {
             "get": {
@@ -436,7 +585,15 @@ SPEC: dict[str, Any] = {
             }
         },
         "/healthz": {"get": {"summary": "Liveness", "responses": _JSON_OK}},
-        "/readyz": {"get": {"summary": "Readiness", "responses": {**_JSON_OK, **_errors(503)}}},
+        "/readyz": {
+            "get": {
+                "summary": "Readiness",
+                "description": "200 when the database answers and a ruleset is loaded. With "
+                "database.replica_url, a replica field (state, reads, lag_seconds, lag_bytes, "
+                "reason): a replica away or lagging never makes the instance unready",
+                "responses": {**_JSON_OK, **_errors(503)},
+            }
+        },
         "/metrics": {
             "get": {
                 "summary": "Prometheus metrics (scope metrics:read, unless metrics.public)",
@@ -463,3 +620,104 @@ def _common_errors() -> None:
 
 
 _common_errors()
+
+
+def _console_paths() -> dict[str, Any]:
+    """The supervisors' console (docs/console.md): HTML pages behind a session
+    cookie opened by a sign-in with a token holding scope ``console``; every
+    change needs the session's CSRF token and the console's own Origin."""
+    html = {"200": {"description": "an HTML page", "content": {"text/html": {}}}}
+    moved = {"303": {"description": "done; the page to show next"}}
+    cookie: dict[str, Any] = {"security": [{"console_session": []}]}
+    page = {**cookie, "responses": {**html, **_errors(400, 401, 403, 404, 503)}}
+    form = {"required": True, "content": {"application/x-www-form-urlencoded": {}}}
+    change = {
+        **cookie,
+        "requestBody": form,
+        "responses": {**moved, **_errors(401, 403, 404, 408, 503)},
+    }
+    return {
+        "/console/sign-in": {
+            "get": {"summary": "The sign-in form", "responses": html},
+            "post": {
+                "summary": "Sign in with a token holding scope console (form field token; "
+                "Origin must be this host); 303 with the session cookie, or the form again "
+                "with 401/403/429 (failed attempts are braked per address)",
+                "requestBody": form,
+                "responses": {**moved, **html, **_errors(401, 403, 408, 429, 503)},
+            },
+        },
+        "/console/sign-out": {"post": {"summary": "End the session", **change}},
+        "/console/static/{name}": {
+            "parameters": [_path_param("name", {"type": "string"})],
+            "get": {
+                "summary": "The console's script and stylesheet",
+                "responses": {"200": {"description": "a file"}, **_errors(404)},
+            },
+        },
+        "/console": {
+            "get": {
+                "summary": "Redirects to the Live page",
+                **cookie,
+                "responses": {**moved, **_errors(401, 403)},
+            }
+        },  # fmt: skip
+        "/console/live": {"get": {"summary": "Live: queues by channel, waiting contacts", **page}},
+        "/console/live/panel": {"get": {"summary": "Live's figures alone (HTML)", **page}},
+        "/console/live/stream": {
+            "get": {
+                "summary": "The live stream (as GET /v1/live/stream) for the console's session",
+                **cookie,
+                "parameters": [
+                    _query(
+                        "last_event_id",
+                        {"type": "string", "pattern": "^[0-9]+$"},
+                        "the id of the last event received",
+                    )
+                ],
+                "responses": {
+                    "200": {"description": "an event stream", "content": {"text/event-stream": {}}},
+                    **_errors(400, 401, 403),
+                },
+            }
+        },
+        "/console/contacts": {
+            "get": {
+                "summary": "Contacts: the history with the filters of GET /v1/contacts",
+                **page,
+            }
+        },
+        "/console/contacts/{id}": {
+            "parameters": [_path_param("id", _UUID)],
+            "get": {
+                "summary": "One contact: decision, explanation, overflow steps, deliveries, "
+                "the customer's timeline",
+                **page,
+            },
+        },
+        "/console/rules": {"get": {"summary": "Rules: active version, instances, editor", **page}},
+        "/console/rules/candidate": {
+            "post": {
+                "summary": "Check an edited rules file, run its tests, preview a replay of "
+                "the last N days (form fields file, text, days)",
+                **cookie,
+                "requestBody": form,
+                "responses": {**html, **_errors(400, 401, 403, 408, 422, 503)},
+            }
+        },
+        "/console/deliveries": {"get": {"summary": "Deliveries by status (failed first)", **page}},
+        "/console/deliveries/{id}/retry": {
+            "parameters": [_path_param("id", _UUID)],
+            "post": {"summary": "Send a delivery again", **change},
+        },
+        "/console/summary": {"get": {"summary": "Summary charts by channel over time", **page}},
+    }
+
+
+SPEC["paths"].update(_console_paths())
+SPEC["components"]["securitySchemes"]["console_session"] = {
+    "type": "apiKey",
+    "in": "cookie",
+    "name": "omniroute_console",
+    "description": "the console's session (named __Host-omniroute_console over HTTPS)",
+}

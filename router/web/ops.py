@@ -9,6 +9,7 @@ from aiohttp import web
 
 from router.errors import StoreUnavailable
 from router.runtime import Runtime
+from router.store.replica import ReplicaStatus
 from router.web.body import json_response
 from router.web.openapi import SPEC
 from router.web.state import RUNTIME
@@ -34,11 +35,26 @@ async def readyz(request: web.Request) -> web.Response:
         "status": "ready" if ready else "not_ready",
         "checks": checks,
         "ruleset": rt.rules.active.version if rt.rules.ready else None,
+        "rules_source": rt.rules.source,
         "instance_id": str(rt.instance.instance_id),
     }
     if rt.rules.last_error:
         body["rules_reload_errors"] = rt.rules.last_error
+    if rt.store.replica.configured:
+        # Reported, never a reason for "not ready": routing does not read it.
+        body["replica"] = (await _replica(rt)).as_dict()
     return json_response(body, status=200 if ready else 503)
+
+
+async def _replica(rt: Runtime) -> ReplicaStatus:
+    """The reporting replica measured now (the last measurement when that
+    takes too long)."""
+    try:
+        status = await asyncio.wait_for(rt.store.replica.measure(), READY_TIMEOUT)
+    except TimeoutError:
+        status = rt.store.replica.status
+    rt.metrics.replica(status)
+    return status
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -62,12 +78,13 @@ async def rules(request: web.Request) -> web.Response:
     body["matches_since"] = since.isoformat() if since else None
     if rt.rules.last_error:
         body["reload_errors"] = rt.rules.last_error
+    body["source"] = rt.rules.source
     body["instance_id"] = str(rt.instance.instance_id)
-    body["instances"] = await _live_instances(rt)
+    body["instances"] = await live_instances(rt)
     return json_response(body)
 
 
-async def _live_instances(rt: Runtime) -> list[dict[str, object]] | None:
+async def live_instances(rt: Runtime) -> list[dict[str, object]] | None:
     """Every instance with a recent heartbeat and the ruleset it serves; ``None``
     while the database cannot be reached (the ruleset itself is still shown)."""
     try:

@@ -26,7 +26,7 @@ _SPAN = {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta
 PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p95", 0.95), ("p99", 0.99))
 
 
-def _summary_query(q: Any, now: datetime) -> SummaryQuery:
+def summary_query(q: Any, now: datetime) -> SummaryQuery:
     check_known(q, SUMMARY_PARAMS)
     until = parse_time("until", q["until"]) if "until" in q else now
     since = parse_time("since", q["since"]) if "since" in q else until - DEFAULT_RANGE
@@ -112,7 +112,7 @@ def _totals(groups: list[Group]) -> dict[str, Any]:
 
 async def report_summary(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    query = _summary_query(request.query, datetime.now(UTC))
+    query = summary_query(request.query, datetime.now(UTC))
     result = await rt.store.reporting.summarize(query)
     zone = parse_zone("tz", query.tz)
     rows = []

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from aiohttp import web
 
 from router.settings import Settings
 from router.web import (
+    agents,
+    console,
     customers,
     deliveries,
     events,
@@ -19,9 +22,11 @@ from router.web import (
     offers,
     ops,
     reports,
+    versions,
     webhooks,
 )
 from router.web.auth import Tokens
+from router.web.console.sessions import guarded as session_guarded
 from router.web.state import PRINCIPAL
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -35,6 +40,9 @@ class Route:
     #: the token scope the route needs; ``None``: no token (health, the API
     #: description, and the webhooks, which adapters verify by signature)
     scope: str | None
+    #: how the scope is proven: a bearer token, or a console session cookie
+    #: (``router.web.console.sessions``: live session, then CSRF and Origin on changes)
+    by: Literal["token", "session"] = "token"
 
 
 def routes(settings: Settings) -> list[Route]:
@@ -60,6 +68,11 @@ def routes(settings: Settings) -> list[Route]:
         Route("GET", "/v1/live/queues", live.live_queues, "live:read"),
         Route("GET", "/v1/live/contacts", live.live_contacts, "live:read"),
         Route("GET", "/v1/live/stream", live.live_stream, "live:read"),
+        Route("GET", "/v1/agents", agents.list_agents, "agents:read"),
+        Route("GET", "/v1/agents/{id}", agents.get_agent, "agents:read"),
+        Route("PUT", "/v1/agents/{id}", agents.put_agent, "agents:write"),
+        Route("DELETE", "/v1/agents/{id}", agents.delete_agent, "agents:write"),
+        Route("PUT", "/v1/agents/{id}/presence", agents.put_presence, "agents:write"),
         Route("GET", "/v1/offers", offers.list_offers, "agents:read"),
         Route("POST", "/v1/offers/{id}/accept", offers.accept_offer, "agents:write"),
         Route("POST", "/v1/offers/{id}/reject", offers.reject_offer, "agents:write"),
@@ -67,6 +80,23 @@ def routes(settings: Settings) -> list[Route]:
         Route("GET", "/readyz", ops.readyz, None),
         Route("GET", "/metrics", ops.metrics, None if settings.metrics.public else "metrics:read"),
         Route("GET", "/openapi.json", ops.openapi, None),
+        Route("GET", "/v1/rules/versions", versions.list_versions, "rules:read"),
+        Route("POST", "/v1/rules/versions", versions.publish_version, "rules:write"),
+        Route("GET", "/v1/rules/versions/{version}", versions.get_version, "rules:read"),
+        Route(
+            "GET",
+            "/v1/rules/versions/{version}/diff/{other}",
+            versions.diff_versions,
+            "rules:read",
+        ),
+        Route(
+            "POST",
+            "/v1/rules/versions/{version}/publish",
+            versions.republish_version,
+            "rules:write",
+        ),
+        Route("POST", "/v1/rules/check", versions.check_files, "rules:write"),
+        *(Route(m, p, h, s, "session") for m, p, h, s in console.ROUTES),
     ]
 
 
@@ -79,6 +109,8 @@ def _guarded(route: Route, tokens: Tokens) -> Handler:
     if route.scope is None:
         return route.handler
     handler, scope = route.handler, route.scope
+    if route.by == "session":
+        return session_guarded(handler, scope)
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         request[PRINCIPAL] = tokens.require(request, scope)

@@ -17,6 +17,10 @@ class CuttableProxy:
         self._port = parts.port or 5432
         self._upstream = parts
         self.up = True
+        #: forward nothing while cleared (``stall``): a network that drops
+        #: packets without refusing anything
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.StreamWriter] = set()
         self.port = 0
@@ -41,12 +45,14 @@ class CuttableProxy:
         if not self.up:
             writer.close()
             return
+        await self._flowing.wait()
         up_reader, up_writer = await self._open()
         self._pipes.update((writer, up_writer))
 
         async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
             with contextlib.suppress(ConnectionError, OSError):
                 while data := await src.read(65536):
+                    await self._flowing.wait()
                     dst.write(data)
                     await dst.drain()
             dst.close()
@@ -64,7 +70,16 @@ class CuttableProxy:
     def restore(self) -> None:
         self.up = True
 
+    def stall(self) -> None:
+        """Forward nothing more, on open connections or new ones, and refuse
+        nothing: what a dropped network looks like (until ``flow``)."""
+        self._flowing.clear()
+
+    def flow(self) -> None:
+        self._flowing.set()
+
     async def close(self) -> None:
+        self.flow()
         self.cut()
         if self._server is not None:
             self._server.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from router.models import Contact, CustomerContext
@@ -44,3 +45,12 @@ def customer(**fields: Any) -> CustomerContext:
     fields.setdefault("customer_id", uuid.UUID(int=1))
     fields.setdefault("known", True)
     return CustomerContext.model_validate(fields)
+
+
+SHIPPED_RULES = Path(__file__).resolve().parents[2] / "rules"
+
+
+def shipped_queues() -> str:
+    """The shipped ``00-queues.yaml`` without its tests (which expect the
+    shipped routing): for a rules dir that pairs the queues with other rules."""
+    return (SHIPPED_RULES / "00-queues.yaml").read_text().split("\ntests:")[0]
