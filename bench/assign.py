@@ -27,6 +27,13 @@ serve`` processes run on the same database.
   alternating which goes first; while the ``assign`` server is driven the
   desk keeps accepting and finishing. Medians and the ratio.
 
+- ``direct`` (``--direct`` times): the servers stopped, one assigner in
+  the bench's own process; a random piece of held work ends (as an outcome
+  ends it: the agent's units freed and the assigners notified, in one
+  transaction of another connection), and the time from that commit until
+  the freed agent's next offer is committed is measured: the assignment path
+  without HTTP, with the 2,000 agents and the contacts still waiting.
+
 All along a sampler reads every agent in one snapshot, as often as it can:
 over-assignments (load over capacity, a channel over its maximum, a load
 different from the work held) are counted; there must be none. The machine
@@ -414,6 +421,58 @@ async def run(database_url: str, args: argparse.Namespace) -> None:
         f"over-assignments: {sampler.over} in {sampler.samples} snapshots of every agent",
         flush=True,
     )
+    if args.direct:
+        await direct(database_url, workdir, args.direct)
+
+
+async def direct(database_url: str, workdir: Path, n: int) -> None:
+    """The assignment path alone, no HTTP: one assigner in this process, the
+    servers stopped; ``n`` times a random piece of held work ends (as an
+    outcome event ends it, committed by another connection) and the time
+    until the freed agent's next offer is committed is measured."""
+    from router.assigner import Assigner
+    from router.rules import load_ruleset
+    from router.settings import AgentSettings
+    from router.store import agent_work
+
+    ruleset = load_ruleset([workdir / "rules-assign"])
+    settings = DatabaseSettings(url=database_url, pool_max=6)
+    async with open_store(settings, migrate=False) as store:
+        assigner = Assigner(store, lambda: ruleset, AgentSettings())
+        stop_ = asyncio.Event()
+        job = asyncio.create_task(assigner.run(stop_))
+        await asyncio.sleep(3)  # the expiries and rounds left from the run
+        gaps = []
+        for _ in range(n):
+            row = await store.pool.fetchrow(
+                "SELECT contact_id, agent_id FROM agent_work ORDER BY random() LIMIT 1"
+            )
+            seen = await store.pool.fetchval(
+                "SELECT count(*) FROM offers WHERE agent_id = $1", row["agent_id"]
+            )
+            async with store.pool.acquire() as con, con.transaction():
+                await agent_work.close_offers(con, [row["contact_id"]])
+                await con.execute(
+                    "DELETE FROM open_contacts WHERE contact_id = $1", row["contact_id"]
+                )
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < 5:
+                now = await store.pool.fetchval(
+                    "SELECT count(*) FROM offers WHERE agent_id = $1", row["agent_id"]
+                )
+                if now > seen:
+                    gaps.append((time.perf_counter() - t0) * 1000)
+                    break
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0.05)
+        stop_.set()
+        await job
+    print(
+        f"direct: agent freed (commit) -> its next offer committed, {len(gaps)} of {n} "
+        f"offered within 5 s: p50 {percentile(gaps, 0.5):.1f} ms, "
+        f"p99 {percentile(gaps, 0.99):.1f} ms, max {max(gaps, default=float('nan')):.1f} ms",
+        flush=True,
+    )
 
 
 async def main() -> None:
@@ -427,6 +486,9 @@ async def main() -> None:
     p.add_argument("--rounds", type=int, default=4, help="throughput rounds per side (0: none)")
     p.add_argument("--duration", type=float, default=10, help="seconds per throughput round")
     p.add_argument("--connections", type=int, default=32)
+    p.add_argument(
+        "--direct", type=int, default=200, help="freed agents timed without HTTP (0: none)"
+    )
     args = p.parse_args()
     logging.basicConfig(level=logging.ERROR)
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
