@@ -6,6 +6,8 @@ from __future__ import annotations
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
 import structlog
 
@@ -14,6 +16,8 @@ from router.errors import FieldError, SignatureError, UnstorableValue
 from router.metrics import Metrics
 from router.models import (
     Contact,
+    CustomerContext,
+    Decision,
     Nonce,
     OutcomeEvent,
     Routed,
@@ -179,6 +183,7 @@ class Pipeline:
             },
             context_degraded=context.degraded,
             lifetime=self.lifetime(adapter, contact.channel),
+            **_assignment(ruleset, evaluation.decision, context, at),
             rollout=evaluation.rollout,
         )
         earlier = await self.writer.submit(record)
@@ -236,3 +241,23 @@ class Pipeline:
             decision=earlier.decision,
             external_id=contact.external_id,
         )
+
+
+def _assignment(
+    ruleset: Ruleset, decision: Decision, context: CustomerContext, at: datetime
+) -> dict[str, Any]:
+    """The record's assignment facts: whether omniroute assigns its queue, its
+    preferred agent (the decision's, else the customer's last one) and the
+    end of the wait for it (docs/agents.md)."""
+    queue = ruleset.queues.get(decision.queue)
+    if queue is None or queue.assign is None:
+        return {}
+    preferred = decision.preferred_agent or (
+        context.last.agent if context.last is not None else None
+    )
+    wait = queue.assign.preferred_wait
+    return {
+        "assign": True,
+        "preferred_agent": preferred,
+        "preferred_until": at + timedelta(seconds=wait) if preferred and wait else None,
+    }

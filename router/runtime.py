@@ -23,6 +23,7 @@ import structlog
 
 import adapters
 from adapters.base import Adapter, AdapterSpec
+from router.assigner import Assigner
 from router.errors import (
     ConfigError,
     PublishConflict,
@@ -276,6 +277,13 @@ def _schedule(rt: Runtime) -> None:
     life = rt.settings.lifecycle
     jobs.every("overflow_steps", life.step_interval, partial(_apply_steps, rt), timeout=10)
     jobs.every("expiry", life.expiry_interval, partial(_expire_open, rt), first="now", timeout=60)
+    assigner = Assigner(
+        store,
+        lambda: rt.rules.active,
+        rt.settings.agents,
+        outbox=rt.destinations.offered if rt.destinations else None,
+    )
+    jobs.watch("assignment", assigner.run)
     if store.replica.configured:
         measure = partial(_measure_replica, rt)
         jobs.every("replica_lag", REPLICA_LAG_SECONDS, measure, first="now", timeout=10)

@@ -34,6 +34,7 @@ from router.settings import DestinationSettings
 from router.store import NewRecord
 from router.store.deliveries import Outgoing
 from router.store.lifecycle import Expired, StepApplied, Transition
+from router.store.offers import Made
 
 #: The namespace of the ids of lifecycle events (``uuid5`` of the contact and what changed).
 EVENTS = uuid.UUID("5f0c6f7e-2b6a-4d43-9a57-0c1b2a3e4d5f")
@@ -182,6 +183,32 @@ class Destinations:
             )
         return out
 
+    def offered(self, made: Sequence[Made]) -> list[Outgoing]:
+        """The ``contact.offered`` rows of offers just made: the agent, the
+        offer (accept or reject it by id) and when it expires."""
+        out: list[Outgoing] = []
+        for m in made:
+            out += self.events(
+                "contact.offered",
+                adapter=m.adapter,
+                channel=m.channel,
+                queue=m.queue,
+                contact_id=m.contact_id,
+                data={
+                    **_who(m.contact_id, m.customer_id, m.adapter, m.channel, m.external_id),
+                    "agent": m.agent_id,
+                    "offer_id": str(m.offer_id),
+                    "queue": m.queue,
+                    "units": m.units,
+                    "offered_at": _time(m.offered_at),
+                    "expires_at": _time(m.expires_at),
+                    "offer": m.offers,
+                },
+                at=m.offered_at,
+                event_id=event_id(m.contact_id, f"offer/{m.offer_id}"),
+            )
+        return out
+
     def moved(self, change: Transition) -> list[Outgoing]:
         """The rows of an outcome event's lifecycle change: ``contact.assigned``,
         ``contact.answered`` (the open state it moved to), ``contact.abandoned``,
@@ -205,6 +232,7 @@ class Destinations:
                 "to": change.after,
                 "event": change.type_,
                 "placement": None if place is None else place.as_json(),
+                **({} if change.agent is None else {"agent": change.agent}),
             },
             at=change.at or datetime.now(UTC),
             event_id=event_id(change.contact_id, change.after),

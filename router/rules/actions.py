@@ -13,7 +13,7 @@ from typing import Any
 
 from router.models import CHANNELS, Decision, OverflowStep
 from router.rules.fields import Catalog, Getter, Input, Kind
-from router.rules.schema import DefaultsSpec, FromField, OverflowSpec, RouteSpec
+from router.rules.schema import AssignSpec, DefaultsSpec, FromField, OverflowSpec, RouteSpec
 
 Path = tuple[str | int, ...]
 Report = Callable[[Path, str, bool], None]
@@ -30,6 +30,8 @@ class Queue:
     name: str
     description: str | None = None
     skills: tuple[str, ...] = ()
+    #: omniroute assigns its contacts to agents (``None``: the platform does)
+    assign: AssignSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -195,7 +195,7 @@ class _Compiler:
         catalog = Catalog(tz)
 
         queues = {
-            name: Queue(name, spec.description, tuple(spec.skills))
+            name: Queue(name, spec.description, tuple(spec.skills), spec.assign)
             for name, (_, spec) in queue_specs.items()
         }
         calendars: dict[str, Calendar | None] = {}

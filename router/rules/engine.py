@@ -253,7 +253,11 @@ class Ruleset:
             "files": sorted(self.sources),
             "timezone": self.timezone,
             "queues": {
-                q.name: {"description": q.description, "skills": list(q.skills)}
+                q.name: {
+                    "description": q.description,
+                    "skills": list(q.skills),
+                    **({} if q.assign is None else {"assign": q.assign.model_dump()}),
+                }
                 for q in self.queues.values()
             },
             "calendars": {name: c.describe() for name, c in self.calendars.items()},

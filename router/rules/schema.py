@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -169,6 +169,32 @@ Flag = Annotated[
 ]
 Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^\S(.*\S)?$")]
 
+#: a skill: a name, or a name and the level an agent needs (``billing:3``, 1 to 5)
+SKILL_PATTERN = r"^[^\s:]([^:]*[^\s:])?(:[1-5])?$"
+_SKILL = re.compile(SKILL_PATTERN)
+SKILL_HELP = "a skill name, or name:level for a level 1-5 (billing, billing:3)"
+
+
+def parse_skill_text(value: object) -> str:
+    """A skill as written: ``billing`` (any level) or ``billing:3`` (3 or more)."""
+    if isinstance(value, str) and _SKILL.match(value):
+        return value
+    raise ValueError(f"{value!r} is not a skill ({SKILL_HELP})")
+
+
+Skill = Annotated[
+    str,
+    BeforeValidator(parse_skill_text),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "pattern": SKILL_PATTERN,
+            "description": SKILL_HELP,
+            "errorMessage": f"Not a skill: write {SKILL_HELP}.",
+        }
+    ),
+]
+
 #: Union members are tagged with names in angle brackets; error locations drop them.
 _TEXT, _MAPPING = "<text>", "<mapping>"
 
@@ -196,11 +222,39 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
 
+class AgingSpec(_Strict):
+    """The priority of a waiting contact grows with its wait."""
+
+    every: Duration = Field(description="the wait that adds ``by`` to the priority")
+    by: Boost = 1
+    max: Priority = 100
+
+
+class AssignSpec(_Strict):
+    """omniroute offers this queue's contacts to agents (docs/agents.md)."""
+
+    mode: Literal["most_available", "longest_idle", "round_robin"] = Field(
+        default="most_available",
+        description="most_available: most free units; longest_idle; round_robin",
+    )
+    offer_timeout: Duration | None = Field(
+        default=None, description="how long an offer waits for accept or reject"
+    )
+    preferred_wait: Duration = Field(
+        default=0,
+        description="how long the preferred (or last) agent is waited for before the queue",
+    )
+    aging: AgingSpec | None = None
+
+
 class QueueSpec(_Strict):
     """A queue the platform knows; rules may only route to declared queues."""
 
     description: str | None = None
-    skills: list[str] = Field(default_factory=list, description="skills every contact here needs")
+    skills: list[Skill] = Field(default_factory=list, description="skills every contact here needs")
+    assign: AssignSpec | None = Field(
+        default=None, description="omniroute assigns this queue's contacts to agents"
+    )
 
 
 class CalendarSpec(_Strict):
@@ -223,7 +277,7 @@ class ChannelDefaults(_Strict):
     queue: str | None = None
     priority: Priority | None = None
     sla: Duration | None = None
-    skills: list[str] | None = None
+    skills: list[Skill] | None = None
 
 
 class DefaultsSpec(_Strict):
@@ -233,7 +287,7 @@ class DefaultsSpec(_Strict):
     queue: str | None = None
     priority: Priority = 50
     sla: Duration | None = None
-    skills: list[str] = Field(default_factory=list)
+    skills: list[Skill] = Field(default_factory=list)
     chat: ChannelDefaults | None = None
     email: ChannelDefaults | None = None
     voice: ChannelDefaults | None = None
@@ -252,7 +306,7 @@ class OverflowSpec(_Strict):
 
     after: Duration
     queue: str | None = None
-    drop_skills: list[str] = Field(default_factory=list)
+    drop_skills: list[Skill] = Field(default_factory=list)
     priority: Priority | None = None
     priority_boost: Boost | None = None
 
@@ -263,7 +317,7 @@ class RouteSpec(_Strict):
     queue: _text_or(FromField) | None = None  # type: ignore[valid-type]
     priority: Priority | None = None
     priority_boost: Boost | None = None
-    skills: list[str] = Field(default_factory=list)
+    skills: list[Skill] = Field(default_factory=list)
     sla: Duration | None = None
     tags: list[str] = Field(default_factory=list)
     preferred_agent: _text_or(FromField) | None = None  # type: ignore[valid-type]

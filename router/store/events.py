@@ -91,26 +91,54 @@ async def record(
     """Record one event; ``None`` if the contact does not exist. The result says
     whether the event was new and the contact's outcome after it; a lifecycle
     change puts the ``outbox(transition)`` rows in the outbox, in this transaction."""
-    received_at = uuid7_time(contact_id)
     async with pool.acquire() as con, con.transaction():
         # the open row first, then the record (the lock order of ``lifecycle``)
         before = await lifecycle.lock_open(con, contact_id)
-        exists = await con.fetchval(
-            "SELECT 1 FROM contacts WHERE contact_id = $1 AND received_at = $2 FOR UPDATE",
+        return await record_locked(
+            con,
             contact_id,
-            received_at,
+            before,
+            event_id=event_id,
+            type_=type_,
+            at=at,
+            agent=agent,
+            data=data,
+            outbox=outbox,
         )
-        if not exists:
-            return None
-        row = await con.fetchrow(_RECORD, contact_id, received_at, event_id, type_, at, agent, data)
-        state = await con.fetchrow(_SLA, contact_id, received_at)
-        moved = None
-        if row is not None:
-            # outbox events for lifecycle changes are written in apply_event
-            who = (row["customer_id"], row["external_id"])
-            moved = await lifecycle.apply_event(
-                con, contact_id, before, type_, at=at, who=who, outbox=outbox
-            )
+
+
+async def record_locked(
+    con: asyncpg.Connection,
+    contact_id: uuid.UUID,
+    before: str | None,
+    *,
+    event_id: str,
+    type_: str,
+    at: datetime,
+    agent: str | None,
+    data: dict[str, Any],
+    outbox: lifecycle.TransitionOutbox | None = None,
+) -> EventOutcome | None:
+    """``record`` in the caller's transaction, the open row locked already
+    (``lifecycle.lock_open``, which gave ``before``); an accepted offer is
+    recorded so (``offers.decide``)."""
+    received_at = uuid7_time(contact_id)
+    exists = await con.fetchval(
+        "SELECT 1 FROM contacts WHERE contact_id = $1 AND received_at = $2 FOR UPDATE",
+        contact_id,
+        received_at,
+    )
+    if not exists:
+        return None
+    row = await con.fetchrow(_RECORD, contact_id, received_at, event_id, type_, at, agent, data)
+    state = await con.fetchrow(_SLA, contact_id, received_at)
+    moved = None
+    if row is not None:
+        # outbox events for lifecycle changes are written in apply_event
+        who = (row["customer_id"], row["external_id"])
+        moved = await lifecycle.apply_event(
+            con, contact_id, before, type_, at=at, who=who, outbox=outbox, agent=row["agent"]
+        )
     now = moved.after if moved is not None else before
     if now is None and state["outcome"] in lifecycle.TERMINAL:
         now = state["outcome"]

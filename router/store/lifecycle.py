@@ -34,7 +34,7 @@ import asyncpg
 import orjson
 
 from router.models import OverflowStep
-from router.store import deliveries, live
+from router.store import agent_work, deliveries, live
 from router.store.deliveries import Outgoing
 
 #: States of a contact while it is open, in the order they advance.
@@ -128,6 +128,8 @@ class Transition:
     #: from the record
     customer_id: uuid.UUID | None = None
     external_id: str | None = None
+    #: the agent the event names (``contact.assigned`` carries it)
+    agent: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +214,7 @@ async def apply_event(
     at: datetime | None = None,
     who: tuple[uuid.UUID | None, str | None] = (None, None),
     outbox: TransitionOutbox | None = None,
+    agent: str | None = None,
 ) -> Transition | None:
     """Move the open contact (locked by ``lock_open``, in state ``before``) by
     an outcome event of ``type_``, in the caller's transaction. A state never
@@ -224,6 +227,8 @@ async def apply_event(
     if type_ in TERMINAL:
         after = type_
         row = await con.fetchrow(_CLOSE, contact_id, before, type_)
+        # the agent holding it (offered or assigned) is free of it
+        await agent_work.close_offers(con, [contact_id])
     else:
         advanced = _ADVANCE.get(type_)
         if advanced is None or OPEN_STATES.index(advanced) <= OPEN_STATES.index(before):
@@ -240,6 +245,7 @@ async def apply_event(
         row["channel"],
         Placement(row["queue"], row["priority"], tuple(row["skills"])),
         *who,
+        agent,
     )
     # outbox events are written here (contact.assigned / answered / abandoned /
     # resolved / closed), in the event's transaction
@@ -282,6 +288,12 @@ RETURNING c.contact_id, c.customer_id, c.external_id
 """
 
 
+def _dropped(skill: str, drop: Sequence[str]) -> bool:
+    """``drop_skills: [billing]`` drops ``billing`` and ``billing:3`` alike."""
+    name = skill.rpartition(":")[0] if skill[-1:].isdigit() and ":" in skill else skill
+    return skill in drop or name in drop
+
+
 def due_steps(row: asyncpg.Record | dict[str, Any]) -> tuple[list[StepApplied], dict[str, Any]]:
     """The steps of a claimed row that are due at its ``now`` (every one
     that is, in order: after an outage several may be), and the row's new
@@ -300,7 +312,7 @@ def due_steps(row: asyncpg.Record | dict[str, Any]) -> tuple[list[StepApplied], 
         after = Placement(
             s.queue or place.queue,
             place.priority if s.priority is None else s.priority,
-            tuple(k for k in place.skills if k not in s.drop_skills),
+            tuple(k for k in place.skills if not _dropped(k, s.drop_skills)),
         )
         applied.append(
             StepApplied(
@@ -437,6 +449,7 @@ async def expire_due(
             )
             for r in rows
         ]
+        await agent_work.close_offers(con, [g.contact_id for g in gone])
         # outbox events are written here: one contact.expired per row, in this transaction
         if outbox is not None and gone:
             await deliveries.enqueue(con, outbox(gone))

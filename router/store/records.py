@@ -14,7 +14,7 @@ import asyncpg
 import orjson
 
 from router.models import Contact, CustomerContext, Decision, uuid7_time
-from router.store import deliveries, lifecycle
+from router.store import agent_work, deliveries, lifecycle
 from router.store.deliveries import Outgoing
 
 #: What events a written record puts in the outbox (the destinations whose
@@ -52,6 +52,13 @@ class NewRecord:
     #: seconds the contact stays open (``docs/lifecycle.md``); ``None``: its
     #: lifecycle is not kept (the adapter or channel opted out)
     lifetime: float | None = None
+    #: its queue is assigned by omniroute (``docs/agents.md``): the insert
+    #: wakes the assigners (``NOTIFY omniroute_assign``)
+    assign: bool = False
+    #: the agent offered it first (the decision's, else the customer's last
+    #: agent), and until when only that agent is
+    preferred_agent: str | None = None
+    preferred_until: datetime | None = None
     #: the rollout sides ("rule:in,other:out"; ``Evaluation.rollout``), if any
     rollout: str | None = None
 
@@ -91,7 +98,14 @@ _COLUMNS = [
 ]
 
 #: Passed for the contact's open row only (``open_contacts``, see ``lifecycle``).
-_OPEN = [("expires_at", "timestamptz"), ("next_step_at", "timestamptz"), ("overflow", "text")]
+_OPEN = [
+    ("expires_at", "timestamptz"),
+    ("next_step_at", "timestamptz"),
+    ("overflow", "text"),
+    ("offer_first", "text"),
+    ("preferred_until", "timestamptz"),
+    ("assign", "bool"),
+]
 _ALL = [(c, t) for c, t, _ in _COLUMNS] + _OPEN
 
 # Many records in one statement (one transaction, one commit): the first
@@ -116,12 +130,18 @@ WITH i AS (
     RETURNING contact_id
 ), opened AS (
     INSERT INTO open_contacts (contact_id, received_at, adapter, channel, queue, priority,
-                               skills, sla_seconds, overflow, next_step_at, expires_at)
+                               skills, sla_seconds, overflow, next_step_at, expires_at,
+                               preferred_agent, preferred_until)
     SELECT i.contact_id, i.received_at, i.adapter, i.channel, i.queue, i.priority,
            ARRAY(SELECT jsonb_array_elements_text(i.skills::jsonb)), i.sla_seconds,
-           i.overflow::jsonb, i.next_step_at, i.expires_at
+           i.overflow::jsonb, i.next_step_at, i.expires_at, i.offer_first, i.preferred_until
       FROM i JOIN rec USING (contact_id)
      WHERE i.expires_at IS NOT NULL
+    RETURNING contact_id
+), woke AS (
+    -- contacts for an assigned queue wake the assigners (sent at commit, once)
+    SELECT pg_notify('{agent_work.CHANNEL}', 'contacts')
+     WHERE EXISTS (SELECT 1 FROM i JOIN opened USING (contact_id) WHERE i.assign)
 ), logged AS (
     -- the live stream's log (``live``): the contact was routed
     INSERT INTO lifecycle_log (contact_id, kind, queue, channel, data)
@@ -138,7 +158,7 @@ WITH i AS (
     SELECT o.delivery_id, o.destination, o.event_type, o.contact_id, o.payload::jsonb
       FROM o JOIN key USING (contact_id)
 )
-SELECT contact_id FROM rec
+SELECT contact_id FROM rec, (SELECT count(*) FROM woke) AS w
 """
 
 _EARLIER = """
@@ -195,12 +215,15 @@ def _row(r: NewRecord) -> tuple[Any, ...]:
 def _open(r: NewRecord) -> tuple[Any, ...]:
     """The open row's own values: expiry, first step due, the steps."""
     if r.lifetime is None:
-        return (None, None, None)
+        return (None, None, None, None, None, False)
     overflow = r.decision.overflow
     return (
         r.received_at + timedelta(seconds=r.lifetime),
         lifecycle.first_due(r.received_at, overflow),
         _dumps([s.model_dump() for s in overflow]),
+        r.preferred_agent,
+        r.preferred_until,
+        r.assign,
     )
 
 

@@ -21,9 +21,11 @@ from typing import Any, Literal
 
 import asyncpg
 
+from router.assignment import Policy
 from router.errors import StoreUnavailable
 from router.models import Identifier, Nonce, OutcomeEvent
 from router.store import (
+    agent_work,
     agents,
     customers,
     db,
@@ -36,6 +38,7 @@ from router.store import (
     live,
     migrations,
     nonces,
+    offers,
     profiles,
     records,
     replay,
@@ -638,6 +641,79 @@ class Imports:
         await imports.finish(self._pool, file_key)
 
 
+class Offers:
+    """Assignment (``offers``, ``agent_work``): rounds that offer waiting
+    contacts to agents, accept and reject, the offers' timer, and a listener
+    for what may make a round worth running."""
+
+    def __init__(self, pool: asyncpg.Pool, url: str | None) -> None:
+        self._pool = pool
+        self._url = url
+
+    @translated
+    async def assign_round(
+        self,
+        *,
+        policies: Mapping[str, Policy],
+        choose: offers.Choose,
+        limit: int,
+        smallest: int = 1,
+        outbox: offers.OfferedOutbox | None = None,
+    ) -> offers.Round:
+        return await offers.assign_round(
+            self._pool,
+            policies=policies,
+            choose=choose,
+            limit=limit,
+            smallest=smallest,
+            outbox=outbox,
+        )
+
+    @translated
+    async def decide(
+        self,
+        offer_id: uuid.UUID,
+        *,
+        accept: bool,
+        outbox: lifecycle.TransitionOutbox | None = None,
+    ) -> offers.Decided | None:
+        """Accept or reject an offer; ``None`` when there is no such offer."""
+        return await offers.decide(self._pool, offer_id, accept=accept, outbox=outbox)
+
+    @translated
+    async def expire_due(self, *, limit: int = 500) -> list[offers.Offer]:
+        return await offers.expire_due(self._pool, limit=limit)
+
+    @translated
+    async def next_expiry(self) -> datetime | None:
+        return await offers.next_expiry(self._pool)
+
+    @translated
+    async def page(
+        self,
+        *,
+        agent: str | None,
+        status: str | None,
+        before: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[offers.Offer]:
+        return await offers.page(self._pool, agent=agent, status=status, before=before, limit=limit)
+
+    @translated
+    async def one(self, offer_id: uuid.UUID) -> offers.Offer | None:
+        return await offers.one(self._pool, offer_id)
+
+    @translated
+    async def of_contact(self, contact_id: uuid.UUID) -> list[offers.Offer]:
+        return await offers.of_contact(self._pool, contact_id)
+
+    def listening(
+        self, wake: Callable[[], None]
+    ) -> contextlib.AbstractAsyncContextManager[asyncio.Event]:
+        """Call ``wake`` whenever an agent may take work or contacts arrive."""
+        return listening(self._pool, self._url, agent_work.CHANNEL, wake)
+
+
 class ConsoleSessions:
     """The console's server-side sessions (``sessions``)."""
 
@@ -737,6 +813,7 @@ class Store:
         self.nonces = Nonces(pool)
         self.reporting = Reporting(pool, self.replica)
         self.imports = Imports(pool)
+        self.offers = Offers(pool, url)
         self.console = ConsoleSessions(pool)
         self.agents = Agents(pool)
 

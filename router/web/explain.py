@@ -6,10 +6,14 @@ the moment the contact was received: every rule tried, in order, and the first
 condition that failed, up to the rule that decided. The version is the active
 one or is read from the ``rulesets`` table and compiled; the last few compiled
 versions are kept in memory (``Runtime.versions``).
+
+For a contact of a queue omniroute assigns, ``assignment`` lists its offers
+with their explanations (``router.assignment``).
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 from router.errors import NotRedecidable
@@ -25,6 +29,14 @@ async def explanation(rt: Runtime, snapshot: Snapshot) -> dict[str, Any]:
         return {"explanation": await _explain(rt, snapshot)}
     except NotRedecidable as exc:
         return {"explanation_error": exc.message}
+
+
+async def assignment(rt: Runtime, contact_id: uuid.UUID) -> dict[str, Any]:
+    """``{"assignment": {"offers": [...]}}``: every offer made for the contact,
+    oldest first, each with why that agent (the candidates ranked above it and
+    why each was passed over, the next ranked lower; docs/agents.md)."""
+    offers = await rt.store.offers.of_contact(contact_id)
+    return {"assignment": {"offers": [o.as_json(explanation=True) for o in offers]}}
 
 
 async def _explain(rt: Runtime, snapshot: Snapshot) -> list[dict[str, Any]]:

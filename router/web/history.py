@@ -17,7 +17,7 @@ from router.store.lifecycle import TERMINAL, OpenContact
 from router.store.records import FILTERS
 from router.web import export
 from router.web.body import json_response
-from router.web.explain import explanation
+from router.web.explain import assignment, explanation
 from router.web.query import (
     bad,
     check_known,
@@ -193,4 +193,5 @@ async def get_contact(request: web.Request) -> web.Response:
     )
     if explain:
         body.update(await explanation(rt, record.snapshot))
+        body.update(await assignment(rt, contact_id))
     return json_response(body)

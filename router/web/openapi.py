@@ -547,6 +547,46 @@ SPEC: dict[str, Any] = {
                 "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 413, 422, 503)},
             },
         },
+        "/v1/offers": {
+            "get": {
+                "summary": "Offers made to agents, newest first (an agent desktop polls its "
+                "open offers with agent and status=offered)",
+                **_SECURE,
+                "parameters": [
+                    _query("agent", {"type": "string", "maxLength": 200}, "agent id"),
+                    _query(
+                        "status",
+                        {
+                            "type": "string",
+                            "enum": ["offered", "accepted", "rejected", "expired", "cancelled"],
+                        },
+                        "offered: open, waiting for accept or reject",
+                    ),
+                    _query("cursor", {"type": "string"}, "next_cursor of the previous page"),
+                    _query("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "rows"),
+                ],
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 503)},
+            }
+        },
+        "/v1/offers/{id}/accept": {
+            "post": {
+                "summary": "Accept an open offer: the contact becomes assigned to the agent "
+                "(contact.assigned with the agent); 409 when the offer is no longer open",
+                **_SECURE,
+                "parameters": [_path_param("id", _UUID)],
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 409, 503)},
+            }
+        },
+        "/v1/offers/{id}/reject": {
+            "post": {
+                "summary": "Reject an open offer: the agent's units are freed, the contact is "
+                "offered to the next agent and never to this one again; 409 when the offer "
+                "is no longer open",
+                **_SECURE,
+                "parameters": [_path_param("id", _UUID)],
+                "responses": {**_JSON_OK, **_errors(400, 401, 403, 404, 409, 503)},
+            }
+        },
         "/healthz": {"get": {"summary": "Liveness", "responses": _JSON_OK}},
         "/readyz": {
             "get": {

@@ -1,0 +1,500 @@
+"""Assignment benchmark (docs/agents.md, "Figures"): how fast offers are
+made, how soon a freed agent gets its next offer, that nothing is ever
+over-assigned, and what assignment costs routing.
+
+    python bench/assign.py                                   # embedded PostgreSQL
+    python bench/assign.py --database-url postgresql://...   # scratch database there
+    python bench/assign.py --agents 2000 --waiting 20000 --rate 200 --seconds 30
+
+On a scratch database (dropped at the end), with the rules in rules/, every
+queue declared with ``assign:`` (most_available, offer timeout 120 s) for the
+``assign`` server and as shipped for the ``plain`` one; a third, ``desk``
+(assigning too), serves the simulated agent desktops. All three ``omniroute
+serve`` processes run on the same database.
+
+- ``fill``: ``--waiting`` contacts wait (written by the store's own insert,
+  as routing writes them), ``--agents`` agents (every skill, capacity 100)
+  come available at once; offers/s until every agent is full or nothing
+  is left to offer.
+- ``steady``: ``--rate`` contacts/s arrive (signed webhooks, open loop) on
+  the ``assign`` server while a simulated desk accepts every offer and
+  finishes each accepted contact after ``--hold`` seconds (an outcome event:
+  the agent's units are freed and the assigners woken). Printed: from an
+  agent being freed (the outcome event's transaction) to its next offer, p50
+  / p99 / max; offers/s; routing answers p50 / p99.
+- ``throughput``: routing throughput of the ``assign`` and ``plain`` servers
+  side by side (closed loop, ``bench/load.py``'s generator, ``--connections``),
+  alternating which goes first; while the ``assign`` server is driven the
+  desk keeps accepting and finishing. Medians and the ratio.
+
+- ``direct`` (``--direct`` times): the servers stopped, one assigner in
+  the bench's own process; a random piece of held work ends (as an outcome
+  ends it: the agent's units freed and the assigners notified, in one
+  transaction of another connection), and the time from that commit until
+  the freed agent's next offer is committed is measured: the assignment path
+  without HTTP, with the 2,000 agents and the contacts still waiting.
+
+All along a sampler reads every agent in one snapshot, as often as it can:
+over-assignments (load over capacity, a channel over its maximum, a load
+different from the work held) are counted; there must be none. The machine
+may be shared: compare the ratios, and run it more than once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+import orjson
+import structlog
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from common import percentile, postgres_server, scratch_database  # noqa: E402
+from load import (  # noqa: E402
+    CHANNELS,
+    SECRET,
+    Population,
+    drive,
+    free_port,
+    payload,
+    stop,
+    wait_ready,
+)
+
+from adapters.generic import sign  # noqa: E402
+from router.models import Contact, CustomerContext, Decision, uuid7  # noqa: E402
+from router.settings import SCOPES  # noqa: E402
+from router.store import DatabaseSettings, NewRecord, open_store  # noqa: E402
+from router.store import records as stored_records  # noqa: E402
+
+TOKEN = "bench-token-" + uuid.uuid4().hex
+HEADERS = {"Authorization": f"Bearer {TOKEN}"}
+
+BROKEN = """
+SELECT count(*) FROM agents a
+  LEFT JOIN (SELECT agent_id, sum(units) AS units FROM agent_work GROUP BY agent_id) w
+         USING (agent_id)
+ WHERE a.load_units > a.capacity
+    OR a.load_units <> coalesce(w.units, 0)
+    OR EXISTS (SELECT 1 FROM jsonb_each_text(a.channel_max) m
+                WHERE coalesce((a.load_by_channel ->> m.key)::int, 0) > m.value::int)
+"""
+
+
+def rules(workdir: Path, assign: bool) -> Path:
+    """rules/ as shipped; with ``assign``, every queue assigned by omniroute."""
+    folder = workdir / ("rules-assign" if assign else "rules-plain")
+    folder.mkdir()
+    for source in sorted((ROOT / "rules").glob("*.yaml")):
+        text = source.read_text()
+        if assign and "queues:" in text:
+            data = yaml.safe_load(text)
+            for name, spec in data["queues"].items():
+                data["queues"][name] = {**(spec or {}), "assign": {"offer_timeout": 120}}
+            text = yaml.safe_dump(data, sort_keys=False)
+        (folder / source.name).write_text(text)
+    return folder
+
+
+def queues_and_skills() -> dict[str, list[str]]:
+    data = yaml.safe_load((ROOT / "rules" / "00-queues.yaml").read_text())
+    return {name: list((spec or {}).get("skills", [])) for name, spec in data["queues"].items()}
+
+
+@asynccontextmanager
+async def servers(database_url: str, workdir: Path) -> AsyncIterator[dict[str, str]]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("DATABASE_URL", None)
+    procs = {}
+    urls = {}
+    try:
+        folders = {True: rules(workdir, True), False: rules(workdir, False)}
+        for side in ("assign", "plain", "desk"):
+            port = free_port()
+            config = {
+                "http": {"host": "127.0.0.1", "port": port},
+                "database": {"url": database_url, "pool_max": 20},
+                "rules": {"paths": [str(folders[side != "plain"])], "watch": False},
+                "adapters": [{"name": c, "kind": c, "secrets": [SECRET]} for c in CHANNELS],
+                "api": {"tokens": [{"name": "bench", "token": TOKEN, "scopes": list(SCOPES)}]},
+                "log": {"level": "error", "format": "json"},
+            }
+            path = workdir / f"omniroute-{side}.yaml"
+            path.write_bytes(orjson.dumps(config))
+            cmd = [sys.executable, "-m", "router.commands.cli", "serve", "--config", str(path)]
+            log = (workdir / f"omniroute-{side}.log").open("ab")
+            procs[side] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+            urls[side] = f"http://127.0.0.1:{port}"
+        for side, proc in procs.items():
+            await wait_ready(urls[side], proc)
+        yield urls
+    finally:
+        for proc in procs.values():
+            stop(proc)
+
+
+class Sampler:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.samples = 0
+        self.over = 0
+        self.done = asyncio.Event()
+
+    async def run(self) -> None:
+        con = await asyncpg.connect(self.url, server_settings={"search_path": "omniroute"})
+        try:
+            while not self.done.is_set():
+                self.over += await con.fetchval(BROKEN)
+                self.samples += 1
+                await asyncio.sleep(0.005)
+        finally:
+            await con.close()
+
+
+async def seed(database_url: str, args: argparse.Namespace) -> None:
+    """``--waiting`` contacts waiting in the assigned queues, ``--agents``
+    agents offline with every skill."""
+    queues = queues_and_skills()
+    names = list(queues)
+    settings = DatabaseSettings(url=database_url, pool_max=4)
+    at = datetime.now(UTC) - timedelta(minutes=10)
+    at = at.replace(microsecond=at.microsecond // 1000 * 1000)  # as a uuid7 carries it
+    async with open_store(settings) as store:
+        await store.reporting.ensure_partitions()
+        for first in range(0, args.waiting, 1000):
+            batch = []
+            for n in range(first, min(first + 1000, args.waiting)):
+                queue = names[n % len(names)]
+                channel = CHANNELS[n % len(CHANNELS)]
+                when = at + timedelta(milliseconds=n)
+                batch.append(
+                    NewRecord(
+                        contact_id=uuid7(when),
+                        received_at=when,
+                        adapter=channel,
+                        contact=Contact(channel=channel, provider="generic", external_id=f"w{n}"),
+                        customer_id=None,
+                        context=CustomerContext(customer_id=uuid7(when), known=False),
+                        decision=Decision(
+                            queue=queue,
+                            priority=n % 100,
+                            skills=tuple(queues[queue]),
+                            rule="bench",
+                            ruleset="bench",
+                        ),
+                        trace=None,
+                        timings={"total_ms": 1.0},
+                        lifetime=86400,
+                        assign=True,
+                    )
+                )
+            async with store.pool.acquire() as con, con.transaction():
+                await stored_records.insert_many(con, batch)
+        skills = orjson.dumps(
+            {s: 3 for spec in queues.values() for s in spec} | {"basic": 3}
+        ).decode()
+        await store.pool.execute(
+            """INSERT INTO agents (agent_id, skills, capacity, presence)
+               SELECT 'a' || n, $2::text::jsonb, 100, 'offline' FROM generate_series(1, $1) n""",
+            args.agents,
+            skills,
+        )
+        await store.pool.execute("VACUUM ANALYZE open_contacts", timeout=600)
+
+
+class Desk:
+    """Accepts every offer; finishes each accepted contact after ``hold`` s."""
+
+    def __init__(self, url: str, hold: float) -> None:
+        self.url = url
+        self.hold = hold
+        self.accepted = 0
+        self.finished = 0
+        self.stop = asyncio.Event()
+        self.seen: set[str] = set()
+
+    async def run(self, session: aiohttp.ClientSession) -> None:
+        finishing: set[asyncio.Task[None]] = set()
+        while not self.stop.is_set():
+            params = {"status": "offered", "limit": "1000"}
+            try:
+                async with session.get(
+                    f"{self.url}/v1/offers", params=params, headers=HEADERS
+                ) as r:
+                    offers = (await r.json())["offers"] if r.status == 200 else []
+            except aiohttp.ClientError:
+                offers = []
+            fresh = [o for o in offers if o["offer_id"] not in self.seen]
+            self.seen.update(o["offer_id"] for o in fresh)
+
+            async def take(offer: dict[str, Any]) -> None:
+                url = f"{self.url}/v1/offers/{offer['offer_id']}/accept"
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with session.post(url, headers=HEADERS) as r:
+                        await r.read()
+                        if r.status != 200:
+                            return
+                    self.accepted += 1
+                    task = asyncio.create_task(self.finish(session, offer["contact_id"]))
+                    finishing.add(task)
+                    task.add_done_callback(finishing.discard)
+
+            for chunk in range(0, len(fresh), 64):
+                await asyncio.gather(*(take(o) for o in fresh[chunk : chunk + 64]))
+            await asyncio.sleep(0.05)
+        for task in list(finishing):
+            task.cancel()
+        await asyncio.gather(*finishing, return_exceptions=True)
+
+    async def finish(self, session: aiohttp.ClientSession, contact_id: str) -> None:
+        await asyncio.sleep(self.hold * random.uniform(0.5, 1.5))
+        url = f"{self.url}/v1/contacts/{contact_id}/events"
+        try:
+            async with session.post(url, json={"type": "resolved"}, headers=HEADERS) as r:
+                await r.read()
+                if r.status in (200, 201):
+                    self.finished += 1
+        except (aiohttp.ClientError, RuntimeError):
+            pass  # the run is ending
+
+
+async def fill(con: asyncpg.Connection, args: argparse.Namespace) -> None:
+    t0 = time.perf_counter()
+    await con.execute("UPDATE agents SET presence = 'available', presence_at = now()")
+    await con.execute("SELECT pg_notify('omniroute_assign', 'agents')")
+    last, still = 0, 0.0
+    while True:
+        await asyncio.sleep(0.25)
+        n = await con.fetchval("SELECT count(*) FROM offers")
+        if n == last:
+            still += 0.25
+            if still >= 2.0:
+                break
+        else:
+            last, still = n, 0.0
+    seconds = await con.fetchval(
+        "SELECT extract(epoch FROM max(offered_at) - min(offered_at)) FROM offers"
+    )
+    print(
+        f"fill: {last} offers to {args.agents} agents over {args.waiting} waiting contacts in "
+        f"{seconds:.2f} s: {last / max(seconds, 1e-9):.0f} offers/s "
+        f"(wall {time.perf_counter() - t0 - still:.1f} s)",
+        flush=True,
+    )
+
+
+async def arrive(url: str, rate: float, seconds: float, run: str) -> list[float]:
+    population, rng = Population(0.2), random.Random(5)
+    latencies: list[float] = []
+    connector = aiohttp.TCPConnector(limit=256)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def one(n: int) -> None:
+            channel = CHANNELS[n % len(CHANNELS)]
+            body = orjson.dumps(payload(channel, population.customer(), run, rng))
+            headers = {
+                "Content-Type": "application/json",
+                "X-Omniroute-Signature": sign(body, SECRET, int(time.time())),
+            }
+            t0 = time.perf_counter()
+            async with session.post(
+                f"{url}/v1/webhooks/{channel}", data=body, headers=headers
+            ) as r:
+                await r.read()
+                if r.status == 200:
+                    latencies.append(time.perf_counter() - t0)
+
+        t0 = time.perf_counter()
+        tasks = []
+        for n in range(int(rate * seconds)):
+            delay = t0 + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(n)))
+        await asyncio.gather(*tasks)
+    return latencies
+
+
+FREED_TO_OFFER = """
+SELECT extract(epoch FROM (SELECT min(o.offered_at) FROM offers o
+                            WHERE o.agent_id = c.agent AND o.offered_at >= l.at) - l.at)
+       * 1000 AS ms
+  FROM lifecycle_log l JOIN contacts c ON c.contact_id = l.contact_id
+ WHERE l.kind = 'resolved' AND l.at >= $1
+"""
+
+
+async def steady(con: asyncpg.Connection, urls: dict[str, str], args: argparse.Namespace) -> None:
+    since = await con.fetchval("SELECT now()")
+    offers0 = await con.fetchval("SELECT count(*) FROM offers")
+    t0 = time.perf_counter()
+    latencies = await arrive(urls["assign"], args.rate, args.seconds, uuid.uuid4().hex[:6])
+    seconds = time.perf_counter() - t0
+    offers = await con.fetchval("SELECT count(*) FROM offers") - offers0
+    rows = await con.fetch(FREED_TO_OFFER, since)
+    gaps = [r["ms"] for r in rows if r["ms"] is not None]
+    print(
+        f"steady: {args.rate:g} contacts/s for {args.seconds:g} s "
+        f"({len(latencies)} routed, answer p50 {percentile(latencies, 0.5) * 1000:.1f} ms, "
+        f"p99 {percentile(latencies, 0.99) * 1000:.1f} ms); {offers} offers "
+        f"({offers / seconds:.0f}/s)\n"
+        f"  agent freed -> its next offer ({len(gaps)} of {len(rows)} freed agents offered "
+        f"again): p50 {percentile(gaps, 0.5):.1f} ms, p99 {percentile(gaps, 0.99):.1f} ms, "
+        f"max {max(gaps, default=float('nan')):.1f} ms",
+        flush=True,
+    )
+
+
+async def throughput(urls: dict[str, str], args: argparse.Namespace) -> None:
+    rates: dict[str, list[float]] = {"assign": [], "plain": []}
+    p99s: dict[str, list[float]] = {"assign": [], "plain": []}
+    for n in range(1, args.rounds + 1):
+        order = ("assign", "plain") if n % 2 else ("plain", "assign")
+        for side in order:
+            tag = f"{uuid.uuid4().hex[:6]}{side}{n}"
+            t0 = time.perf_counter()
+            count, errors, lat = await drive(urls[side], args.duration, args.connections, 0.2, tag)
+            rate = count / (time.perf_counter() - t0)
+            rates[side].append(rate)
+            p99s[side].append(percentile(lat, 0.99) * 1000)
+            print(
+                f"  round {n} {side:<6}: {rate:6.0f} contacts/s, "
+                f"p99 {p99s[side][-1]:6.2f} ms, errors {errors}",
+                flush=True,
+            )
+    med = statistics.median
+    print(
+        f"throughput, {args.rounds} rounds of {args.duration:g} s per side, "
+        f"{args.connections} connections: assign {med(rates['assign']):.0f} contacts/s "
+        f"(p99 {med(p99s['assign']):.1f} ms), plain {med(rates['plain']):.0f} contacts/s "
+        f"(p99 {med(p99s['plain']):.1f} ms); assign/plain "
+        f"{med(rates['assign']) / med(rates['plain']):.2f}",
+        flush=True,
+    )
+
+
+async def run(database_url: str, args: argparse.Namespace) -> None:
+    await seed(database_url, args)
+    workdir = Path(tempfile.mkdtemp(prefix="omniroute-assign-"))
+    print(f"server logs in {workdir}", flush=True)
+    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
+    sampler = Sampler(database_url)
+    sampling = asyncio.create_task(sampler.run())
+    try:
+        async with servers(database_url, workdir) as urls:
+            await fill(con, args)
+            desk = Desk(urls["desk"], args.hold)
+            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=128)) as session:
+                desking = asyncio.create_task(desk.run(session))
+                await steady(con, urls, args)
+                if args.rounds:
+                    await throughput(urls, args)
+                desk.stop.set()
+                await desking
+            print(f"desk: {desk.accepted} accepted, {desk.finished} finished", flush=True)
+    finally:
+        sampler.done.set()
+        await sampling
+        await con.close()
+    print(
+        f"over-assignments: {sampler.over} in {sampler.samples} snapshots of every agent",
+        flush=True,
+    )
+    if args.direct:
+        await direct(database_url, workdir, args.direct)
+
+
+async def direct(database_url: str, workdir: Path, n: int) -> None:
+    """The assignment path alone, no HTTP: one assigner in this process, the
+    servers stopped; ``n`` times a random piece of held work ends (as an
+    outcome event ends it, committed by another connection) and the time
+    until the freed agent's next offer is committed is measured."""
+    from router.assigner import Assigner
+    from router.rules import load_ruleset
+    from router.settings import AgentSettings
+    from router.store import agent_work
+
+    ruleset = load_ruleset([workdir / "rules-assign"])
+    settings = DatabaseSettings(url=database_url, pool_max=6)
+    async with open_store(settings, migrate=False) as store:
+        assigner = Assigner(store, lambda: ruleset, AgentSettings())
+        stop_ = asyncio.Event()
+        job = asyncio.create_task(assigner.run(stop_))
+        await asyncio.sleep(3)  # the expiries and rounds left from the run
+        gaps = []
+        for _ in range(n):
+            row = await store.pool.fetchrow(
+                "SELECT contact_id, agent_id FROM agent_work ORDER BY random() LIMIT 1"
+            )
+            seen = await store.pool.fetchval(
+                "SELECT count(*) FROM offers WHERE agent_id = $1", row["agent_id"]
+            )
+            async with store.pool.acquire() as con, con.transaction():
+                await agent_work.close_offers(con, [row["contact_id"]])
+                await con.execute(
+                    "DELETE FROM open_contacts WHERE contact_id = $1", row["contact_id"]
+                )
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < 5:
+                now = await store.pool.fetchval(
+                    "SELECT count(*) FROM offers WHERE agent_id = $1", row["agent_id"]
+                )
+                if now > seen:
+                    gaps.append((time.perf_counter() - t0) * 1000)
+                    break
+                await asyncio.sleep(0.001)
+            await asyncio.sleep(0.05)
+        stop_.set()
+        await job
+    print(
+        f"direct: agent freed (commit) -> its next offer committed, {len(gaps)} of {n} "
+        f"offered within 5 s: p50 {percentile(gaps, 0.5):.1f} ms, "
+        f"p99 {percentile(gaps, 0.99):.1f} ms, max {max(gaps, default=float('nan')):.1f} ms",
+        flush=True,
+    )
+
+
+async def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--database-url", help="a server to make a scratch database on")
+    p.add_argument("--agents", type=int, default=2000)
+    p.add_argument("--waiting", type=int, default=20000)
+    p.add_argument("--rate", type=float, default=200, help="contacts/s in the steady part")
+    p.add_argument("--seconds", type=float, default=30, help="length of the steady part")
+    p.add_argument("--hold", type=float, default=2.0, help="seconds an agent works a contact")
+    p.add_argument("--rounds", type=int, default=4, help="throughput rounds per side (0: none)")
+    p.add_argument("--duration", type=float, default=10, help="seconds per throughput round")
+    p.add_argument("--connections", type=int, default=32)
+    p.add_argument(
+        "--direct", type=int, default=200, help="freed agents timed without HTTP (0: none)"
+    )
+    args = p.parse_args()
+    logging.basicConfig(level=logging.ERROR)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    async with postgres_server(args.database_url) as base, scratch_database(base) as url:
+        await run(url, args)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

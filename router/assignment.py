@@ -1,0 +1,443 @@
+"""Which agent gets which waiting contact: the choice, pure (no I/O).
+
+The assigner (``router.assigner``) reads the waiting contacts of the queues
+declared with ``assign:`` and the agents that may take work, calls
+:func:`choose`, and asks the store to make the offers (the database then
+re-checks presence, capacity and channel maximums under the agent's row
+lock: what is chosen here is a proposal, never trusted for capacity).
+
+Order: highest priority first (with the queue's aging, if declared), then
+longest waiting. For each contact the agents are ranked by the queue's mode
+(``most_available``: most free units; ``longest_idle``: longest without
+work; ``round_robin``: longest since its last offer), and the first agent
+that is eligible takes it: available, never passed over for this contact
+(rejected it or let an offer expire), holding every required skill at the
+required level (``billing:3``: level 3 or more; ``billing``: any level),
+with the units free and under the channel's maximum.
+
+Each pair carries an explanation: the contact's place in the order, the
+agents ranked above the chosen one with why each was passed over, the chosen
+one, and the next few ranked lower.
+"""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Mode = Literal["most_available", "longest_idle", "round_robin"]
+MODES: tuple[Mode, ...] = ("most_available", "longest_idle", "round_robin")
+#: Skill levels (Amazon Connect's proficiencies): 1 (some) to 5 (expert).
+LEVEL_MIN, LEVEL_MAX = 1, 5
+#: Agents ranked lower than the chosen one that an explanation names.
+RANKED_LOWER_SHOWN = 3
+#: Agents passed over that an explanation names (the rest are counted by reason).
+PASSED_SHOWN = 10
+#: Presences during which a contact waits for its preferred agent.
+WORTH_WAITING = ("available", "busy")
+
+
+def parse_skill(text: str) -> tuple[str, int]:
+    """``"billing:3"`` -> ``("billing", 3)``; ``"billing"`` -> ``("billing", 1)``."""
+    name, sep, level = text.rpartition(":")
+    if sep and level.isdigit():
+        return name, int(level)
+    return text, LEVEL_MIN
+
+
+def skill_name(text: str) -> str:
+    return parse_skill(text)[0]
+
+
+def required(skills: Iterable[str]) -> dict[str, int]:
+    """The level each named skill needs (the highest written for it)."""
+    out: dict[str, int] = {}
+    for text in skills:
+        name, level = parse_skill(text)
+        out[name] = max(level, out.get(name, 0))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Aging:
+    """Priority grows by ``by`` every ``every_seconds`` of waiting, up to ``max``."""
+
+    every_seconds: int
+    by: int = 1
+    max: int = 100
+
+    def priority(self, priority: int, waited: float) -> int:
+        if self.every_seconds <= 0 or waited <= 0:
+            return priority
+        grown = priority + self.by * int(waited // self.every_seconds)
+        return max(priority, min(grown, self.max))
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """A queue's ``assign:`` block, compiled."""
+
+    mode: Mode = "most_available"
+    #: seconds an offer waits for accept or reject (``None``: the configured default)
+    offer_timeout: float | None = None
+    #: seconds the preferred agent is waited for before the queue
+    preferred_wait: float = 0.0
+    aging: Aging | None = None
+
+    def priority(self, priority: int, waited: float) -> int:
+        return priority if self.aging is None else self.aging.priority(priority, waited)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "offer_timeout": self.offer_timeout,
+            "preferred_wait": self.preferred_wait,
+            "aging": None
+            if self.aging is None
+            else {
+                "every_seconds": self.aging.every_seconds,
+                "by": self.aging.by,
+                "max": self.aging.max,
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    """A waiting contact that no agent holds."""
+
+    contact_id: uuid.UUID
+    queue: str
+    channel: str
+    priority: int
+    skills: tuple[str, ...]
+    received_at: datetime
+    preferred_agent: str | None = None
+    #: offered only to the preferred agent until then (``None``: no window)
+    preferred_until: datetime | None = None
+    #: agents that rejected it or let an offer expire: never offered it again
+    passed_over: frozenset[str] = frozenset()
+
+
+@dataclass(slots=True)
+class Agent:
+    """An agent as the choice sees it; ``load``, ``by_channel`` and
+    ``last_offer_at`` move as the choice hands out work."""
+
+    agent_id: str
+    skills: Mapping[str, int]
+    capacity: int
+    load: int
+    presence: str
+    idle_since: datetime
+    last_offer_at: datetime | None = None
+    by_channel: dict[str, int] = field(default_factory=dict)
+    channel_max: Mapping[str, int] = field(default_factory=dict)
+    #: bumped at every change (stale heap entries are recognized by it)
+    version: int = 0
+
+    def free(self) -> int:
+        return self.capacity - self.load
+
+    def idle_seconds(self, now: datetime) -> float:
+        return max(0.0, (now - self.idle_since).total_seconds()) if self.load == 0 else 0.0
+
+    def rank(self, mode: Mode) -> tuple[Any, ...]:
+        """Smaller is better."""
+        if mode == "most_available":
+            return (-self.free(), self.load > 0, self.idle_since, self.agent_id)
+        if mode == "longest_idle":
+            since = self.idle_since if self.load == 0 else (self.last_offer_at or self.idle_since)
+            return (self.load > 0, since, self.agent_id)
+        return (
+            self.last_offer_at is not None,
+            self.last_offer_at or self.idle_since,
+            self.agent_id,
+        )
+
+    def facts(self, needs: Mapping[str, int], now: datetime) -> dict[str, Any]:
+        """What an explanation shows of the agent: the levels of the skills
+        the contact needs, load, capacity, free units, contacts per channel,
+        idle time."""
+        return {
+            "agent": self.agent_id,
+            "skills": {name: self.skills.get(name, 0) for name in needs},
+            "load": self.load,
+            "capacity": self.capacity,
+            "free": self.free(),
+            "by_channel": dict(self.by_channel),
+            "idle_seconds": round(self.idle_seconds(now), 1),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Pair:
+    """An offer to make: ``contact`` to ``agent_id``, taking ``units``."""
+
+    contact: Waiting
+    agent_id: str
+    units: int
+    timeout: float
+    explanation: dict[str, Any]
+
+
+def why_not(agent: Agent, contact: Waiting, needs: Mapping[str, int], units: int) -> str | None:
+    """Why ``agent`` may not take ``contact`` now (``None``: it may)."""
+    if agent.presence != "available":
+        return f"{agent.presence}, not available"
+    if agent.agent_id in contact.passed_over:
+        return "rejected this contact or let its offer expire"
+    for name, level in needs.items():
+        has = agent.skills.get(name, 0)
+        if has < level:
+            want = name if level == LEVEL_MIN else f"{name}:{level}"
+            return f"lacks skill {want}" + (f" (has level {has})" if has else "")
+    if agent.load + units > agent.capacity:
+        return f"needs {units} units, {max(0, agent.free())} free"
+    most = agent.channel_max.get(contact.channel)
+    held = agent.by_channel.get(contact.channel, 0)
+    if most is not None and held >= most:
+        return f"at its {contact.channel} maximum ({held} of {most})"
+    return None
+
+
+def ranking(mode: Mode) -> str:
+    return {
+        "most_available": "most free units, then longest idle",
+        "longest_idle": "longest without work",
+        "round_robin": "longest since its last offer",
+    }[mode]
+
+
+class _Pool:
+    """The agents that may take work, a heap per mode (stale entries skipped)."""
+
+    def __init__(self, agents: Sequence[Agent], smallest: int) -> None:
+        self.agents = {a.agent_id: a for a in agents}
+        self._smallest = smallest
+        self._heaps: dict[Mode, list[tuple[tuple[Any, ...], int, str]]] = {}
+
+    def heap(self, mode: Mode) -> list[tuple[tuple[Any, ...], int, str]]:
+        if mode not in self._heaps:
+            self._heaps[mode] = [
+                (a.rank(mode), a.version, a.agent_id)
+                for a in self.agents.values()
+                if self.useful(a)
+            ]
+            heapq.heapify(self._heaps[mode])
+        return self._heaps[mode]
+
+    def useful(self, agent: Agent) -> bool:
+        return agent.presence == "available" and agent.free() >= self._smallest
+
+    def take(self, agent: Agent, channel: str, units: int, now: datetime) -> None:
+        agent.load += units
+        agent.by_channel[channel] = agent.by_channel.get(channel, 0) + 1
+        agent.last_offer_at = now
+        agent.version += 1
+        if self.useful(agent):
+            for mode, heap in self._heaps.items():
+                heapq.heappush(heap, (agent.rank(mode), agent.version, agent.agent_id))
+
+    def ranked(self, mode: Mode) -> Generator[Agent, None, None]:
+        """The useful agents best first; those not taken are put back when
+        the iteration ends (``close``)."""
+        heap = self.heap(mode)
+        popped: list[tuple[tuple[Any, ...], int, str]] = []
+        try:
+            while heap:
+                entry = heapq.heappop(heap)
+                agent = self.agents[entry[2]]
+                if entry[1] != agent.version or not self.useful(agent):
+                    continue  # stale: a newer entry exists, or it is full
+                popped.append(entry)
+                yield agent
+        finally:
+            for entry in popped:
+                agent = self.agents[entry[2]]
+                if entry[1] == agent.version:
+                    heapq.heappush(heap, entry)
+
+
+def choose(
+    waiting: Sequence[Waiting],
+    agents: Sequence[Agent],
+    *,
+    policies: Mapping[str, Policy],
+    units: Callable[[str], int],
+    now: datetime,
+    default_timeout: float,
+    most: int | None = None,
+) -> list[Pair]:
+    """The offers to make now: contacts in order (priority with aging, then
+    arrival), each to the best eligible agent of its queue's mode; ``most``
+    pairs at most (the first ones). Agents' loads in ``agents`` move as
+    work is handed out."""
+    if not waiting or not agents:
+        return []
+    order = sorted(
+        waiting,
+        key=lambda c: (
+            -effective_priority(c, policies, now),
+            c.received_at,
+            c.contact_id,
+        ),
+    )
+    smallest = min(units(c.channel) for c in waiting)
+    pool = _Pool(agents, smallest)
+    # (mode, channel, requirements) nobody can take in this round: loads only
+    # grow while choosing, so what is impossible once stays impossible
+    impossible: set[tuple[Mode, str, tuple[tuple[str, int], ...]]] = set()
+    pairs: list[Pair] = []
+    for contact in order:
+        if most is not None and len(pairs) >= most:
+            break
+        policy = policies.get(contact.queue) or Policy()
+        needs = required(contact.skills)
+        cost = units(contact.channel)
+        waited = (now - contact.received_at).total_seconds()
+        place = {
+            "queue": contact.queue,
+            "mode": policy.mode,
+            "ranking": ranking(policy.mode),
+            "priority": contact.priority,
+            "effective_priority": policy.priority(contact.priority, waited),
+            "skills": list(contact.skills),
+            "channel": contact.channel,
+            "units": cost,
+            "waited_seconds": round(waited, 1),
+        }
+        preferred = _preferred(contact, pool, now)
+        if preferred is not None:
+            agent, why = preferred
+            if agent is None:
+                continue  # waits for its preferred agent until the window ends
+            reason = why_not(agent, contact, needs, cost)
+            if reason is not None:
+                continue
+            pool.take(agent, contact.channel, cost, now)
+            pairs.append(
+                _pair(contact, agent, cost, policy, default_timeout, now, place, why, [], [])
+            )
+            continue
+        note: str | None = None
+        if contact.preferred_agent is not None and contact.preferred_until is not None:
+            note = _preferred_note(contact, pool, now)
+        key = (policy.mode, contact.channel, tuple(sorted(needs.items())))
+        if not contact.passed_over and key in impossible:
+            continue
+        passed: list[dict[str, Any]] = []
+        counted: dict[str, int] = {}
+        chosen: Agent | None = None
+        lower: list[dict[str, Any]] = []
+        ranked = pool.ranked(policy.mode)
+        try:
+            for agent in ranked:
+                reason = why_not(agent, contact, needs, cost)
+                if chosen is None:
+                    if reason is None:
+                        chosen = agent
+                        facts = agent.facts(needs, now)
+                    elif len(passed) < PASSED_SHOWN:
+                        passed.append({**agent.facts(needs, now), "why": reason})
+                    else:
+                        kind = reason.split(" (")[0].split(",")[0]
+                        counted[kind] = counted.get(kind, 0) + 1
+                elif reason is None:
+                    lower.append({**agent.facts(needs, now), "why": "ranked lower"})
+                    if len(lower) >= RANKED_LOWER_SHOWN:
+                        break
+        finally:
+            ranked.close()
+        if chosen is None:
+            if not contact.passed_over:
+                impossible.add(key)
+            continue
+        pool.take(chosen, contact.channel, cost, now)
+        pairs.append(
+            _pair(
+                contact,
+                chosen,
+                cost,
+                policy,
+                default_timeout,
+                now,
+                place,
+                note,
+                passed,
+                lower,
+                counted=counted,
+                facts=facts,
+            )
+        )
+    return pairs
+
+
+def effective_priority(contact: Waiting, policies: Mapping[str, Policy], now: datetime) -> int:
+    policy = policies.get(contact.queue)
+    if policy is None:
+        return contact.priority
+    return policy.priority(contact.priority, (now - contact.received_at).total_seconds())
+
+
+def _preferred(contact: Waiting, pool: _Pool, now: datetime) -> tuple[Agent | None, str] | None:
+    """Inside the preferred window: the preferred agent (``None``: wait for
+    it) and a note; ``None`` when the queue decides (no window, the window
+    ended, the agent passed it over, or is away, offline or unknown)."""
+    name = contact.preferred_agent
+    if name is None or contact.preferred_until is None or now >= contact.preferred_until:
+        return None
+    if name in contact.passed_over:
+        return None
+    agent = pool.agents.get(name)
+    if agent is None or agent.presence not in WORTH_WAITING:
+        return None
+    until = contact.preferred_until.isoformat()
+    if agent.presence != "available":
+        return None, f"waiting for preferred agent {name} until {until}"
+    return agent, f"preferred agent {name} (offered only to it until {until})"
+
+
+def _preferred_note(contact: Waiting, pool: _Pool, now: datetime) -> str:
+    name = contact.preferred_agent
+    assert name is not None and contact.preferred_until is not None
+    if now >= contact.preferred_until:
+        return f"preferred agent {name} not free within the wait; offered to the queue"
+    if name in contact.passed_over:
+        return f"preferred agent {name} passed it over; offered to the queue"
+    agent = pool.agents.get(name)
+    if agent is None:
+        return f"preferred agent {name} is unknown or away; offered to the queue at once"
+    return f"preferred agent {name} is {agent.presence}; offered to the queue at once"
+
+
+def _pair(
+    contact: Waiting,
+    agent: Agent,
+    cost: int,
+    policy: Policy,
+    default_timeout: float,
+    now: datetime,
+    place: dict[str, Any],
+    note: str | None,
+    passed: list[dict[str, Any]],
+    lower: list[dict[str, Any]],
+    *,
+    counted: Mapping[str, int] | None = None,
+    facts: dict[str, Any] | None = None,
+) -> Pair:
+    chosen = facts or agent.facts(required(contact.skills), now)
+    explanation = {
+        "contact": place,
+        "preferred": note,
+        "chosen": {**chosen, "why": note or f"first eligible by {ranking(policy.mode)}"},
+        "passed_over": passed,
+        "passed_over_more": dict(counted or {}),
+        "ranked_lower": lower,
+    }
+    timeout = policy.offer_timeout if policy.offer_timeout is not None else default_timeout
+    return Pair(contact, agent.agent_id, cost, timeout, explanation)

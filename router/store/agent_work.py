@@ -1,0 +1,163 @@
+"""The work agents hold (``agent_work``) and their load (``agents``): taken
+by offers (``offers``), released when an offer is rejected or expires and
+when a contact ends (outcome events and expiry, ``lifecycle``).
+
+An agent's ``load_units`` and ``load_by_channel`` are the sums of its
+``agent_work`` rows, changed in the same transaction as those rows. A raise
+happens only in ``take``, whose ``UPDATE`` checks presence, capacity and the
+channel maximums in its ``WHERE`` on the row it has locked; the trigger
+``agents_capacity_guard`` refuses any raise past them whoever writes it.
+
+Lock order: the contact's ``open_contacts`` row, then the agents' rows (by
+agent id when several: ``release`` blocks, ``take`` skips rows others hold),
+then the ``contacts`` row.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+import orjson
+
+#: The channel the assigners listen on: ``agent:<id>`` when an agent may take
+#: new work, ``contacts`` when contacts for an assigned queue arrive.
+CHANNEL = "omniroute_assign"
+
+# load_by_channel with ``u.d`` (a JSON object of counts) added (or taken away)
+_MERGE = """(SELECT coalesce(jsonb_object_agg(k,
+                 coalesce((a.load_by_channel ->> k)::int, 0)
+                 {op} coalesce((u.d::jsonb ->> k)::int, 0)), '{{}}'::jsonb)
+          FROM (SELECT jsonb_object_keys(a.load_by_channel)
+                UNION SELECT jsonb_object_keys(u.d::jsonb)) AS keys(k))"""
+
+_TAKE = f"""
+UPDATE agents a
+   SET load_units = a.load_units + u.units,
+       load_by_channel = {_MERGE.format(op="+")},
+       last_offer_at = now(), updated_at = now()
+  FROM unnest($1::text[], $2::int[], $3::text[]) AS u(agent_id, units, d)
+ WHERE a.agent_id = u.agent_id
+   AND a.presence = 'available'
+   AND a.load_units + u.units <= a.capacity
+   AND NOT EXISTS (
+       SELECT 1 FROM jsonb_each_text(u.d::jsonb) AS e(channel, n)
+        WHERE a.channel_max ? e.channel
+          AND coalesce((a.load_by_channel ->> e.channel)::int, 0) + e.n::int
+              > (a.channel_max ->> e.channel)::int)
+RETURNING a.agent_id
+"""
+
+_RELEASE = f"""
+UPDATE agents a
+   SET load_units = greatest(a.load_units - u.units, 0),
+       load_by_channel = {_MERGE.format(op="-")},
+       idle_since = CASE WHEN a.load_units - u.units <= 0 AND a.load_units > 0 THEN now()
+                         ELSE a.idle_since END,
+       updated_at = now()
+  FROM unnest($1::text[], $2::int[], $3::text[]) AS u(agent_id, units, d)
+ WHERE a.agent_id = u.agent_id
+RETURNING a.agent_id
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A piece of work an agent held, just released."""
+
+    contact_id: uuid.UUID
+    agent_id: str
+    offer_id: uuid.UUID
+    channel: str
+    units: int
+    state: str
+
+
+def per_agent(work: Iterable[tuple[str, str, int]]) -> tuple[list[str], list[int], list[str]]:
+    """``(agent, channel, units)`` summed per agent: the arrays of ``_TAKE`` and
+    ``_RELEASE`` (agent ids, units, channel counts as JSON), by agent id."""
+    units: dict[str, int] = defaultdict(int)
+    counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for agent, channel, n in work:
+        units[agent] += n
+        counts[agent][channel] += 1
+    agents = sorted(units)
+    return (
+        agents,
+        [units[a] for a in agents],
+        [orjson.dumps(counts[a]).decode() for a in agents],
+    )
+
+
+async def lock_agents(con: asyncpg.Connection, agents: Sequence[str], *, skip: bool) -> set[str]:
+    """Lock the agents' rows in agent id order; with ``skip`` those another
+    transaction holds are skipped. The ids locked."""
+    if not agents:
+        return set()
+    rows = await con.fetch(
+        "SELECT agent_id FROM agents WHERE agent_id = ANY($1::text[]) ORDER BY agent_id"
+        + (" FOR UPDATE SKIP LOCKED" if skip else " FOR UPDATE"),
+        list(agents),
+    )
+    return {r["agent_id"] for r in rows}
+
+
+async def take(con: asyncpg.Connection, work: Sequence[tuple[str, str, int]]) -> set[str]:
+    """Raise the loads of the agents in ``work`` (``(agent, channel, units)``)
+    whose rows are free to lock and who may take all of their share now
+    (available, under capacity and every channel maximum). The agents raised;
+    the others are left as they were."""
+    agents, units, counts = per_agent(work)
+    locked = await lock_agents(con, agents, skip=True)
+    keep = [n for n, a in enumerate(agents) if a in locked]
+    if not keep:
+        return set()
+    rows = await con.fetch(
+        _TAKE, [agents[n] for n in keep], [units[n] for n in keep], [counts[n] for n in keep]
+    )
+    return {r["agent_id"] for r in rows}
+
+
+async def release(
+    con: asyncpg.Connection, contact_ids: Sequence[uuid.UUID], *, offer_ids: bool = False
+) -> list[Held]:
+    """Delete the work held on these contacts (``offer_ids``: the ids are
+    offer ids) and lower the agents' loads; an agent whose load falls to 0
+    becomes idle from now. The assigners are woken for each agent freed."""
+    if not contact_ids:
+        return []
+    column = "offer_id" if offer_ids else "contact_id"
+    rows = await con.fetch(
+        f"DELETE FROM agent_work WHERE {column} = ANY($1::uuid[])"
+        " RETURNING contact_id, agent_id, offer_id, channel, units, state",
+        list(contact_ids),
+    )
+    if not rows:
+        return []
+    held = [Held(*r) for r in rows]
+    arrays = per_agent((h.agent_id, h.channel, h.units) for h in held)
+    await lock_agents(con, arrays[0], skip=False)
+    await con.execute(_RELEASE, *arrays)
+    await con.execute(
+        f"SELECT pg_notify('{CHANNEL}', 'agent:' || a) FROM unnest($1::text[]) AS a",
+        arrays[0],
+    )
+    return held
+
+
+async def close_offers(con: asyncpg.Connection, contact_ids: Sequence[uuid.UUID]) -> list[Held]:
+    """The contacts ended (an outcome, expiry): their open offers are
+    cancelled and the work they held released, in the caller's transaction."""
+    if not contact_ids:
+        return []
+    held = await release(con, contact_ids)
+    if held:
+        await con.execute(
+            "UPDATE offers SET status = 'cancelled', decided_at = now()"
+            " WHERE contact_id = ANY($1::uuid[]) AND status = 'offered'",
+            [h.contact_id for h in held],
+        )
+    return held

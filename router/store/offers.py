@@ -1,0 +1,513 @@
+"""Offers: a waiting contact reserved for one agent until the agent accepts,
+rejects, or the offer expires (docs/agents.md, "Assignment").
+
+``assign_round`` is one round of the assigner, in one transaction: it reads
+the agents that may take work
+and the waiting contacts of the assigned queues, lets the caller's pure
+choice (``router.assignment.choose``) pair them, and makes the offers: the
+contacts' open rows are locked (``SKIP LOCKED``: one an event is moving is
+left for the next round), the agents' loads raised by ``agent_work.take``
+(which checks presence, capacity and channel maximums under the row lock;
+the trigger refuses anything else), then the work, the offers, the open rows,
+the records' offer facts, the live log and the outbox events are written.
+
+``decide`` accepts or rejects one offer; ``expire_due`` expires the offers
+past their time, claimed with ``SKIP LOCKED`` on the contacts' open rows.
+A rejected or expired offer frees the agent's units and puts the agent in
+the contact's ``passed_over`` (never offered it again); an accepted one makes
+the contact ``assigned`` as an ``assigned`` outcome event would (``events``).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+import orjson
+
+from router.assignment import Agent, Pair, Policy, Waiting
+from router.models import CHANNELS, uuid7
+from router.store import agent_work, deliveries, events, lifecycle
+from router.store.deliveries import Outgoing
+
+#: Waiting contacts read per queue in a round: this many per agent that may
+#: take work, and this many more (up to the caller's limit).
+FETCH_PER_AGENT = 3
+FETCH_MIN = 5
+#: How much further a round reads when agents are left without work.
+FETCH_FURTHER = 8
+#: Offers one round makes at most (one transaction stays short).
+OFFERS_PER_ROUND = 500
+
+STATUSES = ("offered", "accepted", "rejected", "expired", "cancelled")
+
+
+@dataclass(frozen=True, slots=True)
+class Made:
+    """An offer just made."""
+
+    offer_id: uuid.UUID
+    contact_id: uuid.UUID
+    agent_id: str
+    queue: str
+    channel: str
+    units: int
+    offered_at: datetime
+    expires_at: datetime
+    adapter: str
+    #: offers made for this contact so far (this one included)
+    offers: int
+    customer_id: uuid.UUID | None = None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """An offer as the API shows it."""
+
+    offer_id: uuid.UUID
+    contact_id: uuid.UUID
+    agent_id: str
+    queue: str
+    channel: str
+    units: int
+    status: str
+    offered_at: datetime
+    expires_at: datetime
+    decided_at: datetime | None
+    explanation: dict[str, Any]
+
+    def as_json(self, *, explanation: bool = False) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "offer_id": str(self.offer_id),
+            "contact_id": str(self.contact_id),
+            "agent": self.agent_id,
+            "queue": self.queue,
+            "channel": self.channel,
+            "units": self.units,
+            "status": self.status,
+            "offered_at": self.offered_at.isoformat(),
+            "expires_at": self.expires_at.isoformat(),
+            "decided_at": None if self.decided_at is None else self.decided_at.isoformat(),
+        }
+        if explanation:
+            out["explanation"] = self.explanation
+        return out
+
+
+_OFFER_COLUMNS = ", ".join(Offer.__dataclass_fields__)
+
+
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """What accepting or rejecting an offer did: ``offer`` as it is now;
+    ``changed`` false when it was no longer open (its status says why)."""
+
+    offer: Offer
+    changed: bool
+    #: accept: the outcome event recorded (the contact became ``assigned``)
+    outcome: events.EventOutcome | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    """What one round did: offers made, pairs the database refused (an
+    agent's presence or capacity changed, or its row was busy)."""
+
+    made: list[Made]
+    refused: int
+    agents: int
+    waiting: int
+
+
+OfferedOutbox = Callable[[Sequence[Made]], Sequence[Outgoing]]
+#: ``choose(waiting, agents, now, most)``: at most ``most`` pairs, best first
+Choose = Callable[[Sequence[Waiting], Sequence[Agent], datetime, int], list[Pair]]
+
+_AGENT_COLUMNS = """agent_id, skills, capacity, load_units, presence, idle_since, last_offer_at,
+                   load_by_channel, channel_max"""
+
+_FREE_AGENTS = f"""
+SELECT {_AGENT_COLUMNS} FROM agents
+ WHERE presence = 'available' AND load_units + $1 <= capacity
+"""
+
+_NAMED_AGENTS = f"SELECT {_AGENT_COLUMNS} FROM agents WHERE agent_id = ANY($1::text[])"
+
+_WAITING_COLUMNS = """contact_id, queue, channel, priority, skills, received_at, preferred_agent,
+                      preferred_until, passed_over"""
+
+# the queues without aging, in one statement: the first of each queue and
+# channel in the index's order (every channel, so that an agent with room
+# for an e-mail only finds the e-mails)
+_WAITING = f"""
+SELECT w.* FROM unnest($1::text[]) AS q(queue) CROSS JOIN unnest($3::text[]) AS ch(channel)
+ CROSS JOIN LATERAL (
+    SELECT {_WAITING_COLUMNS} FROM open_contacts o
+     WHERE o.queue = q.queue AND o.channel = ch.channel
+       AND o.state = 'waiting' AND o.agent_id IS NULL
+     ORDER BY o.priority DESC, o.received_at
+     LIMIT $2) w
+"""
+
+# with aging: by the priority it has grown to
+_WAITING_AGED = f"""
+SELECT {_WAITING_COLUMNS} FROM open_contacts
+ WHERE queue = $1 AND channel = ANY($6::text[]) AND state = 'waiting' AND agent_id IS NULL
+ ORDER BY least(greatest(priority, $5::int),
+                priority + $4::int * floor(extract(epoch FROM now() - received_at) / $3::int)::int)
+          DESC,
+          received_at
+ LIMIT $2
+"""
+
+_CLAIM = """
+SELECT contact_id FROM open_contacts
+ WHERE contact_id = ANY($1::uuid[]) AND state = 'waiting' AND agent_id IS NULL
+   FOR UPDATE SKIP LOCKED
+"""
+
+_MAKE = """
+WITH p AS (
+    SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[],
+                         $7::float8[], $8::text[])
+             AS p(offer_id, contact_id, agent_id, queue, channel, units, timeout, explanation)
+), work AS (
+    INSERT INTO agent_work (contact_id, agent_id, offer_id, channel, units, state)
+    SELECT contact_id, agent_id, offer_id, channel, units, 'offered' FROM p
+), made AS (
+    INSERT INTO offers (offer_id, contact_id, agent_id, queue, channel, units, offered_at,
+                        expires_at, explanation)
+    SELECT offer_id, contact_id, agent_id, queue, channel, units, clock_timestamp(),
+           clock_timestamp() + timeout * interval '1 second', explanation::jsonb
+      FROM p
+    RETURNING offer_id, contact_id, offered_at, expires_at
+), opened AS (
+    UPDATE open_contacts o
+       SET agent_id = p.agent_id, offers = o.offers + 1, version = o.version + 1,
+           updated_at = now()
+      FROM p
+     WHERE o.contact_id = p.contact_id
+    RETURNING o.contact_id, o.received_at, o.adapter, o.offers
+), rec AS (
+    UPDATE contacts c
+       SET offers_made = c.offers_made + 1, offered_at = coalesce(c.offered_at, now())
+      FROM opened
+     WHERE c.contact_id = opened.contact_id AND c.received_at = opened.received_at
+    RETURNING c.contact_id, c.customer_id, c.external_id
+), logged AS (
+    INSERT INTO lifecycle_log (contact_id, kind, queue, channel, data)
+    SELECT p.contact_id, 'offered', p.queue, p.channel,
+           jsonb_build_object('agent', p.agent_id, 'offer_id', p.offer_id, 'units', p.units)
+      FROM p
+)
+SELECT p.offer_id, p.contact_id, p.agent_id, p.queue, p.channel, p.units,
+       made.offered_at, made.expires_at, opened.adapter, opened.offers,
+       rec.customer_id, rec.external_id
+  FROM p JOIN made USING (offer_id) JOIN opened ON opened.contact_id = p.contact_id
+  LEFT JOIN rec ON rec.contact_id = p.contact_id
+"""
+
+
+def _agent(row: asyncpg.Record) -> Agent:
+    return Agent(
+        agent_id=row["agent_id"],
+        skills={k: int(v) for k, v in row["skills"].items()},
+        capacity=row["capacity"],
+        load=row["load_units"],
+        presence=row["presence"],
+        idle_since=row["idle_since"],
+        last_offer_at=row["last_offer_at"],
+        by_channel={k: int(v) for k, v in row["load_by_channel"].items()},
+        channel_max={k: int(v) for k, v in row["channel_max"].items()},
+    )
+
+
+def _waiting(row: asyncpg.Record) -> Waiting:
+    return Waiting(
+        contact_id=row["contact_id"],
+        queue=row["queue"],
+        channel=row["channel"],
+        priority=row["priority"],
+        skills=tuple(row["skills"]),
+        received_at=row["received_at"],
+        preferred_agent=row["preferred_agent"],
+        preferred_until=row["preferred_until"],
+        passed_over=frozenset(row["passed_over"]),
+    )
+
+
+async def assign_round(
+    pool: asyncpg.Pool,
+    *,
+    policies: Mapping[str, Policy],
+    choose: Choose,
+    limit: int,
+    smallest: int = 1,
+    outbox: OfferedOutbox | None = None,
+) -> Round:
+    """One round: read, choose, offer (see the module's description). At most
+    ``limit`` waiting contacts per queue are considered; agents with fewer
+    than ``smallest`` units free are not."""
+    async with pool.acquire() as con, con.transaction():
+        free = await con.fetch(_FREE_AGENTS, smallest)
+        if not free or not policies:
+            return Round([], 0, len(free), 0)
+        now: datetime = await con.fetchval("SELECT clock_timestamp()")
+        # a few agents free: a few contacts per queue and channel are enough to
+        # find their work; many: enough for a round's offers across the queues
+        per_round = max(FETCH_MIN, 2 * OFFERS_PER_ROUND // (len(policies) * len(CHANNELS)))
+        fetch = min(limit, FETCH_PER_AGENT * len(free) + FETCH_MIN, per_round)
+        while True:
+            waiting, truncated = await _read_waiting(con, policies, fetch)
+            if not waiting:
+                return Round([], 0, len(free), 0)
+            agents = [_agent(r) for r in free]
+            known = {a.agent_id for a in agents}
+            preferred = {c.preferred_agent for c in waiting if c.preferred_until is not None}
+            missing = [p for p in preferred if p is not None and p not in known]
+            if missing:
+                agents += [_agent(r) for r in await con.fetch(_NAMED_AGENTS, missing)]
+            # the first offers (in the choice's order); the next round makes the rest
+            pairs = choose(waiting, agents, now, OFFERS_PER_ROUND)
+            idle = any(a.agent_id in known and a.capacity - a.load >= smallest for a in agents)
+            # agents left without work while more contacts wait unread (e.g. all
+            # those read need a skill they lack): read further once
+            if not idle or not truncated or fetch >= limit or len(pairs) >= OFFERS_PER_ROUND:
+                break
+            fetch = min(limit, fetch * FETCH_FURTHER)
+        made, refused = await _make(con, pairs, outbox)
+        return Round(made, refused, len(free), len(waiting))
+
+
+async def _read_waiting(
+    con: asyncpg.Connection, policies: Mapping[str, Policy], fetch: int
+) -> tuple[list[Waiting], bool]:
+    """Up to ``fetch`` waiting contacts per queue and channel, in each one's
+    order; and whether any of them had more."""
+    plain = [q for q, p in policies.items() if p.aging is None or p.aging.every_seconds <= 0]
+    channels = list(CHANNELS)
+    rows = list(await con.fetch(_WAITING, plain, fetch, channels)) if plain else []
+    counts: dict[tuple[str, str], int] = {}
+    for r in rows:
+        counts[r["queue"], r["channel"]] = counts.get((r["queue"], r["channel"]), 0) + 1
+    truncated = any(n >= fetch for n in counts.values())
+    for queue, policy in policies.items():
+        aging = policy.aging
+        if aging is not None and aging.every_seconds > 0:
+            aged = await con.fetch(
+                _WAITING_AGED,
+                queue,
+                fetch * len(channels),
+                aging.every_seconds,
+                aging.by,
+                aging.max,
+                channels,
+            )
+            truncated = truncated or len(aged) >= fetch * len(channels)
+            rows += aged
+    return [_waiting(r) for r in rows], truncated
+
+
+async def _make(
+    con: asyncpg.Connection, pairs: Sequence[Pair], outbox: OfferedOutbox | None
+) -> tuple[list[Made], int]:
+    if not pairs:
+        return [], 0
+    claimed = {
+        r["contact_id"] for r in await con.fetch(_CLAIM, [p.contact.contact_id for p in pairs])
+    }
+    pairs = [p for p in pairs if p.contact.contact_id in claimed]
+    taken = await agent_work.take(con, [(p.agent_id, p.contact.channel, p.units) for p in pairs])
+    ok = [p for p in pairs if p.agent_id in taken]
+    refused = len(claimed) - len(ok)
+    if not ok:
+        return [], refused
+    rows = await con.fetch(
+        _MAKE,
+        [uuid7() for _ in ok],
+        [p.contact.contact_id for p in ok],
+        [p.agent_id for p in ok],
+        [p.contact.queue for p in ok],
+        [p.contact.channel for p in ok],
+        [p.units for p in ok],
+        [p.timeout for p in ok],
+        [orjson.dumps(p.explanation).decode() for p in ok],
+    )
+    made = [Made(*r) for r in rows]
+    # outbox events are written here: one contact.offered per offer, in this transaction
+    if outbox is not None and made:
+        await deliveries.enqueue(con, outbox(made))
+    return made, refused
+
+
+# -- accept, reject, expire -------------------------------------------------------
+
+_REOPEN = """
+WITH back AS (
+    UPDATE open_contacts o
+       SET agent_id = NULL, version = o.version + 1, updated_at = now(),
+           passed_over = CASE WHEN u.agent_id = ANY(o.passed_over) THEN o.passed_over
+                              ELSE array_append(o.passed_over, u.agent_id) END
+      FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS u(contact_id, agent_id, offer_id)
+     WHERE o.contact_id = u.contact_id
+    RETURNING o.contact_id, o.queue, o.channel, u.agent_id, u.offer_id
+)
+INSERT INTO lifecycle_log (contact_id, kind, queue, channel, data)
+SELECT contact_id, $4, queue, channel,
+       jsonb_build_object('agent', agent_id, 'offer_id', offer_id) FROM back
+"""
+
+
+async def _reopen(con: asyncpg.Connection, offers: Sequence[Offer], kind: str) -> None:
+    """The contacts of rejected or expired offers wait again, without their agents."""
+    await agent_work.release(con, [o.offer_id for o in offers], offer_ids=True)
+    await con.execute(
+        _REOPEN,
+        [o.contact_id for o in offers],
+        [o.agent_id for o in offers],
+        [o.offer_id for o in offers],
+        kind,
+    )
+    await con.execute(f"SELECT pg_notify('{agent_work.CHANNEL}', 'contacts')")
+
+
+async def decide(
+    pool: asyncpg.Pool,
+    offer_id: uuid.UUID,
+    *,
+    accept: bool,
+    outbox: lifecycle.TransitionOutbox | None = None,
+) -> Decided | None:
+    """Accept or reject an open offer, in one transaction; ``None`` when no
+    offer has that id. An offer past its time cannot be accepted (it is
+    expired here, as the timer would)."""
+    async with pool.acquire() as con, con.transaction():
+        contact_id = await con.fetchval(
+            "SELECT contact_id FROM offers WHERE offer_id = $1", offer_id
+        )
+        if contact_id is None:
+            return None
+        before = await lifecycle.lock_open(con, contact_id)  # the lock order: open row first
+        status = "accepted" if accept else "rejected"
+        row = await con.fetchrow(
+            f"""UPDATE offers
+                   SET status = CASE WHEN $2 AND expires_at <= now() THEN 'expired' ELSE $3 END,
+                       decided_at = now()
+                 WHERE offer_id = $1 AND status = 'offered'
+             RETURNING {_OFFER_COLUMNS}""",
+            offer_id,
+            accept,
+            status,
+        )
+        if row is None:
+            current = await con.fetchrow(
+                f"SELECT {_OFFER_COLUMNS} FROM offers WHERE offer_id = $1", offer_id
+            )
+            return Decided(Offer(*current), changed=False)
+        offer = Offer(*row)
+        if offer.status != "accepted":
+            await _reopen(con, [offer], "offer_rejected" if not accept else "offer_expired")
+            return Decided(offer, changed=offer.status == status)
+        await con.execute(
+            "UPDATE agent_work SET state = 'assigned' WHERE offer_id = $1", offer.offer_id
+        )
+        outcome = await events.record_locked(
+            con,
+            offer.contact_id,
+            before,
+            event_id=f"offer:{offer.offer_id}",
+            type_="assigned",
+            at=offer.decided_at or offer.offered_at,
+            agent=offer.agent_id,
+            data={"offer_id": str(offer.offer_id)},
+            outbox=outbox,
+        )
+        return Decided(offer, changed=True, outcome=outcome)
+
+
+_DUE = """
+SELECT f.offer_id
+  FROM offers f JOIN open_contacts o ON o.contact_id = f.contact_id
+ WHERE f.status = 'offered' AND f.expires_at <= now()
+ ORDER BY f.expires_at
+ LIMIT $1
+   FOR UPDATE OF o SKIP LOCKED
+"""
+
+
+async def expire_due(pool: asyncpg.Pool, *, limit: int) -> list[Offer]:
+    """Expire up to ``limit`` offers past their time: their units are freed,
+    their contacts wait again for another agent."""
+    async with pool.acquire() as con, con.transaction():
+        due = [r["offer_id"] for r in await con.fetch(_DUE, limit)]
+        if not due:
+            return []
+        rows = await con.fetch(
+            f"""UPDATE offers SET status = 'expired', decided_at = now()
+                 WHERE offer_id = ANY($1::uuid[]) AND status = 'offered'
+             RETURNING {_OFFER_COLUMNS}""",
+            due,
+        )
+        gone = [Offer(*r) for r in rows]
+        if gone:
+            await _reopen(con, gone, "offer_expired")
+        return gone
+
+
+async def next_expiry(pool: asyncpg.Pool) -> datetime | None:
+    at: datetime | None = await pool.fetchval(
+        "SELECT min(expires_at) FROM offers WHERE status = 'offered'"
+    )
+    return at
+
+
+# -- reading ------------------------------------------------------------------------
+
+
+async def page(
+    pool: asyncpg.Pool,
+    *,
+    agent: str | None,
+    status: str | None,
+    before: tuple[datetime, uuid.UUID] | None,
+    limit: int,
+) -> list[Offer]:
+    """Offers newest first, of one agent and one status when given."""
+    args: list[Any] = []
+    where = []
+    if agent is not None:
+        args.append(agent)
+        where.append(f"agent_id = ${len(args)}")
+    if status is not None:
+        args.append(status)
+        where.append(f"status = ${len(args)}")
+    if before is not None:
+        args += list(before)
+        where.append(f"(offered_at, offer_id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit)
+    rows = await pool.fetch(
+        f"SELECT {_OFFER_COLUMNS} FROM offers"
+        f" {'WHERE ' + ' AND '.join(where) if where else ''}"
+        f" ORDER BY offered_at DESC, offer_id DESC LIMIT ${len(args)}",
+        *args,
+    )
+    return [Offer(*r) for r in rows]
+
+
+async def one(pool: asyncpg.Pool, offer_id: uuid.UUID) -> Offer | None:
+    row = await pool.fetchrow(f"SELECT {_OFFER_COLUMNS} FROM offers WHERE offer_id = $1", offer_id)
+    return None if row is None else Offer(*row)
+
+
+async def of_contact(pool: asyncpg.Pool, contact_id: uuid.UUID) -> list[Offer]:
+    """Every offer made for the contact, oldest first."""
+    rows = await pool.fetch(
+        f"SELECT {_OFFER_COLUMNS} FROM offers WHERE contact_id = $1 ORDER BY offered_at, offer_id",
+        contact_id,
+    )
+    return [Offer(*r) for r in rows]
