@@ -8,12 +8,17 @@ agents and nothing open."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
 
+from router import runtime
+from router.assigner import Assigner
 from tests.support import seed
 from tests.support.agents import BROKEN, load_of, put_agent, set_presence
 from tests.support.api import Api
@@ -41,6 +46,9 @@ rules:
   - name: expert
     when: {contact.attributes.q: expert}
     route: {queue: expert}
+  - name: spill
+    when: {contact.attributes.q: spill}
+    route: {queue: platform, overflow: [{after: 1s, queue: desk}]}
   - name: sticky
     when: {contact.attributes.q: sticky}
     route: {queue: sticky, preferred_agent: {from: contact.attributes.agent}}
@@ -62,6 +70,16 @@ async def hooks() -> AsyncIterator[Receiver]:
 
 @pytest.fixture(scope="module")
 async def app(own_database: str, rules_dir: Path, hooks: Receiver) -> AsyncIterator[Api]:
+    # assignment wakes on notifications; its safety sweep is put out of the
+    # way so that a test finds an offer made late (missing a wake-up) out
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runtime, "Assigner", partial(Assigner, sweep=30.0))
+        async with _app(own_database, rules_dir, hooks) as api:
+            yield api
+
+
+@asynccontextmanager
+async def _app(own_database: str, rules_dir: Path, hooks: Receiver) -> AsyncIterator[Api]:
     adapters = [{"name": n, "kind": n, "secrets": [s]} for n, s in SECRETS.items()]
     async with app_on(
         own_database,
@@ -240,6 +258,20 @@ async def test_preferred_agent_first_then_the_queue(app: Api, db: asyncpg.Pool) 
     note = (await record(app, direct, explain="true"))["assignment"]["offers"][0]["explanation"]
     assert note["preferred"] == "preferred agent ida is offline; offered to the queue at once"
     assert [o for o in await offers(app, status="offered") if o["contact_id"] == waits] == []
+
+
+async def test_an_overflow_step_into_an_assigned_queue_is_offered_at_once(
+    app: Api, db: asyncpg.Pool
+) -> None:
+    await put_agent(db, "fay", skills={"support": 2})
+    cid = await arrive(app, "platform", q="spill")  # the platform's queue, for a second
+    [offer] = await offered(app, "fay")
+    assert offer["contact_id"] == cid
+    body = await record(app, cid)
+    [step] = body["steps"]
+    assert step["to"]["queue"] == "desk"
+    waited = datetime.fromisoformat(offer["offered_at"]) - datetime.fromisoformat(step["at"])
+    assert waited < timedelta(seconds=3), waited  # woken by the step, not by a sweep (30 s)
 
 
 async def test_queues_without_assign_stay_with_the_platform(app: Api, db: asyncpg.Pool) -> None:

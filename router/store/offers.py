@@ -363,6 +363,11 @@ SELECT contact_id, $4, queue, channel,
 """
 
 
+async def wake(pool: asyncpg.Pool) -> None:
+    """Tell the assigners (``LISTEN omniroute_assign``) contacts may wait."""
+    await pool.execute(f"SELECT pg_notify('{agent_work.CHANNEL}', 'contacts')")
+
+
 async def _reopen(con: asyncpg.Connection, offers: Sequence[Offer], kind: str) -> None:
     """The contacts of rejected or expired offers wait again, without their agents."""
     await agent_work.release(con, [o.offer_id for o in offers], offer_ids=True)

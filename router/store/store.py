@@ -651,6 +651,12 @@ class Offers:
         self._url = url
 
     @translated
+    async def wake(self) -> None:
+        """Wake every instance's assignment (contacts may wait in an
+        assigned queue: an overflow step moved them there)."""
+        await offers.wake(self._pool)
+
+    @translated
     async def assign_round(
         self,
         *,
