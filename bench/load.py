@@ -4,7 +4,7 @@ the same run, under the same load from a C load generator (``wrk``).
     python bench/load.py                                   # embedded PostgreSQL
     python bench/load.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
     python bench/load.py --rounds 3 --duration 20 --before main
-    python bench/load.py --duration 600 --rounds 1 --sample 10   # memory over 10 minutes
+    python bench/load.py --duration 600 --rounds 1 --sample 10 --no-baseline  # memory, 10 min
 
 Needs ``wrk`` (the Debian package ``wrk``). Before each wrk run the bench
 writes signed chat deliveries into a file that ``bench/load.lua`` cycles
@@ -296,14 +296,19 @@ def source_of(rev: str, workdir: Path) -> Path:
 
 
 def start_omniroute(
-    name: str, source: Path, database_url: str, args: argparse.Namespace, workdir: Path
+    name: str,
+    source: Path,
+    database_url: str,
+    args: argparse.Namespace,
+    workdir: Path,
+    workers: int,
 ) -> Side:
     port = free_port()
     config = write_config(workdir / f"{name}.json", port, args.rules, database_url, args.log_level)
     log = (workdir / f"{name}.log").open("wb")  # as a deployment writes its logs: to a file
     proc = subprocess.Popen(
         [sys.executable, "-m", "router.commands.cli", "serve", "--config", str(config)]
-        + (["--workers", str(args.workers)] if args.workers > 1 else []),
+        + (["--workers", str(workers)] if workers > 1 else []),
         env={**os.environ, "PYTHONPATH": str(source)},
         stdout=subprocess.DEVNULL,
         stderr=log,
@@ -394,17 +399,23 @@ class Sampler(threading.Thread):
                 return
 
 
-def postgres_cpu(side: Side, pgdata: Path | None) -> tuple[dict[int, float], float]:
+def postgres_cpu(side: Side, pgdata: Path | None) -> tuple[dict[int, float], dict[int, float]]:
     """CPU seconds so far of the backends on the side's database, and of the
-    rest of the embedded server (nan on a shared server: not ours to count)."""
+    other processes of the embedded server (none counted on a shared server:
+    not ours to count), by process id."""
     if side.database_url is None:
-        return {}, float("nan")
+        return {}, {}
     backends = {pid: cpu_seconds(pid) for pid in _run(_backends(side.database_url))}
     if pgdata is None:
-        return backends, float("nan")
+        return backends, {}
     postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
-    rest = sum(cpu_seconds(p) for p in tree(postmaster) if p not in backends)
-    return backends, rest
+    return backends, {p: cpu_seconds(p) for p in tree(postmaster) if p not in backends}
+
+
+def spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two readings by processes seen in the second
+    (one that started in between counts whole; one that ended is lost)."""
+    return sum(after[p] - before.get(p, 0.0) for p in after if after[p] >= before.get(p, 0.0))
 
 
 def measure(
@@ -424,7 +435,7 @@ def measure(
     if args.warmup > 0:
         segment(args.warmup)
     profiler = None
-    if args.profile and side.name == "omniroute" and round_ == 1:
+    if args.profile and side.name.startswith("omniroute") and "@" not in side.name and round_ == 1:
         spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         profiler = subprocess.Popen(
             [spy, "record", "--format", "raw", "--rate", "250", "--subprocesses", "--nonblocking"]
@@ -454,7 +465,8 @@ def measure(
     contacts = int(sum(p["requests"] - p["errors_status"] for p in parts))
     seconds = sum(p["duration_us"] for p in parts) / 1e6
     per = 1000 / max(contacts, 1)
-    pg = sum(pg1.get(pid, 0.0) - pg0.get(pid, 0.0) for pid in pg1) if omniroute else float("nan")
+    pg = spent(pg0, pg1) if omniroute else float("nan")
+    other = spent(other0, other1) if omniroute and pgdata is not None else float("nan")
     # the latency figures of the longest segment (a long run: its median segment)
     main = sorted(parts, key=lambda p: p["p99_us"])[len(parts) // 2]
     rss = [m for _, m in sampler.samples]
@@ -475,7 +487,7 @@ def measure(
         p999=main["p999_us"] / 1000,
         cpu_service=(service1 - service0) * per,
         cpu_postgres=pg * per,
-        cpu_postgres_other=(other1 - other0) * per,
+        cpu_postgres_other=other * per,
         cpu_generator=(gen1.ru_utime + gen1.ru_stime - gen0.ru_utime - gen0.ru_stime) * per,
         rss_start=rss[0],
         rss_end=rss[-1],
@@ -511,7 +523,8 @@ def report(results: list[Result], args: argparse.Namespace, where: str) -> None:
             + (f"  (file wrapped {r.wrapped}x: replays!)" if r.wrapped else "")
         )
     med = statistics.median
-    base = med(r.rate for r in results if r.side == "baseline")
+    bases = [r.rate for r in results if r.side == "baseline"]
+    base = med(bases) if bases else float("nan")
     print("\nmedians over the rounds:")
     for name in dict.fromkeys(r.side for r in results):
         rs = [r for r in results if r.side == name]
@@ -549,7 +562,17 @@ def main() -> None:
         default="info",
         help="omniroute's log level (default info, as shipped: one line per contact)",
     )
-    p.add_argument("--workers", type=int, default=1, help="omniroute worker processes")
+    p.add_argument(
+        "--workers",
+        type=lambda v: [int(x) for x in v.split(",")],
+        default=[1],
+        help="omniroute worker counts to measure, e.g. 1,2 (a side each)",
+    )
+    p.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="omniroute only (a memory run: the ratio needs the baseline)",
+    )
     p.add_argument("--before", metavar="REV", help="also omniroute at this git revision")
     p.add_argument("--json", type=Path, help="write every figure to this file")
     p.add_argument(
@@ -582,24 +605,32 @@ def main() -> None:
     try:
         with contextlib.ExitStack() as stack:
             base, pgdata = stack.enter_context(postgres(args.database_url))
-            port = free_port()
-            baseline = start(
-                [sys.executable, str(ROOT / "bench" / "baseline.py"), "--port", str(port)]
-            )
-            sides.append(Side("baseline", f"http://127.0.0.1:{port}", baseline))
-            wait_ready(sides[0].url, baseline)
+            if not args.no_baseline:
+                port = free_port()
+                baseline = start(
+                    [sys.executable, str(ROOT / "bench" / "baseline.py"), "--port", str(port)]
+                )
+                sides.append(Side("baseline", f"http://127.0.0.1:{port}", baseline))
+                wait_ready(sides[0].url, baseline)
             sources = [("omniroute", ROOT)]
             if args.before:
                 sources.append((f"omniroute@{args.before}", source_of(args.before, workdir)))
             for name, source in sources:
-                url = stack.enter_context(scratch_database(base))
-                sides.append(start_omniroute(name, source, url, args, workdir))
+                for workers in args.workers:
+                    label = name if args.workers == [1] else f"{name} x{workers}"
+                    url = stack.enter_context(scratch_database(base))
+                    sides.append(start_omniroute(label, source, url, args, workdir, workers))
             deliveries = {
                 s.name: Deliveries(args.returning, f"{run}{n}", workdir)
                 for n, s in enumerate(sides)
             }
+            services = [s for s in sides if s.name != "baseline"]
             for round_ in range(1, args.rounds + 1):
-                for side in sides:
+                # the bare handler first, then the services, their order turned
+                # each round so that neither always runs right after the baseline
+                turn = (round_ - 1) % len(services)
+                order = [s for s in sides if s.name == "baseline"]
+                for side in order + services[turn:] + services[:turn]:
                     result = measure(side, round_, deliveries[side.name], args, pgdata)
                     results.append(result)
                     print(

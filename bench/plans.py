@@ -14,7 +14,10 @@ duplicates) and a replay-nonce claim -- under ``auto_explain`` (ANALYZE,
 BUFFERS, nested statements), once to warm up and once measured, first with
 the pool's settings (``jit = off``) and then with ``jit = on``. Prints, per
 statement: calls, time, shared buffers hit/read, the scans and indexes used,
-the rows, and whether JIT compiled it.
+the rows, and whether JIT compiled it (on a server with ``auto_explain``; the
+embedded one has none). Then the statements' times without instrumentation;
+with ``--weigh-indexes`` the record insert rate without each secondary index
+of ``contacts``; with ``--export`` one full CSV export with JIT off and on.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import asyncio
 import collections
 import hashlib
 import json
+import os
 import random
 import statistics
 import sys
@@ -168,6 +172,18 @@ class Collector:
         _nodes(plan, s.nodes)
 
 
+async def has_auto_explain(url: str) -> bool:
+    con = await asyncpg.connect(url)
+    try:
+        await con.execute("LOAD 'auto_explain'")
+        return True
+    except asyncpg.PostgresError:
+        print("(no auto_explain on this server: no plans)", file=sys.stderr)
+        return False
+    finally:
+        await con.close()
+
+
 async def explained(url: str) -> tuple[asyncpg.Connection, Collector]:
     con = await asyncpg.connect(url, server_settings={**SESSION_SETTINGS})
     await _init_connection(con)
@@ -299,14 +315,20 @@ async def main() -> None:
     p.add_argument("--records", type=int, default=1_000_000)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--database-url")
-    p.add_argument("--text", action="store_true", help="also print every plan as text")
+    p.add_argument(
+        "--weigh-indexes",
+        action="store_true",
+        help="measure the record insert rate without each secondary index of contacts",
+    )
+    p.add_argument("--weigh-batches", type=int, default=30)
+    p.add_argument("--export", action="store_true", help="time one export with jit off and on")
     args = p.parse_args()
     async with postgres_server(args.database_url) as base, scratch_database(base) as url:
         seconds = await seed(url, args.records)
         print(f"seeded {args.records:,} records in {seconds:.0f} s", file=sys.stderr)
         rng = random.Random(5)
         people = max(1, args.records // 5)
-        for jit in ("off", "on"):
+        for jit in ("off", "on") if await has_auto_explain(url) else ():
             con, collector = await explained(url)
             try:
                 await con.execute(f"SET jit = {jit}")
@@ -322,6 +344,104 @@ async def main() -> None:
                 await con.close()
             report(f"{args.records:,} records, jit = {jit}", collector, args.batch)
         await timed(url, args.batch, people, rng)
+        if args.weigh_indexes:
+            await weigh_indexes(url, args.batch, people, rng, args.weigh_batches)
+        if args.export:
+            await export_jit(url)
+
+
+def _backend_cpu(con: asyncpg.Connection) -> float:
+    """CPU seconds used so far by the connection's server process (a local server)."""
+    fields = Path(f"/proc/{con.get_server_pid()}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _insert_rate(
+    con: asyncpg.Connection, size: int, people: int, rng: random.Random, batches: int
+) -> tuple[float, float]:
+    """Records written per second by ``batches`` insert batches in a row (resolved
+    before, untimed), and the server's CPU ms per record for them."""
+    ready = []
+    for n in range(batches):
+        lookups = batch(size, people, rng, f"ix{uuid.uuid4().hex[:6]}{n}")
+        found = await customers.resolve_many(con, [key(x) for x in lookups])
+        ready.append([_record(x, f) for x, f in zip(lookups, found, strict=True)])
+    cpu0, t0 = _backend_cpu(con), time.perf_counter()
+    for new in ready:
+        await records.insert_many(con, new, outbox=_outbox)
+    seconds, cpu = time.perf_counter() - t0, _backend_cpu(con) - cpu0
+    return batches * size / seconds, cpu * 1000 / (batches * size)
+
+
+async def weigh_indexes(url: str, size: int, people: int, rng: random.Random, batches: int) -> None:
+    """What each secondary index of ``contacts`` costs the record insert: the
+    insert rate with all of them, and with each one dropped (then put back),
+    alternating so that drift on a shared machine hits both sides."""
+    con = await asyncpg.connect(url, server_settings={**SESSION_SETTINGS})
+    await _init_connection(con)
+    try:
+        await con.execute("SET maintenance_work_mem = '256MB'")
+        indexes = await con.fetch(
+            """SELECT indexname, indexdef FROM pg_indexes
+                WHERE schemaname = 'omniroute' AND tablename = 'contacts'
+                  AND indexname <> 'contacts_pkey' ORDER BY indexname"""
+        )
+        await _insert_rate(con, size, people, rng, 4)  # warm up
+        print(
+            f"\nrecord inserts (batches of {size}) with every index and without one: "
+            "records/s (wall) and the server's CPU ms per record"
+        )
+        print("| index | with all: /s, CPU ms | without it: /s, CPU ms | CPU saved |")
+        print("|---|---|---|---|")
+        for ix in indexes:
+            rate, cpu = await _insert_rate(con, size, people, rng, batches)
+            await con.execute(f'DROP INDEX "{ix["indexname"]}"')
+            try:
+                rate_without, cpu_without = await _insert_rate(con, size, people, rng, batches)
+            finally:
+                await con.execute(ix["indexdef"].replace(" ON ONLY ", " ON "))
+            print(
+                f"| `{ix['indexname']}` | {rate:.0f}, {cpu:.3f} | {rate_without:.0f}, "
+                f"{cpu_without:.3f} | {100 * (1 - cpu_without / cpu):+.0f} % |",
+                flush=True,
+            )
+    finally:
+        await con.close()
+
+
+async def export_jit(url: str) -> None:
+    """One CSV export of every record, as the export endpoint runs it, with
+    the pool's ``jit = off`` and with ``jit = on``, alternating, 3 times."""
+    from router.store import export
+    from router.store.records import Selection
+
+    times: dict[str, list[float]] = {"off": [], "on": []}
+    for _ in range(3):
+        for jit in ("off", "on"):
+            pool = await asyncpg.create_pool(
+                url,
+                min_size=1,
+                max_size=1,
+                init=_init_connection,
+                server_settings={**SESSION_SETTINGS, "jit": jit},
+            )
+            size = 0
+
+            async def sink(chunk: bytes) -> None:
+                nonlocal size
+                size += len(chunk)
+
+            try:
+                t0 = time.perf_counter()
+                await export.export(pool, Selection({}), fmt="csv", sink=sink, timeout=3600)
+                times[jit].append(time.perf_counter() - t0)
+            finally:
+                await pool.close()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(
+        f"\nexport of every record as CSV ({size / 1e6:.0f} MB), median of 3: jit off "
+        f"{med['off']:.2f} s, jit on {med['on']:.2f} s"
+    )
 
 
 async def timed(url: str, size: int, people: int, rng: random.Random) -> None:
