@@ -181,7 +181,7 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         proc.kill()
 
 
-def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+def wait_until_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
     import urllib.error
     import urllib.request
 
@@ -197,6 +197,109 @@ def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) ->
             pass
         time.sleep(0.3)
     raise SystemExit(f"{url} not ready after {timeout} s")
+
+
+# -- the Python load generator (bench/delivery.py drives with it) -----------------------
+
+
+@dataclass
+class Population:
+    """Synthetic customers; ``returning`` of the contacts come from earlier customers."""
+
+    returning: float
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+    seen: list[int] = field(default_factory=list)
+    next_id: int = 0
+
+    def customer(self) -> int:
+        if self.seen and self.rng.random() < self.returning:
+            return self.rng.choice(self.seen)
+        self.next_id += 1
+        self.seen.append(self.next_id)
+        return self.next_id
+
+
+def payload(channel: str, who: int, run: str, rng: random.Random) -> dict[str, Any]:
+    ext = f"{run}-{uuid.uuid4().hex}"
+    words = rng.choice(WORDS)
+    if channel == "chat":
+        return {
+            "id": ext,
+            "customer": {"email": f"c{who}.{run}@example.com"},
+            "text": words,
+            "language": rng.choice(["en", "de", "fr"]),
+        }
+    if channel == "email":
+        return {
+            "id": f"<{ext}@mail>",
+            "from": {"address": f"c{who}.{run}@example.com"},
+            "subject": words,
+            "text": words,
+        }
+    if channel == "voice":
+        return {
+            "id": ext,
+            "caller": f"+1415{who % 10_000_000:07d}",
+            "ivr": {"digits": str(rng.randint(1, 4))},
+            "intent": rng.choice(["billing", "orders"]),
+        }
+    return {
+        "id": ext,
+        "platform": "x",
+        "author": {"id": f"{who}{run}"},
+        "text": words,
+        "public": rng.random() < 0.3,
+    }
+
+
+async def drive(
+    url: str, duration: float, connections: int, returning: float, run: str
+) -> tuple[int, int, list[float]]:
+    """Mixed-channel signed deliveries from Python (aiohttp) for ``duration``
+    seconds: (answered 200, other answers, latencies)."""
+    import asyncio
+
+    import aiohttp
+
+    population = Population(returning)
+    rng = random.Random(11)
+    latencies: list[float] = []
+    errors = 0
+    stop_at = time.perf_counter() + duration
+    connector = aiohttp.TCPConnector(limit=connections)
+    async with aiohttp.ClientSession(connector=connector) as session:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < stop_at:
+                channel = rng.choice(CHANNELS)
+                body = orjson.dumps(payload(channel, population.customer(), run, rng))
+                headers = {
+                    "Content-Type": "application/json",
+                    "X-Omniroute-Signature": sign(body, SECRET, int(time.time())),
+                }
+                t0 = time.perf_counter()
+                async with session.post(
+                    f"{url}/v1/webhooks/{channel}", data=body, headers=headers
+                ) as response:
+                    await response.read()
+                    if response.status != 200:
+                        errors += 1
+                        continue
+                latencies.append(time.perf_counter() - t0)
+
+        await asyncio.gather(*(worker() for _ in range(connections)))
+    return len(latencies), errors, latencies
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    return sum(cpu_seconds(p) for p in tree(pid))
+
+
+async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    import asyncio
+
+    await asyncio.to_thread(wait_until_ready, url, proc, timeout)
 
 
 # -- the database ---------------------------------------------------------------------
@@ -315,7 +418,7 @@ def start_omniroute(
     )
     side = Side(name, f"http://127.0.0.1:{port}", proc, database_url)
     try:
-        wait_ready(side.url, proc)
+        wait_until_ready(side.url, proc)
     except SystemExit:
         print((workdir / f"{name}.log").read_text()[-3000:], file=sys.stderr)
         raise
@@ -430,6 +533,8 @@ def measure(
         data = wrk(side, deliveries.file(count), seconds, args)
         if omniroute:
             deliveries.sent += int(data["issued"])
+            if data["duration_us"] > 0 and data["requests"] > 0:  # the next file's size
+                side.rate_guess = data["requests"] / (data["duration_us"] / 1e6)
         return data
 
     if args.warmup > 0:
@@ -611,7 +716,7 @@ def main() -> None:
                     [sys.executable, str(ROOT / "bench" / "baseline.py"), "--port", str(port)]
                 )
                 sides.append(Side("baseline", f"http://127.0.0.1:{port}", baseline))
-                wait_ready(sides[0].url, baseline)
+                wait_until_ready(sides[0].url, baseline)
             sources = [("omniroute", ROOT)]
             if args.before:
                 sources.append((f"omniroute@{args.before}", source_of(args.before, workdir)))
