@@ -385,6 +385,39 @@ async def _insert_rate(
     return count / seconds, cpu * 1000 / count
 
 
+#: the history filter each index serves, and a value the seeded records have
+_READS: dict[str, tuple[str, Any]] = {
+    "contacts_adapter_keyset": ("adapter", "voice"),
+    "contacts_channel_keyset": ("channel", "voice"),
+    "contacts_queue_keyset": ("queue", "vip"),
+    "contacts_rule_keyset": ("rule", "returns"),
+    "contacts_ruleset_keyset": ("ruleset", "seed"),
+    "contacts_outcome_keyset": ("outcome", "answered"),
+    "contacts_customer": ("customer_id", uuid.UUID("00000000-0000-4000-8000-000000000007")),
+}
+
+
+def _read_for(group: list[asyncpg.Record]) -> tuple[str, Any] | None:
+    return _READS.get(group[0]["indexname"]) if len(group) == 1 else None
+
+
+async def _page_ms(con: asyncpg.Connection, read: tuple[str, Any]) -> tuple[float, float]:
+    """ms of a history page of 50 filtered on ``read``: the first page, and a
+    deep one (from 45 days back), median of 5 each."""
+    from router.store.records import Selection, fetch_page
+
+    deep = now_ms() - timedelta(days=45)
+    out = []
+    for after in (None, (deep, uuid.UUID(int=0))):
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            await fetch_page(con, Selection({read[0]: read[1]}, after=after), limit=50)
+            times.append((time.perf_counter() - t0) * 1000)
+        out.append(statistics.median(times))
+    return out[0], out[1]
+
+
 async def weigh_indexes(url: str, size: int, people: int, rng: random.Random, batches: int) -> None:
     """What each secondary index of ``contacts`` costs the record insert: the
     insert rate with all of them, and with each one dropped (then put back),
@@ -403,23 +436,36 @@ async def weigh_indexes(url: str, size: int, people: int, rng: random.Random, ba
             f"\nrecord inserts (batches of {size}) with every index and without one: "
             "records/s (wall) and the server's CPU ms per record"
         )
-        print("| index | with all: /s, CPU ms | without it: /s, CPU ms | CPU saved |")
-        print("|---|---|---|---|")
+        print(
+            "| index | with all: /s, CPU ms | without it: /s, CPU ms | CPU saved "
+            "| history page it serves, ms first / deep: with → without |"
+        )
+        print("|---|---|---|---|---|")
         for group in [[ix] for ix in indexes] + [list(indexes)]:
             first = await _resolved(con, size, people, rng, batches)
             then = await _resolved(con, size, people, rng, batches)
             rate, cpu = await _insert_rate(con, first)
+            read = _read_for(group)
+            page = await _page_ms(con, read) if read else None
             for ix in group:
                 await con.execute(f'DROP INDEX "{ix["indexname"]}"')
             try:
                 rate_without, cpu_without = await _insert_rate(con, then)
+                page_without = await _page_ms(con, read) if read else None
             finally:
                 for ix in group:
                     await con.execute(ix["indexdef"].replace(" ON ONLY ", " ON "))
             name = f"`{group[0]['indexname']}`" if len(group) == 1 else "all of them"
+            reads = (
+                f"{read[0]}: {page[0]:.1f} / {page[1]:.1f} → {page_without[0]:.1f} / "
+                f"{page_without[1]:.1f}"
+                if read and page and page_without
+                else "–"
+            )
+            saved = 100 * (1 - cpu_without / cpu) if cpu else float("nan")
             print(
                 f"| {name} | {rate:.0f}, {cpu:.3f} | {rate_without:.0f}, "
-                f"{cpu_without:.3f} | {100 * (1 - cpu_without / cpu):+.0f} % |",
+                f"{cpu_without:.3f} | {saved:+.0f} % | {reads} |",
                 flush=True,
             )
     finally:
