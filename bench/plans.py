@@ -16,8 +16,9 @@ the pool's settings (``jit = off``) and then with ``jit = on``. Prints, per
 statement: calls, time, shared buffers hit/read, the scans and indexes used,
 the rows, and whether JIT compiled it (on a server with ``auto_explain``; the
 embedded one has none). Then the statements' times without instrumentation;
-with ``--weigh-indexes`` the record insert rate without each secondary index
-of ``contacts``; with ``--export`` one full CSV export with JIT off and on.
+with ``--weigh-indexes`` the record insert rate and CPU without each secondary
+index of ``contacts`` (and the history page it serves, with and without it);
+with ``--export`` one full CSV export with JIT off and on.
 """
 
 from __future__ import annotations
