@@ -651,7 +651,9 @@ def main() -> None:
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--duration", type=float, default=20)
     p.add_argument("--warmup", type=float, default=3)
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument(
+        "--rounds", type=int, default=4, help="even: each of two services runs first as often"
+    )
     p.add_argument("--returning", type=float, default=0.2)
     p.add_argument("--sample", type=float, default=2.0, help="seconds between RSS samples")
     p.add_argument("--rules", type=Path, default=ROOT / "rules")
