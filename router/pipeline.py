@@ -151,7 +151,8 @@ class Pipeline:
         t0 = time.perf_counter()
         at = request.received_at
         identifiers = self.normalizer.all(contact.identifiers)
-        contact = contact.model_copy(update={"identifiers": identifiers})
+        if identifiers != contact.identifiers:  # unchanged: no copy
+            contact = contact.model_copy(update={"identifiers": identifiers})
         contact_id = uuid7(at)
         lookup = Lookup(adapter, contact, contact_id, at)
         found = await self.resolver.submit(lookup)

@@ -120,3 +120,17 @@ async def test_a_connection_without_failures_is_not_reset(pool_of_one: asyncpg.P
             await con.fetchval("SELECT $1::int", 2**40)
     async with pool_of_one.acquire() as con:  # after a failure: reset as if new
         assert await con.fetchval("SHOW application_name") == "omniroute"
+
+
+async def test_the_pool_runs_its_statements_without_jit(pool_of_one: asyncpg.Pool) -> None:
+    """The routing statements are short OLTP statements: the pool's sessions
+    turn JIT off for themselves whatever the server's default, also after a
+    failure resets the session."""
+    async with pool_of_one.acquire() as con:
+        assert await con.fetchval("SHOW jit") == "off"
+        # set by the session itself (the server's configuration is left alone)
+        assert await con.fetchval("SELECT source FROM pg_settings WHERE name = 'jit'") == "client"
+        with pytest.raises(asyncpg.exceptions.DataError):
+            await con.fetchval("SELECT $1::int", 2**40)
+    async with pool_of_one.acquire() as con:  # reset after the failure: still off
+        assert await con.fetchval("SHOW jit") == "off"

@@ -40,9 +40,10 @@ def build_context(
             "journeys": raw.get("journeys") or [],
         }
     )
+    # set on the model just built (nobody else holds it yet): cheaper than a copy
     last = context.last
-    updates: dict[str, Any] = {"journey": context.journeys[0] if context.journeys else None}
+    context.journey = context.journeys[0] if context.journeys else None
     if last is not None:
-        updates["repeat"] = at - last.at <= REPEAT_WINDOW
-        updates["channel_switch"] = at - last.at <= SWITCH_WINDOW and last.channel != channel
-    return context.model_copy(update=updates)
+        context.repeat = at - last.at <= REPEAT_WINDOW
+        context.channel_switch = at - last.at <= SWITCH_WINDOW and last.channel != channel
+    return context

@@ -200,6 +200,18 @@ async def _release(con: PoolConnection) -> None:
     con.failed = False
 
 
+#: What the pool's sessions set for themselves. ``jit: off``: the routing
+#: statements are short OLTP statements whose batched forms cross the JIT cost
+#: threshold, and compiling them again on every execution cost a stock
+#: PostgreSQL (JIT on by default) half its speed (docs/operations.md,
+#: Throughput). Reads that gain from JIT set it for their own transaction.
+SESSION_SETTINGS = {
+    "search_path": f"{SCHEMA},public",
+    "application_name": "omniroute",
+    "jit": "off",
+}
+
+
 async def connect_pool(url: str, settings: DatabaseSettings, *, wait: float = 60.0) -> asyncpg.Pool:
     """A pool on ``url``, retrying with backoff for up to ``wait`` seconds at start-up."""
     delay, waited = 0.2, 0.0
@@ -214,10 +226,7 @@ async def connect_pool(url: str, settings: DatabaseSettings, *, wait: float = 60
                 init=_init_connection,
                 reset=_release,
                 connection_class=PoolConnection,
-                server_settings={
-                    "search_path": f"{SCHEMA},public",
-                    "application_name": "omniroute",
-                },
+                server_settings=SESSION_SETTINGS,
             )
             return pool
         except (*UNAVAILABLE, asyncpg.exceptions.InvalidCatalogNameError) as exc:

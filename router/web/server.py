@@ -200,8 +200,11 @@ def reading(settings: Settings, connections: Connections) -> Middleware:
                         ],
                     )
                 try:
-                    async with asyncio.timeout(timeout):
-                        await request.read()  # kept by the request for the handler
+                    if request.content.is_eof():  # arrived with the headers: no timer needed
+                        await request.read()
+                    else:
+                        async with asyncio.timeout(timeout):
+                            await request.read()  # kept by the request for the handler
                 except TimeoutError:
                     connections.metrics.client_timeouts.labels(phase="body").inc()
                     raise RequestTimeout(
