@@ -28,6 +28,8 @@ from typing import Any, Literal
 import asyncpg
 import orjson
 
+from router.store.listing import keyset_page
+
 #: The channel the dispatchers listen on (the trigger of migration 0016 notifies it).
 CHANNEL = "omniroute_deliveries"
 
@@ -245,25 +247,13 @@ async def page(
 ) -> list[Delivery]:
     """Up to ``limit`` rows, newest first, after the keyset ``after`` (only the
     events of ``contact_id``, when given)."""
-    where: list[str] = []
-    args: list[Any] = []
-    if status is not None:
-        args.append(status)
-        where.append(f"status = ${len(args)}")
-    if destination is not None:
-        args.append(destination)
-        where.append(f"destination = ${len(args)}")
-    if contact_id is not None:
-        args.append(contact_id)
-        where.append(f"contact_id = ${len(args)}")
-    if after is not None:
-        args += list(after)
-        where.append(f"(created_at, delivery_id) < (${len(args) - 1}, ${len(args)})")
-    args.append(limit)
-    sql = f"SELECT {_LISTED} FROM deliveries"
-    if where:
-        sql += " WHERE " + " AND ".join(where)
-    sql += f" ORDER BY created_at DESC, delivery_id DESC LIMIT ${len(args)}"
+    sql, args = keyset_page(
+        f"SELECT {_LISTED} FROM deliveries",
+        equal={"status": status, "destination": destination, "contact_id": contact_id},
+        key=("created_at", "delivery_id"),
+        after=after,
+        limit=limit,
+    )
     return [Delivery(*row) for row in await con.fetch(sql, *args)]
 
 

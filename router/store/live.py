@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import orjson
 
+from router.store.listing import keyset_page
+
 if TYPE_CHECKING:
     from router.store.lifecycle import StepApplied
 
@@ -198,23 +200,17 @@ async def contacts(
 ) -> list[LiveContact]:
     """Up to ``limit`` open contacts in ``state``, the longest waiting first,
     after the keyset ``after`` (received_at, contact_id)."""
-    args: list[Any] = [state]
-    where = ["o.state = $1"]
-    for column, value in (("queue", queue), ("channel", channel)):
-        if value is not None:
-            args.append(value)
-            where.append(f"o.{column} = ${len(args)}")
-    if after is not None:
-        args += list(after)
-        where.append(f"(o.received_at, o.contact_id) > (${len(args) - 1}, ${len(args)})")
-    args.append(limit)
-    sql = f"""SELECT {_LIVE_COLUMNS}
-                FROM open_contacts o
-                LEFT JOIN contacts c
-                  ON c.contact_id = o.contact_id AND c.received_at = o.received_at
-               WHERE {" AND ".join(where)}
-               ORDER BY o.received_at, o.contact_id
-               LIMIT ${len(args)}"""
+    sql, args = keyset_page(
+        f"""SELECT {_LIVE_COLUMNS}
+              FROM open_contacts o
+              LEFT JOIN contacts c
+                ON c.contact_id = o.contact_id AND c.received_at = o.received_at""",
+        equal={"o.state": state, "o.queue": queue, "o.channel": channel},
+        key=("o.received_at", "o.contact_id"),
+        after=after,
+        limit=limit,
+        descending=False,
+    )
     return [LiveContact(*row) for row in await con.fetch(sql, *args)]
 
 

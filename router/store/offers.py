@@ -33,6 +33,7 @@ from router.assignment import Agent, Pair, Policy, Waiting
 from router.models import CHANNELS, uuid7
 from router.store import agent_work, deliveries, events, lifecycle
 from router.store.deliveries import Outgoing
+from router.store.listing import keyset_page
 
 #: Waiting contacts read per queue in a round: this many per agent that may
 #: take work, and this many more (up to the caller's limit).
@@ -483,24 +484,14 @@ async def page(
     limit: int,
 ) -> list[Offer]:
     """Offers newest first, of one agent and one status when given."""
-    args: list[Any] = []
-    where = []
-    if agent is not None:
-        args.append(agent)
-        where.append(f"agent_id = ${len(args)}")
-    if status is not None:
-        args.append(status)
-        where.append(f"status = ${len(args)}")
-    if before is not None:
-        args += list(before)
-        where.append(f"(offered_at, offer_id) < (${len(args) - 1}, ${len(args)})")
-    args.append(limit)
-    rows = await pool.fetch(
-        f"SELECT {_OFFER_COLUMNS} FROM offers"
-        f" {'WHERE ' + ' AND '.join(where) if where else ''}"
-        f" ORDER BY offered_at DESC, offer_id DESC LIMIT ${len(args)}",
-        *args,
+    sql, args = keyset_page(
+        f"SELECT {_OFFER_COLUMNS} FROM offers",
+        equal={"agent_id": agent, "status": status},
+        key=("offered_at", "offer_id"),
+        after=before,
+        limit=limit,
     )
+    rows = await pool.fetch(sql, *args)
     return [Offer(*r) for r in rows]
 
 
