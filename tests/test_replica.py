@@ -124,6 +124,10 @@ async def replaying(standby_pair: StandbyPair) -> AsyncIterator[None]:
 
 
 async def test_history_export_and_summary_read_the_replica(standby_pair: StandbyPair) -> None:
+    # the schema first, replayed on the standby before the app below opens
+    # its replica sessions (this is the module's first app)
+    async with app(standby_pair) as api:
+        await caught_up(api)
     async with app(standby_pair, max_lag_seconds=600) as api:
         customer = person()
         first = await routed(api, "chat", customer=customer)
