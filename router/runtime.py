@@ -23,7 +23,7 @@ import structlog
 
 import adapters
 from adapters.base import Adapter, AdapterSpec
-from router.assigner import Assigner, policies
+from router.assigner import Assigner
 from router.errors import (
     ConfigError,
     PublishConflict,
@@ -318,7 +318,8 @@ async def _apply_steps(rt: Runtime) -> None:
     outbox = rt.destinations.steps if rt.destinations else None
     while True:
         applied = await rt.store.lifecycle.apply_due_steps(limit=batch, outbox=outbox)
-        if applied and any(s.after.queue in policies(rt.rules.active) for s in applied):
+        assigned = rt.rules.active.assigned
+        if any(s.after.queue in assigned for s in applied):
             await rt.store.offers.wake()  # no waiting for the assigners' sweep
         for step in applied:
             rt.metrics.overflow_step(step)

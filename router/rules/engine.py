@@ -131,6 +131,8 @@ class Ruleset:
         self.sources = sources
         self.warnings = warnings
         self.queues = queues
+        #: the queues omniroute assigns to agents (declared with ``assign:``)
+        self.assigned = frozenset(name for name, q in queues.items() if q.assign is not None)
         self.calendars = calendars
         self.defaults = defaults
         self.timezone = timezone
