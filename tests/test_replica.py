@@ -114,6 +114,22 @@ async def caught_up(api: Api) -> None:
     )
 
 
+async def migrations(url: str) -> int:
+    con = await asyncpg.connect(url)
+    try:
+        found: int = await con.fetchval("SELECT count(*) FROM omniroute.schema_migrations")
+        return found
+    finally:
+        await con.close()
+
+
+async def schema_replayed(pair: StandbyPair) -> None:
+    """The standby holds every migration the primary ran (read on the standby
+    itself, not through the app's lag measurement)."""
+    applied = await migrations(pair.primary.url)
+    await eventually(lambda: migrations(pair.standby.url), lambda n: n == applied, timeout=30)
+
+
 @pytest.fixture(autouse=True)
 async def replaying(standby_pair: StandbyPair) -> AsyncIterator[None]:
     """Every test starts and ends with the standby up and replaying."""
@@ -128,6 +144,7 @@ async def test_history_export_and_summary_read_the_replica(standby_pair: Standby
     # its replica sessions (this is the module's first app)
     async with app(standby_pair) as api:
         await caught_up(api)
+    await schema_replayed(standby_pair)
     async with app(standby_pair, max_lag_seconds=600) as api:
         customer = person()
         first = await routed(api, "chat", customer=customer)
