@@ -206,6 +206,9 @@ class Dispatcher:
         claimed = 0
         now = time.time()
         for lane in self._lanes.values():
+            # rows claimed while a pause began wait in the queue: a pause
+            # that ends starts them (the probe) without a new claim
+            self._start(lane)
             limit = lane.wanted(now)
             if limit <= 0:
                 continue
