@@ -438,6 +438,8 @@ async def _expire(store: Store, months: int) -> None:
             default_rows=report.default_rows,
             keys=report.keys,
             events=report.events,
+            offers=report.offers,
+            open_closed=report.open_closed,
         )
 
 
