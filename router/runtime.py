@@ -282,6 +282,7 @@ def _schedule(rt: Runtime) -> None:
         lambda: rt.rules.active,
         rt.settings.agents,
         outbox=rt.destinations.offered if rt.destinations else None,
+        metrics=rt.metrics,
     )
     jobs.watch("assignment", assigner.run)
     if store.replica.configured:
