@@ -45,12 +45,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
-import os
 import random
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -63,30 +59,23 @@ from typing import Any
 import aiohttp
 import asyncpg
 import orjson
-import structlog
 import yaml
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from common import percentile, postgres_server, scratch_database  # noqa: E402
-from load import (  # noqa: E402
-    CHANNELS,
-    SECRET,
-    Population,
-    drive,
-    free_port,
-    payload,
-    stop,
-    wait_ready,
+from common import (
+    ROOT,
+    connect,
+    percentile,
+    postgres_server,
+    quiet_logs,
+    scratch_database,
+    send_at_rate,
+    serving,
+    waiting_record,
 )
+from load import CHANNELS, drive
 
-from adapters.generic import sign  # noqa: E402
-from router.models import Contact, CustomerContext, Decision, uuid7  # noqa: E402
-from router.settings import SCOPES  # noqa: E402
-from router.store import DatabaseSettings, NewRecord, open_store  # noqa: E402
-from router.store import records as stored_records  # noqa: E402
+from router.settings import SCOPES
+from router.store import DatabaseSettings, open_store
+from router.store import records as stored_records
 
 TOKEN = "bench-token-" + uuid.uuid4().hex
 HEADERS = {"Authorization": f"Bearer {TOKEN}"}
@@ -124,34 +113,12 @@ def queues_and_skills() -> dict[str, list[str]]:
 
 @asynccontextmanager
 async def servers(database_url: str, workdir: Path) -> AsyncIterator[dict[str, str]]:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("DATABASE_URL", None)
-    procs = {}
-    urls = {}
-    try:
-        folders = {True: rules(workdir, True), False: rules(workdir, False)}
-        for side in ("assign", "plain", "desk"):
-            port = free_port()
-            config = {
-                "http": {"host": "127.0.0.1", "port": port},
-                "database": {"url": database_url, "pool_max": 20},
-                "rules": {"paths": [str(folders[side != "plain"])], "watch": False},
-                "adapters": [{"name": c, "kind": c, "secrets": [SECRET]} for c in CHANNELS],
-                "api": {"tokens": [{"name": "bench", "token": TOKEN, "scopes": list(SCOPES)}]},
-                "log": {"level": "error", "format": "json"},
-            }
-            path = workdir / f"omniroute-{side}.yaml"
-            path.write_bytes(orjson.dumps(config))
-            cmd = [sys.executable, "-m", "router.commands.cli", "serve", "--config", str(path)]
-            log = (workdir / f"omniroute-{side}.log").open("ab")
-            procs[side] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-            urls[side] = f"http://127.0.0.1:{port}"
-        for side, proc in procs.items():
-            await wait_ready(urls[side], proc)
-        yield urls
-    finally:
-        for proc in procs.values():
-            stop(proc)
+    """``assign`` and ``desk`` with every queue assigned, ``plain`` as shipped."""
+    api = {"tokens": [{"name": "bench", "token": TOKEN, "scopes": list(SCOPES)}]}
+    folders = {True: rules(workdir, True), False: rules(workdir, False)}
+    sides = {side: (folders[side != "plain"], {"api": api}) for side in ("assign", "plain", "desk")}
+    async with serving(database_url, sides, workdir) as started:
+        yield {name: server.url for name, server in started.items()}
 
 
 class Sampler:
@@ -162,7 +129,7 @@ class Sampler:
         self.done = asyncio.Event()
 
     async def run(self) -> None:
-        con = await asyncpg.connect(self.url, server_settings={"search_path": "omniroute"})
+        con = await connect(self.url)
         try:
             while not self.done.is_set():
                 self.over += await con.fetchval(BROKEN)
@@ -186,26 +153,14 @@ async def seed(database_url: str, args: argparse.Namespace) -> None:
             batch = []
             for n in range(first, min(first + 1000, args.waiting)):
                 queue = names[n % len(names)]
-                channel = CHANNELS[n % len(CHANNELS)]
-                when = at + timedelta(milliseconds=n)
                 batch.append(
-                    NewRecord(
-                        contact_id=uuid7(when),
-                        received_at=when,
-                        adapter=channel,
-                        contact=Contact(channel=channel, provider="generic", external_id=f"w{n}"),
-                        customer_id=None,
-                        context=CustomerContext(customer_id=uuid7(when), known=False),
-                        decision=Decision(
-                            queue=queue,
-                            priority=n % 100,
-                            skills=tuple(queues[queue]),
-                            rule="bench",
-                            ruleset="bench",
-                        ),
-                        trace=None,
-                        timings={"total_ms": 1.0},
-                        lifetime=86400,
+                    waiting_record(
+                        f"w{n}",
+                        at + timedelta(milliseconds=n),
+                        queue=queue,
+                        channel=CHANNELS[n % len(CHANNELS)],
+                        skills=queues[queue],
+                        priority=n % 100,
                         assign=True,
                     )
                 )
@@ -304,38 +259,6 @@ async def fill(con: asyncpg.Connection, args: argparse.Namespace) -> None:
     )
 
 
-async def arrive(url: str, rate: float, seconds: float, run: str) -> list[float]:
-    population, rng = Population(0.2), random.Random(5)
-    latencies: list[float] = []
-    connector = aiohttp.TCPConnector(limit=256)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def one(n: int) -> None:
-            channel = CHANNELS[n % len(CHANNELS)]
-            body = orjson.dumps(payload(channel, population.customer(), run, rng))
-            headers = {
-                "Content-Type": "application/json",
-                "X-Omniroute-Signature": sign(body, SECRET, int(time.time())),
-            }
-            t0 = time.perf_counter()
-            async with session.post(
-                f"{url}/v1/webhooks/{channel}", data=body, headers=headers
-            ) as r:
-                await r.read()
-                if r.status == 200:
-                    latencies.append(time.perf_counter() - t0)
-
-        t0 = time.perf_counter()
-        tasks = []
-        for n in range(int(rate * seconds)):
-            delay = t0 + n / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(n)))
-        await asyncio.gather(*tasks)
-    return latencies
-
-
 FREED_TO_OFFER = """
 SELECT extract(epoch FROM (SELECT min(o.offered_at) FROM offers o
                             WHERE o.agent_id = c.agent AND o.offered_at >= l.at) - l.at)
@@ -349,7 +272,8 @@ async def steady(con: asyncpg.Connection, urls: dict[str, str], args: argparse.N
     since = await con.fetchval("SELECT now()")
     offers0 = await con.fetchval("SELECT count(*) FROM offers")
     t0 = time.perf_counter()
-    latencies = await arrive(urls["assign"], args.rate, args.seconds, uuid.uuid4().hex[:6])
+    sent = await send_at_rate(urls["assign"], args.rate, args.seconds, uuid.uuid4().hex[:6])
+    latencies = sent.latencies
     seconds = time.perf_counter() - t0
     offers = await con.fetchval("SELECT count(*) FROM offers") - offers0
     rows = await con.fetch(FREED_TO_OFFER, since)
@@ -398,7 +322,7 @@ async def run(database_url: str, args: argparse.Namespace) -> None:
     await seed(database_url, args)
     workdir = Path(tempfile.mkdtemp(prefix="omniroute-assign-"))
     print(f"server logs in {workdir}", flush=True)
-    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
+    con = await connect(database_url)
     sampler = Sampler(database_url)
     sampling = asyncio.create_task(sampler.run())
     try:
@@ -490,8 +414,7 @@ async def main() -> None:
         "--direct", type=int, default=200, help="freed agents timed without HTTP (0: none)"
     )
     args = p.parse_args()
-    logging.basicConfig(level=logging.ERROR)
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
+    quiet_logs()
     async with postgres_server(args.database_url) as base, scratch_database(base) as url:
         await run(url, args)
 

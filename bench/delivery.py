@@ -43,7 +43,6 @@ import contextlib
 import logging
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -57,30 +56,24 @@ from typing import Any
 import aiohttp
 import asyncpg
 import orjson
-import structlog
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-
-from common import percentile, postgres_server, scratch_database  # noqa: E402
-from load import (  # noqa: E402
-    CHANNELS,
-    SECRET,
-    Population,
-    drive,
-    free_port,
-    payload,
-    start,
-    stop,
-    tree_cpu_seconds,
-    wait_ready,
+from common import (
+    ROOT,
+    Sent,
+    Server,
+    connect,
+    percentile,
+    postgres_server,
+    quiet_logs,
+    scratch_database,
+    send_at_rate,
+    serving,
+    waiting_record,
 )
+from load import drive, free_port, start, stop, tree_cpu_seconds, wait_ready
 
-from adapters.generic import sign  # noqa: E402
-from router.models import Contact, CustomerContext, Decision, OverflowStep, uuid7  # noqa: E402
-from router.store import DatabaseSettings, NewRecord, open_store  # noqa: E402
-from router.store import records as stored_records  # noqa: E402
+from router.models import OverflowStep
+from router.store import DatabaseSettings, NewRecord, open_store
+from router.store import records as stored_records
 
 PARTS = ("throughput", "lag", "steps", "drain")
 
@@ -125,36 +118,11 @@ async def arrivals(url: str) -> list[tuple[str, float]]:
 # -- servers -----------------------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    name: str
-    url: str
-    proc: subprocess.Popen[bytes]
-
-
-def config(workdir: Path, port: int, database_url: str, dest: str | None, concurrency: int) -> Path:
-    """As ``bench/load.py`` configures omniroute, with the destination if any."""
-    settings: dict[str, Any] = {
-        "http": {"host": "127.0.0.1", "port": port},
-        "database": {"url": database_url, "pool_max": 20},
-        "rules": {"paths": [str(ROOT / "rules")], "watch": False},
-        "adapters": [{"name": c, "kind": c, "secrets": [SECRET]} for c in CHANNELS],
-        "log": {"level": "error", "format": "json"},
-    }
-    if dest is not None:
-        secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
-        settings["destinations"] = [
-            {
-                "name": "bench",
-                "kind": "webhook",
-                "url": dest,
-                "secrets": [secret],
-                "concurrency": concurrency,
-            }
-        ]
-    path = workdir / f"omniroute-{port}.yaml"
-    path.write_bytes(orjson.dumps(settings))
-    return path
+def destination(url: str, concurrency: int) -> dict[str, Any]:
+    """The settings of a ``webhook`` destination pointing at the receiver."""
+    secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    hook = {"name": "bench", "kind": "webhook", "url": url, "secrets": [secret]}
+    return {"destinations": [{**hook, "concurrency": concurrency}]}
 
 
 @contextlib.asynccontextmanager
@@ -163,21 +131,12 @@ async def servers(
 ) -> AsyncIterator[dict[str, Server]]:
     """``on`` (a destination: the receiver) and ``off`` (none), both serving."""
     workdir = Path(tempfile.mkdtemp(prefix="omniroute-delivery-"))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("DATABASE_URL", None)
-    started: dict[str, Server] = {}
-    try:
-        for name, dest in (("on", f"{receiver}/hook"), ("off", None)):
-            port = free_port()
-            path = config(workdir, port, database_url, dest, concurrency)
-            cmd = [sys.executable, "-m", "router.commands.cli", "serve", "--config", str(path)]
-            started[name] = Server(name, f"http://127.0.0.1:{port}", start(cmd, env))
-        for s in started.values():
-            await wait_ready(s.url, s.proc)
+    sides = {
+        "on": (ROOT / "rules", destination(f"{receiver}/hook", concurrency)),
+        "off": (ROOT / "rules", {}),
+    }
+    async with serving(database_url, sides, workdir) as started:
         yield started
-    finally:
-        for s in started.values():
-            stop(s.proc)
 
 
 async def pending(con: asyncpg.Connection) -> int:
@@ -213,7 +172,7 @@ async def throughput(database_url: str, args: argparse.Namespace) -> None:
     receiver_port = free_port()
     receiver = start([sys.executable, __file__, "--receiver", str(receiver_port)])
     receiver_url = f"http://127.0.0.1:{receiver_port}"
-    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
+    con = await connect(database_url)
     rounds: list[Round] = []
     run = uuid.uuid4().hex[:6]
     try:
@@ -280,59 +239,20 @@ async def throughput(database_url: str, args: argparse.Namespace) -> None:
 # -- part 2: commit to delivery lag at a fixed rate --------------------------------------
 
 
-async def fixed_rate(url: str, rate: float, seconds: float, run: str) -> tuple[int, int, float]:
-    """Send ``rate`` contacts/s for ``seconds`` (open loop): (answered 200,
-    errors, achieved rate)."""
-    import random
-
-    population, rng = Population(0.2), random.Random(5)
-    total = int(rate * seconds)
-    ok = errors = 0
-    connector = aiohttp.TCPConnector(limit=512)
-    async with aiohttp.ClientSession(connector=connector) as session:
-
-        async def one(n: int) -> None:
-            nonlocal ok, errors
-            channel = CHANNELS[n % len(CHANNELS)]
-            body = orjson.dumps(payload(channel, population.customer(), run, rng))
-            headers = {
-                "Content-Type": "application/json",
-                "X-Omniroute-Signature": sign(body, SECRET, int(time.time())),
-            }
-            try:
-                async with session.post(
-                    f"{url}/v1/webhooks/{channel}", data=body, headers=headers
-                ) as r:
-                    await r.read()
-                    ok, errors = (ok + 1, errors) if r.status == 200 else (ok, errors + 1)
-            except aiohttp.ClientError:
-                errors += 1
-
-        t0 = time.perf_counter()
-        tasks = []
-        for n in range(total):
-            delay = t0 + n / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(n)))
-        await asyncio.gather(*tasks)
-        return ok, errors, total / (time.perf_counter() - t0)
-
-
 async def lag(database_url: str, args: argparse.Namespace) -> None:
     receiver_port = free_port()
     receiver = start([sys.executable, __file__, "--receiver", str(receiver_port)])
     receiver_url = f"http://127.0.0.1:{receiver_port}"
-    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
+    con = await connect(database_url)
     try:
         await wait_ready(receiver_url, receiver)
         async with servers(database_url, receiver_url, args.concurrency) as srv:
             on = srv["on"]
             for rate in args.rate:
-                await fixed_rate(on.url, rate, 2, uuid.uuid4().hex[:6])
+                await send_at_rate(on.url, rate, 2, uuid.uuid4().hex[:6])
                 await drained(con)
                 await arrivals(receiver_url)
-                sent = await fixed_rate(on.url, rate, args.lag_seconds, uuid.uuid4().hex[:6])
+                sent = await send_at_rate(on.url, rate, args.lag_seconds, uuid.uuid4().hex[:6])
                 await drained(con)
                 await lag_report(con, rate, sent, await arrivals(receiver_url), args)
     finally:
@@ -343,11 +263,11 @@ async def lag(database_url: str, args: argparse.Namespace) -> None:
 async def lag_report(
     con: asyncpg.Connection,
     rate: float,
-    sent: tuple[int, int, float],
+    sent: Sent,
     seen: list[tuple[str, float]],
     args: argparse.Namespace,
 ) -> None:
-    ok, errors, achieved = sent
+    ok, errors, achieved = sent.ok, sent.errors, sent.rate
     first: dict[str, float] = {}
     for delivery_id, at in seen:
         first.setdefault(delivery_id, at)
@@ -385,25 +305,13 @@ def waiting(n: int, at: datetime) -> NewRecord:
         OverflowStep(after_seconds=60, queue="general", drop_skills=("vip",), priority=60),
         OverflowStep(after_seconds=3600, priority=80),
     )
-    return NewRecord(
-        contact_id=uuid7(at),
-        received_at=at,
-        adapter="chat",
-        contact=Contact(channel="chat", provider="generic", external_id=f"steps-{n}"),
-        customer_id=None,
-        context=CustomerContext(customer_id=uuid7(at), known=False),
-        decision=Decision(
-            queue="chat-general",
-            priority=50,
-            skills=("chat", "vip"),
-            sla_seconds=60,
-            overflow=steps,
-            rule="bench",
-            ruleset="bench",
-        ),
-        trace=None,
-        timings={"total_ms": 1.0},
-        lifetime=86400,
+    return waiting_record(
+        f"steps-{n}",
+        at,
+        queue="chat-general",
+        skills=("chat", "vip"),
+        sla_seconds=60,
+        overflow=steps,
     )
 
 
@@ -447,22 +355,17 @@ async def drain(database_url: str, args: argparse.Namespace) -> None:
     settings = DatabaseSettings(url=database_url, pool_max=2)
     async with open_store(settings):  # the schema
         pass
-    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
+    con = await connect(database_url)
     receiver_port = free_port()
     receiver = start([sys.executable, __file__, "--receiver", str(receiver_port)])
     receiver_url = f"http://127.0.0.1:{receiver_port}"
     workdir = Path(tempfile.mkdtemp(prefix="omniroute-drain-"))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("DATABASE_URL", None)
     try:
         await wait_ready(receiver_url, receiver)
-        port = free_port()
-        path = config(workdir, port, database_url, f"{receiver_url}/hook", args.concurrency)
-        cmd = [sys.executable, "-m", "router.commands.cli", "serve", "--config", str(path)]
         t0 = time.perf_counter()
-        proc = start(cmd, env)
-        try:
-            await wait_ready(f"http://127.0.0.1:{port}", proc)
+        sides = {"on": (ROOT / "rules", destination(f"{receiver_url}/hook", args.concurrency))}
+        async with serving(database_url, sides, workdir) as started:
+            proc = started["on"].proc
             cpu0, t1 = tree_cpu_seconds(proc.pid), time.perf_counter()
             # an event as routing writes it (about 600 bytes of JSON)
             await con.execute(
@@ -484,8 +387,6 @@ async def drain(database_url: str, args: argparse.Namespace) -> None:
             await drained(con, timeout=600)
             seconds = time.perf_counter() - t1
             cpu = tree_cpu_seconds(proc.pid) - cpu0
-        finally:
-            stop(proc)
         got = len({i for i, _ in await arrivals(receiver_url)})
     finally:
         await con.close()
@@ -523,8 +424,7 @@ async def main() -> None:
     p.add_argument("--batch", type=int, default=500, help="rows per statement (lifecycle.batch)")
     p.add_argument("--drain", type=int, default=20_000, help="outbox events to drain")
     args = p.parse_args()
-    level = structlog.make_filtering_bound_logger(logging.WARNING)
-    structlog.configure(wrapper_class=level)  # no migration lines
+    quiet_logs(logging.WARNING)  # no migration lines
     parts = args.parts.split(",")
     async with postgres_server(args.database_url) as base:
         where = "embedded PostgreSQL" if not args.database_url else "PostgreSQL at the URL"

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import Counter
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from functools import partial
@@ -26,6 +27,7 @@ import structlog
 from router.assignment import Agent, Aging, Pair, Policy, Waiting, choose
 from router.errors import StoreUnavailable
 from router.jobs import keep_listening
+from router.metrics import Metrics
 from router.models import CHANNELS
 from router.rules import Ruleset
 from router.settings import AgentSettings
@@ -65,10 +67,12 @@ class Assigner:
         settings: AgentSettings,
         *,
         outbox: OfferedOutbox | None = None,
+        metrics: Metrics | None = None,
         sweep: float = SWEEP_SECONDS,
         limit: int = ROUND_LIMIT,
     ) -> None:
         self._store = store
+        self._metrics = metrics
         self._ruleset = ruleset
         self._settings = settings
         self._outbox = outbox
@@ -147,8 +151,13 @@ class Assigner:
         run at the latest."""
         now = datetime.now(UTC)
         if sweep or self._due is None or self._due <= now:
-            while len(await self._store.offers.expire_due(limit=self._limit)) >= self._limit:
-                pass
+            while True:
+                expired = await self._store.offers.expire_due(limit=self._limit)
+                if self._metrics is not None:
+                    for offer in expired:
+                        self._metrics.offers(offer.queue, result="expired")
+                if len(expired) < self._limit:
+                    break
             self._due = await self._store.offers.next_expiry()
         made = False
         current = self.policies()
@@ -162,6 +171,9 @@ class Assigner:
                     smallest=self._smallest,
                     outbox=self._outbox,
                 )
+                if done.made and self._metrics is not None:
+                    for queue, n in Counter(m.queue for m in done.made).items():
+                        self._metrics.offers(queue, made=n)
                 if done.made:
                     log.info(
                         "offers_made",

@@ -19,6 +19,12 @@ ROUTING_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 #: commit of an event to its delivery).
 DELIVERY_LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 30.0, 300.0, 3600.0)
 
+#: Upper bounds, in seconds, of ``omniroute_assign_wait_seconds`` (from a
+#: contact's arrival to the acceptance of its offer: seconds to an hour).
+ASSIGN_WAIT_BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+#: What became of an offer, in ``omniroute_offers_decided_total{result}``.
+OFFER_RESULTS = ("accepted", "rejected", "expired")
+
 
 class Metrics:
     def __init__(self) -> None:
@@ -170,6 +176,25 @@ class Metrics:
             "1 while reporting reads go to the replica (not away, not lagging), else 0",
             registry=r,
         )
+        self.offers_made = Counter(
+            "omniroute_offers_made",
+            "Offers made to agents (assigned queues)",
+            ["queue"],
+            registry=r,
+        )
+        self.offers_decided = Counter(
+            "omniroute_offers_decided",
+            "Offers that ended, by result: accepted, rejected, expired (timed out)",
+            ["queue", "result"],
+            registry=r,
+        )
+        self.assign_wait = Histogram(
+            "omniroute_assign_wait_seconds",
+            "From a contact's arrival (routed) to its assignment (its offer accepted)",
+            ["queue"],
+            buckets=ASSIGN_WAIT_BUCKETS,
+            registry=r,
+        )
         for gauge in (self.replica_lag, self.replica_lag_bytes):
             gauge.set(float("nan"))
 
@@ -194,6 +219,13 @@ class Metrics:
         if histogram is None:
             histogram = self._latency[channel] = self.latency.labels(channel=channel)
         histogram.observe(seconds)
+
+    def offers(self, queue: str, *, made: int = 0, result: str | None = None) -> None:
+        """Offers made for a queue, or one that ended with ``result``."""
+        if made:
+            self.offers_made.labels(queue=queue).inc(made)
+        if result is not None:
+            self.offers_decided.labels(queue=queue, result=result).inc()
 
     def replica(self, status: ReplicaStatus) -> None:
         """The reporting replica's gauges, from its last measurement."""

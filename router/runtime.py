@@ -282,6 +282,7 @@ def _schedule(rt: Runtime) -> None:
         lambda: rt.rules.active,
         rt.settings.agents,
         outbox=rt.destinations.offered if rt.destinations else None,
+        metrics=rt.metrics,
     )
     jobs.watch("assignment", assigner.run)
     if store.replica.configured:
@@ -438,6 +439,8 @@ async def _expire(store: Store, months: int) -> None:
             default_rows=report.default_rows,
             keys=report.keys,
             events=report.events,
+            offers=report.offers,
+            open_closed=report.open_closed,
         )
 
 

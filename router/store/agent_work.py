@@ -161,3 +161,47 @@ async def close_offers(con: asyncpg.Connection, contact_ids: Sequence[uuid.UUID]
             [h.contact_id for h in held],
         )
     return held
+
+
+# the open rows of contacts whose records go (erasure, retention), each
+# logged for the live stream with the state it left and the agent it freed
+_END = """
+WITH gone AS (
+    DELETE FROM open_contacts o
+     USING unnest($1::uuid[], $2::text[]) AS u(contact_id, agent_id)
+     WHERE o.contact_id = u.contact_id
+    RETURNING o.contact_id, o.queue, o.channel, o.state, u.agent_id
+)
+INSERT INTO lifecycle_log (contact_id, kind, queue, channel, data)
+SELECT contact_id, $3, queue, channel,
+       jsonb_strip_nulls(jsonb_build_object('from', state, 'agent', agent_id))
+  FROM gone
+RETURNING contact_id
+"""
+
+
+async def end_open(
+    con: asyncpg.Connection, contact_ids: Sequence[uuid.UUID], *, kind: str
+) -> tuple[int, list[Held]]:
+    """Contacts whose records are erased or dropped leave the open set, in the
+    caller's transaction: their open rows are locked first (the lock order),
+    the work agents held on them is released (units freed, the assigners
+    woken) and their open offers cancelled, then the rows are deleted, each
+    logged as ``kind`` (``data``: the state it left, the agent it freed).
+    The contacts ended, and the work released."""
+    if not contact_ids:
+        return 0, []
+    locked = [
+        r["contact_id"]
+        for r in await con.fetch(
+            "SELECT contact_id FROM open_contacts WHERE contact_id = ANY($1::uuid[])"
+            " ORDER BY contact_id FOR UPDATE",
+            list(contact_ids),
+        )
+    ]
+    if not locked:
+        return 0, []
+    held = await close_offers(con, locked)
+    agent = {h.contact_id: h.agent_id for h in held}
+    ended = await con.fetch(_END, locked, [agent.get(c) for c in locked], kind)
+    return len(ended), held

@@ -112,6 +112,10 @@ class Decided:
     changed: bool
     #: accept: the outcome event recorded (the contact became ``assigned``)
     outcome: events.EventOutcome | None = None
+    #: accepted: seconds from the contact's arrival to the acceptance
+    waited: float | None = None
+    #: the offer was past its time: this call expired it (not changed)
+    expired: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,11 +397,15 @@ async def decide(
     offer has that id. An offer past its time cannot be accepted (it is
     expired here, as the timer would)."""
     async with pool.acquire() as con, con.transaction():
-        contact_id = await con.fetchval(
-            "SELECT contact_id FROM offers WHERE offer_id = $1", offer_id
+        found = await con.fetchrow(
+            """SELECT f.contact_id, o.received_at
+                 FROM offers f LEFT JOIN open_contacts o ON o.contact_id = f.contact_id
+                WHERE f.offer_id = $1""",
+            offer_id,
         )
-        if contact_id is None:
+        if found is None:
             return None
+        contact_id, received_at = found
         before = await lifecycle.lock_open(con, contact_id)  # the lock order: open row first
         status = "accepted" if accept else "rejected"
         row = await con.fetchrow(
@@ -418,7 +426,7 @@ async def decide(
         offer = Offer(*row)
         if offer.status != "accepted":
             await _reopen(con, [offer], "offer_rejected" if not accept else "offer_expired")
-            return Decided(offer, changed=offer.status == status)
+            return Decided(offer, changed=offer.status == status, expired=offer.status == "expired")
         await con.execute(
             "UPDATE agent_work SET state = 'assigned' WHERE offer_id = $1", offer.offer_id
         )
@@ -433,7 +441,9 @@ async def decide(
             data={"offer_id": str(offer.offer_id)},
             outbox=outbox,
         )
-        return Decided(offer, changed=True, outcome=outcome)
+        decided = offer.decided_at or offer.offered_at
+        waited = None if received_at is None else max(0.0, (decided - received_at).total_seconds())
+        return Decided(offer, changed=True, outcome=outcome, waited=waited)
 
 
 _DUE = """

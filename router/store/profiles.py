@@ -18,6 +18,7 @@ import orjson
 from router.errors import CustomerGone, UnknownCustomer
 from router.models import Identifier, uuid7
 from router.redaction import Person, needles, pattern, redact, redact_record
+from router.store import agent_work
 
 PROFILE_FIELDS = ("name", "tier", "language", "segment", "attributes")
 
@@ -433,6 +434,23 @@ async def erase(pool: asyncpg.Pool, *, actor: str, customer_id: uuid.UUID) -> di
             [k for k, _ in person.identifiers],
             [v for _, v in person.identifiers],
         )
+        # The person's open contacts end here, their open rows locked before
+        # the records (the lock order): an agent holding one is freed of it,
+        # an open offer of one is cancelled, the live log says ``erased``.
+        closed, held = await agent_work.end_open(
+            con,
+            [
+                r["contact_id"]
+                for r in await con.fetch(
+                    """SELECT o.contact_id FROM open_contacts o
+                         JOIN contacts c ON c.contact_id = o.contact_id
+                                        AND c.received_at = o.received_at
+                        WHERE c.customer_id = $1""",
+                    customer_id,
+                )
+            ],
+            kind="erased",
+        )
         anonymous = uuid.uuid4()
         contacts = await _count(
             con,
@@ -456,6 +474,14 @@ async def erase(pool: asyncpg.Pool, *, actor: str, customer_id: uuid.UUID) -> di
                 WHERE c.customer_id = $1 AND e.contact_id = c.contact_id""",
             anonymous,
         )
+        # the offers made for them: the explanation went by the person's
+        # context (the preferred agent is their last one): only the facts stay
+        await con.execute(
+            """UPDATE offers f SET explanation = '{"erased": true}'
+                 FROM contacts c
+                WHERE c.customer_id = $1 AND f.contact_id = c.contact_id""",
+            anonymous,
+        )
         # after the person's own records: they no longer carry any identifier
         redacted = await _redact_carriers(con, person)
         identities = await _count(con, "DELETE FROM identities WHERE customer_id = $1", customer_id)
@@ -474,6 +500,8 @@ async def erase(pool: asyncpg.Pool, *, actor: str, customer_id: uuid.UUID) -> di
             "contacts_anonymized": contacts,
             "contacts_redacted": redacted,
             "identities_deleted": identities,
+            "open_contacts_closed": closed,
+            "agents_released": len({h.agent_id for h in held}),
         }
         await _audit(con, actor, "erase", customer_id, details)
         return details

@@ -4,6 +4,12 @@ outcome events of their contacts in batches; delete expired rows that ended
 up in the default partition. The default partition itself is never dropped,
 and the hourly rollups (anonymous aggregates) are kept.
 
+A contact still open when its record goes (a lifetime longer than the
+retention) leaves the open set first, in a transaction of its own: an agent
+holding it is freed, its open offer cancelled, the live log says
+``dropped`` (``agent_work.end_open``). The offers made for the contacts go
+with their records.
+
 Keys go before their partition: a retried delivery of an expired contact in
 between is simply routed again, never answered from a record that is gone.
 One process at a time (advisory lock); a partition whose lock cannot be had
@@ -14,16 +20,20 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import asyncpg
 import structlog
+
+from router.store import agent_work
 
 log = structlog.get_logger("omniroute.retention")
 
 BATCH = 5000
 LOCK_TIMEOUT = "5s"
 _LOCK = 0x6F6D6E64  # "omnd"
+#: before any record
+_EPOCH = datetime(1, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +53,8 @@ class RetentionReport:
     default_rows: int = 0  # expired rows deleted (or found, in a dry run) in the default partition
     keys: int = 0
     events: int = 0
+    offers: int = 0  # offers of the records deleted
+    open_closed: int = 0  # contacts still open when their record went
 
 
 _PARTITIONS = r"""
@@ -97,10 +109,37 @@ WITH gone AS (
 ), events AS (
     DELETE FROM contact_events e USING gone WHERE e.contact_id = gone.contact_id
     RETURNING 1
+), offers AS (
+    DELETE FROM offers f USING gone WHERE f.contact_id = gone.contact_id
+    RETURNING 1
 )
 SELECT (SELECT count(*) FROM gone) AS rows, (SELECT count(*) FROM keys) AS keys,
-       (SELECT count(*) FROM events) AS events
+       (SELECT count(*) FROM events) AS events, (SELECT count(*) FROM offers) AS offers
 """
+
+# the open contacts of the records about to go: of a partition (by its
+# range), or of the default partition before the cutoff
+_OPEN_OF = """
+SELECT o.contact_id FROM open_contacts o JOIN {table} c
+    ON c.contact_id = o.contact_id AND c.received_at = o.received_at
+ WHERE o.received_at >= $1 AND o.received_at < $2
+"""
+
+
+async def _end_open(con: asyncpg.Connection, table: str, start: datetime, end: datetime) -> int:
+    """End the open contacts of ``table``'s records received in [start, end)."""
+    async with con.transaction():
+        ids = [r["contact_id"] for r in await con.fetch(_OPEN_OF.format(table=table), start, end)]
+        ended, _ = await agent_work.end_open(con, ids, kind="dropped")
+        return ended
+
+
+async def _delete_offers(con: asyncpg.Connection, table: str) -> int:
+    """Delete the offers made for the contacts of a partition about to go."""
+    status = await con.execute(
+        f"DELETE FROM offers f USING {table} c WHERE f.contact_id = c.contact_id"
+    )
+    return int(status.split()[-1])
 
 
 async def apply(
@@ -123,6 +162,8 @@ async def apply(
                 if dry_run:
                     report.dropped.append(p)
                     continue
+                report.open_closed += await _end_open(con, _ident(p.name), p.start, p.end)
+                report.offers += await _delete_offers(con, _ident(p.name))
                 report.events += await _delete_batches(con, "contact_events", p.start, p.end)
                 report.keys += await _delete_batches(con, "contact_keys", p.start, p.end)
                 try:
@@ -141,6 +182,7 @@ async def apply(
                         f"SELECT count(*) FROM {default} WHERE received_at < $1", cutoff
                     )
                 else:
+                    report.open_closed += await _end_open(con, default, _EPOCH, cutoff)
                     while True:
                         row = await con.fetchrow(
                             _DEFAULT_BATCH.format(default=default), cutoff, BATCH
@@ -148,6 +190,7 @@ async def apply(
                         report.default_rows += row["rows"]
                         report.keys += row["keys"]
                         report.events += row["events"]
+                        report.offers += row["offers"]
                         if row["rows"] < BATCH:
                             break
         finally:

@@ -55,6 +55,10 @@ async def _decide(request: web.Request, *, accept: bool) -> web.Response:
     )
     if done is None:
         raise NotFound(f"no offer {offer_id}", fields=[FieldError("id", "unknown offer")])
+    if done.changed or done.expired:
+        rt.metrics.offers(done.offer.queue, result=done.offer.status)
+    if done.waited is not None:
+        rt.metrics.assign_wait.labels(queue=done.offer.queue).observe(done.waited)
     if not done.changed:
         status = done.offer.status
         raise Conflict(

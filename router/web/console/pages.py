@@ -40,6 +40,8 @@ LIVE_KINDS = (
     "closed",
     "expired",
     "offered",
+    "erased",
+    "dropped",
 )
 #: Static files served, and their types.
 STATIC_FILES = {"console.js": "text/javascript", "console.css": "text/css"}

@@ -1,0 +1,306 @@
+"""Offers beyond the assignment itself (docs/agents.md): erasure and retention
+of a contact an agent holds free the agent, close its offer and leave nothing
+of the person in offers or agents' work; the offers' metrics on GET /metrics;
+GET /v1/offers pages read in an index's order. One app with its jobs on a
+database of this module; every test starts with no agents and nothing open."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from router import runtime
+from router.assigner import Assigner
+from router.store import retention
+from router.store.listing import keyset_page
+from tests.support import seed
+from tests.support.agents import BROKEN, load_of, put_agent
+from tests.support.api import Api
+from tests.support.apps import app_on, eventually
+from tests.support.examples import example, person, unique
+from tests.support.settings import SECRETS
+from tests.support.streams import open_stream
+
+RULES = """
+queues:
+  desk:
+    skills: [support]
+    assign: {mode: most_available, offer_timeout: 1m}
+  quick:
+    skills: [support]
+    assign: {mode: most_available, offer_timeout: 1s}
+  platform: {description: assigned by the platform}
+defaults: {queue: platform}
+rules:
+  - name: desk
+    when: {contact.attributes.q: desk}
+    route: {queue: desk}
+  - name: quick
+    when: {contact.attributes.q: quick}
+    route: {queue: quick}
+"""
+
+
+@pytest.fixture(scope="module")
+def rules_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("offers-rules")
+    (folder / "rules.yaml").write_text(RULES)
+    return folder
+
+
+@pytest.fixture(scope="module")
+async def app(own_database: str, rules_dir: Path) -> AsyncIterator[Api]:
+    # rounds run on notifications; the sweep is put out of the way, so a
+    # release that did not wake the assigners shows
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(runtime, "Assigner", partial(Assigner, sweep=30.0))
+        adapters = [{"name": n, "kind": n, "secrets": [s]} for n, s in SECRETS.items()]
+        async with app_on(
+            own_database,
+            rules={"paths": [str(rules_dir)], "watch": False},
+            adapters=adapters,
+        ) as api:
+            yield api
+
+
+@pytest.fixture
+async def db(own_database: str, app: Api) -> AsyncIterator[asyncpg.Pool]:
+    async with seed.pool(own_database) as pool:
+        await pool.execute("TRUNCATE agent_work, offers, agents; DELETE FROM open_contacts")
+        yield pool
+        assert await pool.fetch(BROKEN) == []
+
+
+async def arrive(api: Api, queue: str, customer: dict[str, str] | None = None) -> str:
+    payload = example(
+        "chat", id=unique("c"), attributes={"q": queue}, customer=customer or person()
+    )
+    response = await api.deliver("chat", payload)
+    assert response.status == 200, await response.text()
+    contact_id: str = (await response.json())["contacts"][0]["contact_id"]
+    return contact_id
+
+
+async def offers(api: Api, **params: str) -> list[dict[str, Any]]:
+    response = await api.get("/v1/offers", **params)
+    assert response.status == 200, await response.text()
+    found: list[dict[str, Any]] = (await response.json())["offers"]
+    return found
+
+
+async def offer_of(api: Api, contact_id: str, agent: str) -> dict[str, Any]:
+    """The agent's open offer of the contact, once made."""
+    found = await eventually(
+        lambda: offers(api, agent=agent, status="offered"),
+        lambda o: any(x["contact_id"] == contact_id for x in o),
+    )
+    return next(x for x in found if x["contact_id"] == contact_id)
+
+
+async def rows_about(db: asyncpg.Pool, ids: list[str]) -> dict[str, list[str]]:
+    """Every row of the offers, agents' work and open contacts of these contacts, as text."""
+    out = {}
+    for table in ("offers", "agent_work", "open_contacts"):
+        rows = await db.fetch(
+            f"SELECT t::text AS row FROM {table} t WHERE contact_id = ANY($1::uuid[])", ids
+        )
+        out[table] = [r["row"] for r in rows]
+    return out
+
+
+async def test_erasure_frees_the_agent_and_closes_the_offers(app: Api, db: asyncpg.Pool) -> None:
+    await put_agent(db, "ann", skills={"support": 1}, capacity=102)  # three chats
+    who = {**person(), "name": f"Eve Erased {unique('n')}"}
+    needles = [who["email"], who["visitor_id"], who["name"]]
+    assigned = await arrive(app, "desk", who)
+    taken = await offer_of(app, assigned, "ann")
+    await app.json("POST", f"/v1/offers/{taken['offer_id']}/accept")
+    offered = await arrive(app, "desk", who)
+    held = await offer_of(app, offered, "ann")
+    other = await arrive(app, "desk")  # another customer's, the third chat
+    kept = await offer_of(app, other, "ann")
+    later = await arrive(app, "desk")  # no room left: it waits
+    assert (await load_of(db, "ann"))["load_units"] == 102
+    customer_id = (await app.json("GET", f"/v1/contacts/{assigned}"))["customer_id"]
+    stream = await open_stream(app)
+    try:
+        erased = await app.json("DELETE", f"/v1/customers/{customer_id}")
+        assert erased["open_contacts_closed"] == 2 and erased["agents_released"] == 1
+
+        # the live stream: each contact leaves, with the state it left and the agent freed
+        events = await stream.until(lambda e: e["kind"] == "erased" and e["contact_id"] == offered)
+    finally:
+        stream.response.close()
+    gone = {e["contact_id"]: e for e in events if e["kind"] == "erased"}
+    assert {c: (e["data"], e["queue"]) for c, e in gone.items()} == {
+        assigned: ({"from": "assigned", "agent": "ann"}, "desk"),
+        offered: ({"from": "waiting", "agent": "ann"}, "desk"),
+    }
+    text = orjson.dumps(events).decode().lower()
+    assert [n for n in needles if n.lower() in text] == []
+
+    # the freed units go to the contact that waited, at once (no sweep)
+    assert (await offer_of(app, later, "ann"))["contact_id"] == later
+    load = await load_of(db, "ann")
+    assert load["load_units"] == 68 == load["held"] and load["by_channel"] == {"chat": 2}
+    statuses = {o["contact_id"]: o["status"] for o in await offers(app, agent="ann")}
+    assert statuses == {
+        assigned: "accepted",
+        offered: "cancelled",
+        other: "offered",
+        later: "offered",
+    }
+    late = await app.send("POST", f"/v1/offers/{held['offer_id']}/accept")
+    assert late.status == 409
+    # nothing of the person stays in offers or agents' work; the other's offer is untouched
+    rows = await rows_about(db, [assigned, offered])
+    assert rows["agent_work"] == [] and rows["open_contacts"] == []
+    assert len(rows["offers"]) == 2
+    assert [n for n in needles if n.lower() in "".join(rows["offers"]).lower()] == []
+    explained = await db.fetch(
+        "SELECT contact_id::text, explanation::text FROM offers WHERE agent_id = 'ann'"
+    )
+    by_contact = {r["contact_id"]: orjson.loads(r["explanation"]) for r in explained}
+    assert by_contact[assigned] == by_contact[offered] == {"erased": True}
+    assert by_contact[other]["chosen"]["agent"] == "ann" == kept["agent"]
+    # the records stay, anonymous; their outcome is left as the platform reported it
+    record = await app.json("GET", f"/v1/contacts/{assigned}")
+    assert record["agent"] == "ann" and record["lifecycle"] == {"state": None}
+
+
+async def test_retention_frees_the_agent_and_drops_the_offers(app: Api, db: asyncpg.Pool) -> None:
+    await put_agent(db, "bea", skills={"support": 1})
+    first = await arrive(app, "desk")
+    accepted = await offer_of(app, first, "bea")
+    await app.json("POST", f"/v1/offers/{accepted['offer_id']}/accept")
+    second = await arrive(app, "desk")
+    await offer_of(app, second, "bea")
+    assert (await load_of(db, "bea"))["load_units"] == 68
+    # both were received long ago (a lifetime longer than the retention)
+    old = datetime(1991, 1, 10, 12, tzinfo=UTC)
+    assert await db.fetchval("SELECT ensure_partitions('1991-01-15', 1)") >= 0
+    for table in ("contacts", "open_contacts", "contact_keys", "contact_events"):
+        await db.execute(
+            f"UPDATE {table} SET received_at = $2 WHERE contact_id = ANY($1::uuid[])",
+            [first, second],
+            old,
+        )
+    since = await db.fetchval("SELECT max(id) FROM lifecycle_log")
+    report = await retention.apply(db, datetime(1991, 2, 1, tzinfo=UTC))
+    assert report is not None and "contacts_1991_01" in [p.name for p in report.dropped]
+    assert report.open_closed == 2 and report.offers == 2
+
+    load = await load_of(db, "bea")
+    assert load["load_units"] == 0 == load["held"] and load["by_channel"] == {"chat": 0}
+    rows = await rows_about(db, [first, second])
+    assert rows == {"offers": [], "agent_work": [], "open_contacts": []}
+    logged = await db.fetch(
+        """SELECT contact_id::text, data::text FROM lifecycle_log
+            WHERE id > $1 AND kind = 'dropped' ORDER BY contact_id""",
+        since,
+    )
+    assert {r["contact_id"]: orjson.loads(r["data"]) for r in logged} == {
+        first: {"from": "assigned", "agent": "bea"},
+        second: {"from": "waiting", "agent": "bea"},
+    }
+    assert (await app.send("GET", f"/v1/contacts/{first}")).status == 404
+    # the agent takes new work
+    nxt = await arrive(app, "desk")
+    assert (await offer_of(app, nxt, "bea"))["contact_id"] == nxt
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[s.name, tuple(sorted(s.labels.items()))] = s.value
+    return out
+
+
+async def metrics(app: Api) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    response = await app.get("/metrics")
+    assert response.status == 200
+    return samples(await response.text())
+
+
+def count(seen: dict[Any, float], name: str, **labels: str) -> float:
+    return seen.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+async def test_offers_metrics(app: Api, db: asyncpg.Pool) -> None:
+    before = await metrics(app)
+    await put_agent(db, "cal", skills={"support": 1})
+    accepted = await arrive(app, "desk")
+    offer = await offer_of(app, accepted, "cal")
+    await app.json("POST", f"/v1/offers/{offer['offer_id']}/accept")
+    rejected = await arrive(app, "desk")
+    offer = await offer_of(app, rejected, "cal")
+    await app.json("POST", f"/v1/offers/{offer['offer_id']}/reject")
+    timed_out = await arrive(app, "quick")  # offer_timeout 1s
+    await offer_of(app, timed_out, "cal")
+    await eventually(
+        lambda: offers(app, agent="cal", status="expired"), lambda o: len(o) == 1, timeout=10
+    )
+    after = await metrics(app)
+
+    def grew(name: str, **labels: str) -> float:
+        return count(after, name, **labels) - count(before, name, **labels)
+
+    assert grew("omniroute_offers_made_total", queue="desk") == 2
+    assert grew("omniroute_offers_made_total", queue="quick") == 1
+    assert grew("omniroute_offers_decided_total", queue="desk", result="accepted") == 1
+    assert grew("omniroute_offers_decided_total", queue="desk", result="rejected") == 1
+    assert grew("omniroute_offers_decided_total", queue="quick", result="expired") == 1
+    assert grew("omniroute_assign_wait_seconds_count", queue="desk") == 1
+    waited = grew("omniroute_assign_wait_seconds_sum", queue="desk")
+    assert 0 <= waited < 10
+    assert grew("omniroute_assign_wait_seconds_bucket", queue="desk", le="10.0") == 1
+    # HELP and TYPE name them as documented
+    text = await (await app.get("/metrics")).text()
+    assert "# TYPE omniroute_assign_wait_seconds histogram" in text
+    assert "# TYPE omniroute_offers_decided_total counter" in text
+
+
+async def test_offers_pages_read_an_index_in_order(app: Api, db: asyncpg.Pool) -> None:
+    # the listing's own SQL, for each filter without an agent: no sort, an index range
+    for status in (None, "offered", "accepted"):
+        sql, args = keyset_page(
+            "SELECT offer_id FROM offers",
+            equal={"agent_id": None, "status": status},
+            key=("offered_at", "offer_id"),
+            after=(datetime.now(UTC), "00000000-0000-7000-8000-000000000000"),
+            limit=101,
+        )
+        async with db.acquire() as con, con.transaction():
+            await con.execute("SET LOCAL enable_seqscan = off")
+            await con.execute("SET LOCAL enable_sort = off")
+            plan = "\n".join(r[0] for r in await con.fetch("EXPLAIN " + sql, *args))
+        assert "Sort" not in plan and "Index" in plan, (status, plan)
+    # and pages follow each other without gaps or repeats, newest first
+    await put_agent(db, "dee", skills={"support": 1}, capacity=300)
+    made = [await arrive(app, "desk") for _ in range(5)]
+    await eventually(lambda: offers(app, status="offered"), lambda o: len(o) == 5)
+    seen: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params = {"limit": "2"} | ({"cursor": cursor} if cursor else {})
+        response = await app.get("/v1/offers", **params)
+        assert response.status == 200, await response.text()
+        body = await response.json()
+        seen += body["offers"]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert sorted(o["contact_id"] for o in seen) == sorted(made)
+    keys = [(o["offered_at"], o["offer_id"]) for o in seen]
+    assert keys == sorted(keys, reverse=True)
+    bad = await app.get("/v1/offers", limit="1001")
+    assert bad.status == 400
