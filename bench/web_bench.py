@@ -25,7 +25,6 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
@@ -151,9 +150,7 @@ def measure(n: int, repeat: int, log_file: Path) -> dict[str, float]:
 
     out["webhook request"] = _best(webhook_request, n, repeat)
     reply = WebhookReply(status=200, body=b'{"contacts":[],"ignored":0}')
-    out["webhook response"] = _best(
-        lambda: webhooks._response(reply, "r-1a2b3c"), n, repeat
-    )
+    out["webhook response"] = _best(lambda: webhooks._response(reply, "r-1a2b3c"), n, repeat)
     out["total"] = sum(out.values())
     return out
 
