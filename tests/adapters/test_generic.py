@@ -91,3 +91,15 @@ def test_the_text_of_an_escaped_nul_is_not_a_nul() -> None:
     body = b'{"id": "a", "customer": {"email": "a@example.com"}, "text": "x\\\\u0000"}'
     [contact] = adapter.parse(request(body, None)).contacts
     assert contact.text == "x\\u0000"
+
+
+def test_any_configured_secret_verifies_and_no_other() -> None:
+    adapter = build(AdapterSpec(name="c", kind="chat", secrets=("new-secret", "old-secret")))
+    body = b'{"id": "a"}'
+    now = int(time.time())
+    for secret in ("new-secret", "old-secret"):
+        adapter.verify(request(body, sign(body, secret, now)))
+    with pytest.raises(SignatureError):
+        adapter.verify(request(body, sign(body, "other-secret", now)))
+    with pytest.raises(SignatureError):  # the signature covers the body
+        adapter.verify(request(body + b" ", sign(body, "new-secret", now)))
