@@ -18,12 +18,12 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from adapters.base import Adapter, Parsed, require_json, validate
+from adapters.base import Adapter, AdapterSpec, Parsed, require_json, validate
 from adapters.signing import (
+    HmacKeys,
     check_timestamp,
     decode_hex,
     hmac_sha256,
-    matches_any,
     mismatch,
     missing,
 )
@@ -282,6 +282,10 @@ class GenericAdapter(Adapter):
     # stored is refused whole, before anything is routed, naming each field.
     unstorable: ClassVar[Literal["refuse", "replace"]] = "refuse"
 
+    def __init__(self, spec: AdapterSpec) -> None:
+        super().__init__(spec)
+        self._keys = HmacKeys(self.secrets)
+
     def verify(self, request: WebhookRequest) -> None:
         header = request.headers.get(SIGNATURE_HEADER)
         if not header:
@@ -301,7 +305,7 @@ class GenericAdapter(Adapter):
         message = timestamp.encode() + b"." + request.body
         for candidate in parts["v1"]:
             digest = decode_hex(candidate, header="X-Omniroute-Signature")
-            if matches_any(digest, self.secrets, message):
+            if self._keys.matches_any(digest, message):
                 return
         raise mismatch("X-Omniroute-Signature")
 
@@ -320,8 +324,11 @@ class GenericAdapter(Adapter):
         contacts = []
         errors: list[FieldError] = []
         refused: list[FieldError] = []
+        # orjson refused any unpaired surrogate and raw NUL already: only an
+        # escaped NUL can make a value of a decoded body unstorable
+        check = b"\\u0000" in request.body
         for item, prefix in zip(items, prefixes, strict=True):
-            if not storable_json(item):
+            if check and not storable_json(item):
                 refused += [
                     FieldError(p or "body", UNSTORABLE) for p in unstorable_paths(item, prefix)
                 ]

@@ -1,30 +1,72 @@
-"""structlog, configured once: JSON lines in production, pretty on a terminal."""
+"""structlog, configured once: JSON lines in production, pretty on a terminal.
+
+One line is written for every routed contact, so the JSON path is kept
+short: the timestamp is formatted from a per-second prefix, the line is
+rendered by orjson, and written whole (with its newline) in one write."""
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import sys
-from typing import Any, TextIO, cast
+import threading
+import time
+from typing import Any
 
 import orjson
 import structlog
+from structlog.typing import EventDict, WrappedLogger
 
 from router.settings import LogSettings
 
 
-class _Stderr(io.TextIOBase):
-    """``sys.stderr`` as it is at each write, not as it was when logging was
-    configured: loggers are cached on first use, and a stream swapped since
-    (a test's captured stderr, closed after it) must not make a log line fail
-    the request that writes it."""
+class _Lines:
+    """The logger structlog hands each rendered line to: written to
+    ``sys.stderr`` as it is at each write, not as it was when logging was
+    configured (loggers are cached on first use, and a stream swapped since,
+    a test's captured stderr closed after it, must not make a log line fail
+    the request that writes it). The line and its newline go in one write,
+    under a lock, so lines of several threads never interleave."""
 
-    def write(self, text: str) -> int:
-        return sys.stderr.write(text)
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
 
-    def flush(self) -> None:
-        sys.stderr.flush()
+    def msg(self, message: str) -> None:
+        with self._lock:
+            err = sys.stderr
+            err.write(message + "\n")
+            err.flush()
+
+    log = debug = info = warn = warning = msg
+    fatal = failure = err = error = critical = exception = msg
+
+
+_LINES = _Lines()
+
+
+def _lines(*args: Any) -> _Lines:
+    return _LINES
+
+
+class _Stamp:
+    """``timestamp``: now in UTC as ISO 8601 with microseconds and ``Z``
+    (``2026-12-01T02:20:58.363419Z``; no fraction at a whole second), the
+    format of ``datetime.now(UTC).isoformat()``, with the date and time of
+    day formatted once a second."""
+
+    __slots__ = ("_prefix", "_second")
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._prefix = ""
+
+    def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
+        second, us = divmod(time.time_ns() // 1000, 1_000_000)
+        if second != self._second:
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._second = second
+        event_dict["timestamp"] = f"{self._prefix}.{us:06d}Z" if us else f"{self._prefix}Z"
+        return event_dict
 
 
 def _dumps(value: Any, **options: Any) -> str:
@@ -39,25 +81,50 @@ def _dumps(value: Any, **options: Any) -> str:
         return json.dumps(value, **options)
 
 
+class _Json:
+    """The JSON line's processors after the context's, in one call: the
+    level (``add_log_level``), the timestamp, the stack and the exception
+    (``StackInfoRenderer``, ``format_exc_info``, only for an event that asks
+    for them), and the rendering (``JSONRenderer`` with :func:`_dumps`). The
+    keys come in the same order as from those processors one by one."""
+
+    def __init__(self) -> None:
+        self._stamp = _Stamp()
+        self._stack = structlog.processors.StackInfoRenderer(additional_ignores=[__name__])
+        self._render = structlog.processors.JSONRenderer(serializer=_dumps)
+
+    def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> str:
+        event_dict["level"] = _LEVELS.get(name, name)
+        self._stamp(logger, name, event_dict)
+        if "stack_info" in event_dict:
+            self._stack(logger, name, event_dict)
+        if "exc_info" in event_dict:
+            structlog.processors.format_exc_info(logger, name, event_dict)
+        return self._render(logger, name, event_dict)  # type: ignore[return-value]
+
+
+#: ``add_log_level``'s names of the methods that are not a level's name
+_LEVELS = {"warn": "warning", "exception": "error"}
+
+
 def configure(settings: LogSettings) -> None:
     level = getattr(logging, settings.level.upper())
     pretty = settings.format == "console" or (settings.format == "auto" and sys.stderr.isatty())
-    renderer: structlog.types.Processor = (
-        structlog.dev.ConsoleRenderer()
-        if pretty
-        else structlog.processors.JSONRenderer(serializer=_dumps)
-    )
-    structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
+    processors: list[structlog.types.Processor] = [structlog.contextvars.merge_contextvars]
+    if pretty:
+        processors += [
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
-            renderer,
-        ],
+            structlog.dev.ConsoleRenderer(),
+        ]
+    else:
+        processors.append(_Json())
+    structlog.configure(
+        processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(cast(TextIO, _Stderr())),
+        logger_factory=_lines,
         cache_logger_on_first_use=True,
     )
     logging.basicConfig(level=max(level, logging.WARNING), stream=sys.stderr, format="%(message)s")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -10,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 import structlog
 
-from router.logs import configure
+from router.logs import _Stamp, configure
 from router.settings import LogSettings
 
 
@@ -44,3 +46,36 @@ def test_a_log_line_is_one_json_object(json_logs: None, capsys: pytest.CaptureFi
     assert line["odd"] == {"1": "a key that is not text"}
     assert line["thing"].startswith("<object object")
     assert "timestamp" in line
+
+
+def test_the_line_keeps_its_keys_in_order_and_the_timestamp_its_format(
+    json_logs: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = structlog.get_logger("omniroute.test")
+    before = datetime.now(UTC)
+    log.info("contact_routed", queue="q", priority=5)
+    log.warning("slow", stack_info=True)
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        log.exception("failed", path="/x")
+    after = datetime.now(UTC)
+    routed, slow, failed = (json.loads(x) for x in capsys.readouterr().err.splitlines())
+    assert list(routed) == ["queue", "priority", "event", "level", "timestamp"]
+    stamp = routed["timestamp"]
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", stamp), stamp
+    assert before <= datetime.fromisoformat(stamp.replace("Z", "+00:00")) <= after
+    assert list(slow) == ["event", "level", "timestamp", "stack"]
+    assert slow["level"] == "warning"
+    assert "test_logs.py" in slow["stack"] and "router/logs.py" not in slow["stack"]
+    assert list(failed) == ["path", "event", "level", "timestamp", "exception"]
+    assert failed["level"] == "error" and "ValueError: boom" in failed["exception"]
+
+
+@pytest.mark.parametrize("ns", [1_764_556_800_000_000_000, 1_764_556_858_363_419_000])
+def test_the_timestamp_is_what_isoformat_writes(ns: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a whole second has no fraction, as datetime.isoformat() writes it
+    monkeypatch.setattr(time, "time_ns", lambda: ns)
+    stamped = _Stamp()(None, "info", {})["timestamp"]
+    expected = datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")
+    assert stamped == expected

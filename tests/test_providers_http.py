@@ -153,3 +153,27 @@ async def test_status_callbacks_are_acknowledged_and_ignored(client: TestClient[
     )
     assert response.status == 200
     assert len(await records(client, "sms")) == before
+
+
+async def test_without_a_public_url_each_request_is_verified_against_its_own_url(
+    database_url: str,
+) -> None:
+    # Twilio signs the URL it posted to; the service rebuilds it from each
+    # request's Host and path (and keeps the ones it built: not across hosts)
+    settings = make_settings(database_url, adapters=[a for a in ADAPTERS if a["name"] == "phone"])
+    body = read("twilio_call.txt").strip()
+    async with TestClient(TestServer(create_app(settings))) as c:
+
+        async def call(host: str, signed_for: str) -> int:
+            url = f"http://{signed_for}/v1/webhooks/phone?leg=1"
+            headers = {
+                **providers.twilio(url, body, "twilio-token"),
+                "Content-Type": "application/x-www-form-urlencoded",
+                "Host": host,
+            }
+            response = await c.post("/v1/webhooks/phone?leg=1", data=body, headers=headers)
+            return response.status
+
+        assert await call("a.example.com", "a.example.com") == 200
+        assert await call("b.example.com", "a.example.com") == 401
+        assert await call("b.example.com", "b.example.com") == 200

@@ -130,6 +130,38 @@ async def test_the_header_timer_is_not_an_idle_timer(server: Omniroute) -> None:
         writer.close()
 
 
+async def test_a_busy_connection_still_has_its_header_timer(server: Omniroute) -> None:
+    """Requests one after the other on a kept-alive connection for longer than
+    the header timeout, then part of a header block: cut off a header timeout
+    after that block began, not earlier (the timer of the first request is
+    long gone) and not never."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        busy_until = time.monotonic() + HEADER_TIMEOUT * 2.5
+        while time.monotonic() < busy_until:
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: omniroute\r\n\r\n")
+            await writer.drain()
+            async with asyncio.timeout(5):
+                head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 200 "), head
+                length = next(
+                    int(line.split(b":")[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                await reader.readexactly(length)
+            await asyncio.sleep(HEADER_TIMEOUT / 4)
+        started = time.monotonic()
+        writer.write(HEAD)
+        await writer.drain()
+        async with asyncio.timeout(HEADER_TIMEOUT + SLACK):
+            rest = await reader.read()  # after a served request: closed, no 408
+        assert rest == b""
+        assert time.monotonic() - started + 0.05 >= HEADER_TIMEOUT
+    finally:
+        writer.close()
+
+
 @pytest.mark.parametrize(
     "body",
     [

@@ -8,7 +8,10 @@ Slow clients are held to three limits (``http.*``):
   keep-alive timer runs for an hour and is not reset by trickled bytes), so
   each connection's protocol is wrapped in :class:`_Watched`, which starts the
   timer and is told by the app's middleware (:func:`reading`) when a request
-  begins and ends. A connection that sent part of its first header block is
+  begins and ends. (The timer is not stopped when a request begins: a
+  deadline is kept, and a timer that fires before a moved deadline waits for
+  the new one, so a busy connection does not make and cancel a timer per
+  request.) A connection that sent part of its first header block is
   answered 408 and closed; any other is closed.
 - ``body_timeout``: the whole body must arrive this many seconds after the
   headers; :func:`reading` reads it (before the handler) under that timeout
@@ -51,6 +54,9 @@ _HEADER_TIMEOUT_ANSWER = (
     b"Connection: close\r\n"
     b"\r\n" % len(_TIMEOUT_BODY)
 ) + _TIMEOUT_BODY
+#: Seconds a timer may fire before its time (the event loop's timers have
+#: millisecond resolution).
+_RESOLUTION = 0.002
 
 
 #: The ``Server`` header of every answer: no versions to look vulnerabilities up by.
@@ -98,14 +104,17 @@ class _Watched(asyncio.Protocol):
     """aiohttp's protocol for one connection, with a header timer around it.
 
     Waiting for a header block: from the connection's opening, and from the
-    first byte after a request ended. The timer stops when the app starts
-    handling a request (the header block is complete)."""
+    first byte after a request ended, until ``header_timeout`` later (the
+    deadline). The deadline is dropped when the app starts handling a request
+    (the header block is complete); the timer itself is left to fire, and
+    does nothing then, or waits for a deadline set since."""
 
     def __init__(self, inner: asyncio.Protocol, connections: Connections) -> None:
         self._inner = inner
         self._connections = connections
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._deadline: float | None = None  # loop time the header block is due by
         self._waiting = True  # for a header block
         self._partial = False  # part of one arrived
         self._served = 0  # requests begun on this connection
@@ -121,7 +130,7 @@ class _Watched(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._waiting and data:
             self._partial = True
-            if self._timer is None:
+            if self._deadline is None:
                 self._start_timer()
         self._inner.data_received(data)
 
@@ -143,7 +152,7 @@ class _Watched(asyncio.Protocol):
     # -- the header timer -------------------------------------------------------
 
     def request_started(self) -> None:
-        self._stop_timer()
+        self._deadline = None
         self._waiting = self._partial = False
         self._served += 1
 
@@ -152,9 +161,12 @@ class _Watched(asyncio.Protocol):
 
     def _start_timer(self) -> None:
         loop = asyncio.get_running_loop()
-        self._timer = loop.call_later(self._connections.header_timeout, self._expired)
+        self._deadline = loop.time() + self._connections.header_timeout
+        if self._timer is None:
+            self._timer = loop.call_at(self._deadline, self._expired)
 
     def _stop_timer(self) -> None:
+        self._deadline = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -162,7 +174,14 @@ class _Watched(asyncio.Protocol):
     def _expired(self) -> None:
         self._timer = None
         transport = self._transport
-        if not self._waiting or transport is None or transport.is_closing():
+        deadline = self._deadline
+        if not self._waiting or deadline is None or transport is None or transport.is_closing():
+            return
+        loop = asyncio.get_running_loop()
+        # a later header block's deadline: wait for it (within the clock's
+        # resolution a timer may fire that early: that is the deadline)
+        if loop.time() + _RESOLUTION < deadline:
+            self._timer = loop.call_at(deadline, self._expired)
             return
         if self._partial:
             self._connections.metrics.client_timeouts.labels(phase="headers").inc()

@@ -23,11 +23,25 @@ def _adapter(request: web.Request) -> Adapter | None:
     return adapter
 
 
+#: ``str(request.url)`` by (scheme, Host, raw path and query): the same for
+#: every delivery to an adapter, and a few microseconds to build (yarl).
+#: Emptied when full, so that no sender grows it without bound.
+_URLS: dict[tuple[str, str, str], str] = {}
+_URLS_MAX = 256
+
+
 def public_url(request: web.Request, settings: Settings) -> str:
     """The URL the provider called: the configured public base URL + path, if set."""
     if settings.http.public_url:
         return settings.http.public_url.rstrip("/") + request.path_qs
-    return str(request.url)
+    key = (request.scheme, request.host, request.raw_path)
+    url = _URLS.get(key)
+    if url is None:
+        url = str(request.url)
+        if len(_URLS) >= _URLS_MAX:
+            _URLS.clear()
+        _URLS[key] = url
+    return url
 
 
 async def _webhook_request(request: web.Request, settings: Settings) -> WebhookRequest:

@@ -10,7 +10,7 @@ import pytest
 
 from adapters import AdapterSpec, build
 from adapters.generic import GENERIC, json_schema, sign
-from router.errors import PayloadError, SignatureError
+from router.errors import PayloadError, SignatureError, UnstorableValue
 from router.models import WebhookRequest
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,3 +71,35 @@ def test_batch_limit() -> None:
     with pytest.raises(PayloadError) as err:
         adapter.parse(request(orjson.dumps({"contacts": []}), None))
     assert err.value.fields[0].field == "contacts"
+
+
+def test_an_escaped_nul_anywhere_in_the_body_is_refused_naming_its_field() -> None:
+    adapter = build(AdapterSpec(name="c", kind="chat", secrets=("s",)))
+    body = b'{"contacts": [{"id": "a", "customer": {"email": "a@example.com"}},'
+    body += b' {"id": "b", "customer": {"email": "b@example.com"}, "text": "x\\u0000",'
+    body += b' "attributes": {"k\\u0000": 1}}]}'
+    with pytest.raises(UnstorableValue) as caught:
+        adapter.parse(request(body, None))
+    assert [f.field for f in caught.value.fields] == [
+        "contacts.1.text",
+        "contacts.1.attributes.k\ufffd",
+    ]
+
+
+def test_the_text_of_an_escaped_nul_is_not_a_nul() -> None:
+    adapter = build(AdapterSpec(name="c", kind="chat", secrets=("s",)))
+    body = b'{"id": "a", "customer": {"email": "a@example.com"}, "text": "x\\\\u0000"}'
+    [contact] = adapter.parse(request(body, None)).contacts
+    assert contact.text == "x\\u0000"
+
+
+def test_any_configured_secret_verifies_and_no_other() -> None:
+    adapter = build(AdapterSpec(name="c", kind="chat", secrets=("new-secret", "old-secret")))
+    body = b'{"id": "a"}'
+    now = int(time.time())
+    for secret in ("new-secret", "old-secret"):
+        adapter.verify(request(body, sign(body, secret, now)))
+    with pytest.raises(SignatureError):
+        adapter.verify(request(body, sign(body, "other-secret", now)))
+    with pytest.raises(SignatureError):  # the signature covers the body
+        adapter.verify(request(body + b" ", sign(body, "new-secret", now)))
