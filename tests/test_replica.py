@@ -106,28 +106,13 @@ async def gauge(api: Api, name: str) -> float:
 
 
 async def caught_up(api: Api) -> None:
+    """The app measures its replica 0 bytes behind: it has replayed everything
+    the primary had committed (the schema too), not only within max_lag_seconds."""
     await eventually(
         lambda: replica(api),
-        # everything replayed (the schema too), not only within max_lag_seconds
         lambda r: r["state"] == "ok" and r["reads"] == "replica" and r["lag_bytes"] == 0,
         timeout=30,
     )
-
-
-async def migrations(url: str) -> int:
-    con = await asyncpg.connect(url)
-    try:
-        found: int = await con.fetchval("SELECT count(*) FROM omniroute.schema_migrations")
-        return found
-    finally:
-        await con.close()
-
-
-async def schema_replayed(pair: StandbyPair) -> None:
-    """The standby holds every migration the primary ran (read on the standby
-    itself, not through the app's lag measurement)."""
-    applied = await migrations(pair.primary.url)
-    await eventually(lambda: migrations(pair.standby.url), lambda n: n == applied, timeout=30)
 
 
 @pytest.fixture(autouse=True)
@@ -139,38 +124,46 @@ async def replaying(standby_pair: StandbyPair) -> AsyncIterator[None]:
     await replay(standby_pair, "resume")
 
 
+async def exported(api: Api, customer_id: str) -> list[str]:
+    export = await api.get("/v1/contacts", customer_id=customer_id, format="ndjson")
+    assert export.status == 200
+    return [orjson.loads(line)["contact_id"] for line in (await export.read()).splitlines()]
+
+
+async def summarized(api: Api) -> int:
+    summary = await api.get("/v1/reports/summary")
+    assert summary.status == 200, await summary.text()
+    counted: int = (await summary.json())["totals"]["contacts"]
+    return counted
+
+
 async def test_history_export_and_summary_read_the_replica(standby_pair: StandbyPair) -> None:
-    # the schema first, replayed on the standby before the app below opens
-    # its replica sessions (this is the module's first app)
-    async with app(standby_pair) as api:
-        await caught_up(api)
-    await schema_replayed(standby_pair)
     async with app(standby_pair, max_lag_seconds=600) as api:
         customer = person()
         first = await routed(api, "chat", customer=customer)
         who = first["customer_id"]
         await eventually(lambda: listed(api, who), lambda ids: ids == [first["contact_id"]])
         await caught_up(api)
-        assert await gauge(api, "omniroute_replica_serving") == 1
+        # 0 bytes behind means what it says: the standby has the contact
+        # (and the schema, committed before it)
+        assert await count(standby_pair.standby.url, first["contact_id"]) == 1
+        await eventually(lambda: gauge(api, "omniroute_replica_serving"), lambda v: v == 1)
 
         # Replay paused: what is routed now is on the primary only, and the
         # reads (the replica, lagging less than max_lag_seconds) do not see it.
+        # (eventually: on a loaded machine a measurement may time out, and
+        # reads then go to the primary, which has it, until the next one
+        # finds the replica; a read that never reached the replica would
+        # never pass)
         await replay(standby_pair, "pause")
         second = await routed(api, "chat", customer=customer)
         assert await count(standby_pair.primary.url, second["contact_id"]) == 1
         assert await count(standby_pair.standby.url, second["contact_id"]) == 0
-        # (eventually: on a loaded machine a measurement may time out, and
-        # reads then go to the primary until the next one finds the replica)
         await eventually(lambda: listed(api, who), lambda ids: ids == [first["contact_id"]])
-        export = await api.get("/v1/contacts", customer_id=who, format="ndjson")
-        assert export.status == 200
-        lines = [orjson.loads(line) for line in (await export.read()).splitlines()]
-        assert [line["contact_id"] for line in lines] == [first["contact_id"]]
-        summary = await api.get("/v1/reports/summary")
-        assert summary.status == 200, await summary.text()
-        counted = (await summary.json())["totals"]["contacts"]
-        assert counted == await count(standby_pair.standby.url)
-        assert counted < await count(standby_pair.primary.url)
+        await eventually(lambda: exported(api, who), lambda ids: ids == [first["contact_id"]])
+        on_standby = await count(standby_pair.standby.url)
+        assert on_standby < await count(standby_pair.primary.url)
+        await eventually(lambda: summarized(api), lambda counted: counted == on_standby)
 
         # The lag grows while replay is paused, in /readyz and in /metrics.
         lagging = await eventually(
@@ -178,7 +171,7 @@ async def test_history_export_and_summary_read_the_replica(standby_pair: Standby
         )
         assert lagging["lag_bytes"] > 0
         assert lagging["reads"] == "replica" and lagging["standby"] is True
-        assert await gauge(api, "omniroute_replica_lag_seconds") > 1
+        await eventually(lambda: gauge(api, "omniroute_replica_lag_seconds"), lambda v: v > 1)
 
         await replay(standby_pair, "resume")
         await eventually(
@@ -453,3 +446,30 @@ async def test_a_replica_behind_the_primarys_schema_sends_the_read_to_the_primar
     finally:
         await primary.execute("ALTER TABLE omniroute.rulesets DROP COLUMN IF EXISTS upgrade_probe")
         await primary.close()
+
+
+async def test_a_replica_measured_caught_up_has_every_acknowledged_commit(
+    standby_pair: StandbyPair,
+) -> None:
+    """A commit acknowledged before a measurement that finds the replica 0
+    bytes behind is on the replica, an asynchronous one too (the pair's
+    primary runs ``synchronous_commit = off``, as deliveries and imports do:
+    the commit is acknowledged while its record still waits in the WAL
+    buffers, before ``pg_current_wal_lsn()`` has moved past it)."""
+    primary = await asyncpg.connect(standby_pair.primary.url)
+    standby = await asyncpg.connect(standby_pair.standby.url)
+    settings = DatabaseSettings(
+        url=standby_pair.primary.url, replica_url=standby_pair.standby.url, pool_min=1
+    )
+    try:
+        await primary.execute("CREATE TABLE public.acknowledged (n int)")
+        await primary.execute("SET synchronous_commit = off")
+        async with open_store(settings, migrate=False) as store:
+            for n in range(20):
+                await primary.execute("INSERT INTO public.acknowledged VALUES ($1)", n)
+                await eventually(store.replica.measure, lambda s: s.lag_bytes == 0)
+                assert await standby.fetchval("SELECT max(n) FROM public.acknowledged") == n
+    finally:
+        await primary.execute("DROP TABLE IF EXISTS public.acknowledged")
+        await primary.close()
+        await standby.close()
