@@ -418,12 +418,16 @@ async def test_a_replica_behind_the_primarys_schema_sends_the_read_to_the_primar
 ) -> None:
     """During an upgrade the primary has run a migration the replica has not
     replayed yet: a read naming the new column is answered by the primary,
-    not with a 500."""
+    not with a 500; once replayed, the replica answers it on the same session
+    (a standby's session sees replayed DDL at its next statement)."""
     async with app(standby_pair) as api:  # the schema
         await caught_up(api)
     primary = await asyncpg.connect(standby_pair.primary.url)
     settings = DatabaseSettings(
-        url=standby_pair.primary.url, replica_url=standby_pair.standby.url, pool_min=1
+        url=standby_pair.primary.url,
+        replica_url=standby_pair.standby.url,
+        pool_min=1,
+        replica_pool_max=1,  # one session on the replica
     )
     try:
         async with open_store(settings, migrate=False) as store:
@@ -432,17 +436,29 @@ async def test_a_replica_behind_the_primarys_schema_sends_the_read_to_the_primar
             await primary.execute("ALTER TABLE omniroute.rulesets ADD COLUMN upgrade_probe int")
             servers: list[bool] = []
 
+            sessions: list[int] = []
+
             async def new_column(pool: asyncpg.Pool) -> int:
-                servers.append(await pool.fetchval("SELECT pg_is_in_recovery()"))
-                found: int = await pool.fetchval(
-                    "SELECT count(upgrade_probe) FROM omniroute.rulesets"
-                )
-                return found
+                async with pool.acquire() as con:
+                    servers.append(await con.fetchval("SELECT pg_is_in_recovery()"))
+                    sessions.append(await con.fetchval("SELECT pg_backend_pid()"))
+                    found: int = await con.fetchval(
+                        "SELECT count(upgrade_probe) FROM omniroute.rulesets"
+                    )
+                    return found
 
             with capture_logs() as logs:
                 assert await store.replica.run(new_column) == 0
             assert servers == [True, False]  # the replica first, then the primary
             assert any(e["event"] == "replica_schema_behind" for e in logs)
+
+            await replay(standby_pair, "resume")
+            await eventually(store.replica.measure, lambda s: s.lag_bytes == 0)
+            with capture_logs() as logs:
+                assert await store.replica.run(new_column) == 0
+            assert servers[2:] == [True]  # the replica, on the session that failed
+            assert sessions[2] == sessions[0]
+            assert not any(e["event"] == "replica_schema_behind" for e in logs)
     finally:
         await primary.execute("ALTER TABLE omniroute.rulesets DROP COLUMN IF EXISTS upgrade_probe")
         await primary.close()

@@ -11,10 +11,11 @@ read, which one answers (``Reads.run``):
 - otherwise the primary (``replica_fallback: primary``, the default), or
   ``ReplicaUnavailable`` (``refuse``: 503, the reason in the message);
 - a read the replica fails because the server is away (refused, reset,
-  shut down) or because replay cancelled it (a recovery conflict) runs again
-  on the primary (or is refused), unless it has sent something already (an
-  export half streamed); the replica counts as away until a measurement
-  reaches it again.
+  shut down), because replay cancelled it (a recovery conflict) or because
+  it names a table or column the replica has not replayed yet (an upgrade)
+  runs again on the primary (or is refused), unless it has sent something
+  already (an export half streamed); the replica counts as away until a
+  measurement reaches it again (when it was away).
 
 How far behind it is (``lag``): replay is compared with the end of the
 primary's WAL (``wal_end``: its insert position, not ``pg_current_wal_lsn()``,
@@ -237,6 +238,8 @@ class Reads:
             elif _schema_behind(exc):
                 reason = "the replica has not replayed the primary's last migration yet"
                 log.warning("replica_schema_behind", sqlstate=getattr(exc, "sqlstate", None))
+                # (its sessions need no renewal: a session on a hot standby
+                # sees the replayed DDL at its next statement)
             elif _away_error(exc):
                 reason = f"the replica is away ({type(exc).__name__})"
                 self._away(reason)
