@@ -80,8 +80,10 @@ async def exchange(
     """Send ``parts`` (each after its delay) on a fresh connection; what the
     server answered before it closed the connection, after how long, and how
     many of the parts had been sent by then."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    # the clock starts before the connection is made: the server's timer
+    # starts when it accepts it, which a loaded client may learn late
     started = time.monotonic()
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
     sent = 0
 
     async def send() -> None:
