@@ -2,7 +2,12 @@
 tests (``standby_pair``): history pages, exports and the summary read the
 replica; routing never needs it; its lag is measured and shown; a replica too
 far behind or away sends the reads to the primary (or refuses them, 503) and
-they come back when it does; a page cursor works on either."""
+they come back when it does; a page cursor works on either.
+
+On a loaded machine a measurement may time out (1.5 s) and the replica then
+counts as away until the next one: what depends on the replica being read is
+waited for (``eventually``: the primary's answer differs, so a read that never
+reached the replica never passes), not read once."""
 
 from __future__ import annotations
 
@@ -106,28 +111,13 @@ async def gauge(api: Api, name: str) -> float:
 
 
 async def caught_up(api: Api) -> None:
+    """The app measures its replica 0 bytes behind: it has replayed everything
+    the primary had committed (the schema too), not only within max_lag_seconds."""
     await eventually(
         lambda: replica(api),
-        # everything replayed (the schema too), not only within max_lag_seconds
         lambda r: r["state"] == "ok" and r["reads"] == "replica" and r["lag_bytes"] == 0,
         timeout=30,
     )
-
-
-async def migrations(url: str) -> int:
-    con = await asyncpg.connect(url)
-    try:
-        found: int = await con.fetchval("SELECT count(*) FROM omniroute.schema_migrations")
-        return found
-    finally:
-        await con.close()
-
-
-async def schema_replayed(pair: StandbyPair) -> None:
-    """The standby holds every migration the primary ran (read on the standby
-    itself, not through the app's lag measurement)."""
-    applied = await migrations(pair.primary.url)
-    await eventually(lambda: migrations(pair.standby.url), lambda n: n == applied, timeout=30)
 
 
 @pytest.fixture(autouse=True)
@@ -139,38 +129,46 @@ async def replaying(standby_pair: StandbyPair) -> AsyncIterator[None]:
     await replay(standby_pair, "resume")
 
 
+async def exported(api: Api, customer_id: str) -> list[str]:
+    export = await api.get("/v1/contacts", customer_id=customer_id, format="ndjson")
+    assert export.status == 200
+    return [orjson.loads(line)["contact_id"] for line in (await export.read()).splitlines()]
+
+
+async def summarized(api: Api) -> int:
+    summary = await api.get("/v1/reports/summary")
+    assert summary.status == 200, await summary.text()
+    counted: int = (await summary.json())["totals"]["contacts"]
+    return counted
+
+
 async def test_history_export_and_summary_read_the_replica(standby_pair: StandbyPair) -> None:
-    # the schema first, replayed on the standby before the app below opens
-    # its replica sessions (this is the module's first app)
-    async with app(standby_pair) as api:
-        await caught_up(api)
-    await schema_replayed(standby_pair)
     async with app(standby_pair, max_lag_seconds=600) as api:
         customer = person()
         first = await routed(api, "chat", customer=customer)
         who = first["customer_id"]
         await eventually(lambda: listed(api, who), lambda ids: ids == [first["contact_id"]])
         await caught_up(api)
-        assert await gauge(api, "omniroute_replica_serving") == 1
+        # 0 bytes behind means what it says: the standby has the contact
+        # (and the schema, committed before it)
+        assert await count(standby_pair.standby.url, first["contact_id"]) == 1
+        await eventually(lambda: gauge(api, "omniroute_replica_serving"), lambda v: v == 1)
 
         # Replay paused: what is routed now is on the primary only, and the
         # reads (the replica, lagging less than max_lag_seconds) do not see it.
+        # (eventually: on a loaded machine a measurement may time out, and
+        # reads then go to the primary, which has it, until the next one
+        # finds the replica; a read that never reached the replica would
+        # never pass)
         await replay(standby_pair, "pause")
         second = await routed(api, "chat", customer=customer)
         assert await count(standby_pair.primary.url, second["contact_id"]) == 1
         assert await count(standby_pair.standby.url, second["contact_id"]) == 0
-        # (eventually: on a loaded machine a measurement may time out, and
-        # reads then go to the primary until the next one finds the replica)
         await eventually(lambda: listed(api, who), lambda ids: ids == [first["contact_id"]])
-        export = await api.get("/v1/contacts", customer_id=who, format="ndjson")
-        assert export.status == 200
-        lines = [orjson.loads(line) for line in (await export.read()).splitlines()]
-        assert [line["contact_id"] for line in lines] == [first["contact_id"]]
-        summary = await api.get("/v1/reports/summary")
-        assert summary.status == 200, await summary.text()
-        counted = (await summary.json())["totals"]["contacts"]
-        assert counted == await count(standby_pair.standby.url)
-        assert counted < await count(standby_pair.primary.url)
+        await eventually(lambda: exported(api, who), lambda ids: ids == [first["contact_id"]])
+        on_standby = await count(standby_pair.standby.url)
+        assert on_standby < await count(standby_pair.primary.url)
+        await eventually(lambda: summarized(api), lambda counted: counted == on_standby)
 
         # The lag grows while replay is paused, in /readyz and in /metrics.
         lagging = await eventually(
@@ -178,7 +176,7 @@ async def test_history_export_and_summary_read_the_replica(standby_pair: Standby
         )
         assert lagging["lag_bytes"] > 0
         assert lagging["reads"] == "replica" and lagging["standby"] is True
-        assert await gauge(api, "omniroute_replica_lag_seconds") > 1
+        await eventually(lambda: gauge(api, "omniroute_replica_lag_seconds"), lambda v: v > 1)
 
         await replay(standby_pair, "resume")
         await eventually(
@@ -206,7 +204,7 @@ async def test_a_replica_too_far_behind_sends_reads_to_the_primary(
         # the primary answers: the new contact is there at once
         assert await listed(api, contact["customer_id"]) == [contact["contact_id"]]
         assert await gauge(api, "omniroute_replica_serving") == 0
-        assert await gauge(api, "omniroute_replica_lag_seconds") > 1
+        await eventually(lambda: gauge(api, "omniroute_replica_lag_seconds"), lambda v: v > 1)
 
         await replay(standby_pair, "resume")
         await caught_up(api)
@@ -259,7 +257,7 @@ async def test_routing_and_reads_go_on_with_the_replica_stopped(
         await caught_up(api)
         who = after["customer_id"]
         await eventually(lambda: listed(api, who), lambda ids: ids == [after["contact_id"]])
-        assert await gauge(api, "omniroute_replica_up") == 1
+        await eventually(lambda: gauge(api, "omniroute_replica_up"), lambda v: v == 1)
 
 
 async def test_a_stopped_replica_can_refuse_reads_and_never_hangs(
@@ -298,7 +296,7 @@ async def test_a_read_the_replica_fails_midway_runs_on_the_primary(
     async with open_store(settings, migrate=False) as store:
         chosen = of_customer(contact["customer_id"])
         await eventually(lambda: store.records.page(chosen, limit=10), lambda rows: len(rows) == 1)
-        assert (await store.replica.measure()).reads == "replica"
+        await eventually(store.replica.measure, lambda s: s.reads == "replica")
         standby_pair.standby.stop()  # (well within STALE of that measurement)
         rows = await store.records.page(chosen, limit=10)
         assert [str(r.contact_id) for r in rows] == [contact["contact_id"]]
@@ -316,7 +314,7 @@ async def test_a_cursor_from_one_server_pages_on_the_other(standby_pair: Standby
         newest_first = list(reversed(ids))
         await caught_up(reading_replica)
         await eventually(lambda: listed(reading_replica, who), lambda got: got == newest_first)
-        assert (await replica(reading_replica))["reads"] == "replica"
+        await eventually(lambda: replica(reading_replica), lambda r: r["reads"] == "replica")
 
         async def pages(first: Api, then: Api) -> list[str]:
             status, body = await history(first, who, limit=2)
@@ -358,7 +356,7 @@ async def test_a_replica_that_stops_answering_costs_one_read_a_few_seconds(
             await eventually(
                 lambda: store.records.page(chosen, limit=10), lambda rows: len(rows) == 1
             )
-            assert (await store.replica.measure()).reads == "replica"
+            await eventually(store.replica.measure, lambda s: s.reads == "replica")
             proxy.stall()
             started = time.monotonic()
             rows = await store.records.page(chosen, limit=10)
@@ -392,7 +390,7 @@ async def test_a_read_replay_cancels_is_answered_by_the_primary(
         await standby.execute("ALTER SYSTEM SET max_standby_streaming_delay = 0")
         await standby.execute("SELECT pg_reload_conf()")
         async with open_store(settings, migrate=False) as store:
-            assert (await store.replica.measure()).reads == "replica"
+            await eventually(store.replica.measure, lambda s: s.reads == "replica")
             servers: list[bool] = []
 
             async def slow_read(pool: asyncpg.Pool) -> int:
@@ -425,31 +423,74 @@ async def test_a_replica_behind_the_primarys_schema_sends_the_read_to_the_primar
 ) -> None:
     """During an upgrade the primary has run a migration the replica has not
     replayed yet: a read naming the new column is answered by the primary,
-    not with a 500."""
+    not with a 500; once replayed, the replica answers it on the same session
+    (a standby's session sees replayed DDL at its next statement)."""
     async with app(standby_pair) as api:  # the schema
         await caught_up(api)
     primary = await asyncpg.connect(standby_pair.primary.url)
     settings = DatabaseSettings(
-        url=standby_pair.primary.url, replica_url=standby_pair.standby.url, pool_min=1
+        url=standby_pair.primary.url,
+        replica_url=standby_pair.standby.url,
+        pool_min=1,
+        replica_pool_max=1,  # one session on the replica
     )
     try:
         async with open_store(settings, migrate=False) as store:
-            assert (await store.replica.measure()).reads == "replica"
+            await eventually(store.replica.measure, lambda s: s.reads == "replica")
             await replay(standby_pair, "pause")
             await primary.execute("ALTER TABLE omniroute.rulesets ADD COLUMN upgrade_probe int")
             servers: list[bool] = []
 
+            sessions: list[int] = []
+
             async def new_column(pool: asyncpg.Pool) -> int:
-                servers.append(await pool.fetchval("SELECT pg_is_in_recovery()"))
-                found: int = await pool.fetchval(
-                    "SELECT count(upgrade_probe) FROM omniroute.rulesets"
-                )
-                return found
+                async with pool.acquire() as con:
+                    servers.append(await con.fetchval("SELECT pg_is_in_recovery()"))
+                    sessions.append(await con.fetchval("SELECT pg_backend_pid()"))
+                    found: int = await con.fetchval(
+                        "SELECT count(upgrade_probe) FROM omniroute.rulesets"
+                    )
+                    return found
 
             with capture_logs() as logs:
                 assert await store.replica.run(new_column) == 0
             assert servers == [True, False]  # the replica first, then the primary
             assert any(e["event"] == "replica_schema_behind" for e in logs)
+
+            await replay(standby_pair, "resume")
+            await eventually(store.replica.measure, lambda s: s.lag_bytes == 0)
+            with capture_logs() as logs:
+                assert await store.replica.run(new_column) == 0
+            assert servers[2:] == [True]  # the replica, on the session that failed
+            assert sessions[2] == sessions[0]
+            assert not any(e["event"] == "replica_schema_behind" for e in logs)
     finally:
         await primary.execute("ALTER TABLE omniroute.rulesets DROP COLUMN IF EXISTS upgrade_probe")
         await primary.close()
+
+
+async def test_a_replica_measured_caught_up_has_every_acknowledged_commit(
+    standby_pair: StandbyPair,
+) -> None:
+    """A commit acknowledged before a measurement that finds the replica 0
+    bytes behind is on the replica, an asynchronous one too (the pair's
+    primary runs ``synchronous_commit = off``, as deliveries and imports do:
+    the commit is acknowledged while its record still waits in the WAL
+    buffers, before ``pg_current_wal_lsn()`` has moved past it)."""
+    primary = await asyncpg.connect(standby_pair.primary.url)
+    standby = await asyncpg.connect(standby_pair.standby.url)
+    settings = DatabaseSettings(
+        url=standby_pair.primary.url, replica_url=standby_pair.standby.url, pool_min=1
+    )
+    try:
+        await primary.execute("CREATE TABLE public.acknowledged (n int)")
+        await primary.execute("SET synchronous_commit = off")
+        async with open_store(settings, migrate=False) as store:
+            for n in range(20):
+                await primary.execute("INSERT INTO public.acknowledged VALUES ($1)", n)
+                await eventually(store.replica.measure, lambda s: s.lag_bytes == 0)
+                assert await standby.fetchval("SELECT max(n) FROM public.acknowledged") == n
+    finally:
+        await primary.execute("DROP TABLE IF EXISTS public.acknowledged")
+        await primary.close()
+        await standby.close()

@@ -1,10 +1,13 @@
 """The replica's lag arithmetic (``router.store.replica``), pure: an idle
 primary does not make a caught-up replica look behind, a write after a long
-idle time does not either, and the smaller of the two bounds wins."""
+idle time does not either, the smaller of the two bounds wins, and the end of
+the primary's WAL is where its last record ends."""
 
 from __future__ import annotations
 
-from router.store.replica import Positions, lag_seconds
+from router.store.replica import Positions, lag_seconds, wal_end
+
+BLOCK, SEGMENT = 8192, 16 * 1024 * 1024
 
 
 def test_a_replica_at_the_primarys_position_is_not_behind() -> None:
@@ -45,3 +48,17 @@ def test_positions_are_bounded_and_ignore_going_back() -> None:
     assert seen.last_seen_at_or_before(15) is None  # 10 was forgotten
     assert seen.last_seen_at_or_before(20) == 1.0
     assert seen.last_seen_at_or_before(100) == 3.0
+
+
+def test_the_wal_ends_at_the_insert_position_or_the_page_boundary_before_it() -> None:
+    # within a page: the insert position is where the last record ended
+    assert wal_end(5 * BLOCK + 1000, block=BLOCK, segment=SEGMENT) == 5 * BLOCK + 1000
+    # nothing on the page yet: the insert position is past the page's header,
+    # the last record (and its replay) ended at the boundary
+    assert wal_end(5 * BLOCK + 24, block=BLOCK, segment=SEGMENT) == 5 * BLOCK
+    # a segment's first page has the long header
+    assert wal_end(3 * SEGMENT + 40, block=BLOCK, segment=SEGMENT) == 3 * SEGMENT
+    assert wal_end(3 * SEGMENT + 48, block=BLOCK, segment=SEGMENT) == 3 * SEGMENT + 48
+    assert wal_end(3 * SEGMENT + BLOCK + 40, block=BLOCK, segment=SEGMENT) == (
+        3 * SEGMENT + BLOCK + 40
+    )

@@ -11,19 +11,24 @@ read, which one answers (``Reads.run``):
 - otherwise the primary (``replica_fallback: primary``, the default), or
   ``ReplicaUnavailable`` (``refuse``: 503, the reason in the message);
 - a read the replica fails because the server is away (refused, reset,
-  shut down) or because replay cancelled it (a recovery conflict) runs again
-  on the primary (or is refused), unless it has sent something already (an
-  export half streamed); the replica counts as away until a measurement
-  reaches it again.
+  shut down), because replay cancelled it (a recovery conflict) or because
+  it names a table or column the replica has not replayed yet (an upgrade)
+  runs again on the primary (or is refused), unless it has sent something
+  already (an export half streamed); the replica counts as away until a
+  measurement reaches it again (when it was away).
 
-How far behind it is (``lag``): replay is compared with the primary's WAL
-position. A replica that has replayed every byte the primary had written when
-asked is not behind at all, however long ago the last commit was (an idle
-primary writes nothing, so "now minus the last replayed commit" alone would
-grow without end). Otherwise two upper bounds of the delay are taken, the
-smaller one wins: the time since the primary was last seen at a position the
-replica has replayed (``Positions``, sampled at every measurement), and the
-time since the last commit the replica replayed.
+How far behind it is (``lag``): replay is compared with the end of the
+primary's WAL (``wal_end``: its insert position, not ``pg_current_wal_lsn()``,
+which is only what it has written out: a commit made with ``synchronous_commit
+= off`` is acknowledged while its record still waits in the WAL buffers, and
+a replica at the written position would count as caught up without it). A
+replica that has replayed everything the primary had inserted when asked is
+not behind at all, however long ago the last commit was (an idle primary
+writes nothing, so "now minus the last replayed commit" alone would grow
+without end). Otherwise two upper bounds of the delay are taken, the smaller
+one wins: the time since the primary was last seen at a position the replica
+has replayed (``Positions``, sampled at every measurement), and the time since
+the last commit the replica replayed.
 """
 
 from __future__ import annotations
@@ -54,7 +59,17 @@ PROBE_TIMEOUT = 1.5
 #: WAL positions remembered (one per measurement at which the primary moved).
 POSITIONS_KEPT = 4096
 
-PRIMARY_POSITION = "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')::bigint"
+#: Where the primary's WAL ends: its insert position (every record inserted,
+#: acknowledged asynchronous commits too), and the sizes of a WAL page and
+#: segment (``wal_end``).
+PRIMARY_POSITION = """
+SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint AS inserted,
+       current_setting('wal_block_size')::int AS block,
+       pg_size_bytes(current_setting('wal_segment_size'))::bigint AS segment
+"""
+#: A WAL page's header: the short one, and the long one opening a segment.
+PAGE_HEADER = 24
+SEGMENT_HEADER = 40
 REPLICA_STATE = """
 SELECT pg_is_in_recovery() AS standby,
        pg_wal_lsn_diff(pg_last_wal_replay_lsn(), '0/0')::bigint AS replayed,
@@ -96,6 +111,15 @@ class Positions:
         no such position is remembered."""
         i = bisect.bisect_right(self._lsns, lsn)
         return self._times[i - 1] if i else None
+
+
+def wal_end(inserted: int, *, block: int, segment: int) -> int:
+    """The end of the last record of a WAL whose insert position is
+    ``inserted``: the position itself, or the page boundary before it when no
+    record is on that page yet (the insert position then points past the
+    page's header, where replay of the last record ends at the boundary)."""
+    header = SEGMENT_HEADER if inserted % segment < block else PAGE_HEADER
+    return inserted - header if inserted % block == header else inserted
 
 
 def lag_seconds(
@@ -214,9 +238,8 @@ class Reads:
             elif _schema_behind(exc):
                 reason = "the replica has not replayed the primary's last migration yet"
                 log.warning("replica_schema_behind", sqlstate=getattr(exc, "sqlstate", None))
-                # its sessions may keep what they knew of the catalog: new
-                # ones read the replayed schema
-                await pool.expire_connections()
+                # (its sessions need no renewal: a session on a hot standby
+                # sees the replayed DDL at its next statement)
             elif _away_error(exc):
                 reason = f"the replica is away ({type(exc).__name__})"
                 self._away(reason)
@@ -281,9 +304,9 @@ class Reads:
         started = time.monotonic()
         primary: int | None = None
         try:
-            primary = await asyncio.wait_for(
-                self._primary.fetchval(PRIMARY_POSITION), PROBE_TIMEOUT
-            )
+            wal = await asyncio.wait_for(self._primary.fetchrow(PRIMARY_POSITION), PROBE_TIMEOUT)
+            assert wal is not None
+            primary = wal_end(wal["inserted"], block=wal["block"], segment=wal["segment"])
         except (*db.UNAVAILABLE, asyncpg.PostgresError):
             pass  # the primary away: the replica's own view
         if primary is not None:

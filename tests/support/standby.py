@@ -10,6 +10,14 @@ ships ``postgres``, ``pg_ctl``, ``initdb`` and ``pg_basebackup`` side by
 side), else those of a PostgreSQL installed on the machine. As root (in a
 container), the servers run as the wheel's unprivileged user, as the
 embedded server does.
+
+The primary runs ``synchronous_commit = off`` (as the test servers run
+without fsync: speed), which also makes every commit on it asynchronous:
+acknowledged before its WAL is written out. That is what a replica's lag
+measurement must get right (``router/store/replica.py``: the primary's insert
+position, not its write position), and what the replica tests exercise.
+Whatever server the rest of the suite uses (embedded or ``DATABASE_URL``),
+the pair is made the same way, from the same binaries.
 """
 
 from __future__ import annotations
