@@ -1,8 +1,35 @@
 -- Resolve a batch of contacts in one statement and one transaction (see
--- router/store/batching.py). Every identifier of the batch is locked up front
--- in one global order, so concurrent batches cannot deadlock; then each
--- contact is resolved in turn (resolve_contact), seeing the customers created
--- before it.
+-- router/store/batching.py), set-based: a few statements for the whole batch
+-- instead of about ten per contact.
+--
+-- 1. Every identifier of the batch is locked up front in one global order
+--    (its hash), so concurrent batches cannot deadlock and the first contacts
+--    of one person in concurrent batches end up with one customer.
+-- 2. The contacts that share an identifier with another contact of the batch
+--    (rare: a person writing twice within a few milliseconds, or a retried
+--    delivery in the same batch) are set aside: they are resolved one after
+--    the other at the end (resolve_contact), each seeing the customers and
+--    identities of those before it, so two of them sharing a new identifier
+--    get ONE customer.
+-- 3. One statement resolves all the others together. They share no
+--    identifier, so no one of them can see what another writes: each one's
+--    earlier delivery (same adapter and external id), else its customer --
+--    the one of its strongest known identifier, else a new one -- are read
+--    from the snapshot before any write. Then, in the same statement, the
+--    new customers, the identities (a new one is added, a known one of the
+--    same customer upgraded to verified), and the conflicts (identifiers of
+--    other customers: recorded, never merged) are written; and for each
+--    known customer its context is read: profile, counts per channel over
+--    the last 30 days (one scan, which usually gives the last contact too),
+--    the last contact before that only when there was none in 30 days, the
+--    conversation of its thread, the open journeys. A new customer's
+--    context is empty (nothing to read).
+--
+-- The result per contact is the one resolve_contact gives: `context` has
+-- exactly its shape (router/recognition/context.py builds the rules' context
+-- from it); `known` is true when the customer has a contact before this one
+-- or comes from the CRM. A contact without identifiers (anonymous) and not
+-- delivered before has no row.
 -- p_batch: [{"a": adapter, "e": external id, "k": [kinds], "v": [values],
 --            "f": [verified], "n": new customer id, "c": contact id,
 --            "t": received at, "h": thread id}, ...], strongest identifier first.
@@ -18,9 +45,10 @@ RETURNS TABLE (
 ) LANGUAGE plpgsql AS $$
 #variable_conflict use_column
 DECLARE
-    item jsonb;
-    n    integer := 0;
-    r    record;
+    v_shared integer[];
+    item     jsonb;
+    v_n      bigint;
+    r        record;
 BEGIN
     PERFORM pg_advisory_xact_lock(h)
        FROM (SELECT DISTINCT hashtextextended(u.k || chr(31) || u.v, 0) AS h
@@ -29,7 +57,158 @@ BEGIN
                                    ARRAY(SELECT jsonb_array_elements_text(e.item -> 'v')))
                             AS u(k, v)) t
       ORDER BY h;
-    FOR item IN SELECT value FROM jsonb_array_elements(p_batch) LOOP
+
+    -- the contacts sharing an identifier with another one of the batch
+    SELECT array_agg(DISTINCT s.n)
+      INTO v_shared
+      FROM (SELECT e.n, u.k, u.v,
+                   count(*) OVER (PARTITION BY u.k, u.v) AS holders
+              FROM jsonb_array_elements(p_batch) WITH ORDINALITY AS e(item, n),
+                   LATERAL (SELECT DISTINCT k, v
+                              FROM unnest(ARRAY(SELECT jsonb_array_elements_text(e.item -> 'k')),
+                                          ARRAY(SELECT jsonb_array_elements_text(e.item -> 'v')))
+                                   AS u(k, v)) u) s
+     WHERE s.holders > 1;
+    v_shared := coalesce(v_shared, '{}');
+
+    RETURN QUERY
+    WITH items AS MATERIALIZED (
+        SELECT (e.n - 1)::integer AS idx, e.item ->> 'a' AS adapter,
+               e.item ->> 'e' AS external_id, (e.item ->> 'n')::uuid AS new_id,
+               (e.item ->> 'c')::uuid AS contact_id, (e.item ->> 't')::timestamptz AS at,
+               e.item ->> 'h' AS thread
+          FROM jsonb_array_elements(p_batch) WITH ORDINALITY AS e(item, n)
+         WHERE e.n <> ALL (v_shared)
+    ), ids AS MATERIALIZED (
+        -- each identifier of a contact once: its strongest place, verified if ever
+        SELECT (e.n - 1)::integer AS idx, u.k, u.v, min(u.o) AS o, bool_or(u.f) AS f
+          FROM jsonb_array_elements(p_batch) WITH ORDINALITY AS e(item, n),
+               LATERAL unnest(ARRAY(SELECT jsonb_array_elements_text(e.item -> 'k')),
+                              ARRAY(SELECT jsonb_array_elements_text(e.item -> 'v')),
+                              ARRAY(SELECT x::boolean
+                                      FROM jsonb_array_elements_text(e.item -> 'f') AS x))
+                       WITH ORDINALITY AS u(k, v, f, o)
+         WHERE e.n <> ALL (v_shared)
+         GROUP BY e.n, u.k, u.v
+    ), dup AS MATERIALIZED (
+        SELECT i.idx, c.contact_id, c.customer_id, c.decision
+          FROM items i
+          JOIN contact_keys k ON k.adapter = i.adapter AND k.external_id = i.external_id
+          JOIN contacts c ON c.contact_id = k.contact_id AND c.received_at = k.received_at
+    ), held AS MATERIALIZED (
+        -- the batch's identifiers already known, and whose they are (one
+        -- look-up of the key each: a batch is small, the table is not)
+        SELECT d.idx, d.o, d.k, d.v, n.customer_id
+          FROM ids d
+          CROSS JOIN LATERAL (SELECT n.customer_id FROM identities n
+                               WHERE n.kind = d.k AND n.value = d.v LIMIT 1) n
+         WHERE d.idx NOT IN (SELECT idx FROM dup)
+    ), cust AS MATERIALIZED (
+        SELECT i.idx, coalesce(s.customer_id, i.new_id) AS customer_id,
+               s.customer_id IS NOT NULL AS existed
+          FROM items i
+          LEFT JOIN (SELECT DISTINCT ON (h.idx) h.idx, h.customer_id
+                       FROM held h ORDER BY h.idx, h.o) s ON s.idx = i.idx
+         WHERE i.idx NOT IN (SELECT idx FROM dup)
+           AND EXISTS (SELECT 1 FROM ids d WHERE d.idx = i.idx)
+    ), created AS (
+        INSERT INTO customers (customer_id)
+        SELECT c.customer_id FROM cust c WHERE NOT c.existed
+    ), conflicts AS (
+        INSERT INTO identity_conflicts
+               (contact_id, adapter, external_id, customer_id, other_customer_id, kind, value)
+        SELECT i.contact_id, i.adapter, i.external_id, c.customer_id, h.customer_id, h.k, h.v
+          FROM held h
+          JOIN cust c ON c.idx = h.idx
+          JOIN items i ON i.idx = h.idx
+         WHERE h.customer_id <> c.customer_id
+        ON CONFLICT DO NOTHING
+    ), upserted AS (
+        INSERT INTO identities (kind, value, customer_id, verified)
+        SELECT d.k, d.v, c.customer_id, d.f
+          FROM ids d JOIN cust c ON c.idx = d.idx
+        ON CONFLICT (kind, value) DO UPDATE
+           SET verified = true
+         WHERE identities.customer_id = EXCLUDED.customer_id
+           AND EXCLUDED.verified AND NOT identities.verified
+    )
+    SELECT d.idx, d.contact_id, d.customer_id, d.decision, NULL::uuid, NULL::boolean, NULL::jsonb
+      FROM dup d
+    UNION ALL
+    SELECT c.idx, NULL, NULL, NULL, c.customer_id, false,
+           jsonb_build_object('attributes', '{}'::jsonb, 'per_channel', '{}'::jsonb,
+                              'journeys', '[]'::jsonb)
+      FROM cust c
+     WHERE NOT c.existed
+    UNION ALL
+    SELECT c.idx, NULL, NULL, NULL, c.customer_id,
+           coalesce(s.last, l.last) IS NOT NULL OR p.origin = 'crm',
+           jsonb_build_object('name', p.name, 'tier', p.tier, 'language', p.language,
+                              'segment', p.segment, 'attributes', p.attributes)
+           || jsonb_build_object('per_channel', s.counts, 'last', coalesce(s.last, l.last),
+                                 'conversation', v.conversation, 'journeys', j.journeys)
+      FROM cust c
+      JOIN items i ON i.idx = c.idx
+      LEFT JOIN customers p ON p.customer_id = c.customer_id
+      -- one scan of the last 30 days gives the counts and, usually, the last contact
+      CROSS JOIN LATERAL (
+          SELECT coalesce(jsonb_object_agg(g.channel, jsonb_build_object(
+                     'contacts_24h', g.n24, 'contacts_7d', g.n7, 'contacts_30d', g.n30)),
+                     '{}') AS counts,
+                 (array_agg(g.last ORDER BY g.last_at DESC))[1] AS last
+            FROM (SELECT x.channel,
+                         count(*) FILTER (WHERE x.received_at >= i.at - interval '24 hours') AS n24,
+                         count(*) FILTER (WHERE x.received_at >= i.at - interval '7 days') AS n7,
+                         count(*) AS n30,
+                         max(x.received_at) AS last_at,
+                         (array_agg(jsonb_build_object('at', x.received_at, 'channel', x.channel,
+                                                       'queue', x.queue, 'agent', x.agent,
+                                                       'rule', x.rule)
+                                    ORDER BY x.received_at DESC))[1] AS last
+                    FROM contacts x
+                   WHERE x.customer_id = c.customer_id
+                     AND x.received_at >= i.at - interval '30 days'
+                     AND x.received_at < i.at
+                   GROUP BY x.channel) g) s
+      -- none in 30 days: the last one before
+      LEFT JOIN LATERAL (
+          SELECT jsonb_build_object('at', x.received_at, 'channel', x.channel,
+                                    'queue', x.queue, 'agent', x.agent, 'rule', x.rule) AS last
+            FROM contacts x
+           WHERE s.last IS NULL
+             AND x.customer_id = c.customer_id AND x.received_at < i.at - interval '30 days'
+           ORDER BY x.received_at DESC
+           LIMIT 1) l ON true
+      LEFT JOIN LATERAL (
+          SELECT jsonb_build_object(
+                     'id', i.thread,
+                     'started_at', min(x.received_at),
+                     'last_at', max(x.received_at),
+                     'contacts', count(*),
+                     'channels', jsonb_agg(DISTINCT x.channel),
+                     'last_queue', (array_agg(x.queue ORDER BY x.received_at DESC))[1],
+                     'last_agent', (array_agg(x.agent ORDER BY x.received_at DESC))[1],
+                     'open', (array_agg(x.closed_at IS NULL AND x.resolved_at IS NULL
+                                        ORDER BY x.received_at DESC))[1]) AS conversation
+            FROM contacts x
+           WHERE i.thread IS NOT NULL
+             AND x.thread_id = i.thread AND x.customer_id = c.customer_id
+             AND x.received_at < i.at
+          HAVING count(*) > 0) v ON true
+      CROSS JOIN LATERAL (
+          SELECT coalesce(jsonb_agg(jsonb_build_object(
+                     'ref', jr.ref, 'type', jr.type, 'step', jr.step,
+                     'opened_at', jr.opened_at, 'updated_at', jr.updated_at, 'data', jr.data)
+                     ORDER BY jr.updated_at DESC), '[]') AS journeys
+            FROM journeys jr
+           WHERE jr.customer_id = c.customer_id AND jr.status = 'open') j
+     WHERE c.existed;
+
+    -- the contacts sharing an identifier, one after the other in batch order
+    FOR v_n, item IN SELECT e.n, e.item
+                  FROM jsonb_array_elements(p_batch) WITH ORDINALITY AS e(item, n)
+                 WHERE e.n = ANY (v_shared)
+                 ORDER BY e.n LOOP
         FOR r IN SELECT * FROM resolve_contact(
                 item ->> 'a', item ->> 'e',
                 ARRAY(SELECT jsonb_array_elements_text(item -> 'k')),
@@ -37,7 +216,7 @@ BEGIN
                 ARRAY(SELECT x::boolean FROM jsonb_array_elements_text(item -> 'f') AS x),
                 (item ->> 'n')::uuid, (item ->> 'c')::uuid, (item ->> 't')::timestamptz,
                 item ->> 'h') LOOP
-            idx := n;
+            idx := v_n - 1;
             dup_contact_id := r.dup_contact_id;
             dup_customer_id := r.dup_customer_id;
             dup_decision := r.dup_decision;
@@ -46,6 +225,5 @@ BEGIN
             context := r.context;
             RETURN NEXT;
         END LOOP;
-        n := n + 1;
     END LOOP;
 END $$;
