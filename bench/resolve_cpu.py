@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import postgres_server, scratch_database  # noqa: E402
-from bench.plans import Collector, _outbox, _record, explained, has_auto_explain, seed  # noqa: E402
+from bench.plans import _outbox, _record, explained, has_auto_explain, seed  # noqa: E402
 from router.models import Contact, Identifier, Nonce, now_ms, uuid7  # noqa: E402
 from router.recognition.resolution import Lookup, key  # noqa: E402
 from router.store import customers, nonces, records  # noqa: E402
