@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-import orjson
 import pytest
 
 from router.models import Identifier, now_ms, uuid7
@@ -55,7 +54,7 @@ def contact(
 
 
 def batch_json(keys: list[ResolveKey]) -> list[dict[str, Any]]:
-    """The batch as ``customers.resolve_many`` sends it."""
+    """The batch, with its new customer ids drawn once for both ways."""
     return [
         {
             "a": x.adapter,
@@ -97,8 +96,21 @@ async def state(con: asyncpg.Connection, values: set[str]) -> dict[str, Any]:
 
 
 async def set_based(con: asyncpg.Connection, items: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    """``resolve_many`` with the arrays ``customers.resolve_many`` passes."""
     rows = await con.fetch(
-        "SELECT * FROM resolve_many($1::text::jsonb) ORDER BY idx", orjson.dumps(items).decode()
+        """SELECT * FROM resolve_many($1::text[], $2::text[], $3::text[], $4::uuid[], $5::uuid[],
+                                      $6::timestamptz[], $7::int[], $8::text[], $9::text[],
+                                      $10::bool[]) ORDER BY idx""",
+        [x["a"] for x in items],
+        [x["e"] for x in items],
+        [x["h"] for x in items],
+        [uuid.UUID(x["n"]) for x in items],
+        [uuid.UUID(x["c"]) for x in items],
+        [datetime.fromisoformat(x["t"]) for x in items],
+        [n for n, x in enumerate(items) for _ in x["k"]],
+        [k for x in items for k in x["k"]],
+        [v for x in items for v in x["v"]],
+        [f for x in items for f in x["f"]],
     )
     return [tuple(r) for r in rows]
 

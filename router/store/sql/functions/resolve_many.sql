@@ -30,11 +30,22 @@
 -- from it); `known` is true when the customer has a contact before this one
 -- or comes from the CRM. A contact without identifiers (anonymous) and not
 -- delivered before has no row.
--- p_batch: [{"a": adapter, "e": external id, "k": [kinds], "v": [values],
---            "f": [verified], "n": new customer id, "c": contact id,
---            "t": received at, "h": thread id}, ...], strongest identifier first.
-CREATE OR REPLACE FUNCTION resolve_many(p_batch jsonb)
-RETURNS TABLE (
+-- The batch comes as arrays (no JSON to parse), one element per contact:
+-- adapter, external id, thread id, new customer id, contact id, received at;
+-- and one element per identifier, contact after contact, strongest first:
+-- p_of (the contact's place in the batch, from 0), kind, value, verified.
+CREATE OR REPLACE FUNCTION resolve_many(
+    p_adapter     text[],
+    p_external_id text[],
+    p_thread      text[],
+    p_new_id      uuid[],
+    p_contact_id  uuid[],
+    p_at          timestamptz[],
+    p_of          integer[],
+    p_kind        text[],
+    p_value       text[],
+    p_verified    boolean[]
+) RETURNS TABLE (
     idx             integer,
     dup_contact_id  uuid,
     dup_customer_id uuid,
@@ -42,54 +53,42 @@ RETURNS TABLE (
     customer_id     uuid,
     known           boolean,
     context         jsonb
-) LANGUAGE plpgsql AS $$
+) LANGUAGE plpgsql
+  SET plan_cache_mode = force_generic_plan
+AS $$
 #variable_conflict use_column
 DECLARE
     v_shared integer[];
-    item     jsonb;
-    v_n      bigint;
+    v_n      integer;
     r        record;
 BEGIN
     PERFORM pg_advisory_xact_lock(h)
        FROM (SELECT DISTINCT hashtextextended(u.k || chr(31) || u.v, 0) AS h
-               FROM jsonb_array_elements(p_batch) AS e(item),
-                    LATERAL unnest(ARRAY(SELECT jsonb_array_elements_text(e.item -> 'k')),
-                                   ARRAY(SELECT jsonb_array_elements_text(e.item -> 'v')))
-                            AS u(k, v)) t
+               FROM unnest(p_kind, p_value) AS u(k, v)) t
       ORDER BY h;
 
     -- the contacts sharing an identifier with another one of the batch
-    SELECT array_agg(DISTINCT s.n)
+    SELECT array_agg(DISTINCT s.o)
       INTO v_shared
-      FROM (SELECT e.n, u.k, u.v,
-                   count(*) OVER (PARTITION BY u.k, u.v) AS holders
-              FROM jsonb_array_elements(p_batch) WITH ORDINALITY AS e(item, n),
-                   LATERAL (SELECT DISTINCT k, v
-                              FROM unnest(ARRAY(SELECT jsonb_array_elements_text(e.item -> 'k')),
-                                          ARRAY(SELECT jsonb_array_elements_text(e.item -> 'v')))
-                                   AS u(k, v)) u) s
+      FROM (SELECT d.o, count(*) OVER (PARTITION BY d.k, d.v) AS holders
+              FROM (SELECT DISTINCT u.o, u.k, u.v
+                      FROM unnest(p_of, p_kind, p_value) AS u(o, k, v)) d) s
      WHERE s.holders > 1;
     v_shared := coalesce(v_shared, '{}');
 
     RETURN QUERY
     WITH items AS MATERIALIZED (
-        SELECT (e.n - 1)::integer AS idx, e.item ->> 'a' AS adapter,
-               e.item ->> 'e' AS external_id, (e.item ->> 'n')::uuid AS new_id,
-               (e.item ->> 'c')::uuid AS contact_id, (e.item ->> 't')::timestamptz AS at,
-               e.item ->> 'h' AS thread
-          FROM jsonb_array_elements(p_batch) WITH ORDINALITY AS e(item, n)
-         WHERE e.n <> ALL (v_shared)
+        SELECT (u.n - 1)::integer AS idx, u.adapter, u.external_id, u.thread, u.new_id,
+               u.contact_id, u.at
+          FROM unnest(p_adapter, p_external_id, p_thread, p_new_id, p_contact_id, p_at)
+               WITH ORDINALITY AS u(adapter, external_id, thread, new_id, contact_id, at, n)
+         WHERE u.n - 1 <> ALL (v_shared)
     ), ids AS MATERIALIZED (
         -- each identifier of a contact once: its strongest place, verified if ever
-        SELECT (e.n - 1)::integer AS idx, u.k, u.v, min(u.o) AS o, bool_or(u.f) AS f
-          FROM jsonb_array_elements(p_batch) WITH ORDINALITY AS e(item, n),
-               LATERAL unnest(ARRAY(SELECT jsonb_array_elements_text(e.item -> 'k')),
-                              ARRAY(SELECT jsonb_array_elements_text(e.item -> 'v')),
-                              ARRAY(SELECT x::boolean
-                                      FROM jsonb_array_elements_text(e.item -> 'f') AS x))
-                       WITH ORDINALITY AS u(k, v, f, o)
-         WHERE e.n <> ALL (v_shared)
-         GROUP BY e.n, u.k, u.v
+        SELECT u.idx, u.k, u.v, min(u.n) AS o, bool_or(u.f) AS f
+          FROM unnest(p_of, p_kind, p_value, p_verified) WITH ORDINALITY AS u(idx, k, v, f, n)
+         WHERE u.idx <> ALL (v_shared)
+         GROUP BY u.idx, u.k, u.v
     ), dup AS MATERIALIZED (
         SELECT i.idx, c.contact_id, c.customer_id, c.decision
           FROM items i
@@ -205,18 +204,18 @@ BEGIN
      WHERE c.existed;
 
     -- the contacts sharing an identifier, one after the other in batch order
-    FOR v_n, item IN SELECT e.n, e.item
-                  FROM jsonb_array_elements(p_batch) WITH ORDINALITY AS e(item, n)
-                 WHERE e.n = ANY (v_shared)
-                 ORDER BY e.n LOOP
+    FOREACH v_n IN ARRAY v_shared LOOP  -- in order: array_agg(DISTINCT) sorts
         FOR r IN SELECT * FROM resolve_contact(
-                item ->> 'a', item ->> 'e',
-                ARRAY(SELECT jsonb_array_elements_text(item -> 'k')),
-                ARRAY(SELECT jsonb_array_elements_text(item -> 'v')),
-                ARRAY(SELECT x::boolean FROM jsonb_array_elements_text(item -> 'f') AS x),
-                (item ->> 'n')::uuid, (item ->> 'c')::uuid, (item ->> 't')::timestamptz,
-                item ->> 'h') LOOP
-            idx := v_n - 1;
+                p_adapter[v_n + 1], p_external_id[v_n + 1],
+                ARRAY(SELECT u.k FROM unnest(p_of, p_kind) WITH ORDINALITY AS u(o, k, n)
+                       WHERE u.o = v_n ORDER BY u.n),
+                ARRAY(SELECT u.v FROM unnest(p_of, p_value) WITH ORDINALITY AS u(o, v, n)
+                       WHERE u.o = v_n ORDER BY u.n),
+                ARRAY(SELECT u.f FROM unnest(p_of, p_verified) WITH ORDINALITY AS u(o, f, n)
+                       WHERE u.o = v_n ORDER BY u.n),
+                p_new_id[v_n + 1], p_contact_id[v_n + 1], p_at[v_n + 1],
+                p_thread[v_n + 1]) LOOP
+            idx := v_n;
             dup_contact_id := r.dup_contact_id;
             dup_customer_id := r.dup_customer_id;
             dup_decision := r.dup_decision;
