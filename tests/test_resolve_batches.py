@@ -140,7 +140,7 @@ async def test_a_batch_resolves_as_its_contacts_one_after_the_other(
 ) -> None:
     at = now_ms()
     tag = unique("rb")
-    mail = {name: f"{name}.{tag}@example.com" for name in "abcdefghij"}
+    mail = {name: f"{name}.{tag}@example.com" for name in "abcdefghijk"}
     phone = {name: f"+1555{abs(hash((tag, name))) % 10**7:07d}" for name in "abcd"}
     ids = {name: uuid7(at - timedelta(days=200)) for name in "abcd"}
     # a: a customer with history on three channels and an open thread
@@ -193,6 +193,14 @@ async def test_a_batch_resolves_as_its_contacts_one_after_the_other(
         at - timedelta(hours=3),
     )
     shared_key = uuid.uuid4().hex
+    gone = uuid.uuid4().hex  # a key whose record is gone (erased, expired): resolved anew
+    await con.execute(
+        """INSERT INTO contact_keys (adapter, external_id, contact_id, received_at)
+           VALUES ('chat', $1, $2, $3)""",
+        gone,
+        uuid7(at - timedelta(days=3)),
+        at - timedelta(days=3),
+    )
     keys = [
         contact(("email", mail["a"]), at=at, thread=thread),  # known, thread, 3 channels
         contact(("email", mail["b"]), at=at),  # only old contacts
@@ -210,6 +218,7 @@ async def test_a_batch_resolves_as_its_contacts_one_after_the_other(
         contact(("email", mail["j"]), ("email", mail["j"]), at=at),  # the same one twice
         contact(("email", mail["b"]), ("phone", phone["d"]), at=at, thread="nowhere"),
         contact(("email", mail["c"]), ("social", f"tw-{tag}"), at=at),  # conflict: b's
+        contact(("email", mail["k"]), at=at, external_id=gone),
     ]
     values = set(mail.values()) | set(phone.values()) | {f"tw-{tag}"}
 
@@ -241,6 +250,7 @@ async def test_a_batch_resolves_as_its_contacts_one_after_the_other(
     assert ("phone", phone["a"], ids["a"], True) in together_state["identities"]
     assert sorted(c[4] for c in together_state["conflicts"]) == sorted([ids["d"]] * 2 + [ids["b"]])
     assert by_idx[15][4] == ids["c"]
+    assert by_idx[16][1] is None and by_idx[16][4] is not None
 
 
 @pytest.mark.parametrize("alone", [True, False], ids=["alone", "shared-in-batch"])
