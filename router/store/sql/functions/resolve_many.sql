@@ -1,5 +1,5 @@
 -- Resolve a batch of contacts in one call and one transaction (see
--- router/store/batching.py), set-based: three statements for the whole batch
+-- router/store/batching.py), set-based: a few statements for the whole batch
 -- instead of about ten per contact (a quarter to a third of the loop's
 -- server CPU, bench/resolve_cpu.py).
 --
@@ -11,20 +11,24 @@
 --    delivery in the same batch) are set aside: they are resolved one after
 --    the other at the end (resolve_contact), each seeing the customers and
 --    identities of those before it, so two of them sharing a new identifier
---    get ONE customer.
--- 3. One statement resolves all the others together. They share no
+--    get ONE customer (after all the others: they share nothing with them).
+-- 3. Their earlier deliveries (same adapter and external id) are returned,
+--    read only when a key of the batch is known (a key whose record is gone
+--    is resolved anew, as resolve_contact does).
+-- 4. One statement resolves all the others together. They share no
 --    identifier, so no one of them can see what another writes: each one's
---    earlier delivery (same adapter and external id), else its customer --
---    the one of its strongest known identifier, else a new one -- are read
---    from the snapshot before any write. Then, in the same statement, the
---    new customers, the identities (a new one is added, a known one of the
---    same customer upgraded to verified), and the conflicts (identifiers of
---    other customers: recorded, never merged) are written; and for each
---    known customer its context is read: profile, counts per channel over
---    the last 30 days (one scan, which usually gives the last contact too),
---    the last contact before that only when there was none in 30 days, the
---    conversation of its thread, the open journeys. A new customer's
---    context is empty (nothing to read).
+--    customer -- the one of its strongest known identifier, else a new one --
+--    is read from the snapshot before any write; then, in the same
+--    statement, the new customers, the identities (a new one is added, a
+--    known one of the same customer upgraded to verified) and the conflicts
+--    (identifiers of other customers: recorded, never merged) are written.
+--    No partitioned table is in it: a batch of new people sets up no scan
+--    of `contacts`. A new customer's context is empty (nothing to read).
+-- 5. One statement reads the known customers' contexts, only when there are
+--    any: profile, counts per channel over the last 30 days (one scan, which
+--    usually gives the last contact too), the last contact before that only
+--    when there was none in 30 days, the conversation of its thread, the
+--    open journeys.
 --
 -- The result per contact is the one resolve_contact gives: `context` has
 -- exactly its shape (router/recognition/context.py builds the rules' context
