@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
-import orjson
 
 from router.models import Decision, Identifier, uuid7
 from router.store.records import EarlierDelivery
@@ -48,7 +47,10 @@ class Resolution:
 #: without identifiers (anonymous).
 Resolved = EarlierDelivery | Resolution | None
 
-_RESOLVE_MANY = "SELECT * FROM resolve_many($1::text::jsonb)"
+_RESOLVE_MANY = """
+SELECT * FROM resolve_many($1::text[], $2::text[], $3::text[], $4::uuid[], $5::uuid[],
+                           $6::timestamptz[], $7::int[], $8::text[], $9::text[], $10::bool[])
+"""
 
 
 def _outcome(row: asyncpg.Record | None) -> Resolved:
@@ -67,19 +69,22 @@ async def resolve_many(
     con: asyncpg.Connection | asyncpg.Pool, keys: Sequence[ResolveKey]
 ) -> list[Resolved]:
     """Resolve many contacts in one statement and one transaction."""
-    batch = [
-        {
-            "a": x.adapter,
-            "e": x.external_id,
-            "k": [i.kind for i in x.identifiers],
-            "v": [i.value for i in x.identifiers],
-            "f": [i.verified for i in x.identifiers],
-            "n": str(uuid7(x.at)),
-            "c": str(x.contact_id),
-            "t": x.at.isoformat(),
-            "h": x.thread_id,
-        }
-        for x in keys
-    ]
-    rows = {r["idx"]: r for r in await con.fetch(_RESOLVE_MANY, orjson.dumps(batch).decode())}
-    return [_outcome(rows.get(n)) for n in range(len(keys))]
+    # one element per contact, then one per identifier (strongest first) with
+    # the place of its contact in the batch: arrays, nothing to parse as JSON
+    of = [n for n, x in enumerate(keys) for _ in x.identifiers]
+    ids = [i for x in keys for i in x.identifiers]
+    rows = await con.fetch(
+        _RESOLVE_MANY,
+        [x.adapter for x in keys],
+        [x.external_id for x in keys],
+        [x.thread_id for x in keys],
+        [uuid7(x.at) for x in keys],
+        [x.contact_id for x in keys],
+        [x.at for x in keys],
+        of,
+        [i.kind for i in ids],
+        [i.value for i in ids],
+        [i.verified for i in ids],
+    )
+    found = {r["idx"]: r for r in rows}
+    return [_outcome(found.get(n)) for n in range(len(keys))]

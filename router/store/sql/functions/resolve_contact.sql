@@ -8,7 +8,9 @@
 -- with one customer. A new customer returns at once (nothing to read);
 -- conflicts are only looked for when a contact carries several identifiers;
 -- the counts and the last contact come from one scan of the last 30 days.
--- Called by resolve_many (router/store/batching.py batches the calls).
+-- Called by resolve_many for the contacts of a batch that share an
+-- identifier with another one of the batch, one after the other (the others
+-- are resolved together, set-based, with the same result).
 CREATE OR REPLACE FUNCTION resolve_contact(
     p_adapter     text,
     p_external_id text,
