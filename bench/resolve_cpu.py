@@ -10,7 +10,7 @@ then routes batches of ``--batch`` chat contacts, ``--returning`` of them from
 customers seen before (the rest new), as the service does: the resolve
 statement, the record insert (keys, record, open row, lifecycle log, one
 outbox event each) and a replay-nonce claim. The resolve runs both as the
-service runs it now (``resolve_many``, set-based) and as the loop it was
+service runs it now (``resolve_batch``, set-based) and as the loop it was
 (``resolve_many_loop``: ``resolve_contact`` once per contact, defined here
 for the comparison), alternating batch by batch on the same connection, so
 that drift on a shared machine hits both. Each statement's cost is the
@@ -98,7 +98,7 @@ BEGIN
 END $$;
 """
 
-VARIANTS = {"set": "resolve_many", "loop": "resolve_many_loop"}
+VARIANTS = {"set": "resolve_batch", "loop": "resolve_many_loop"}
 
 
 class Resolver:
@@ -110,7 +110,7 @@ class Resolver:
 
     async def __call__(self, con: asyncpg.Connection, lookups: list[Lookup]) -> list[Any]:
         keys = [key(x) for x in lookups]
-        if self.function == "resolve_many":
+        if self.function == "resolve_batch":
             return await customers.resolve_many(con, keys)
         batch = [
             {

@@ -56,6 +56,7 @@ def test_every_function_file_defines_the_function_it_is_named_for() -> None:
         "deliveries_notify",
         "ensure_partitions",
         "lifecycle_log_notify",
+        "resolve_batch",
         "resolve_contact",
         "resolve_many",
     ]

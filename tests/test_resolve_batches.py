@@ -1,4 +1,4 @@
-"""Resolving a batch of contacts in one statement (``resolve_many``, set-based)
+"""Resolving a batch of contacts in one statement (``resolve_batch``, set-based)
 gives what resolving them one after the other (``resolve_contact``) gives:
 the same customers, contexts, identities and conflicts; contacts of one batch
 sharing an identifier, a retried delivery in the batch and concurrent batches
@@ -7,6 +7,7 @@ keep one customer per identifier."""
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
@@ -96,9 +97,9 @@ async def state(con: asyncpg.Connection, values: set[str]) -> dict[str, Any]:
 
 
 async def set_based(con: asyncpg.Connection, items: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
-    """``resolve_many`` with the arrays ``customers.resolve_many`` passes."""
+    """``resolve_batch`` with the arrays ``customers.resolve_many`` passes."""
     rows = await con.fetch(
-        """SELECT * FROM resolve_many($1::text[], $2::text[], $3::text[], $4::uuid[], $5::uuid[],
+        """SELECT * FROM resolve_batch($1::text[], $2::text[], $3::text[], $4::uuid[], $5::uuid[],
                                       $6::timestamptz[], $7::int[], $8::text[], $9::text[],
                                       $10::bool[]) ORDER BY idx""",
         [x["a"] for x in items],
@@ -235,8 +236,22 @@ async def test_a_batch_resolves_as_its_contacts_one_after_the_other(
     together_state = await state(con, values)
     await run.rollback()
 
+    # the earlier release's call (the batch as JSON), kept for rolling upgrades
+    upgrade = con.transaction()
+    await upgrade.start()
+    as_json = [
+        tuple(r)
+        for r in await con.fetch(
+            "SELECT * FROM resolve_many($1::text::jsonb) ORDER BY idx", json.dumps(items)
+        )
+    ]
+    json_state = await state(con, values)
+    await upgrade.rollback()
+
     assert together == loop
     assert together_state == loop_state
+    assert as_json == loop
+    assert json_state == loop_state
     by_idx = {r[0]: r for r in together}
     assert by_idx[7][1] is not None  # the retried delivery: its earlier record
     assert 6 not in by_idx  # the anonymous contact has no customer

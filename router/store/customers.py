@@ -48,7 +48,7 @@ class Resolution:
 Resolved = EarlierDelivery | Resolution | None
 
 _RESOLVE_MANY = """
-SELECT * FROM resolve_many($1::text[], $2::text[], $3::text[], $4::uuid[], $5::uuid[],
+SELECT * FROM resolve_batch($1::text[], $2::text[], $3::text[], $4::uuid[], $5::uuid[],
                            $6::timestamptz[], $7::int[], $8::text[], $9::text[], $10::bool[])
 """
 

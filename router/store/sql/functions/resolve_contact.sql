@@ -8,7 +8,7 @@
 -- with one customer. A new customer returns at once (nothing to read);
 -- conflicts are only looked for when a contact carries several identifiers;
 -- the counts and the last contact come from one scan of the last 30 days.
--- Called by resolve_many for the contacts of a batch that share an
+-- Called by resolve_batch for the contacts of a batch that share an
 -- identifier with another one of the batch, one after the other (the others
 -- are resolved together, set-based, with the same result).
 CREATE OR REPLACE FUNCTION resolve_contact(
