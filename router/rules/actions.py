@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.models import CHANNELS, Decision, OverflowStep
+from router.models import CHANNELS, Decision, OverflowStep, trusted
 from router.rules.fields import Catalog, Getter, Input, Kind
 from router.rules.schema import AssignSpec, DefaultsSpec, FromField, OverflowSpec, RouteSpec
 
@@ -120,16 +120,20 @@ class Route:
         overflow = self.static_overflow
         if overflow is None:
             overflow = tuple(step.step(priority) for step in self.overflow)
-        return Decision(
-            queue=queue,
-            priority=priority,
-            skills=unique(queues[queue].skills, self.skills or base.skills, skills),
-            sla_seconds=base.sla_seconds if self.sla_seconds is None else self.sla_seconds,
-            tags=unique(tags, self.tags) if tags else self.tags,
-            preferred_agent=agent,
-            overflow=overflow,
-            rule=rule,
-            ruleset=ruleset,
+        # every value is of the field's type already (compiled, or checked above)
+        return trusted(
+            Decision,
+            {
+                "queue": queue,
+                "priority": priority,
+                "skills": unique(queues[queue].skills, self.skills or base.skills, skills),
+                "sla_seconds": base.sla_seconds if self.sla_seconds is None else self.sla_seconds,
+                "tags": unique(tags, self.tags) if tags else self.tags,
+                "preferred_agent": agent,
+                "overflow": overflow,
+                "rule": rule,
+                "ruleset": ruleset,
+            },
         )
 
 
