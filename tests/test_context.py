@@ -141,8 +141,9 @@ def test_the_context_equals_the_one_validated_step_by_step(
 ) -> None:
     customer_id = uuid.uuid4()
     # what the driver hands over: the jsonb decoded afresh for each
-    built = build_context(customer_id, True, orjson.loads(orjson.dumps(raw)), channel=channel, at=AT)
-    expected = reference(customer_id, True, orjson.loads(orjson.dumps(raw)), channel=channel, at=AT)
+    text = orjson.dumps(raw)
+    built = build_context(customer_id, True, orjson.loads(text), channel=channel, at=AT)
+    expected = reference(customer_id, True, orjson.loads(text), channel=channel, at=AT)
     assert built == expected
     assert built.model_dump() == expected.model_dump()
     assert built.model_dump_json() == expected.model_dump_json()  # as the record stores it
@@ -177,9 +178,10 @@ def test_the_anonymous_context_is_a_customer_nobody_knows() -> None:
     customer_id = uuid.uuid4()
     context = anonymous_context(customer_id)
     assert context == CustomerContext(customer_id=customer_id, known=False)
-    assert context.model_dump_json() == CustomerContext(
-        customer_id=customer_id, known=False
-    ).model_dump_json()
+    assert (
+        context.model_dump_json()
+        == CustomerContext(customer_id=customer_id, known=False).model_dump_json()
+    )
 
 
 def test_trusted_models_equal_validated_ones() -> None:
