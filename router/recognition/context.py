@@ -14,6 +14,8 @@ SWITCH_WINDOW = timedelta(days=7)
 
 
 _validate = CustomerContext.__pydantic_validator__.validate_python
+_NO_COUNTS: dict[str, Any] = {}
+_ZERO_CHANNELS = dict.fromkeys(CHANNELS, _NO_COUNTS)
 
 
 def build_context(
@@ -32,17 +34,26 @@ def build_context(
             "customer_id": customer_id,
             "known": known,
             "attributes": raw.get("attributes") or {},
-            "per_channel": {c: counts[c] for c in CHANNELS if c in counts},
+            # every channel named: none is left to a default factory (a Python call)
+            "per_channel": {c: counts[c] if c in counts else _NO_COUNTS for c in CHANNELS},
             "journeys": raw.get("journeys") or [],
         }
     )
     fields = context.__dict__
     per_channel = context.per_channel.__dict__
-    each = [per_channel[c] for c in CHANNELS]
-    fields["contacts_24h"] = sum(c.contacts_24h for c in each)
-    fields["contacts_7d"] = sum(c.contacts_7d for c in each)
-    fields["contacts_30d"] = sum(c.contacts_30d for c in each)
-    fields["channels_7d"] = [c for c, n in zip(CHANNELS, each, strict=True) if n.contacts_7d]
+    n24 = n7 = n30 = 0
+    used: list[str] = []
+    for c in CHANNELS:
+        each = per_channel[c]
+        n24 += each.contacts_24h
+        n30 += each.contacts_30d
+        if each.contacts_7d:
+            n7 += each.contacts_7d
+            used.append(c)
+    fields["contacts_24h"] = n24
+    fields["contacts_7d"] = n7
+    fields["contacts_30d"] = n30
+    fields["channels_7d"] = used
     journeys = fields["journeys"]
     fields["journey"] = journeys[0] if journeys else None
     last = fields["last"]
@@ -55,5 +66,7 @@ def build_context(
 def anonymous_context(customer_id: uuid.UUID) -> CustomerContext:
     """The context of a contact without identifiers: a customer nobody knows,
     under an id of its own."""
-    context: CustomerContext = _validate({"customer_id": customer_id, "known": False})
+    context: CustomerContext = _validate(
+        {"customer_id": customer_id, "known": False, "per_channel": _ZERO_CHANNELS}
+    )
     return context
