@@ -133,6 +133,8 @@ def json_problem(value: Any) -> str | None:
     """Why the JSON-like ``value`` is over the ``JSON_*`` limits, or ``None``.
     Iterative, so any depth is measured without recursion; stops at the first
     problem."""
+    if not value:  # an empty object (most contacts' attributes), or a falsy scalar
+        return None
     values = 0
     size = 0
     stack: list[tuple[Any, int, str]] = [(value, 1, "")]
@@ -374,6 +376,16 @@ _CONTACT_TEXTS = (
 
 def unstorable_fields(contact: Contact) -> list[str]:
     """The fields of ``contact`` (dotted paths) holding a value PostgreSQL cannot store."""
+    # Every contact is checked, and nearly all are clean: one look at all the
+    # texts at once (a NUL or an unpaired surrogate in any of them is one in
+    # the whole) before naming the fields one by one.
+    texts = [v for name in _CONTACT_TEXTS if (v := getattr(contact, name)) is not None]
+    for ident in contact.identifiers:
+        texts += (ident.kind, ident.value)
+    if storable_text("".join(texts)) and (
+        not contact.attributes or storable_json(contact.attributes)
+    ):
+        return []
     found = [
         name
         for name in _CONTACT_TEXTS
