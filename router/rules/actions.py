@@ -50,7 +50,13 @@ def _clamp(priority: int) -> int:
 
 def unique(*parts: Sequence[str]) -> tuple[str, ...]:
     """The items of ``parts`` in order, each once."""
-    return tuple(dict.fromkeys(item for part in parts for item in part))
+    filled = [part for part in parts if part]
+    if len(filled) == 1:  # most decisions: the skills or tags of one place
+        only = filled[0]
+        if type(only) is tuple and len(set(only)) == len(only):
+            return only
+        return tuple(dict.fromkeys(only))
+    return tuple(dict.fromkeys(item for part in filled for item in part))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +71,16 @@ class Overflow:
 
     def step(self, priority: int) -> OverflowStep:
         raised = self.priority if self.boost is None else _clamp(priority + self.boost)
-        return OverflowStep(
-            after_seconds=self.after_seconds,
-            queue=self.queue,
-            drop_skills=self.drop_skills,
-            priority=raised,
+        # compiled values, of the fields' types (built for every decision whose
+        # steps depend on its priority)
+        return trusted(
+            OverflowStep,
+            {
+                "after_seconds": self.after_seconds,
+                "queue": self.queue,
+                "drop_skills": self.drop_skills,
+                "priority": raised,
+            },
         )
 
 
