@@ -40,11 +40,12 @@ Resolve = Callable[[Sequence[ResolveKey]], Awaitable[Sequence[EarlierDelivery | 
 
 def key(lookup: Lookup) -> ResolveKey:
     contact = lookup.contact
+    identifiers = contact.identifiers
     return ResolveKey(
         adapter=lookup.adapter,
         external_id=contact.external_id,
         thread_id=contact.thread_id,
-        identifiers=sorted(contact.identifiers, key=strength),
+        identifiers=sorted(identifiers, key=strength) if len(identifiers) > 1 else [*identifiers],
         contact_id=lookup.contact_id,
         at=lookup.at,
     )
