@@ -3,16 +3,18 @@ without HTTP and without the database.
 
     python bench/pipeline_cpu.py                      # this tree
     python bench/pipeline_cpu.py --before main        # and main, side by side
-    python bench/pipeline_cpu.py --contacts 2000 --rounds 9
+    python bench/pipeline_cpu.py --before main --turns 9 --rounds 3
 
 Each stage runs over ``--contacts`` chat deliveries (as bench/load.py sends
 them: one contact, an email identifier, half of them from returning
 customers) and is timed with ``time.process_time``; a stage's figure is the
-median over ``--rounds`` rounds of CPU microseconds per contact. The stages:
+median over ``--rounds`` rounds of CPU microseconds per contact, and the
+figure printed the median of ``--turns`` such processes. The stages:
 
-- ``parse``: the adapter's verify and parse, and the storable check
+- ``parse``: the adapter's verify and parse
 - ``normalize``: identifier normalization and the contact's id (uuid7)
-- ``resolve_in``: the resolve batch's keys and its JSON argument (``store/customers.py``)
+- ``resolve_in``: the resolve batch's keys and its JSON argument (``store/customers.py``;
+  the recorded rows handed back are counted too, alike on both sides)
 - ``context``: the store's rows into ``Recognized`` contexts (``build_context``),
   from recorded context JSON as the driver decodes it
 - ``decide``: the rules (``rules/`` of the repository, ``explain=False``)
@@ -23,7 +25,8 @@ median over ``--rounds`` rounds of CPU microseconds per contact. The stages:
 
 With ``--before REV`` the same script runs once more over the code of ``REV``
 (``git archive`` of router/ and adapters/, as bench/load.py's ``--before``),
-each side in a process of its own, and both are printed side by side.
+each side in processes of its own, the sides taking turns (so that the load
+of a shared machine weighs on both alike), and both are printed side by side.
 """
 
 from __future__ import annotations
@@ -318,6 +321,7 @@ def source_of(rev: str, workdir: Path) -> Path:
 
 
 def side(source: Path, args: argparse.Namespace) -> dict[str, float]:
+    """One process on the code in ``source``: its figures for ``--rounds`` rounds."""
     out = subprocess.run(
         [
             sys.executable,
@@ -340,7 +344,14 @@ def side(source: Path, args: argparse.Namespace) -> dict[str, float]:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--contacts", type=int, default=1000)
-    p.add_argument("--rounds", type=int, default=7)
+    p.add_argument("--rounds", type=int, default=3, help="rounds in each process")
+    p.add_argument(
+        "--turns",
+        type=int,
+        default=5,
+        help="processes per side, the sides taking turns (a shared machine's load "
+        "then weighs on both alike); the figure is the median of the turns'",
+    )
     p.add_argument("--before", metavar="REV", help="also the code at this git revision")
     p.add_argument("--child", metavar="DIR", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -352,7 +363,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.before:
             sides.insert(0, (args.before, source_of(args.before, Path(tmp))))
-        results = [(name, side(src, args)) for name, src in sides]
+        turns: dict[str, list[dict[str, float]]] = {name: [] for name, _ in sides}
+        for turn in range(args.turns):
+            for name, src in sides if turn % 2 == 0 else sides[::-1]:
+                turns[name].append(side(src, args))
+    results = [
+        (name, {s: statistics.median(t[s] for t in turns[name]) for s in STAGES})
+        for name, _ in sides
+    ]
     head = f"{'CPU us/contact':<14}" + "".join(f"{name:>14}" for name, _ in results)
     if len(results) == 2:
         head += f"{'new/old':>10}"
@@ -362,7 +380,10 @@ def main() -> None:
         if len(results) == 2:
             line += f"{results[1][1][stage] / results[0][1][stage]:>10.2f}"
         print(line)
-    print(f"({args.contacts} contacts, median of {args.rounds} rounds, time.process_time)")
+    print(
+        f"({args.contacts} contacts; median of {args.turns} processes per side taking turns,"
+        f" each the median of {args.rounds} rounds; time.process_time)"
+    )
 
 
 if __name__ == "__main__":
