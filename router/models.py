@@ -10,10 +10,10 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import orjson
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
@@ -58,19 +58,51 @@ JSON_BYTES_MAX = 64 * 1024
 TIME_MIN = datetime(1970, 1, 1, tzinfo=UTC)
 TIME_MAX = datetime(9999, 1, 1, tzinfo=UTC)
 #: What is said of a time outside them.
+_setattr = object.__setattr__
+
 TIME_RANGE = f"must lie between {TIME_MIN:%Y-%m-%dT%H:%M:%SZ} and {TIME_MAX:%Y-%m-%dT%H:%M:%SZ}"
+
+
+#: uuid7's bits: the 48 of the time, and of the 80 random ones all but the
+#: version's 4 and the variant's 2, which are set
+_MS_BITS = (1 << 48) - 1
+_RANDOM_BITS = ((1 << 80) - 1) & ~(0xF << 76) & ~(0x3 << 62)
+_VERSION_7 = 0x7 << 76 | 0x2 << 62
+_new_uuid = uuid.UUID.__new__
+#: random 80-bit numbers from the OS's generator, read 256 at a time (one
+#: system call, not one per id); a forked child reads its own
+_RANDOM_BLOCK = 256
+_randoms: Iterator[int] = iter(())
+
+
+def _forget_randoms() -> None:
+    global _randoms
+    _randoms = iter(())
+
+
+os.register_at_fork(after_in_child=_forget_randoms)
+
+
+def _random80() -> int:
+    global _randoms
+    for value in _randoms:  # next() on a list's iterator: each value is handed out once
+        return value
+    block = os.urandom(10 * _RANDOM_BLOCK)
+    values = [int.from_bytes(block[n : n + 10]) for n in range(0, len(block), 10)]
+    _randoms = iter(values[1:])
+    return values[0]
 
 
 def uuid7(at: datetime | None = None) -> uuid.UUID:
     """A time-ordered UUID (RFC 9562 version 7) whose first 48 bits are ``at`` in ms."""
     ms = int((at.timestamp() if at else time.time()) * 1000)
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (ms & 0xFFFF_FFFF_FFFF) << 80 | rand & ((1 << 80) - 1)
-    value &= ~(0xF << 76)
-    value |= 0x7 << 76  # version
-    value &= ~(0x3 << 62)
-    value |= 0x2 << 62  # variant
-    return uuid.UUID(int=value)
+    value = (ms & _MS_BITS) << 80 | _random80() & _RANDOM_BITS | _VERSION_7
+    # what uuid.UUID(int=value) makes, without its argument checks (a routed
+    # contact makes two): ``value`` is a 128-bit integer by construction
+    made = _new_uuid(uuid.UUID)
+    _setattr(made, "int", value)
+    _setattr(made, "is_safe", uuid.SafeUUID.unknown)
+    return made
 
 
 def uuid7_time(value: uuid.UUID) -> datetime:
@@ -101,6 +133,8 @@ def json_problem(value: Any) -> str | None:
     """Why the JSON-like ``value`` is over the ``JSON_*`` limits, or ``None``.
     Iterative, so any depth is measured without recursion; stops at the first
     problem."""
+    if not value:  # an empty object (most contacts' attributes), or a falsy scalar
+        return None
     values = 0
     size = 0
     stack: list[tuple[Any, int, str]] = [(value, 1, "")]
@@ -160,6 +194,28 @@ JsonObject = Annotated[
         json_schema_extra={"propertyNames": {"maxLength": JSON_KEY_MAX}},
     ),
 ]
+
+
+Model = TypeVar("Model", bound=BaseModel)
+
+
+def trusted(cls: type[Model], values: dict[str, Any]) -> Model:
+    """An instance of ``cls`` holding ``values`` as they are, without validation:
+    for data that our own code or the store produced, never for what a
+    customer sends. ``values`` names every field of ``cls`` with the value
+    (and type) validation would have given it; the fields set are those named.
+
+    What ``cls.model_construct(**values)`` does for such values, for a
+    fraction of its cost (it looks every field up again, and for a field
+    left out inspects its default factory's signature on every call). Only
+    for plain models: no private attributes, no ``extra="allow"``, no
+    ``model_post_init``."""
+    model = cls.__new__(cls)
+    _setattr(model, "__dict__", values)
+    _setattr(model, "__pydantic_fields_set__", set(values))
+    _setattr(model, "__pydantic_extra__", None)
+    _setattr(model, "__pydantic_private__", None)
+    return model
 
 
 def now_ms() -> datetime:
@@ -320,6 +376,16 @@ _CONTACT_TEXTS = (
 
 def unstorable_fields(contact: Contact) -> list[str]:
     """The fields of ``contact`` (dotted paths) holding a value PostgreSQL cannot store."""
+    # Every contact is checked, and nearly all are clean: one look at all the
+    # texts at once (a NUL or an unpaired surrogate in any of them is one in
+    # the whole) before naming the fields one by one.
+    texts = [v for name in _CONTACT_TEXTS if (v := getattr(contact, name)) is not None]
+    for ident in contact.identifiers:
+        texts += (ident.kind, ident.value)
+    if storable_text("".join(texts)) and (
+        not contact.attributes or storable_json(contact.attributes)
+    ):
+        return []
     found = [
         name
         for name in _CONTACT_TEXTS

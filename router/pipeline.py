@@ -24,6 +24,7 @@ from router.models import (
     WebhookReply,
     WebhookRequest,
     replace_unstorable,
+    trusted,
     unstorable_fields,
     uuid7,
 )
@@ -209,12 +210,15 @@ class Pipeline:
             ruleset=decision.ruleset,
             duration_ms=round(total_ms, 2),
         )
-        return Routed(
-            contact_id=record.contact_id,
-            customer_id=record.customer_id,
-            duplicate=False,
-            decision=decision,
-            external_id=contact.external_id,
+        return trusted(
+            Routed,
+            {
+                "contact_id": record.contact_id,
+                "customer_id": record.customer_id,
+                "duplicate": False,
+                "decision": decision,
+                "external_id": contact.external_id,
+            },
         )
 
     async def _claim(self, adapter: str, nonce: Nonce) -> None:

@@ -72,3 +72,31 @@ async def test_stop_flushes_what_is_queued() -> None:
     await batcher.stop()
     assert sorted(done) == list(range(10))
     assert [t.result() for t in tasks] == list(range(10))
+
+
+async def test_a_cancelled_caller_leaves_the_batch_of_the_others() -> None:
+    started = asyncio.Event()
+    release = asyncio.Event()
+    flushed: list[list[int]] = []
+
+    async def flush(items: Sequence[int]) -> list[int]:
+        flushed.append(list(items))
+        started.set()
+        await release.wait()
+        return [i * 10 for i in items]
+
+    batcher: Batcher[int, int] = Batcher("t", flush, max_inflight=1)
+    batcher.start()
+    first = asyncio.ensure_future(batcher.submit(1))
+    await started.wait()  # the first batch is in flight; the next two queue behind it
+    cancelled = asyncio.ensure_future(batcher.submit(2))
+    kept = asyncio.ensure_future(batcher.submit(3))
+    await asyncio.sleep(0)
+    cancelled.cancel()
+    first_cancelled = first.cancel()  # in flight: its item is still written
+    release.set()
+    assert await kept == 30
+    await batcher.stop()
+    assert first_cancelled and first.cancelled() and cancelled.cancelled()
+    # the cancelled callers' items were flushed with the others, not lost halfway
+    assert flushed == [[1], [2, 3]]

@@ -1,5 +1,7 @@
 """The quick check of JSON values PostgreSQL can store agrees with the
-string-by-string one (the quick check may only say "unsure")."""
+string-by-string one (the quick check may only say "unsure"); so does the
+quick look at all of a contact's texts at once; an empty object is within
+the JSON limits at once."""
 
 from __future__ import annotations
 
@@ -8,7 +10,16 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from router.models import storable_json, unstorable_paths
+from router.models import (
+    _CONTACT_TEXTS,
+    Contact,
+    Identifier,
+    json_problem,
+    storable_json,
+    storable_text,
+    unstorable_fields,
+    unstorable_paths,
+)
 
 texts = st.text(
     alphabet=st.characters(min_codepoint=0, max_codepoint=0xDFFF, exclude_categories=())
@@ -34,3 +45,54 @@ def test_the_quick_check_passes_ordinary_values_and_catches_nul_and_surrogates()
     # unsure, so the caller looks at every string: the text backslash-u0000 is storable
     assert not storable_json({"note": "\\u0000"})
     assert unstorable_paths({"note": "\\u0000"}) == []
+
+
+def fields_one_by_one(contact: Contact) -> list[str]:
+    """``unstorable_fields`` as it looked at every field on its own."""
+    found = [
+        name
+        for name in _CONTACT_TEXTS
+        if (v := getattr(contact, name)) is not None and not storable_text(v)
+    ]
+    for n, ident in enumerate(contact.identifiers):
+        found += [
+            f"identifiers.{n}.{part}"
+            for part in ("kind", "value")
+            if not storable_text(getattr(ident, part))
+        ]
+    if contact.attributes and not storable_json(contact.attributes):
+        found += unstorable_paths(contact.attributes, "attributes")
+    return found
+
+
+@given(
+    st.lists(texts, min_size=4, max_size=4),
+    st.lists(st.tuples(texts, texts), max_size=3),
+    st.dictionaries(texts, texts, max_size=2),
+)
+def test_all_texts_at_once_finds_what_each_field_alone_finds(
+    parts: list[str], identifiers: list[tuple[str, str]], attributes: dict[str, Any]
+) -> None:
+    # a high surrogate ending one text and a low one starting the next stay unpaired
+    contact = Contact.model_construct(
+        channel="chat",
+        provider="p",
+        external_id=parts[0] or "x",
+        thread_id=parts[1],
+        identifiers=tuple(Identifier.model_construct(kind=k, value=v) for k, v in identifiers),
+        sender_name=None,
+        subject=parts[2],
+        text=parts[3],
+        language=None,
+        sent_at=None,
+        attributes=attributes,
+    )
+    assert unstorable_fields(contact) == fields_one_by_one(contact)
+
+
+def test_split_surrogates_and_empty_objects() -> None:
+    contact = Contact.model_construct(
+        channel="chat", provider="p", external_id="x\ud83d", text="\ude00y", identifiers=()
+    )
+    assert unstorable_fields(contact) == ["external_id", "text"]
+    assert json_problem({}) is None and json_problem([]) is None

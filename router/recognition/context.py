@@ -7,43 +7,66 @@ import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
-from router.models import (
-    CHANNELS,
-    ChannelCounts,
-    CustomerContext,
-    PerChannel,
-)
+from router.models import CHANNELS, CustomerContext
 
 REPEAT_WINDOW = timedelta(hours=24)
 SWITCH_WINDOW = timedelta(days=7)
+
+
+_validate = CustomerContext.__pydantic_validator__.validate_python
+_NO_COUNTS: dict[str, Any] = {}
+_ZERO_CHANNELS = dict.fromkeys(CHANNELS, _NO_COUNTS)
 
 
 def build_context(
     customer_id: uuid.UUID, known: bool, raw: dict[str, Any], *, channel: str, at: datetime
 ) -> CustomerContext:
     """The context from the resolve function's JSON, with the derived fields
-    (totals, channels used, repeat, channel switch) computed for this contact."""
+    (totals, channels used, repeat, channel switch) computed for this contact.
+
+    The JSON is validated in one call (the counts per channel too); the
+    derived fields are then written into the model just built (nobody else
+    holds it yet): cheaper than building the counts first, or a copy."""
     counts = raw.get("per_channel") or {}
-    per_channel = PerChannel(**{c: ChannelCounts(**counts[c]) for c in CHANNELS if c in counts})
-    each = [getattr(per_channel, c) for c in CHANNELS]
-    context = CustomerContext.model_validate(
+    context: CustomerContext = _validate(
         {
             **raw,
             "customer_id": customer_id,
             "known": known,
             "attributes": raw.get("attributes") or {},
-            "per_channel": per_channel,
-            "contacts_24h": sum(c.contacts_24h for c in each),
-            "contacts_7d": sum(c.contacts_7d for c in each),
-            "contacts_30d": sum(c.contacts_30d for c in each),
-            "channels_7d": [c for c in CHANNELS if getattr(per_channel, c).contacts_7d],
+            # every channel named: none is left to a default factory (a Python call)
+            "per_channel": {c: counts[c] if c in counts else _NO_COUNTS for c in CHANNELS},
             "journeys": raw.get("journeys") or [],
         }
     )
-    # set on the model just built (nobody else holds it yet): cheaper than a copy
-    last = context.last
-    context.journey = context.journeys[0] if context.journeys else None
+    fields = context.__dict__
+    per_channel = context.per_channel.__dict__
+    n24 = n7 = n30 = 0
+    used: list[str] = []
+    for c in CHANNELS:
+        each = per_channel[c]
+        n24 += each.contacts_24h
+        n30 += each.contacts_30d
+        if each.contacts_7d:
+            n7 += each.contacts_7d
+            used.append(c)
+    fields["contacts_24h"] = n24
+    fields["contacts_7d"] = n7
+    fields["contacts_30d"] = n30
+    fields["channels_7d"] = used
+    journeys = fields["journeys"]
+    fields["journey"] = journeys[0] if journeys else None
+    last = fields["last"]
     if last is not None:
-        context.repeat = at - last.at <= REPEAT_WINDOW
-        context.channel_switch = at - last.at <= SWITCH_WINDOW and last.channel != channel
+        fields["repeat"] = at - last.at <= REPEAT_WINDOW
+        fields["channel_switch"] = at - last.at <= SWITCH_WINDOW and last.channel != channel
+    return context
+
+
+def anonymous_context(customer_id: uuid.UUID) -> CustomerContext:
+    """The context of a contact without identifiers: a customer nobody knows,
+    under an id of its own."""
+    context: CustomerContext = _validate(
+        {"customer_id": customer_id, "known": False, "per_channel": _ZERO_CHANNELS}
+    )
     return context

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import phonenumbers
 
-from router.models import BUILTIN_KINDS, IDENTIFIER_VALUE_MAX, Identifier
+from router.models import BUILTIN_KINDS, IDENTIFIER_VALUE_MAX, Identifier, trusted
 
 if TYPE_CHECKING:
     from router.settings import IdentitySettings
@@ -115,7 +115,9 @@ def normalize(
             value = value.casefold()
     if value is None or len(value) > IDENTIFIER_VALUE_MAX:
         return None
-    return Identifier(kind=kind, value=value, verified=identifier.verified)
+    if value == raw and kind == identifier.kind:
+        return identifier  # already normalized: the same object (compared by identity)
+    return trusted(Identifier, {"kind": kind, "value": value, "verified": identifier.verified})
 
 
 def normalize_all(

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from router.models import Contact, CustomerContext, uuid7
-from router.recognition.context import build_context
+from router.recognition.context import anonymous_context, build_context
 from router.recognition.identity import strength
 from router.store import EarlierDelivery, Resolution, ResolveKey
 
@@ -40,11 +40,12 @@ Resolve = Callable[[Sequence[ResolveKey]], Awaitable[Sequence[EarlierDelivery | 
 
 def key(lookup: Lookup) -> ResolveKey:
     contact = lookup.contact
+    identifiers = contact.identifiers
     return ResolveKey(
         adapter=lookup.adapter,
         external_id=contact.external_id,
         thread_id=contact.thread_id,
-        identifiers=sorted(contact.identifiers, key=strength),
+        identifiers=sorted(identifiers, key=strength) if len(identifiers) > 1 else [*identifiers],
         contact_id=lookup.contact_id,
         at=lookup.at,
     )
@@ -57,8 +58,7 @@ def recognized(
     if isinstance(found, EarlierDelivery):
         return found
     if found is None:  # no identifier: an anonymous contact
-        anonymous = CustomerContext(customer_id=uuid7(lookup.at), known=False)
-        return Recognized(context=anonymous, anonymous=True)
+        return Recognized(context=anonymous_context(uuid7(lookup.at)), anonymous=True)
     context = build_context(
         found.customer_id,
         found.known,

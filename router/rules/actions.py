@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from router.models import CHANNELS, Decision, OverflowStep
+from router.models import CHANNELS, Decision, OverflowStep, trusted
 from router.rules.fields import Catalog, Getter, Input, Kind
 from router.rules.schema import AssignSpec, DefaultsSpec, FromField, OverflowSpec, RouteSpec
 
@@ -50,7 +50,13 @@ def _clamp(priority: int) -> int:
 
 def unique(*parts: Sequence[str]) -> tuple[str, ...]:
     """The items of ``parts`` in order, each once."""
-    return tuple(dict.fromkeys(item for part in parts for item in part))
+    filled = [part for part in parts if part]
+    if len(filled) == 1:  # most decisions: the skills or tags of one place
+        only = filled[0]
+        if type(only) is tuple and len(set(only)) == len(only):
+            return only
+        return tuple(dict.fromkeys(only))
+    return tuple(dict.fromkeys(item for part in filled for item in part))
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +71,16 @@ class Overflow:
 
     def step(self, priority: int) -> OverflowStep:
         raised = self.priority if self.boost is None else _clamp(priority + self.boost)
-        return OverflowStep(
-            after_seconds=self.after_seconds,
-            queue=self.queue,
-            drop_skills=self.drop_skills,
-            priority=raised,
+        # compiled values, of the fields' types (built for every decision whose
+        # steps depend on its priority)
+        return trusted(
+            OverflowStep,
+            {
+                "after_seconds": self.after_seconds,
+                "queue": self.queue,
+                "drop_skills": self.drop_skills,
+                "priority": raised,
+            },
         )
 
 
@@ -120,16 +131,20 @@ class Route:
         overflow = self.static_overflow
         if overflow is None:
             overflow = tuple(step.step(priority) for step in self.overflow)
-        return Decision(
-            queue=queue,
-            priority=priority,
-            skills=unique(queues[queue].skills, self.skills or base.skills, skills),
-            sla_seconds=base.sla_seconds if self.sla_seconds is None else self.sla_seconds,
-            tags=unique(tags, self.tags) if tags else self.tags,
-            preferred_agent=agent,
-            overflow=overflow,
-            rule=rule,
-            ruleset=ruleset,
+        # every value is of the field's type already (compiled, or checked above)
+        return trusted(
+            Decision,
+            {
+                "queue": queue,
+                "priority": priority,
+                "skills": unique(queues[queue].skills, self.skills or base.skills, skills),
+                "sla_seconds": base.sla_seconds if self.sla_seconds is None else self.sla_seconds,
+                "tags": unique(tags, self.tags) if tags else self.tags,
+                "preferred_agent": agent,
+                "overflow": overflow,
+                "rule": rule,
+                "ruleset": ruleset,
+            },
         )
 
 

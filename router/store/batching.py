@@ -67,8 +67,10 @@ class Batcher(Generic[Item, Result]):
         future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
         self._pending.append((item, future))
         self._wake.set()
-        # shielded: a cancelled request must not cancel the batch of the others
-        return await asyncio.shield(future)
+        # A cancelled request cancels its own future only, never the batch of
+        # the others: a batch sets the result of the futures not done yet.
+        # (No shield needed, and none made for every item.)
+        return await future
 
     async def _run(self) -> None:
         while True:

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-import orjson
+from pydantic import TypeAdapter
+from typing_extensions import TypedDict
 
 from router.models import Contact, CustomerContext, Decision, uuid7_time
 from router.store import agent_work, deliveries, lifecycle
@@ -35,9 +36,11 @@ class EarlierDelivery:
     decision: Decision
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class NewRecord:
-    """A routed contact's record, as the pipeline hands it to the store."""
+    """A routed contact's record, as the pipeline hands it to the store
+    (not changed after: not frozen only because a frozen dataclass's
+    ``__init__`` costs four times as much, and one is made per contact)."""
 
     contact_id: uuid.UUID
     received_at: datetime
@@ -64,7 +67,8 @@ class NewRecord:
 
 
 _COLUMNS = [
-    # (column, SQL type of the array passed for it, expression in the SELECT)
+    # (column, SQL type of the array passed for it or None when it is taken
+    # from the record's document, expression in the SELECT)
     ("contact_id", "uuid", None),
     ("received_at", "timestamptz", None),
     ("adapter", "text", None),
@@ -76,17 +80,17 @@ _COLUMNS = [
     ("known_customer", "bool", None),
     ("queue", "text", None),
     ("priority", "int", None),
-    ("skills", "text", "ARRAY(SELECT jsonb_array_elements_text(i.skills::jsonb))"),
+    ("skills", None, "ARRAY(SELECT jsonb_array_elements_text(i.doc -> 'decision' -> 'skills'))"),
     ("sla_seconds", "int", None),
-    ("tags", "text", "ARRAY(SELECT jsonb_array_elements_text(i.tags::jsonb))"),
+    ("tags", None, "ARRAY(SELECT jsonb_array_elements_text(i.doc -> 'decision' -> 'tags'))"),
     ("preferred_agent", "text", None),
     ("rule", "text", None),
     ("ruleset", "text", None),
-    ("contact", "text", "i.contact::jsonb"),
-    ("context", "text", "i.context::jsonb"),
-    ("decision", "text", "i.decision::jsonb"),
-    ("trace", "text", "i.trace::jsonb"),
-    ("timings", "text", "i.timings::jsonb"),
+    ("contact", None, "i.doc -> 'contact'"),
+    ("context", None, "i.doc -> 'context'"),
+    ("decision", None, "i.doc -> 'decision'"),
+    ("trace", None, "nullif(i.doc -> 'trace', 'null')"),
+    ("timings", None, "i.doc -> 'timings'"),
     ("tier", "text", None),
     ("repeat_24h", "bool", None),
     ("repeat_7d", "bool", None),
@@ -101,12 +105,24 @@ _COLUMNS = [
 _OPEN = [
     ("expires_at", "timestamptz"),
     ("next_step_at", "timestamptz"),
-    ("overflow", "text"),
     ("offer_first", "text"),
     ("preferred_until", "timestamptz"),
     ("assign", "bool"),
 ]
-_ALL = [(c, t) for c, t, _ in _COLUMNS] + _OPEN
+#: The record's JSON values in one document, one JSON text per record
+#: (``_Document``): encoded in one call, passed as one argument, parsed once.
+_ALL = [(c, t) for c, t, _ in _COLUMNS if t is not None] + _OPEN + [("document", "text")]
+
+
+class _Document(TypedDict):
+    contact: Contact
+    context: CustomerContext
+    decision: Decision
+    trace: list[dict[str, Any]] | None
+    timings: dict[str, float]
+
+
+_document = TypeAdapter(_Document).serializer.to_json
 
 # Many records in one statement (one transaction, one commit): the first
 # delivery of each (adapter, external_id) takes the key and writes its record,
@@ -116,8 +132,9 @@ _N = len(_ALL)
 _OUTBOX_ARRAYS = ", ".join(f"${_N + n}::{t}[]" for n, t in enumerate(deliveries.INSERT_TYPES, 1))
 _INSERT_MANY = f"""
 WITH i AS (
-    SELECT * FROM unnest({", ".join(f"${n}::{t}[]" for n, (_, t) in enumerate(_ALL, 1))})
-             AS t({", ".join(c for c, _ in _ALL)})
+    SELECT t.*, t.document::jsonb AS doc
+      FROM unnest({", ".join(f"${n}::{t}[]" for n, (_, t) in enumerate(_ALL, 1))})
+           AS t({", ".join(c for c, _ in _ALL)})
 ), key AS (
     INSERT INTO contact_keys (adapter, external_id, contact_id, received_at)
     SELECT adapter, external_id, contact_id, received_at FROM i
@@ -133,8 +150,9 @@ WITH i AS (
                                skills, sla_seconds, overflow, next_step_at, expires_at,
                                preferred_agent, preferred_until)
     SELECT i.contact_id, i.received_at, i.adapter, i.channel, i.queue, i.priority,
-           ARRAY(SELECT jsonb_array_elements_text(i.skills::jsonb)), i.sla_seconds,
-           i.overflow::jsonb, i.next_step_at, i.expires_at, i.offer_first, i.preferred_until
+           ARRAY(SELECT jsonb_array_elements_text(i.doc -> 'decision' -> 'skills')),
+           i.sla_seconds, i.doc -> 'decision' -> 'overflow', i.next_step_at, i.expires_at,
+           i.offer_first, i.preferred_until
       FROM i JOIN rec USING (contact_id)
      WHERE i.expires_at IS NOT NULL
     RETURNING contact_id
@@ -169,58 +187,58 @@ SELECT k.adapter, k.external_id, c.contact_id, c.customer_id, c.decision
 """
 
 
-def _dumps(value: Any) -> str | None:
-    return None if value is None else orjson.dumps(value).decode()
-
-
 def _row(r: NewRecord) -> tuple[Any, ...]:
     d = r.decision
-    last = r.context.last
-    recent = last is not None and r.received_at - last.at <= WEEK
+    context = r.context
+    contact = r.contact
+    received_at = r.received_at
+    last = context.last
+    recent = last is not None and received_at - last.at <= WEEK
     return (
         r.contact_id,
-        r.received_at,
+        received_at,
         r.adapter,
-        r.contact.provider,
-        r.contact.channel,
-        r.contact.external_id,
-        r.contact.thread_id,
+        contact.provider,
+        contact.channel,
+        contact.external_id,
+        contact.thread_id,
         r.customer_id,
-        r.context.known,
+        context.known,
         d.queue,
         d.priority,
-        _dumps(list(d.skills)),
         d.sla_seconds,
-        _dumps(list(d.tags)),
         d.preferred_agent,
         d.rule,
         d.ruleset,
-        r.contact.model_dump_json(),
-        r.context.model_dump_json(),
-        d.model_dump_json(),
-        _dumps(r.trace),
-        _dumps(r.timings),
-        r.context.tier,
-        last is not None and r.received_at - last.at <= DAY,
+        context.tier,
+        last is not None and received_at - last.at <= DAY,
         recent,
         last.channel if recent and last is not None else None,
-        recent and last is not None and last.channel != r.contact.channel,
+        recent and last is not None and last.channel != contact.channel,
         r.context_degraded,
         r.timings.get("total_ms"),
         r.rollout,
         *_open(r),
+        _document(
+            {
+                "contact": contact,
+                "context": context,
+                "decision": d,
+                "trace": r.trace,
+                "timings": r.timings,
+            }
+        ).decode(),
     )
 
 
 def _open(r: NewRecord) -> tuple[Any, ...]:
-    """The open row's own values: expiry, first step due, the steps."""
+    """The open row's own values: expiry, first step due, the preferred agent
+    (its steps are the decision's, in the document)."""
     if r.lifetime is None:
-        return (None, None, None, None, None, False)
-    overflow = r.decision.overflow
+        return (None, None, None, None, False)
     return (
         r.received_at + timedelta(seconds=r.lifetime),
-        lifecycle.first_due(r.received_at, overflow),
-        _dumps([s.model_dump() for s in overflow]),
+        lifecycle.first_due(r.received_at, r.decision.overflow),
         r.preferred_agent,
         r.preferred_until,
         r.assign,

@@ -1,0 +1,390 @@
+"""CPU of the service's Python routing path per contact, stage by stage,
+without HTTP and without the database.
+
+    python bench/pipeline_cpu.py                      # this tree
+    python bench/pipeline_cpu.py --before main        # and main, side by side
+    python bench/pipeline_cpu.py --before main --turns 9 --rounds 3
+
+Each stage runs over ``--contacts`` chat deliveries (as bench/load.py sends
+them: one contact, an email identifier, half of them from returning
+customers) and is timed with ``time.process_time``; a stage's figure is the
+median over ``--rounds`` rounds of CPU microseconds per contact, and the
+figure printed the median of ``--turns`` such processes. The stages:
+
+- ``parse``: the adapter's verify and parse
+- ``normalize``: identifier normalization and the contact's id (uuid7)
+- ``resolve_in``: the resolve batch's keys and its JSON argument (``store/customers.py``;
+  the recorded rows handed back are counted too, alike on both sides)
+- ``context``: the store's rows into ``Recognized`` contexts (``build_context``),
+  from recorded context JSON as the driver decodes it
+- ``decide``: the rules (``rules/`` of the repository, ``explain=False``)
+- ``record``: the ``NewRecord`` and the insert's columns (``store/records.py``)
+- ``reply``: the ``Routed`` answer and the adapter's reply body
+- ``deliver``: the whole ``Pipeline.deliver`` with the batchers' seams given
+  the same store code over recorded rows (logging to a null stream, metrics on)
+
+With ``--before REV`` the same script runs once more over the code of ``REV``
+(``git archive`` of router/ and adapters/, as bench/load.py's ``--before``),
+each side in processes of its own, the sides taking turns (so that the load
+of a shared machine weighs on both alike), and both are printed side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
+WORDS = ["refund for my order", "where is my parcel", "billing question", "product advice"]
+STAGES = ("parse", "normalize", "resolve_in", "context", "decide", "record", "reply", "deliver")
+
+
+def _context_json(n: int, at: datetime) -> str | None:
+    """A context as resolve_many returns it (jsonb text): half the customers
+    returning, with counts, a last contact and now and then a journey."""
+    if n % 2:
+        return None  # a new customer: the empty context of resolve_contact
+    last = (at - timedelta(hours=3 + n % 40)).isoformat()
+    journeys = []
+    if n % 10 == 0:
+        stamp = (at - timedelta(days=2)).isoformat()
+        journeys.append(
+            {
+                "ref": f"order-{n}",
+                "type": "order",
+                "step": "shipped",
+                "opened_at": stamp,
+                "updated_at": stamp,
+                "data": {"carrier": "dhl", "items": 2},
+            }
+        )
+    return json.dumps(
+        {
+            "name": None,
+            "tier": ("basic", "gold", "vip")[n % 3],
+            "language": "en",
+            "segment": None,
+            "attributes": {"account_manager": "ag-7"} if n % 3 == 2 else {},
+            "per_channel": {
+                "chat": {"contacts_24h": 1 + n % 3, "contacts_7d": 3, "contacts_30d": 5},
+                "email": {"contacts_24h": 0, "contacts_7d": 1, "contacts_30d": 2},
+            },
+            "last": {
+                "at": last,
+                "channel": "email" if n % 4 == 0 else "chat",
+                "queue": "general",
+                "agent": None,
+                "rule": None,
+            },
+            "conversation": None,
+            "journeys": journeys,
+        }
+    )
+
+
+def _measure(rounds: int, count: int, run: Callable[[], Any]) -> float:
+    """Median CPU microseconds per contact of ``run`` (which handles ``count``)."""
+    run()  # warm up
+    figures = []
+    for _ in range(rounds):
+        t0 = time.process_time()
+        run()
+        figures.append((time.process_time() - t0) * 1e6 / count)
+    return statistics.median(figures)
+
+
+def child(count: int, rounds: int) -> dict[str, float]:
+    """Run every stage on the code importable here; CPU µs per contact by stage."""
+    import orjson
+    import structlog
+
+    import adapters
+    from adapters.base import AdapterSpec
+    from adapters.generic import sign
+    from router.logs import configure
+    from router.metrics import Metrics
+    from router.models import Routed, WebhookRequest, uuid7
+    from router.pipeline import Pipeline, _assignment
+    from router.recognition import resolution
+    from router.recognition.identity import Normalizer
+    from router.rules import load_ruleset
+    from router.settings import LogSettings
+    from router.store import customers, records
+    from router.store.batching import Batcher
+
+    configure(LogSettings(level="info", format="json"))
+    null = open(os.devnull, "w")  # noqa: SIM115
+    sys.stderr = null  # the log lines (the service writes them to stderr)
+
+    adapter = adapters.build(AdapterSpec(name="chat", kind="chat", secrets=(SECRET,)))
+    ruleset = load_ruleset([ROOT / "rules"])
+    normalizer = Normalizer()
+    at0 = datetime.now(UTC).replace(microsecond=0)
+    now = int(time.time())
+    requests = []
+    for n in range(count):
+        body = orjson.dumps(
+            {
+                "id": f"bench-{n}",
+                "customer": {"email": f"C{n}.Bench@Example.com"},
+                "text": WORDS[n % len(WORDS)],
+                "language": "en",
+            }
+        )
+        requests.append(
+            WebhookRequest(
+                method="POST",
+                url="http://127.0.0.1/v1/webhooks/chat",
+                headers={
+                    "content-type": "application/json",
+                    "x-omniroute-signature": sign(body, SECRET, now),
+                },
+                query={},
+                body=body,
+                received_at=at0 + timedelta(milliseconds=n),
+            )
+        )
+    contexts = [_context_json(n, at0) for n in range(count)]
+    customer_ids = [uuid.uuid4() for _ in range(count)]
+
+    class Rows:
+        """A connection whose ``fetch`` answers as the database would, from
+        recorded rows (decoded by the driver's json codec, as in the service)."""
+
+        def __init__(self) -> None:
+            self.offset = 0
+
+        async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
+            if "resolve_many" in sql:
+                batch = orjson.loads(args[0])
+                out = []
+                for idx, item in enumerate(batch):
+                    n = int(item["e"].rsplit("-", 1)[1])
+                    raw = contexts[n]
+                    out.append(
+                        {
+                            "idx": idx,
+                            "dup_contact_id": None,
+                            "dup_customer_id": None,
+                            "dup_decision": None,
+                            "customer_id": customer_ids[n],
+                            "known": raw is not None,
+                            "context": orjson.loads(
+                                raw or '{"attributes": {}, "per_channel": {}, "journeys": []}'
+                            ),
+                        }
+                    )
+                return out
+            return [{"contact_id": c} for c in args[0]]  # every record written
+
+    con = Rows()
+
+    def run_sync(coro: Any) -> Any:
+        try:
+            coro.send(None)
+        except StopIteration as done:
+            return done.value
+        raise RuntimeError("the stage awaited something")
+
+    # -- the stages, each over every contact, fed by the previous stage's output
+    state: dict[str, Any] = {}
+
+    def parse() -> None:
+        out = []
+        for r in requests:
+            adapter.verify(r)
+            parsed = adapter.parse(r)
+            out.append((parsed, list(parsed.contacts)))
+        state["parsed"] = out
+
+    def normalize() -> None:
+        out = []
+        for (_, [contact]), r in zip(state["parsed"], requests, strict=True):
+            identifiers = normalizer.all(contact.identifiers)
+            if identifiers != contact.identifiers:
+                contact = contact.model_copy(update={"identifiers": identifiers})
+            out.append(resolution.Lookup("chat", contact, uuid7(r.received_at), r.received_at))
+        state["lookups"] = out
+
+    def resolve_in() -> None:
+        keys = [resolution.key(x) for x in state["lookups"]]
+        state["found"] = run_sync(customers.resolve_many(con, keys))  # type: ignore[arg-type]
+
+    def context() -> None:
+        state["recognized"] = [
+            resolution.recognized(x, f)
+            for x, f in zip(state["lookups"], state["found"], strict=True)
+        ]
+
+    def decide() -> None:
+        state["evaluations"] = [
+            ruleset.decide(x.contact, f.context, x.at, explain=False)
+            for x, f in zip(state["lookups"], state["recognized"], strict=True)
+        ]
+
+    def record() -> None:
+        new = []
+        steps = zip(state["lookups"], state["recognized"], state["evaluations"], strict=True)
+        for x, f, e in steps:
+            new.append(
+                records.NewRecord(
+                    contact_id=x.contact_id,
+                    received_at=x.at,
+                    adapter="chat",
+                    contact=x.contact,
+                    customer_id=None if f.anonymous else f.context.customer_id,
+                    context=f.context,
+                    decision=e.decision,
+                    trace=e.trace,
+                    timings={"parse_ms": 0.1, "context_ms": 0.2, "rules_ms": 0.1, "total_ms": 0.4},
+                    context_degraded=f.context.degraded,
+                    lifetime=3600.0,
+                    **_assignment(ruleset, e.decision, f.context, x.at),
+                    rollout=e.rollout,
+                )
+            )
+        run_sync(records.insert_many(con, new))  # type: ignore[arg-type]
+        state["records"] = new
+
+    def reply() -> None:
+        for (parsed, [contact]), rec in zip(state["parsed"], state["records"], strict=True):
+            routed = Routed(
+                contact_id=rec.contact_id,
+                customer_id=rec.customer_id,
+                duplicate=False,
+                decision=rec.decision,
+                external_id=contact.external_id,
+            )
+            adapter.reply([routed], parsed)
+
+    async def claim(nonce: Any) -> bool:
+        return True
+
+    async def resolve_flush(lookups: Sequence[Any]) -> Any:
+        async def resolve(keys: Any) -> Any:
+            return await customers.resolve_many(con, keys)  # type: ignore[arg-type]
+
+        return await resolution.resolve_many(resolve, lookups)
+
+    async def write_flush(new: Sequence[Any]) -> Any:
+        return await records.insert_many(con, new)  # type: ignore[arg-type]
+
+    pipeline = Pipeline(
+        ruleset=lambda: ruleset,
+        metrics=Metrics(),
+        resolver=Batcher("resolve", resolve_flush),
+        writer=Batcher("record", write_flush),
+        claim=claim,
+        normalizer=normalizer,
+        lifetime=lambda adapter, channel: 3600.0,
+    )
+
+    def deliver() -> None:
+        for r in requests:
+            run_sync(pipeline.deliver(adapter, r))
+
+    figures = {}
+    for name, fn in zip(
+        STAGES, (parse, normalize, resolve_in, context, decide, record, reply, deliver), strict=True
+    ):
+        figures[name] = _measure(rounds, count, fn)
+    structlog.reset_defaults()
+    return figures
+
+
+def source_of(rev: str, workdir: Path) -> Path:
+    """The code at git revision ``rev``, unpacked in ``workdir``."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "router", "adapters"],
+        capture_output=True,
+        check=True,
+    ).stdout
+    target = workdir / f"src-{rev.replace('/', '_')}"
+    target.mkdir()
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+def side(source: Path, args: argparse.Namespace) -> dict[str, float]:
+    """One process on the code in ``source``: its figures for ``--rounds`` rounds."""
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            str(source),
+            "--contacts",
+            str(args.contacts),
+            "--rounds",
+            str(args.rounds),
+        ],
+        capture_output=True,
+        check=True,
+        text=True,
+    ).stdout
+    figures: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return figures
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--contacts", type=int, default=1000)
+    p.add_argument("--rounds", type=int, default=3, help="rounds in each process")
+    p.add_argument(
+        "--turns",
+        type=int,
+        default=5,
+        help="processes per side, the sides taking turns (a shared machine's load "
+        "then weighs on both alike); the figure is the median of the turns'",
+    )
+    p.add_argument("--before", metavar="REV", help="also the code at this git revision")
+    p.add_argument("--child", metavar="DIR", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.child:
+        sys.path.insert(0, args.child)
+        print(json.dumps(child(args.contacts, args.rounds)))
+        return
+    sides = [("this tree", ROOT)]
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.before:
+            sides.insert(0, (args.before, source_of(args.before, Path(tmp))))
+        turns: dict[str, list[dict[str, float]]] = {name: [] for name, _ in sides}
+        for turn in range(args.turns):
+            for name, src in sides if turn % 2 == 0 else sides[::-1]:
+                turns[name].append(side(src, args))
+    results = [
+        (name, {s: statistics.median(t[s] for t in turns[name]) for s in STAGES})
+        for name, _ in sides
+    ]
+    head = f"{'CPU us/contact':<14}" + "".join(f"{name:>14}" for name, _ in results)
+    if len(results) == 2:
+        head += f"{'new/old':>10}"
+    print(head)
+    for stage in STAGES:
+        line = f"{stage:<14}" + "".join(f"{r[stage]:>14.1f}" for _, r in results)
+        if len(results) == 2:
+            line += f"{results[1][1][stage] / results[0][1][stage]:>10.2f}"
+        print(line)
+    print(
+        f"({args.contacts} contacts; median of {args.turns} processes per side taking turns,"
+        f" each the median of {args.rounds} rounds; time.process_time)"
+    )
+
+
+if __name__ == "__main__":
+    main()
