@@ -26,6 +26,36 @@ async def test_concurrent_items_share_flushes_and_get_their_own_results() -> Non
     assert len(sizes) < 20 and sum(sizes) == 100
 
 
+async def test_items_wait_for_the_batch_in_flight_unless_a_whole_batch_waits() -> None:
+    """Group commit: what arrives while a batch is in flight goes in the next
+    one, together, when it is done; a full batch does not wait."""
+    sizes: list[int] = []
+    release = asyncio.Event()
+
+    async def flush(items: Sequence[int]) -> list[int]:
+        sizes.append(len(items))
+        await release.wait()
+        return list(items)
+
+    batcher: Batcher[int, int] = Batcher("t", flush, max_batch=4, max_inflight=3)
+    batcher.start()
+    first = asyncio.create_task(batcher.submit(0))
+    while not sizes:
+        await asyncio.sleep(0)
+    waiting = [asyncio.create_task(batcher.submit(i)) for i in range(1, 4)]
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert sizes == [1]  # three waiting: not a whole batch, they wait
+    more = [asyncio.create_task(batcher.submit(i)) for i in range(4, 10)]
+    for _ in range(20):
+        await asyncio.sleep(0)
+    assert sizes == [1, 4, 4]  # whole batches go at once, up to max_inflight
+    release.set()
+    assert await asyncio.gather(first, *waiting, *more) == list(range(10))
+    await batcher.stop()
+    assert sizes == [1, 4, 4, 1] and not batcher._pending
+
+
 async def test_a_bad_item_fails_alone() -> None:
     async def flush(items: Sequence[int]) -> list[int]:
         if 13 in items:

@@ -2,8 +2,13 @@
 the database together (one statement, one transaction, one commit for many
 contacts), while each request still waits for its own result.
 
-No delay is added to form batches: while up to ``max_inflight`` batches are in
-flight, new items queue up, and the next free slot takes all of them.
+No delay is added to form batches: an item that finds nothing in flight goes
+at once. While a batch is in flight, new items queue up and go together when
+it is done -- unless a whole batch (``max_batch`` items) is already waiting:
+then it goes at once, beside the others, up to ``max_inflight`` batches. So a
+batch grows with the load (one statement and one commit for more contacts:
+less CPU per contact on both sides, measured in docs/operations.md), and
+batches run side by side only when they are full.
 
 ``flush`` is any async function from items to results: the service passes the
 store's (which raise ``StoreUnavailable`` when the database is away), a test
@@ -44,6 +49,7 @@ class Batcher(Generic[Item, Result]):
         self._slots = asyncio.Semaphore(max_inflight)
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
         self._wake = asyncio.Event()
+        self._inflight = 0
         self._runner: asyncio.Task[None] | None = None
         self._flushes: set[asyncio.Task[None]] = set()
 
@@ -76,10 +82,14 @@ class Batcher(Generic[Item, Result]):
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._pending:
+            # the next batch waits for the one in flight unless it is full
+            while self._pending and (
+                self._inflight == 0 or len(self._pending) >= self.max_batch
+            ):
                 await self._slots.acquire()
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
+                self._inflight += 1
                 task = asyncio.create_task(self._flush_slot(batch))
                 self._flushes.add(task)
                 task.add_done_callback(self._flushes.discard)
@@ -88,7 +98,9 @@ class Batcher(Generic[Item, Result]):
         try:
             await self._flush(batch)
         finally:
+            self._inflight -= 1
             self._slots.release()
+            self._wake.set()  # what queued meanwhile goes now
 
     async def _flush(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         try:
