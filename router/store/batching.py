@@ -83,9 +83,7 @@ class Batcher(Generic[Item, Result]):
             await self._wake.wait()
             self._wake.clear()
             # the next batch waits for the one in flight unless it is full
-            while self._pending and (
-                self._inflight == 0 or len(self._pending) >= self.max_batch
-            ):
+            while self._pending and (self._inflight == 0 or len(self._pending) >= self.max_batch):
                 await self._slots.acquire()
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
