@@ -236,3 +236,19 @@ def test_a_forked_child_does_not_repeat_the_parents_ids() -> None:
     os.close(read)
     os.close(write)
     assert child != uuid7(AT)
+
+
+def test_now_ms_is_now_cut_to_the_millisecond() -> None:
+    import time
+
+    from router.models import now_ms
+
+    before = int(time.time() * 1000)
+    seen = [now_ms() for _ in range(2000)]
+    after = int(time.time() * 1000)
+    assert all(at.tzinfo is UTC and at.microsecond % 1000 == 0 for at in seen)
+    assert seen == sorted(seen)
+    ms = [round(at.timestamp() * 1000) for at in seen]
+    assert before <= ms[0] and ms[-1] <= after
+    # within one millisecond every caller gets the same (immutable) value
+    assert all(a is b for a, b in zip(seen, seen[1:], strict=False) if a == b)
