@@ -180,7 +180,6 @@ def child(count: int, rounds: int) -> dict[str, float]:
                 for idx, external_id in enumerate(external_ids):
                     n = int(external_id.rsplit("-", 1)[1])
                     raw = contexts[n]
-                    text = raw or '{"journeys": [], "attributes": {}, "per_channel": {}}'
                     out.append(
                         {
                             "idx": idx,
@@ -189,9 +188,9 @@ def child(count: int, rounds: int) -> dict[str, float]:
                             "dup_decision": None,
                             "customer_id": customer_ids[n],
                             "known": raw is not None,
-                            # its text where the statement asks for it, else as
-                            # the driver's json codec decodes it (earlier revisions)
-                            "context": text if "context::text" in sql else orjson.loads(text),
+                            "context": orjson.loads(
+                                raw or '{"attributes": {}, "per_channel": {}, "journeys": []}'
+                            ),
                         }
                     )
                 return out

@@ -444,18 +444,27 @@ class LastContact(BaseModel):
 
 
 class ChannelCounts(BaseModel):
-    """Contacts of the customer before this one, in rolling windows."""
+    """Contacts of the customer before this one, in rolling windows.
+
+    Frozen: a channel without contacts is one shared instance (``PerChannel``'s
+    default), where a default factory is a validation per channel and context."""
+
+    model_config = ConfigDict(frozen=True)
 
     contacts_24h: int = 0
     contacts_7d: int = 0
     contacts_30d: int = 0
 
 
+#: No contacts: shared by every channel without any (frozen, so not copied).
+_NO_CONTACTS = ChannelCounts()
+
+
 class PerChannel(BaseModel):
-    chat: ChannelCounts = Field(default_factory=ChannelCounts)
-    email: ChannelCounts = Field(default_factory=ChannelCounts)
-    voice: ChannelCounts = Field(default_factory=ChannelCounts)
-    social: ChannelCounts = Field(default_factory=ChannelCounts)
+    chat: ChannelCounts = _NO_CONTACTS
+    email: ChannelCounts = _NO_CONTACTS
+    voice: ChannelCounts = _NO_CONTACTS
+    social: ChannelCounts = _NO_CONTACTS
 
 
 class Conversation(BaseModel):

@@ -5,7 +5,6 @@ as before; and the ids the service makes are valid version-7 UUIDs."""
 
 from __future__ import annotations
 
-import json
 import os
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -148,33 +147,6 @@ def test_the_context_equals_the_one_validated_step_by_step(
     assert built == expected
     assert built.model_dump() == expected.model_dump()
     assert built.model_dump_json() == expected.model_dump_json()  # as the record stores it
-    # the text as the store reads it (jsonb's own layout), validated as it is
-    for layout in (json.dumps(raw), text.decode()):
-        assert build_context(customer_id, True, layout, channel=channel, at=AT) == expected
-
-
-NULLS = {"attributes": None, "journeys": None, "per_channel": None}  # refused as text
-
-
-@pytest.mark.parametrize(
-    "raw",
-    [
-        NULLS,
-        {**RETURNING, **NULLS},
-        {**RETURNING, "customer_id": str(uuid.uuid4()), "known": False},
-    ],
-)
-@pytest.mark.parametrize("known", [True, False])
-def test_the_context_from_text_equals_the_one_from_its_json(
-    raw: dict[str, Any], known: bool
-) -> None:
-    customer_id = uuid.uuid4()
-    text = json.dumps(raw)
-    built = build_context(customer_id, known, text, channel="chat", at=AT)
-    expected = build_context(customer_id, known, json.loads(text), channel="chat", at=AT)
-    assert built == expected
-    assert (built.customer_id, built.known) == (customer_id, known)
-    assert built.model_dump_json() == expected.model_dump_json()
 
 
 def test_derived_fields() -> None:
@@ -200,8 +172,6 @@ def test_what_the_function_never_writes_is_refused_as_before(raw: dict[str, Any]
         reference(uuid.uuid4(), True, dict(raw), channel="chat", at=AT)
     with pytest.raises(ValidationError):
         build_context(uuid.uuid4(), True, dict(raw), channel="chat", at=AT)
-    with pytest.raises(ValidationError):
-        build_context(uuid.uuid4(), True, json.dumps(raw), channel="chat", at=AT)
 
 
 def test_the_anonymous_context_is_a_customer_nobody_knows() -> None:
@@ -282,3 +252,16 @@ def test_now_ms_is_now_cut_to_the_millisecond() -> None:
     assert before <= ms[0] and ms[-1] <= after
     # within one millisecond every caller gets the same (immutable) value
     assert all(a is b for a, b in zip(seen, seen[1:], strict=False) if a == b)
+
+
+def test_a_channel_without_contacts_is_one_shared_frozen_count() -> None:
+    new = build_context(uuid.uuid4(), False, {}, channel="chat", at=AT)
+    returning = build_context(uuid.uuid4(), True, RETURNING, channel="chat", at=AT)
+    assert new.per_channel.social is returning.per_channel.social
+    assert new.per_channel.voice == ChannelCounts()
+    assert anonymous_context(uuid.uuid4()).per_channel.social is new.per_channel.social
+    with pytest.raises(ValidationError):
+        new.per_channel.voice.contacts_24h = 1  # type: ignore[misc]
+    assert PerChannel().chat == ChannelCounts() and new.model_dump()["per_channel"] == {
+        c: {"contacts_24h": 0, "contacts_7d": 0, "contacts_30d": 0} for c in CHANNELS
+    }

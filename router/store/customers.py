@@ -36,25 +36,20 @@ class ResolveKey:
 class Resolution:
     """The customer a new contact belongs to, and the context as the resolve
     function returns it (JSON: profile, counts per channel, last contact,
-    open conversations, journeys): its text as the database sends it (or
-    decoded)."""
+    open conversations, journeys)."""
 
     customer_id: uuid.UUID
     known: bool
-    context: str | dict[str, Any]
+    context: dict[str, Any]
 
 
 #: An earlier delivery, the new contact's customer, or ``None`` for a contact
 #: without identifiers (anonymous).
 Resolved = EarlierDelivery | Resolution | None
 
-#: The context as its JSON text (not decoded by the connection's codec):
-#: ``build_context`` validates the text as it is.
 _RESOLVE_MANY = """
-SELECT idx, dup_contact_id, dup_customer_id, dup_decision, customer_id, known,
-       context::text AS context
-  FROM resolve_batch($1::text[], $2::text[], $3::text[], $4::uuid[], $5::uuid[],
-                     $6::timestamptz[], $7::int[], $8::text[], $9::text[], $10::bool[])
+SELECT * FROM resolve_batch($1::text[], $2::text[], $3::text[], $4::uuid[], $5::uuid[],
+                           $6::timestamptz[], $7::int[], $8::text[], $9::text[], $10::bool[])
 """
 
 
