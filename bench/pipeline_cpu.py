@@ -169,11 +169,16 @@ def child(count: int, rounds: int) -> dict[str, float]:
             self.offset = 0
 
         async def fetch(self, sql: str, *args: Any) -> list[dict[str, Any]]:
-            if "resolve_many" in sql:
-                batch = orjson.loads(args[0])
+            if "resolve_" in sql:
+                # resolve_batch: arrays, the external ids second; resolve_many
+                # (earlier revisions): one JSON argument
+                if "resolve_batch" in sql:
+                    external_ids = args[1]
+                else:
+                    external_ids = [item["e"] for item in orjson.loads(args[0])]
                 out = []
-                for idx, item in enumerate(batch):
-                    n = int(item["e"].rsplit("-", 1)[1])
+                for idx, external_id in enumerate(external_ids):
+                    n = int(external_id.rsplit("-", 1)[1])
                     raw = contexts[n]
                     out.append(
                         {

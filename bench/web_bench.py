@@ -1,7 +1,8 @@
 """Micro-benchmarks of the per-contact work around the pipeline: the generic
 adapter (verify, parse, reply) of one bench delivery, the webhook request and
-answer the HTTP side builds, the ``contact_routed`` log line written to a
-file, and the metrics a routed contact counts. CPU time (``process_time``)
+answer the HTTP side builds, the router's dispatch of its path, the
+``contact_routed`` log line written to a file, and the metrics a routed
+contact counts. CPU time (``process_time``)
 per call, in microseconds: the best of ``--repeat`` runs in a process, and of
 ``--rounds`` such processes per side (the sides take turns).
 
@@ -152,6 +153,25 @@ def measure(n: int, repeat: int, log_file: Path) -> dict[str, float]:
     out["webhook request"] = _best(webhook_request, n, repeat)
     reply = WebhookReply(status=200, body=b'{"contacts":[],"ignored":0}')
     out["webhook response"] = _best(lambda: webhooks._response(reply, "r-1a2b3c"), n, repeat)
+
+    # the router's dispatch of a delivery's path to the webhooks' handler
+    from router.settings import AdapterSettings
+    from router.web import create_app
+
+    app = create_app(
+        Settings.model_validate(
+            {"adapters": [AdapterSettings(name="chat", kind="chat", secrets=[SECRET])]}
+        )
+    )
+    to_chat = make_mocked_request("POST", "/v1/webhooks/chat", headers=headers, app=app)
+
+    def dispatch() -> None:
+        try:
+            app.router.resolve(to_chat).send(None)
+        except StopIteration:
+            pass
+
+    out["url dispatch"] = _best(dispatch, n, repeat)
     out["total"] = sum(out.values())
     return out
 

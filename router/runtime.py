@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
@@ -184,7 +184,7 @@ async def open_runtime(
                 writer=writer,
                 claim=store.nonces.claim,
                 on_routed=rules.count,
-                lifetime=partial(_lifetime, settings),
+                lifetime=_lifetime(settings),
                 record_outcome=partial(_record_outcome, store, destinations),
             ),
             adapters=build_adapters(settings) if adapters is None else adapters,
@@ -290,13 +290,25 @@ def _schedule(rt: Runtime) -> None:
         jobs.every("replica_lag", REPLICA_LAG_SECONDS, measure, first="now", timeout=10)
 
 
-def _lifetime(settings: Settings, adapter: str, channel: str) -> float | None:
-    """Seconds a contact stays open (``None``: its lifecycle is not kept):
-    ``lifecycle: none`` on the adapter, else the channel's lifetime."""
-    configured = next((a for a in settings.adapters if a.name == adapter), None)
-    if configured is not None and configured.lifecycle == "none":
-        return None
-    return settings.lifecycle.lifetime(channel)
+def _lifetime(settings: Settings) -> Callable[[str, str], float | None]:
+    """Seconds a contact of an adapter and a channel stays open (``None``: its
+    lifecycle is not kept): ``lifecycle: none`` on the adapter, else the
+    channel's lifetime. A lookup built once (settings do not change while the
+    service runs), not a search of the adapters per contact."""
+    untracked = frozenset(a.name for a in settings.adapters if a.lifecycle == "none")
+    channels = settings.lifecycle
+    per_channel: dict[str, float | None] = {}
+
+    def lifetime(adapter: str, channel: str) -> float | None:
+        if adapter in untracked:
+            return None
+        try:
+            return per_channel[channel]
+        except KeyError:
+            value = per_channel[channel] = channels.lifetime(channel)
+            return value
+
+    return lifetime
 
 
 async def _record_outcome(

@@ -236,3 +236,32 @@ def test_a_forked_child_does_not_repeat_the_parents_ids() -> None:
     os.close(read)
     os.close(write)
     assert child != uuid7(AT)
+
+
+def test_now_ms_is_now_cut_to_the_millisecond() -> None:
+    import time
+
+    from router.models import now_ms
+
+    before = int(time.time() * 1000)
+    seen = [now_ms() for _ in range(2000)]
+    after = int(time.time() * 1000)
+    assert all(at.tzinfo is UTC and at.microsecond % 1000 == 0 for at in seen)
+    assert seen == sorted(seen)
+    ms = [round(at.timestamp() * 1000) for at in seen]
+    assert before <= ms[0] and ms[-1] <= after
+    # within one millisecond every caller gets the same (immutable) value
+    assert all(a is b for a, b in zip(seen, seen[1:], strict=False) if a == b)
+
+
+def test_a_channel_without_contacts_is_one_shared_frozen_count() -> None:
+    new = build_context(uuid.uuid4(), False, {}, channel="chat", at=AT)
+    returning = build_context(uuid.uuid4(), True, RETURNING, channel="chat", at=AT)
+    assert new.per_channel.social is returning.per_channel.social
+    assert new.per_channel.voice == ChannelCounts()
+    assert anonymous_context(uuid.uuid4()).per_channel.social is new.per_channel.social
+    with pytest.raises(ValidationError):
+        new.per_channel.voice.contacts_24h = 1  # type: ignore[misc]
+    assert PerChannel().chat == ChannelCounts() and new.model_dump()["per_channel"] == {
+        c: {"contacts_24h": 0, "contacts_7d": 0, "contacts_30d": 0} for c in CHANNELS
+    }

@@ -367,3 +367,25 @@ async def test_outcome_events_that_move_the_lifecycle_are_delivered(
     assert [e.json()["type"] for e in r.received if e.json()["data"]["contact_id"] == left] == [
         "contact.abandoned"
     ]
+
+
+def test_lifetime_by_adapter_and_channel() -> None:
+    from router.runtime import _lifetime
+    from router.settings import AdapterSettings, Settings
+
+    settings = Settings(
+        adapters=[
+            AdapterSettings(name="chat", kind="chat", secrets=["s"]),
+            AdapterSettings(name="bulk", kind="generic", secrets=["s"], lifecycle="none"),
+        ],
+        lifecycle=LifecycleSettings(channels={"voice": 60, "social": "none"}),
+    )
+    lifetime = _lifetime(settings)
+    assert [lifetime("chat", c) for c in ("voice", "social", "chat", "voice")] == [
+        60,
+        None,
+        86400,
+        60,
+    ]
+    assert lifetime("bulk", "voice") is None
+    assert lifetime("elsewhere", "chat") == 86400  # not configured: the channel's

@@ -127,3 +127,24 @@ async def test_unknown_adapter_names_cannot_be_told_from_configured_ones(api: Ap
 async def test_generic_adapters_have_no_get_handshake(api: Api) -> None:
     response = await api.client.get("/v1/webhooks/chat")
     assert response.status == 405
+
+
+async def test_configured_adapters_have_paths_of_their_own(api: Api) -> None:
+    """Each configured adapter's webhook path is matched by its text (no
+    regular expression per delivery), naming the adapter as the template
+    does; any other name, and other methods, answer as before."""
+    from router.web.routes import WEBHOOKS, AdapterResource
+
+    router = api.client.app.router  # type: ignore[union-attr]
+    own = {r.adapter: r for r in router.resources() if isinstance(r, AdapterResource)}
+    assert {"chat", "email"} <= set(own)
+    assert sorted(route.method for route in own["chat"]) == ["GET", "POST"]
+    assert own["chat"].url_for().path == WEBHOOKS.format(adapter="chat")
+    response = await api.deliver("chat", example("chat", id=unique()))
+    assert response.status == 200
+    answers = []
+    for path in ("/v1/webhooks/chat", "/v1/webhooks/no-such-adapter"):
+        response = await api.client.put(path, data=b"{}")
+        answers.append((response.status, await response.json()))
+    assert answers[0][0] == 405
+    assert answers[0] == answers[1]

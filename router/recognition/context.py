@@ -14,8 +14,6 @@ SWITCH_WINDOW = timedelta(days=7)
 
 
 _validate = CustomerContext.__pydantic_validator__.validate_python
-_NO_COUNTS: dict[str, Any] = {}
-_ZERO_CHANNELS = dict.fromkeys(CHANNELS, _NO_COUNTS)
 
 
 def build_context(
@@ -27,15 +25,14 @@ def build_context(
     The JSON is validated in one call (the counts per channel too); the
     derived fields are then written into the model just built (nobody else
     holds it yet): cheaper than building the counts first, or a copy."""
-    counts = raw.get("per_channel") or {}
     context: CustomerContext = _validate(
         {
             **raw,
             "customer_id": customer_id,
             "known": known,
             "attributes": raw.get("attributes") or {},
-            # every channel named: none is left to a default factory (a Python call)
-            "per_channel": {c: counts[c] if c in counts else _NO_COUNTS for c in CHANNELS},
+            # a channel left out is the one shared (frozen) count of nothing
+            "per_channel": raw.get("per_channel") or {},
             "journeys": raw.get("journeys") or [],
         }
     )
@@ -66,7 +63,5 @@ def build_context(
 def anonymous_context(customer_id: uuid.UUID) -> CustomerContext:
     """The context of a contact without identifiers: a customer nobody knows,
     under an id of its own."""
-    context: CustomerContext = _validate(
-        {"customer_id": customer_id, "known": False, "per_channel": _ZERO_CHANNELS}
-    )
+    context: CustomerContext = _validate({"customer_id": customer_id, "known": False})
     return context

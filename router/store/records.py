@@ -193,7 +193,8 @@ def _row(r: NewRecord) -> tuple[Any, ...]:
     contact = r.contact
     received_at = r.received_at
     last = context.last
-    recent = last is not None and received_at - last.at <= WEEK
+    since = received_at - last.at if last is not None else None  # one subtraction (time zones)
+    recent = since is not None and since <= WEEK
     return (
         r.contact_id,
         received_at,
@@ -211,7 +212,7 @@ def _row(r: NewRecord) -> tuple[Any, ...]:
         d.rule,
         d.ruleset,
         context.tier,
-        last is not None and received_at - last.at <= DAY,
+        since is not None and since <= DAY,
         recent,
         last.channel if recent and last is not None else None,
         recent and last is not None and last.channel != contact.channel,

@@ -52,5 +52,5 @@ def create_app(settings: Settings) -> web.Application:
 
     app.cleanup_ctx.append(runtime)
     app.on_shutdown.append(end_streams)
-    register(app, routes(settings), tokens)
+    register(app, routes(settings), tokens, adapters=[a.name for a in settings.adapters])
     return app

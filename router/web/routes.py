@@ -4,7 +4,7 @@ its scope check (the caller's token is then ``request[PRINCIPAL]``)."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -45,11 +45,16 @@ class Route:
     by: Literal["token", "session"] = "token"
 
 
+#: The webhooks' route, whose ``{adapter}`` each configured adapter also has
+#: a path of its own for (``AdapterResource``).
+WEBHOOKS = "/v1/webhooks/{adapter}"
+
+
 def routes(settings: Settings) -> list[Route]:
     """The routes; ``GET`` routes answer no ``HEAD``."""
     return [
-        Route("POST", "/v1/webhooks/{adapter}", webhooks.deliver, None),
-        Route("GET", "/v1/webhooks/{adapter}", webhooks.handshake, None),
+        Route("POST", WEBHOOKS, webhooks.deliver, None),
+        Route("GET", WEBHOOKS, webhooks.handshake, None),
         Route("GET", "/v1/contacts", history.list_contacts, "reports:read"),
         Route("GET", "/v1/contacts/{id}", history.get_contact, "reports:read"),
         Route("POST", "/v1/contacts/{id}/events", events.post_event, "events:write"),
@@ -100,9 +105,37 @@ def routes(settings: Settings) -> list[Route]:
     ]
 
 
-def register(app: web.Application, table: list[Route], tokens: Tokens) -> None:
+class AdapterResource(web.PlainResource):
+    """``/v1/webhooks/<name>`` of one configured adapter: matched by the
+    path's text, as the router finds it by the whole path first, where
+    ``/v1/webhooks/{adapter}`` costs the router a regular expression and
+    the lookups of the path's shorter prefixes on every delivery. Its
+    ``match_info`` names the adapter as the template's does; any other
+    name is still the template's (``webhooks._adapter`` answers it)."""
+
+    def __init__(self, adapter: str) -> None:
+        super().__init__(WEBHOOKS.replace("{adapter}", adapter))
+        self.adapter = adapter
+        self._matched = {"adapter": adapter}
+
+    def _match(self, path: str) -> dict[str, str] | None:
+        # the router copies it into the request's match_info
+        return self._matched if path == self._path else None
+
+
+def register(
+    app: web.Application, table: list[Route], tokens: Tokens, adapters: Sequence[str] = ()
+) -> None:
+    """The routes of ``table``; the webhooks' also at a path of each of ``adapters``."""
+    own = [AdapterResource(name) for name in adapters]
+    for resource in own:
+        app.router.register_resource(resource)
     for route in table:
-        app.router.add_route(route.method, route.path, _guarded(route, tokens))
+        handler = _guarded(route, tokens)
+        app.router.add_route(route.method, route.path, handler)
+        if route.path == WEBHOOKS:
+            for resource in own:
+                resource.add_route(route.method, handler)
 
 
 def _guarded(route: Route, tokens: Tokens) -> Handler:
