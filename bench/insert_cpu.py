@@ -3,6 +3,7 @@
     python bench/insert_cpu.py                    # embedded PostgreSQL
     python bench/insert_cpu.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
     python bench/insert_cpu.py --batch 16 --batch 32 --batch 64 --rounds 30
+    python bench/insert_cpu.py --text 3000        # e-mail contacts, rows over 2 kB
 
 Seeds a scratch database with history (``bench/plans.py``'s seed), then
 writes batches of routed contacts (80 % new customers, each with an open row,
@@ -18,8 +19,11 @@ a lifecycle log row and one outbox event) with the routing path's statement
 - ``commit``: the COMMIT of the whole statement's transaction;
 
 and, inside a transaction rolled back afterwards, the whole statement with
-the secondary indexes of one table dropped (``no ... indexes``; the same
-statement in a transaction with nothing dropped is ``whole, in a transaction``).
+the secondary indexes of one table dropped (``no ... indexes``), or the JSON
+columns put back to pglz (as before migration 0029); the same statement in a
+transaction with nothing changed is ``whole, in a transaction``. ``--text``
+gives each contact a text of that many bytes (an e-mail body: the row goes
+over the TOAST threshold, about 2 kB, and its JSON values are compressed).
 Variants alternate batch by batch on one connection, so that drift on a shared
 machine hits all of them. CPU is the server backend's (``/proc/<pid>/schedstat``
 of its pid: the server must run on this machine); WAL is what EXPLAIN (ANALYZE,
@@ -89,16 +93,42 @@ def cut(sql: str, keep: list[str]) -> str:
 
 
 class Batches:
-    def __init__(self, population: Population, size: int) -> None:
-        self.population, self.size = population, size
+    def __init__(self, population: Population, size: int, text: int = 0) -> None:
+        self.population, self.size, self.text = population, size, text
 
     async def columns(self, con: asyncpg.Connection, run: str) -> list[Any]:
         lookups = self.population.batch(self.size, f"{run}-{uuid.uuid4().hex[:8]}")
         found = await customers.resolve_many(con, [key(x) for x in lookups])
         new = [_record(x, f) for x, f in zip(lookups, found, strict=True)]
+        if self.text:  # an e-mail's body: its row goes over the TOAST threshold
+            for r in new:
+                r.contact = r.contact.model_copy(update={"text": _body(self.text)})
         rows = [records._row(r) for r in new]
         columns = [list(col) for col in zip(*rows, strict=True)]
         return columns + deliveries.columns([e for r in new for e in _outbox(r)])
+
+
+def _body(size: int) -> str:
+    words = "where is my parcel order invoice refund please thanks delivery address".split()
+    rng = random.Random()
+    out = []
+    while sum(len(w) + 1 for w in out) < size:
+        out.append(rng.choice(words) if rng.random() < 0.8 else uuid.uuid4().hex[:8])
+    return " ".join(out)
+
+
+async def pglz(con: asyncpg.Connection) -> list[str]:
+    """The statements that put the JSON columns back to pglz (as before 0029)."""
+    parts = await con.fetch(
+        """SELECT 'contacts'::regclass::text AS t UNION ALL
+           SELECT inhrelid::regclass::text FROM pg_inherits
+            WHERE inhparent = 'contacts'::regclass"""
+    )
+    cols = ("contact", "context", "decision", "trace", "timings", "steps")
+    alter = ", ".join(f"ALTER COLUMN {c} SET COMPRESSION pglz" for c in cols)
+    return [f"ALTER TABLE {r['t']} {alter}" for r in parts] + [
+        "ALTER TABLE deliveries ALTER COLUMN payload SET COMPRESSION pglz"
+    ]
 
 
 async def indexes(con: asyncpg.Connection, table: str) -> list[str]:
@@ -115,7 +145,11 @@ async def rounds(con: asyncpg.Connection, batches: Batches, count: int) -> dict[
     size = batches.size
     out: dict[str, list[float]] = collections.defaultdict(list)
     statements = {name: cut(records._INSERT_MANY, keep) for name, keep in CUT.items()}
-    drops = {name: await indexes(con, table) for name, table in DROPPED.items()}
+    drops = {
+        name: [f"DROP INDEX {ix}" for ix in await indexes(con, table)]
+        for name, table in DROPPED.items()
+    }
+    drops["JSON columns with pglz (before 0029)"] = await pglz(con)
     names = [*statements, "whole", "whole, in a transaction", *drops]
     for n in range(count):
         order = names if n % 2 else list(reversed(names))
@@ -138,8 +172,8 @@ async def rounds(con: asyncpg.Connection, batches: Batches, count: int) -> dict[
             else:
                 await con.execute("BEGIN")
                 try:
-                    for ix in drops.get(name, []):
-                        await con.execute(f"DROP INDEX {ix}")
+                    for ddl in drops.get(name, []):
+                        await con.execute(ddl)
                     # the first run after the DDL plans again: measure the second
                     await con.fetch(records._INSERT_MANY, *columns)
                     columns = await batches.columns(con, f"{n}b")
@@ -211,6 +245,9 @@ async def main() -> None:
     p.add_argument("--batch", type=int, action="append")
     p.add_argument("--returning", type=float, default=0.2)
     p.add_argument("--rounds", type=int, default=20)
+    p.add_argument(
+        "--text", type=int, default=0, metavar="BYTES", help="each contact's text (an e-mail body)"
+    )
     args = p.parse_args()
     sizes = args.batch or [16, 32, 64]
     async with postgres_server(args.database_url) as base, scratch_database(base) as url:
@@ -222,7 +259,9 @@ async def main() -> None:
         try:
             version = await con.fetchval("SHOW server_version")
             for size in sizes:
-                batches = Batches(Population(people, args.returning, random.Random(5)), size)
+                batches = Batches(
+                    Population(people, args.returning, random.Random(5)), size, args.text
+                )
                 await rounds(con, batches, 3)  # warm up, generic plans
                 figures = await rounds(con, batches, args.rounds)
                 tables, total, times = await wal(con, batches)
