@@ -61,3 +61,27 @@ async def test_rows_in_the_default_partition_move_into_their_new_month(
             "contacts_2191_03",
             "contacts_2191_04",
         ]
+
+
+async def test_a_new_partition_takes_the_parents_compression_methods(
+    api: Api, database_url: str
+) -> None:
+    adapter = unique("part")
+    async with pool(database_url) as p:
+        await seed(p, [Row(datetime(2193, 5, 2, tzinfo=UTC), adapter)])
+        # one partition with rows moved out of the default one, one created empty
+        assert await p.fetchval("SELECT ensure_partitions('2193-05-01', 2)") == 2
+        methods = await p.fetch(
+            """SELECT c.relname, a.attname, a.attcompression::text AS attcompression
+                 FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+                WHERE c.relname IN ('contacts', 'contacts_2193_05', 'contacts_2193_06')
+                  AND a.attname IN ('contact', 'context', 'decision', 'trace')
+                  AND c.relnamespace = (SELECT relnamespace FROM pg_class
+                                         WHERE oid = 'contacts'::regclass)"""
+        )
+    parent = {r["attname"]: r["attcompression"] for r in methods if r["relname"] == "contacts"}
+    assert len(parent) == 4 and set(parent.values()) <= {"l", ""}  # lz4, else the default (0029)
+    for part in ("contacts_2193_05", "contacts_2193_06"):
+        assert {r["attname"]: r["attcompression"] for r in methods if r["relname"] == part} == (
+            parent
+        )

@@ -9,6 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import orjson
 
 from router.models import (
@@ -121,3 +122,37 @@ async def test_the_json_columns_hold_each_models_json(api: Api, database_url: st
     assert row["contact_id"] == traced.contact_id
     assert list(row["skills"]) == ["vip", "fr"]
     assert row["overflow"] == [as_json(s) for s in traced.decision.overflow]
+
+
+async def _has_lz4(p: Any) -> bool:
+    try:
+        async with p.acquire() as con, con.transaction():
+            await con.execute("SET LOCAL default_toast_compression = 'lz4'")
+    except asyncpg.PostgresError:
+        return False
+    return True
+
+
+async def test_a_large_record_is_compressed_with_lz4_and_reads_back(
+    api: Api, database_url: str
+) -> None:
+    # an e-mail body (or trace) that takes the row over the TOAST threshold:
+    # its JSON values are compressed at insert, with lz4 where the server has it
+    big = record(
+        unique("big"),
+        trace=[{"rule": f"r{n}", "matched": False} for n in range(300)],
+        lifetime=None,
+    )
+    async with pool(database_url) as p:
+        assert await records.insert_many(p, [big]) == [None]
+        one = await records.fetch_one(p, big.contact_id)
+        method = await p.fetchval(
+            """SELECT pg_column_compression(trace) FROM contacts
+                WHERE contact_id = $1 AND received_at = $2""",
+            big.contact_id,
+            big.received_at,
+        )
+        lz4 = await _has_lz4(p)
+    assert one is not None
+    assert one.trace == big.trace and one.contact == as_json(big.contact)
+    assert method == ("lz4" if lz4 else "pglz")

@@ -4,7 +4,8 @@
 -- the partition was missing: a long stop, a clock far off, an import of old
 -- data): those rows move into the new partition in the same transaction, so
 -- nothing is lost or doubled, and an insert into the default partition waits
--- for the move. The idempotency keys are unpartitioned and point at
+-- for the move (the new table takes the parent's compression methods, 0029).
+-- The idempotency keys are unpartitioned and point at
 -- (contact_id, received_at), which do not change.
 CREATE OR REPLACE FUNCTION ensure_partitions(start timestamptz, months integer)
 RETURNS integer LANGUAGE plpgsql AS $$
@@ -19,7 +20,7 @@ BEGIN
             LOCK TABLE contacts_default IN SHARE ROW EXCLUSIVE MODE;
             IF EXISTS (SELECT 1 FROM contacts_default
                         WHERE received_at >= m AND received_at < m + interval '1 month') THEN
-                EXECUTE format('CREATE TABLE %I (LIKE contacts INCLUDING DEFAULTS)', name);
+                EXECUTE format('CREATE TABLE %I (LIKE contacts INCLUDING DEFAULTS INCLUDING COMPRESSION)', name);
                 EXECUTE format(
                     'WITH moved AS (DELETE FROM contacts_default
                                      WHERE received_at >= %L AND received_at < %L RETURNING *)
