@@ -325,3 +325,39 @@ async def test_a_batch_through_the_store_call(con: asyncpg.Connection) -> None:
     assert first.known is False and again.known is False  # no contact yet
     assert set(again.context) >= {"per_channel", "last", "journeys", "attributes"}
     assert not isinstance(first, EarlierDelivery)
+
+
+async def _seq_scans(con: asyncpg.Connection) -> dict[str, int]:
+    await con.execute("SELECT pg_stat_force_next_flush()")
+    await con.execute("SELECT 1")  # the flush happens at the end of a statement
+    await con.execute("SELECT pg_stat_clear_snapshot()")
+    rows = await con.fetch(
+        """SELECT relname, seq_scan FROM pg_stat_user_tables
+            WHERE relname IN ('customers', 'contact_keys', 'identities')"""
+    )
+    return {r["relname"]: r["seq_scan"] for r in rows}
+
+
+async def test_plans_made_on_empty_tables_never_scan_them_whole(con: asyncpg.Connection) -> None:
+    """The function's plans are generic and kept for the connection's life:
+    made while the tables were empty (a new database), they must still look
+    rows up by index once the tables have grown, never read them whole."""
+    at = now_ms()
+    first = [contact(("email", f"{unique('plan')}@example.com"), at=at) for _ in range(3)]
+    await customers.resolve_many(con, first)  # plans made now, on empty tables
+    await con.execute(
+        """INSERT INTO customers (customer_id)
+           SELECT gen_random_uuid() FROM generate_series(1, 3000)"""
+    )
+    await con.execute(
+        """INSERT INTO contact_keys (adapter, external_id, contact_id, received_at)
+           SELECT 'chat', 'seeded-' || n, gen_random_uuid(), now()
+             FROM generate_series(1, 3000) n"""
+    )
+    await con.execute("ANALYZE customers; ANALYZE contact_keys; ANALYZE identities")
+    before = await _seq_scans(con)
+    known = [contact(*[(i.kind, i.value) for i in k.identifiers], at=at) for k in first]
+    new = [contact(("email", f"{unique('plan')}@example.com"), at=at) for _ in range(3)]
+    for _ in range(3):
+        await customers.resolve_many(con, known + new)
+    assert await _seq_scans(con) == before

@@ -39,6 +39,12 @@
 -- Generic plans (plan_cache_mode): a custom plan of the big statement costs
 -- 4-20 ms to make, the generic one is made once per connection; the rows of
 -- `contacts` are found by index per customer, partitions pruned at run time.
+-- A generic plan is kept for the connection's life, so it must not depend on
+-- how big the tables were when it was made: made on a new database's empty
+-- tables it read `customers` and `contact_keys` whole with hash joins, and
+-- cost more with every contact. Seq scans, hash and merge joins are off for
+-- the function: every table is reached by index lookups from the batch's
+-- rows (nested loops), whatever the statistics said at planning time.
 --
 -- The batch comes as arrays (no JSON to parse), one element per contact:
 -- adapter, external id, thread id, new customer id, contact id, received at;
@@ -65,6 +71,9 @@ CREATE OR REPLACE FUNCTION resolve_batch(
     context         jsonb
 ) LANGUAGE plpgsql
   SET plan_cache_mode = force_generic_plan
+  SET enable_seqscan = off
+  SET enable_hashjoin = off
+  SET enable_mergejoin = off
 AS $$
 #variable_conflict use_column
 DECLARE
