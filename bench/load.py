@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import io
 import json
 import os
 import random
@@ -45,7 +44,6 @@ import socket
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import threading
 import time
@@ -58,6 +56,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
+from sources import source_of
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -382,20 +381,6 @@ def write_config(path: Path, port: int, rules: Path, database_url: str, log_leve
     }
     path.write_bytes(orjson.dumps(settings))
     return path
-
-
-def source_of(rev: str, workdir: Path) -> Path:
-    """The code at git revision ``rev``, unpacked in ``workdir``."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "router", "adapters"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    target = workdir / f"src-{rev.replace('/', '_')}"
-    target.mkdir()
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(target, filter="data")
-    return target
 
 
 def start_omniroute(

@@ -32,13 +32,11 @@ of a shared machine weighs on both alike), and both are printed side by side.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
@@ -46,6 +44,8 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from sources import source_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
@@ -309,20 +309,6 @@ def child(count: int, rounds: int) -> dict[str, float]:
         figures[name] = _measure(rounds, count, fn)
     structlog.reset_defaults()
     return figures
-
-
-def source_of(rev: str, workdir: Path) -> Path:
-    """The code at git revision ``rev``, unpacked in ``workdir``."""
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "router", "adapters"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    target = workdir / f"src-{rev.replace('/', '_')}"
-    target.mkdir()
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(target, filter="data")
-    return target
 
 
 def side(source: Path, args: argparse.Namespace) -> dict[str, float]:

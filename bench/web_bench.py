@@ -16,17 +16,17 @@ calls it for a chat delivery of ``bench/load.py``.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+
+from sources import source_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
@@ -174,19 +174,6 @@ def measure(n: int, repeat: int, log_file: Path) -> dict[str, float]:
     out["url dispatch"] = _best(dispatch, n, repeat)
     out["total"] = sum(out.values())
     return out
-
-
-def source_of(rev: str, workdir: Path) -> Path:
-    archive = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", rev, "router", "adapters"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    target = workdir / f"src-{rev.replace('/', '_')}"
-    target.mkdir()
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(target, filter="data")
-    return target
 
 
 def run(source: Path, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
