@@ -22,6 +22,8 @@ DELIVERY_LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 30.0, 3
 #: Upper bounds, in seconds, of ``omniroute_assign_wait_seconds`` (from a
 #: contact's arrival to the acceptance of its offer: seconds to an hour).
 ASSIGN_WAIT_BUCKETS = (1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
+#: Upper bounds of ``omniroute_batch_items`` (items in one database batch).
+BATCH_ITEMS_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128)
 #: What became of an offer, in ``omniroute_offers_decided_total{result}``.
 OFFER_RESULTS = ("accepted", "rejected", "expired")
 
@@ -32,6 +34,13 @@ class Metrics:
         r = self.registry
         self._routed: dict[tuple[str, str, str], Any] = {}
         self._latency: dict[str, Any] = {}
+        self.batch_items = Histogram(
+            "omniroute_batch_items",
+            "Items in one database batch (group commit), by batcher (resolve, record)",
+            ["batcher"],
+            buckets=BATCH_ITEMS_BUCKETS,
+            registry=r,
+        )
         self.delivery_lag = Histogram(
             "omniroute_delivery_lag_seconds",
             "From an event's write to its delivery (2xx from the destination)",

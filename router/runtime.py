@@ -157,7 +157,10 @@ async def open_runtime(
         )
         inflight = max(1, settings.database.pool_max // 2)
         resolver: Batcher[Lookup, EarlierDelivery | Recognized] = Batcher(
-            "resolve", recognition.resolve_many, max_inflight=inflight
+            "resolve",
+            recognition.resolve_many,
+            max_inflight=inflight,
+            observe=metrics.batch_items.labels(batcher="resolve").observe,
         )
         destinations = Destinations(settings.destinations)
         insert = (
@@ -166,7 +169,10 @@ async def open_runtime(
             else store.records.insert_many
         )
         writer: Batcher[NewRecord, EarlierDelivery | None] = Batcher(
-            "record", insert, max_inflight=inflight
+            "record",
+            insert,
+            max_inflight=inflight,
+            observe=metrics.batch_items.labels(batcher="record").observe,
         )
         rt = Runtime(
             settings=settings,

@@ -24,6 +24,33 @@ async def test_metrics_count_routed_contacts(api: Api) -> None:
     assert "omniroute_routing_seconds_bucket" in text
 
 
+def _sample(text: str, name: str) -> float:
+    line = next(x for x in text.splitlines() if x.startswith(name + " "))
+    return float(line.split()[-1])
+
+
+async def test_metrics_show_the_sizes_of_the_database_batches(api: Api) -> None:
+    """Concurrent contacts share batches; every contact is in exactly one
+    resolve batch and one record batch."""
+    names = [
+        f'omniroute_batch_items_{part}{{batcher="{batcher}"}}'
+        for batcher in ("resolve", "record")
+        for part in ("sum", "count")
+    ]
+    before_text = await (await api.get("/metrics")).text()
+    before = {n: _sample(before_text, n) if n in before_text else 0.0 for n in names}
+    answers = await asyncio.gather(
+        *(api.deliver("chat", example("chat", id=unique())) for _ in range(6))
+    )
+    assert all(a.status == 200 for a in answers)
+    text = await (await api.get("/metrics")).text()
+    grown = {n: _sample(text, n) - before[n] for n in names}
+    for batcher in ("resolve", "record"):
+        assert grown[f'omniroute_batch_items_sum{{batcher="{batcher}"}}'] == 6
+        assert 1 <= grown[f'omniroute_batch_items_count{{batcher="{batcher}"}}'] <= 6
+    assert 'omniroute_batch_items_bucket{batcher="record",le="128.0"}' in text
+
+
 async def test_openapi_lists_the_endpoints(api: Api) -> None:
     spec = await (await api.client.get("/openapi.json")).json()
     assert {"/v1/webhooks/{adapter}", "/v1/contacts", "/v1/contacts/{id}"} <= set(spec["paths"])

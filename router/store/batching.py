@@ -42,8 +42,11 @@ class Batcher(Generic[Item, Result]):
         *,
         max_batch: int = 128,
         max_inflight: int = 4,
+        observe: Callable[[int], None] | None = None,
     ) -> None:
         self.name = name
+        #: told the size of every batch sent (a metric)
+        self._observe = observe
         self._flush_fn = flush
         self.max_batch = max_batch
         self._slots = asyncio.Semaphore(max_inflight)
@@ -88,6 +91,8 @@ class Batcher(Generic[Item, Result]):
                 batch = self._pending[: self.max_batch]
                 del self._pending[: self.max_batch]
                 self._inflight += 1
+                if self._observe is not None:
+                    self._observe(len(batch))
                 task = asyncio.create_task(self._flush_slot(batch))
                 self._flushes.add(task)
                 task.add_done_callback(self._flushes.discard)
