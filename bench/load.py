@@ -47,6 +47,8 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -181,9 +183,6 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
 
 
 def wait_until_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 120) -> None:
-    import urllib.error
-    import urllib.request
-
     deadline = time.time() + timeout
     while time.time() < deadline:
         if proc.poll() is not None:
@@ -378,6 +377,8 @@ def write_config(path: Path, port: int, rules: Path, database_url: str, log_leve
         "rules": {"paths": [str(rules)], "watch": False},
         "adapters": [{"name": c, "kind": c, "secrets": [SECRET]} for c in CHANNELS],
         "log": {"level": log_level, "format": "json"},
+        # loopback only: the bench reads the batch sizes from /metrics
+        "metrics": {"public": True},
     }
     path.write_bytes(orjson.dumps(settings))
     return path
@@ -398,6 +399,10 @@ def start_omniroute(
         [sys.executable, "-m", "router.commands.cli", "serve", "--config", str(config)]
         + (["--workers", str(workers)] if workers > 1 else []),
         env={**os.environ, "PYTHONPATH": str(source)},
+        # `python -m` puts the working directory first on sys.path, before
+        # PYTHONPATH: run from the source's own folder, or an older revision's
+        # side would run this checkout's code
+        cwd=str(source),
         stdout=subprocess.DEVNULL,
         stderr=log,
     )
@@ -433,6 +438,10 @@ class Result:
     rss_peak: float
     rss_slope: float  # MB per minute
     rss_samples: list[tuple[float, float]]
+    #: contacts per resolve and per record batch, on average over the round
+    #: (from ``omniroute_batch_items``; NaN where the service has no such metric)
+    batch_resolve: float = float("nan")
+    batch_record: float = float("nan")
 
     @property
     def rate(self) -> float:
@@ -506,6 +515,32 @@ def spent(before: dict[int, float], after: dict[int, float]) -> float:
     return sum(after[p] - before.get(p, 0.0) for p in after if after[p] >= before.get(p, 0.0))
 
 
+def batch_items(side: Side) -> dict[str, float]:
+    """The sums and counts of ``omniroute_batch_items`` (empty when the
+    service has no such metric, or is the bare handler)."""
+    if side.database_url is None:
+        return {}
+    try:
+        with urllib.request.urlopen(f"{side.url}/metrics", timeout=5) as r:
+            text = r.read().decode()
+    except OSError:
+        return {}
+    return {
+        line.split()[0]: float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith(("omniroute_batch_items_sum", "omniroute_batch_items_count"))
+    }
+
+
+def mean_batch(before: dict[str, float], after: dict[str, float], batcher: str) -> float:
+    total = f'omniroute_batch_items_sum{{batcher="{batcher}"}}'
+    count = f'omniroute_batch_items_count{{batcher="{batcher}"}}'
+    if total not in after or count not in after:
+        return float("nan")
+    batches = after[count] - before.get(count, 0.0)
+    return (after[total] - before.get(total, 0.0)) / batches if batches else float("nan")
+
+
 def measure(
     side: Side, round_: int, deliveries: Deliveries, args: argparse.Namespace, pgdata: Path | None
 ) -> Result:
@@ -535,6 +570,7 @@ def measure(
         )
     sampler = Sampler(side.proc.pid, args.sample)
     sampler.start()
+    batches0 = batch_items(side)
     pg0, other0 = postgres_cpu(side, pgdata)
     service0 = sum(cpu_seconds(p) for p in tree(side.proc.pid))
     gen0 = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -549,6 +585,7 @@ def measure(
         profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
         profiler.wait(60)
     service1 = sum(cpu_seconds(p) for p in tree(side.proc.pid))
+    batches1 = batch_items(side)
     pg1, other1 = postgres_cpu(side, pgdata)
     sampler.halt.set()
     sampler.join()
@@ -584,6 +621,8 @@ def measure(
         rss_peak=max(rss),
         rss_slope=slope(sampler.samples),
         rss_samples=sampler.samples,
+        batch_resolve=mean_batch(batches0, batches1, "resolve"),
+        batch_record=mean_batch(batches0, batches1, "record"),
     )
     if omniroute and result.rate:
         side.rate_guess = result.rate
@@ -727,7 +766,8 @@ def main() -> None:
                     results.append(result)
                     print(
                         f"{side.name} round {round_}: {result.rate:.0f} contacts/s, "
-                        f"p99 {result.p99:.2f} ms, errors {result.errors}",
+                        f"p99 {result.p99:.2f} ms, errors {result.errors}, contacts a batch: "
+                        f"resolve {result.batch_resolve:.1f}, record {result.batch_record:.1f}",
                         file=sys.stderr,
                     )
             for side in sides:
