@@ -58,10 +58,11 @@ JSON_BYTES_MAX = 64 * 1024
 TIME_MIN = datetime(1970, 1, 1, tzinfo=UTC)
 TIME_MAX = datetime(9999, 1, 1, tzinfo=UTC)
 #: What is said of a time outside them.
-_setattr = object.__setattr__
-
 TIME_RANGE = f"must lie between {TIME_MIN:%Y-%m-%dT%H:%M:%SZ} and {TIME_MAX:%Y-%m-%dT%H:%M:%SZ}"
 
+
+#: sets an attribute of an object whose class forbids it (a frozen model, a UUID)
+_setattr = object.__setattr__
 
 #: uuid7's bits: the 48 of the time, and of the 80 random ones all but the
 #: version's 4 and the variant's 2, which are set
