@@ -48,55 +48,19 @@ from bench.common import postgres_server, scratch_database  # noqa: E402
 from bench.plans import _outbox, _record, explained, has_auto_explain, seed  # noqa: E402
 from router.models import Contact, Identifier, Nonce, now_ms, uuid7  # noqa: E402
 from router.recognition.resolution import Lookup, key  # noqa: E402
-from router.store import customers, nonces, records  # noqa: E402
+from router.store import customers, migrations, nonces, records  # noqa: E402
 from router.store.db import SESSION_SETTINGS, _init_connection  # noqa: E402
 
-#: resolve_many as it was: one resolve_contact call per contact, in a loop
-LOOP = """
-CREATE OR REPLACE FUNCTION resolve_many_loop(p_batch jsonb)
-RETURNS TABLE (
-    idx             integer,
-    dup_contact_id  uuid,
-    dup_customer_id uuid,
-    dup_decision    jsonb,
-    customer_id     uuid,
-    known           boolean,
-    context         jsonb
-) LANGUAGE plpgsql AS $$
-#variable_conflict use_column
-DECLARE
-    item jsonb;
-    n    integer := 0;
-    r    record;
-BEGIN
-    PERFORM pg_advisory_xact_lock(h)
-       FROM (SELECT DISTINCT hashtextextended(u.k || chr(31) || u.v, 0) AS h
-               FROM jsonb_array_elements(p_batch) AS e(item),
-                    LATERAL unnest(ARRAY(SELECT jsonb_array_elements_text(e.item -> 'k')),
-                                   ARRAY(SELECT jsonb_array_elements_text(e.item -> 'v')))
-                            AS u(k, v)) t
-      ORDER BY h;
-    FOR item IN SELECT value FROM jsonb_array_elements(p_batch) LOOP
-        FOR r IN SELECT * FROM resolve_contact(
-                item ->> 'a', item ->> 'e',
-                ARRAY(SELECT jsonb_array_elements_text(item -> 'k')),
-                ARRAY(SELECT jsonb_array_elements_text(item -> 'v')),
-                ARRAY(SELECT x::boolean FROM jsonb_array_elements_text(item -> 'f') AS x),
-                (item ->> 'n')::uuid, (item ->> 'c')::uuid, (item ->> 't')::timestamptz,
-                item ->> 'h') LOOP
-            idx := n;
-            dup_contact_id := r.dup_contact_id;
-            dup_customer_id := r.dup_customer_id;
-            dup_decision := r.dup_decision;
-            customer_id := r.customer_id;
-            known := r.known;
-            context := r.context;
-            RETURN NEXT;
-        END LOOP;
-        n := n + 1;
-    END LOOP;
-END $$;
-"""
+
+def _loop() -> str:
+    """resolve_many as it was: one resolve_contact call per contact, in a
+    loop; its text as migration 0008 defined it, under another name."""
+    sql = next(text for _, name, text in migrations.available() if name.startswith("0008_"))
+    made = "CREATE FUNCTION resolve_many("
+    return sql[sql.index(made) :].replace(made, "CREATE OR REPLACE FUNCTION resolve_many_loop(", 1)
+
+
+LOOP = _loop()
 
 VARIANTS = {"set": "resolve_batch", "loop": "resolve_many_loop"}
 
