@@ -54,10 +54,14 @@ class Batcher(Generic[Item, Result]):
         self._wake = asyncio.Event()
         self._inflight = 0
         self._runner: asyncio.Task[None] | None = None
+        #: the loop the batches run on (asked once: on Python 3.11 asking
+        #: for the running loop is a system call, ``getpid``)
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._flushes: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        self._runner = asyncio.create_task(self._run())
+        self._loop = asyncio.get_running_loop()
+        self._runner = self._loop.create_task(self._run())
 
     async def stop(self) -> None:
         """Flush what is queued, wait for the batches in flight, then stop."""
@@ -71,9 +75,9 @@ class Batcher(Generic[Item, Result]):
 
     async def submit(self, item: Item) -> Result:
         """The item's result, once the batch holding it is committed."""
-        if self._runner is None or self._runner.done():
+        if self._runner is None or self._loop is None or self._runner.done():
             return (await self._flush_fn([item]))[0]
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Result] = self._loop.create_future()
         self._pending.append((item, future))
         self._wake.set()
         # A cancelled request cancels its own future only, never the batch of
@@ -93,7 +97,8 @@ class Batcher(Generic[Item, Result]):
                 self._inflight += 1
                 if self._observe is not None:
                     self._observe(len(batch))
-                task = asyncio.create_task(self._flush_slot(batch))
+                assert self._loop is not None  # started
+                task = self._loop.create_task(self._flush_slot(batch))
                 self._flushes.add(task)
                 task.add_done_callback(self._flushes.discard)
 

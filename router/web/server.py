@@ -36,6 +36,7 @@ import structlog
 from aiohttp import web, web_response
 from aiohttp.typedefs import Middleware
 
+from router import heap, logs
 from router.errors import FieldError, PayloadTooLarge, RequestTimeout
 from router.metrics import Metrics
 from router.settings import Settings
@@ -288,7 +289,9 @@ async def serve(app: web.Application, settings: Settings) -> None:
         async with serving(app, settings):
             listening = True
             log.info("serving", host=settings.http.host, port=settings.http.port)
-            await stop.wait()
+            heap.settle()
+            with logs.per_iteration(loop):
+                await stop.wait()
             log.info("stopping")
     except asyncio.CancelledError:
         log.info("stopped_while_starting")
