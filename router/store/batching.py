@@ -104,32 +104,47 @@ class Batcher(Generic[Item, Result]):
 
     async def _flush_slot(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         try:
-            await self._flush(batch)
-        finally:
-            self._inflight -= 1
-            self._slots.release()
-            self._wake.set()  # what queued meanwhile goes now
-
-    async def _flush(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
-        try:
             results = await self._flush_fn([item for item, _ in batch])
-        except StoreUnavailable as exc:
+        except BaseException as exc:
+            self._release()
+            if not isinstance(exc, Exception):  # cancelled: the futures go with the requests
+                raise
+            await self._failed(batch, exc)
+            return
+        # The next batch goes before this one's requests go on: the runner is
+        # woken first, so the database works on the next batch while the
+        # event loop carries on with the requests of this one.
+        self._release()
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    def _release(self) -> None:
+        self._inflight -= 1
+        self._slots.release()
+        self._wake.set()  # what queued meanwhile goes now
+
+    async def _failed(
+        self, batch: list[tuple[Item, asyncio.Future[Result]]], exc: Exception
+    ) -> None:
+        if isinstance(exc, StoreUnavailable):
             # Retrying the items one by one cannot help: all of them fail now.
             log.warning("batch_failed", batcher=self.name, items=len(batch), error=exc.message)
             _fail(batch, exc)
             return
-        except Exception as exc:
-            if len(batch) == 1:
-                _fail(batch, exc)
-                return
-            # One bad item must not fail the others: retry them one by one.
-            log.warning("batch_fallback", batcher=self.name, items=len(batch), error=str(exc))
-            for entry in batch:
-                await self._flush([entry])
+        if len(batch) == 1:
+            _fail(batch, exc)
             return
-        for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
+        # One bad item must not fail the others: retry them one by one.
+        log.warning("batch_fallback", batcher=self.name, items=len(batch), error=str(exc))
+        for item, future in batch:
+            try:
+                [result] = await self._flush_fn([item])
+            except Exception as one:
+                _fail([(item, future)], one)
+            else:
+                if not future.done():
+                    future.set_result(result)
 
 
 def _fail(batch: list[tuple[Item, asyncio.Future[Result]]], error: BaseException) -> None:

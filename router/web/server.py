@@ -114,6 +114,7 @@ class _Watched(asyncio.Protocol):
         self._inner = inner
         self._connections = connections
         self._transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()  # asked once (a system call on Python 3.11)
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None  # loop time the header block is due by
         self._waiting = True  # for a header block
@@ -161,10 +162,9 @@ class _Watched(asyncio.Protocol):
         self._waiting = True
 
     def _start_timer(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._deadline = loop.time() + self._connections.header_timeout
+        self._deadline = self._loop.time() + self._connections.header_timeout
         if self._timer is None:
-            self._timer = loop.call_at(self._deadline, self._expired)
+            self._timer = self._loop.call_at(self._deadline, self._expired)
 
     def _stop_timer(self) -> None:
         self._deadline = None
@@ -178,11 +178,10 @@ class _Watched(asyncio.Protocol):
         deadline = self._deadline
         if not self._waiting or deadline is None or transport is None or transport.is_closing():
             return
-        loop = asyncio.get_running_loop()
         # a later header block's deadline: wait for it (within the clock's
         # resolution a timer may fire that early: that is the deadline)
-        if loop.time() + _RESOLUTION < deadline:
-            self._timer = loop.call_at(deadline, self._expired)
+        if self._loop.time() + _RESOLUTION < deadline:
+            self._timer = self._loop.call_at(deadline, self._expired)
             return
         if self._partial:
             self._connections.metrics.client_timeouts.labels(phase="headers").inc()
