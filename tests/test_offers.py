@@ -22,8 +22,7 @@ from router import runtime
 from router.assigner import Assigner
 from router.store import retention
 from router.store.listing import keyset_page
-from tests.support import seed
-from tests.support.agents import BROKEN, load_of, put_agent
+from tests.support.agents import emptied, load_of, put_agent
 from tests.support.api import Api
 from tests.support.apps import app_on, eventually
 from tests.support.examples import example, person, unique
@@ -74,10 +73,10 @@ async def app(own_database: str, rules_dir: Path) -> AsyncIterator[Api]:
 
 @pytest.fixture
 async def db(own_database: str, app: Api) -> AsyncIterator[asyncpg.Pool]:
-    async with seed.pool(own_database) as pool:
-        await pool.execute("TRUNCATE agent_work, offers, agents; DELETE FROM open_contacts")
+    """The module's database (after its app started), emptied of agents,
+    offers and open contacts."""
+    async with emptied(own_database) as pool:
         yield pool
-        assert await pool.fetch(BROKEN) == []
 
 
 async def arrive(api: Api, queue: str, customer: dict[str, str] | None = None) -> str:
