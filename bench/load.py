@@ -563,7 +563,10 @@ def measure(
     if args.profile and side.name.startswith("omniroute") and "@" not in side.name and round_ == 1:
         spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         profiler = subprocess.Popen(
-            [spy, "record", "--format", "raw", "--rate", "250", "--subprocesses", "--nonblocking"]
+            # blocking (the process is paused for each sample: whole stacks,
+            # coroutines included) and native (C frames: the driver's and the
+            # event loop's code, system calls): slower, so never a figure
+            [spy, "record", "--format", "raw", "--rate", "250", "--subprocesses", "--native"]
             + ["-o", str(args.profile), "--pid", str(side.proc.pid)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
