@@ -4,6 +4,7 @@
     python bench/insert_cpu.py --database-url postgresql://postgres@127.0.0.1:5432/postgres
     python bench/insert_cpu.py --batch 16 --batch 32 --batch 64 --rounds 30
     python bench/insert_cpu.py --text 3000        # e-mail contacts, rows over 2 kB
+    python bench/insert_cpu.py --client           # and this process's CPU, row array vs arrays
 
 Seeds a scratch database with history (``bench/plans.py``'s seed), then
 writes batches of routed contacts (80 % new customers, each with an open row,
@@ -21,7 +22,12 @@ a lifecycle log row and one outbox event) with the routing path's statement
 and, inside a transaction rolled back afterwards, the whole statement with
 the secondary indexes of one table dropped (``no ... indexes``), or the JSON
 columns put back to pglz (as before migration 0029); the same statement in a
-transaction with nothing changed is ``whole, in a transaction``. ``--text``
+transaction with nothing changed is ``whole, in a transaction``. ``column
+arrays (before 0030)`` is the whole statement (and its commit) taking the
+batch as one array a field of the row, as before migration 0030, rather than
+one array of ``record_row``; with ``--client`` the CPU of this process
+(``time.process_time``: the rows, the arguments, encoding them, reading the
+answer) is printed for it and for ``whole``, per contact. ``--text``
 gives each contact a text of that many bytes (an e-mail body: the row goes
 over the TOAST threshold, about 2 kB, and its JSON values are compressed).
 Variants alternate batch by batch on one connection, so that drift on a shared
@@ -40,6 +46,7 @@ import random
 import re
 import statistics
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -53,8 +60,9 @@ from bench.common import postgres_server, scratch_database  # noqa: E402
 from bench.plans import _outbox, _record, seed  # noqa: E402
 from bench.resolve_cpu import Population, _cpu_ns  # noqa: E402
 from router.recognition.resolution import key  # noqa: E402
-from router.store import customers, deliveries, records  # noqa: E402
+from router.store import NewRecord, customers, deliveries, records  # noqa: E402
 from router.store.db import SESSION_SETTINGS, _init_connection  # noqa: E402
+from router.store.deliveries import Outgoing  # noqa: E402
 
 #: the CTEs of the insert, in order, and what each one's variant keeps
 PARTS = ["key", "rec", "opened", "woke", "logged", "o", "outbox"]
@@ -92,20 +100,52 @@ def cut(sql: str, keep: list[str]) -> str:
     )
 
 
+#: the whole statement as before migration 0030 (one array argument a field)
+ARRAYS = "column arrays (before 0030)"
+
+
+def arrays_statement() -> str:
+    """The insert taking the batch as one array a field of ``record_row``
+    (as before migration 0030), the outbox arrays numbered after them."""
+    n = len(records.ROW_FIELDS)
+    sql = records._INSERT_MANY.replace(
+        records._OUTBOX_ARRAYS,
+        ", ".join(f"${n + k}::{t}[]" for k, t in enumerate(deliveries.INSERT_TYPES, 1)),
+    )
+    arrays = ", ".join(f"${k}::{t}[]" for k, (_, t) in enumerate(records.ROW_FIELDS, 1))
+    names = ", ".join(c for c, _ in records.ROW_FIELDS)
+    row = "unnest($1::record_row[]) AS t"
+    assert row in sql and "record_row" not in sql.replace(row, "")
+    return sql.replace(row, f"unnest({arrays})\n           AS t({names})")
+
+
+def arguments(new: list[NewRecord], events: list[Outgoing], *, arrays: bool = False) -> list[Any]:
+    """The insert's arguments for ``new`` as ``records.insert_many`` passes
+    them, or (``arrays``) as ``arrays_statement`` takes them."""
+    rows = [records._row(r) for r in new]
+    if arrays:
+        return [list(col) for col in zip(*rows, strict=True)] + deliveries.columns(events)
+    return [rows, *deliveries.columns(events)]
+
+
 class Batches:
     def __init__(self, population: Population, size: int, text: int = 0) -> None:
         self.population, self.size, self.text = population, size, text
 
     async def columns(self, con: asyncpg.Connection, run: str) -> list[Any]:
+        return arguments(*await self.batch(con, run))
+
+    async def batch(
+        self, con: asyncpg.Connection, run: str
+    ) -> tuple[list[NewRecord], list[Outgoing]]:
+        """A batch of new records (not written yet) and their outbox events."""
         lookups = self.population.batch(self.size, f"{run}-{uuid.uuid4().hex[:8]}")
         found = await customers.resolve_many(con, [key(x) for x in lookups])
         new = [_record(x, f) for x, f in zip(lookups, found, strict=True)]
         if self.text:  # an e-mail's body: its row goes over the TOAST threshold
             for r in new:
                 r.contact = r.contact.model_copy(update={"text": _body(self.text)})
-        rows = [records._row(r) for r in new]
-        columns = [list(col) for col in zip(*rows, strict=True)]
-        return columns + deliveries.columns([e for r in new for e in _outbox(r)])
+        return new, [e for r in new for e in _outbox(r)]
 
 
 def _body(size: int) -> str:
@@ -140,35 +180,50 @@ async def indexes(con: asyncpg.Connection, table: str) -> list[str]:
     return [r["name"] for r in rows]
 
 
-async def rounds(con: asyncpg.Connection, batches: Batches, count: int) -> dict[str, list[float]]:
+async def rounds(
+    con: asyncpg.Connection,
+    batches: Batches,
+    count: int,
+    client: dict[str, list[float]] | None = None,
+) -> dict[str, list[float]]:
+    """Server CPU per contact by variant; the client's of the whole statement
+    both ways into ``client``, when given."""
     pid = con.get_server_pid()
     size = batches.size
     out: dict[str, list[float]] = collections.defaultdict(list)
+    client = client if client is not None else collections.defaultdict(list)
+    whole = {"whole": records._INSERT_MANY, ARRAYS: arrays_statement()}
     statements = {name: cut(records._INSERT_MANY, keep) for name, keep in CUT.items()}
     drops = {
         name: [f"DROP INDEX {ix}" for ix in await indexes(con, table)]
         for name, table in DROPPED.items()
     }
     drops["JSON columns with pglz (before 0029)"] = await pglz(con)
-    names = [*statements, "whole", "whole, in a transaction", *drops]
+    names = [*statements, *whole, "whole, in a transaction", *drops]
     for n in range(count):
         order = names if n % 2 else list(reversed(names))
         for name in order:
+            if name in whole:
+                new, events = await batches.batch(con, f"{n}")
+                await con.execute("BEGIN")
+                c0 = _cpu_ns(pid)
+                t0 = time.process_time()  # the client's: inside the server's reading
+                await con.fetch(whole[name], *arguments(new, events, arrays=name == ARRAYS))
+                t1 = time.process_time()
+                c1 = _cpu_ns(pid)
+                await con.execute("COMMIT")
+                c2 = _cpu_ns(pid)
+                client[name].append((t1 - t0) * 1e6 / size)
+                label = "" if name == "whole" else f"{name}: "
+                out[name].append((c1 - c0) / 1000 / size)
+                out[f"{label}commit"].append((c2 - c1) / 1000 / size)
+                out[f"{label}whole + commit"].append((c2 - c0) / 1000 / size)
+                continue
             columns = await batches.columns(con, f"{n}")
             if name in statements:
                 c0 = _cpu_ns(pid)
                 await con.fetch(statements[name], *columns)
                 out[name].append((_cpu_ns(pid) - c0) / 1000 / size)
-            elif name == "whole":
-                await con.execute("BEGIN")
-                c0 = _cpu_ns(pid)
-                await con.fetch(records._INSERT_MANY, *columns)
-                c1 = _cpu_ns(pid)
-                await con.execute("COMMIT")
-                c2 = _cpu_ns(pid)
-                out["whole"].append((c1 - c0) / 1000 / size)
-                out["commit"].append((c2 - c1) / 1000 / size)
-                out["whole + commit"].append((c2 - c0) / 1000 / size)
             else:
                 await con.execute("BEGIN")
                 try:
@@ -248,6 +303,11 @@ async def main() -> None:
     p.add_argument(
         "--text", type=int, default=0, metavar="BYTES", help="each contact's text (an e-mail body)"
     )
+    p.add_argument(
+        "--client",
+        action="store_true",
+        help="print this process's CPU of the whole statement, row array and column arrays",
+    )
     args = p.parse_args()
     sizes = args.batch or [16, 32, 64]
     async with postgres_server(args.database_url) as base, scratch_database(base) as url:
@@ -263,7 +323,8 @@ async def main() -> None:
                     Population(people, args.returning, random.Random(5)), size, args.text
                 )
                 await rounds(con, batches, 3)  # warm up, generic plans
-                figures = await rounds(con, batches, args.rounds)
+                client: dict[str, list[float]] = collections.defaultdict(list)
+                figures = await rounds(con, batches, args.rounds, client)
                 tables, total, times = await wal(con, batches)
                 print(
                     f"\n{version}; {args.records:,} records, batches of {size}, "
@@ -274,6 +335,15 @@ async def main() -> None:
                 for name, values in figures.items():
                     q = statistics.quantiles(sorted(values), n=4)
                     print(f"| {name} | {statistics.median(values):.1f} | {q[0]:.1f} – {q[2]:.1f} |")
+                if args.client:
+                    print("| the client's CPU µs per contact (median) | p25 – p75 |")
+                    print("|---|---|")
+                    for name, values in client.items():
+                        q = statistics.quantiles(sorted(values), n=4)
+                        print(
+                            f"| {name} | {statistics.median(values):.1f} "
+                            f"| {q[0]:.1f} – {q[2]:.1f} |"
+                        )
                 walt = ", ".join(f"{t} {b:.0f}" for t, b in sorted(tables.items()))
                 print(f"WAL bytes per contact: {walt}; whole transaction {total:.0f}")
                 print(times)

@@ -20,8 +20,10 @@ server of ``--database-url`` / ``DATABASE_URL`` as it is configured, or on an
 embedded PostgreSQL started for the run).
 
 ``--profile FILE`` samples the service during its first round with py-spy
-(``pip install py-spy``); ``python bench/profile_report.py FILE`` prints the
-top functions.
+(``pip install py-spy``: wall time, whole stacks), ``--cpu-profile FILE``
+with Linux perf (CPU time, each sample charged to its innermost Python
+function; Python 3.12+); ``python bench/profile_report.py FILE`` prints the
+top functions of either.
 
 Printed per side and round: contacts/s, wrk's p50/p99/p99.9, CPU ms per
 contact of the service process, of the PostgreSQL backends serving it and
@@ -398,7 +400,9 @@ def start_omniroute(
     proc = subprocess.Popen(
         [sys.executable, "-m", "router.commands.cli", "serve", "--config", str(config)]
         + (["--workers", str(workers)] if workers > 1 else []),
-        env={**os.environ, "PYTHONPATH": str(source)},
+        # PYTHONPERFSUPPORT: Python 3.12+ names its functions for perf (--cpu-profile)
+        env={**os.environ, "PYTHONPATH": str(source)}
+        | ({"PYTHONPERFSUPPORT": "1"} if args.cpu_profile else {}),
         # `python -m` puts the working directory first on sys.path, before
         # PYTHONPATH: run from the source's own folder, or an older revision's
         # side would run this checkout's code
@@ -560,10 +564,24 @@ def measure(
     if args.warmup > 0:
         segment(args.warmup)
     profiler = None
-    if args.profile and side.name.startswith("omniroute") and "@" not in side.name and round_ == 1:
+    first = side.name.startswith("omniroute") and "@" not in side.name and round_ == 1
+    if args.cpu_profile and first:
+        # CPU time, not wall time: cpu-clock samples of the service's own
+        # running, each with its stack unwound (DWARF) down to the innermost
+        # Python function (Python 3.12+ names them for perf: PYTHONPERFSUPPORT)
+        profiler = subprocess.Popen(
+            ["perf", "record", "-F", "199", "--call-graph", "dwarf,16384", "-q"]
+            + ["-o", str(args.cpu_profile.with_suffix(".data")), "-p", str(side.proc.pid)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    elif args.profile and first:
         spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
         profiler = subprocess.Popen(
-            [spy, "record", "--format", "raw", "--rate", "250", "--subprocesses", "--nonblocking"]
+            # blocking (the process is paused for each sample: whole stacks,
+            # coroutines included) and native (C frames: the driver's and the
+            # event loop's code, system calls): slower, so never a figure
+            [spy, "record", "--format", "raw", "--rate", "250", "--subprocesses", "--native"]
             + ["-o", str(args.profile), "--pid", str(side.proc.pid)],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -582,8 +600,16 @@ def measure(
         left -= seconds
     gen1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     if profiler is not None:
-        profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
-        profiler.wait(60)
+        profiler.send_signal(signal.SIGINT)  # py-spy and perf write their files on SIGINT
+        profiler.wait(120)
+        if args.cpu_profile:
+            with args.cpu_profile.open("wb") as out:
+                subprocess.run(
+                    ["perf", "script", "-i", str(args.cpu_profile.with_suffix(".data"))],
+                    stdout=out,
+                    stderr=subprocess.DEVNULL,
+                    check=True,
+                )
     service1 = sum(cpu_seconds(p) for p in tree(side.proc.pid))
     batches1 = batch_items(side)
     pg1, other1 = postgres_cpu(side, pgdata)
@@ -713,7 +739,16 @@ def main() -> None:
         " read it with bench/profile_report.py); run it apart from the figures: sampling"
         " slows the service",
     )
+    p.add_argument(
+        "--cpu-profile",
+        type=Path,
+        help="sample omniroute's CPU time in its first round with Linux perf (package"
+        " linux-perf) into this file (perf script's text; bench/profile_report.py reads it);"
+        " names Python functions on Python 3.12 and later; apart from the figures",
+    )
     args = p.parse_args()
+    if args.cpu_profile and shutil.which("perf") is None:
+        raise SystemExit("perf not found: install the linux-perf package")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk not found: install the wrk package (apt-get install wrk)")
 

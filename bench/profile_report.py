@@ -1,6 +1,15 @@
-"""Top functions of a py-spy profile (``py-spy record --format raw``: one
-collapsed stack a line, then the sample count): by own time and by time
-spent inside them, as % of the samples.
+"""Top functions of a profile taken by ``bench/load.py``:
+
+- ``--profile`` (py-spy ``record --format raw``: one collapsed stack a line,
+  then the sample count; wall time): by own time and by time spent inside
+  them, as % of the samples;
+- ``--cpu-profile`` (``perf script`` text: one sample a paragraph, innermost
+  frame first; CPU time): each sample charged to its innermost Python
+  function (whatever it called that has no Python frame of its own -- the
+  kernel's part of a socket write, a C extension -- is charged to it), and
+  by the binary the sample was in (the interpreter, the kernel, pydantic's
+  core, the driver...). perf cannot unwind through the interpreter, so there
+  is no inclusive table for these.
 
     python bench/profile_report.py profile.txt [--top 25] [--filter router]
 """
@@ -9,19 +18,25 @@ from __future__ import annotations
 
 import argparse
 import collections
+import re
 from pathlib import Path
 
+#: a Python function's frame in perf's output (Python 3.12+, PYTHONPERFSUPPORT)
+_PY_FRAME = re.compile(r"py::(?P<name>[^:]+):(?P<file>[^ ]*?)\+0x[0-9a-f]+ ")
+#: a frame's binary: "... (/path/to/libpython3.12.so.1.0)"
+_BINARY = re.compile(r"\(([^()]*)\)\s*$")
 
-def main() -> None:
-    p = argparse.ArgumentParser()
-    p.add_argument("file", type=Path)
-    p.add_argument("--top", type=int, default=25)
-    p.add_argument("--filter", default="", help="only frames whose text holds this")
-    args = p.parse_args()
+
+def _short(path: str) -> str:
+    """A file or binary's name without its folders (and site-packages)."""
+    return path.rsplit("/", 1)[-1] or path
+
+
+def _collapsed(text: str) -> tuple[int, list[tuple[str, collections.Counter[str]]]]:
     own: collections.Counter[str] = collections.Counter()
     inside: collections.Counter[str] = collections.Counter()
     total = 0
-    for line in args.file.read_text().splitlines():
+    for line in text.splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack or not count.isdigit():
             continue
@@ -33,8 +48,46 @@ def main() -> None:
         own[names[-1]] += n
         for name in set(names):
             inside[name] += n
+    return total, [("own time", own), ("inside (inclusive)", inside)]
+
+
+def _perf(text: str) -> tuple[int, list[tuple[str, collections.Counter[str]]]]:
+    by_function: collections.Counter[str] = collections.Counter()
+    by_binary: collections.Counter[str] = collections.Counter()
+    total = 0
+    for sample in text.split("\n\n"):
+        frames = [f.strip() for f in sample.strip().splitlines()[1:] if f.strip()]
+        if not frames:
+            continue
+        total += 1
+        # the innermost frame with a binary of its own (inlined code is in its caller's)
+        leaf = next(
+            (m for f in frames if not f.endswith("(inlined)") and (m := _BINARY.search(f))), None
+        )
+        by_binary[_short(leaf.group(1)) if leaf else "?"] += 1
+        for frame in frames:
+            m = _PY_FRAME.search(frame + " ")
+            if m:
+                by_function[f"{m['name']} ({_short(m['file'])})"] += 1
+                break
+        else:
+            by_function["(no Python frame: " + (_short(leaf.group(1)) if leaf else "?") + ")"] += 1
+    return total, [
+        ("CPU by innermost Python function", by_function),
+        ("CPU by binary", by_binary),
+    ]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("file", type=Path)
+    p.add_argument("--top", type=int, default=25)
+    p.add_argument("--filter", default="", help="only frames whose text holds this")
+    args = p.parse_args()
+    text = args.file.read_text(errors="replace")
+    total, tables = _perf(text) if "cpu-clock" in text[:4000] else _collapsed(text)
     print(f"{total} samples")
-    for title, table in (("own time", own), ("inside (inclusive)", inside)):
+    for title, table in tables:
         print(f"\n-- {title} --")
         shown = 0
         for name, n in table.most_common():

@@ -2,15 +2,20 @@
 
 One line is written for every routed contact, so the JSON path is kept
 short: the timestamp is formatted from a per-second prefix, the line is
-rendered by orjson, and written whole (with its newline) in one write."""
+rendered by orjson, and written whole (with its newline) in one write. In a
+serving process the lines of one event-loop iteration are written together,
+in one write at the end of it (:func:`per_iteration`)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import logging
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import orjson
@@ -25,20 +30,50 @@ class _Lines:
     ``sys.stderr`` as it is at each write, not as it was when logging was
     configured (loggers are cached on first use, and a stream swapped since,
     a test's captured stderr closed after it, must not make a log line fail
-    the request that writes it). The line and its newline go in one write,
-    under a lock, so lines of several threads never interleave."""
+    the request that writes it). A write holds whole lines with their
+    newlines, under a lock, so lines of several threads never interleave.
+
+    While an event loop holds the lines (:func:`per_iteration`), a line
+    logged on the loop's thread waits for the end of the loop's iteration
+    and goes out with the others of it in one write: a write is a system
+    call, and a serving process logs a line for every routed contact. Lines
+    of other threads are written at once."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread = 0
+        self._held: list[str] = []
 
     def msg(self, message: str) -> None:
-        with self._lock:
-            err = sys.stderr
-            err.write(message + "\n")
-            err.flush()
+        if self._loop is not None and threading.get_ident() == self._thread:
+            if not self._held:
+                self._loop.call_soon(self.flush)
+            self._held.append(message)
+            return
+        self._write(message + "\n")
 
     log = debug = info = warn = warning = msg
     fatal = failure = err = error = critical = exception = msg
+
+    def hold(self, loop: asyncio.AbstractEventLoop | None) -> None:
+        """Hold the lines of ``loop``'s thread until the end of each of its
+        iterations (``None``: write every line at once again)."""
+        self.flush()
+        self._loop = loop
+        self._thread = threading.get_ident()
+
+    def flush(self) -> None:
+        if self._held:
+            held, self._held = self._held, []
+            held.append("")
+            self._write("\n".join(held))
+
+    def _write(self, text: str) -> None:
+        with self._lock:
+            err = sys.stderr
+            err.write(text)
+            err.flush()
 
 
 _LINES = _Lines()
@@ -46,6 +81,19 @@ _LINES = _Lines()
 
 def _lines(*args: Any) -> _Lines:
     return _LINES
+
+
+@contextlib.contextmanager
+def per_iteration(loop: asyncio.AbstractEventLoop) -> Iterator[None]:
+    """Within the block, the lines logged on ``loop``'s thread (the calling
+    thread) are written once per iteration of the loop, together; what is
+    held is written when the block ends, however it ends. A process killed
+    outright loses at most the lines of the iteration it was in."""
+    _LINES.hold(loop)
+    try:
+        yield
+    finally:
+        _LINES.hold(None)
 
 
 class _Stamp:

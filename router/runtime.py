@@ -62,6 +62,12 @@ NONCE_PURGE_SECONDS = 300
 PENDING_GAUGE_SECONDS = 15
 #: Delivered events past their keeping time are deleted this often.
 PURGE_SECONDS = 3600
+#: Expired console sessions are deleted this often (sign-ins delete them too;
+#: this is for a console nobody signs into), at most a batch per statement
+#: and a bounded number of batches per run: the rest waits for the next run.
+SESSION_PURGE_SECONDS = 3600
+SESSION_PURGE_BATCH = 1000
+SESSION_PURGE_BATCHES = 10
 #: The lifecycle log (the live stream's) keeps this many seconds of changes.
 LIVE_LOG_KEEP_SECONDS = 86400
 #: The author of the first version published from the files at start-up.
@@ -263,6 +269,8 @@ def _schedule(rt: Runtime) -> None:
         expire = partial(_expire, store, reporting.retention_months)
         jobs.every("retention", RETENTION_SECONDS, expire, first="now")
     jobs.every("nonce_purge", NONCE_PURGE_SECONDS, partial(_purge_nonces, store), first="now")
+    sessions_purge = partial(_purge_sessions, store)
+    jobs.every("session_purge", SESSION_PURGE_SECONDS, sessions_purge, first="now", timeout=60)
     if rt.dispatcher is not None:
         jobs.watch("deliveries", rt.dispatcher.run)
         jobs.every("deliveries_pending", PENDING_GAUGE_SECONDS, rt.dispatcher.refresh_pending)
@@ -466,6 +474,19 @@ async def _purge_nonces(store: Store) -> None:
     deleted = await store.nonces.purge()
     if deleted:
         log.info("replay_nonces_purged", deleted=deleted)
+
+
+async def _purge_sessions(store: Store) -> None:
+    """Delete the expired console sessions, a batch per statement, up to
+    ``SESSION_PURGE_BATCHES`` batches a run."""
+    deleted = 0
+    for _ in range(SESSION_PURGE_BATCHES):
+        n = await store.console.purge_expired(limit=SESSION_PURGE_BATCH)
+        deleted += n
+        if n < SESSION_PURGE_BATCH:
+            break
+    if deleted:
+        log.info("console_sessions_purged", deleted=deleted)
 
 
 async def _purge_live(store: Store) -> None:

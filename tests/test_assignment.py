@@ -19,8 +19,7 @@ import pytest
 
 from router import runtime
 from router.assigner import Assigner
-from tests.support import seed
-from tests.support.agents import BROKEN, load_of, put_agent, set_presence
+from tests.support.agents import emptied, load_of, put_agent, set_presence
 from tests.support.api import Api
 from tests.support.apps import app_on, eventually
 from tests.support.examples import example, unique
@@ -92,11 +91,10 @@ async def _app(own_database: str, rules_dir: Path, hooks: Receiver) -> AsyncIter
 
 @pytest.fixture
 async def db(own_database: str, app: Api) -> AsyncIterator[asyncpg.Pool]:
-    """The module's database, emptied of agents, offers and open contacts."""
-    async with seed.pool(own_database) as pool:
-        await pool.execute("TRUNCATE agent_work, offers, agents; DELETE FROM open_contacts")
+    """The module's database (after its app started), emptied of agents,
+    offers and open contacts."""
+    async with emptied(own_database) as pool:
         yield pool
-        assert await pool.fetch(BROKEN) == []
 
 
 async def arrive(api: Api, queue: str, channel: str = "chat", **attributes: Any) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+import zlib
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -160,11 +161,14 @@ async def test_three_processes_never_over_assign(
                     assert r.status == 200, await r.text()
                     open_ = (await r.json())["offers"]
                 for offer in open_[worker::4]:
-                    roll = rng.random()
-                    if roll < 0.15:
+                    # about one offer in seven is left to expire, by every
+                    # desk (decided by the offer, not by the draw: an offer
+                    # skipped once would be taken at the next look, and
+                    # none would expire on a fast machine)
+                    if zlib.crc32(offer["offer_id"].encode()) % 7 == 0:
                         stats["ignored"] += 1
                         continue
-                    action = "accept" if roll < 0.8 else "reject"
+                    action = "accept" if rng.random() < 0.75 else "reject"
                     url = f"{server.url}/v1/offers/{offer['offer_id']}/{action}"
                     async with http.post(url, headers=HEADERS) as r:
                         if r.status == 409:

@@ -9,15 +9,17 @@ from __future__ import annotations
 import re
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import orjson
 import pytest
 
+from router.store import sessions
 from router.web.console.sessions import PLAIN_COOKIE, digest
+from tests.support import seed
 from tests.support.api import Api, routed
-from tests.support.apps import app_on
+from tests.support.apps import app_on, eventually
 from tests.support.console import HTML, csrf_of, origin, page, post_form, sign_in
 from tests.support.examples import unique
 from tests.support.settings import READ_TOKEN, TOKEN
@@ -188,6 +190,58 @@ async def test_an_idle_or_old_session_has_expired(console: Api, db: asyncpg.Conn
         id_hash,
     )
     assert (await page(console, "/console/live"))[0] == 303
+
+
+async def put_session(db: asyncpg.Connection, *, idle: timedelta, expires: timedelta) -> bytes:
+    """A session row last seen ``idle`` ago, ending ``expires`` from now (its
+    idle expiry 30 minutes); its id hash."""
+    id_hash = digest(unique("sid"))
+    await db.execute(
+        """INSERT INTO console_sessions (id_hash, token_name, csrf_token, idle_seconds,
+                                         last_seen_at, expires_at)
+           VALUES ($1, 'all', 'csrf', 1800, now() - $2::interval, now() + $3::interval)""",
+        id_hash,
+        idle,
+        expires,
+    )
+    return id_hash
+
+
+async def test_expired_sessions_are_purged_without_a_sign_in(
+    api: Api, database_url: str, db: asyncpg.Connection
+) -> None:
+    # (the session's app has migrated the database and run its own purge)
+    old = await put_session(db, idle=timedelta(minutes=1), expires=timedelta(seconds=-1))
+    idle = await put_session(db, idle=timedelta(minutes=31), expires=timedelta(hours=1))
+    live = await put_session(db, idle=timedelta(minutes=29), expires=timedelta(hours=1))
+    mine = [old, idle, live]
+
+    async def held() -> list[bytes]:
+        rows = await db.fetch(
+            "SELECT id_hash FROM console_sessions WHERE id_hash = ANY($1::bytea[])", mine
+        )
+        return sorted(r["id_hash"] for r in rows)
+
+    # an instance starting runs the purge job at once, and hourly after that;
+    # nobody signs in
+    async with app_on(database_url):
+        assert await eventually(held, lambda h: len(h) < 3) == [live]
+
+
+async def test_the_session_purge_deletes_a_batch_at_a_time(
+    api: Api, database_url: str, db: asyncpg.Connection
+) -> None:
+    expired = [
+        await put_session(db, idle=timedelta(hours=1), expires=timedelta(hours=1)) for _ in range(3)
+    ]
+    async with seed.pool(database_url) as pool:
+        assert await sessions.purge_expired(pool, limit=2) == 2
+        while await sessions.purge_expired(pool, limit=2) == 2:
+            pass
+    left = await db.fetchval(
+        "SELECT count(*) FROM console_sessions WHERE id_hash = ANY($1::bytea[])", expired
+    )
+    assert left == 0
 
 
 async def test_a_session_is_stored_only_as_a_hash(console: Api, db: asyncpg.Connection) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import time
@@ -12,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 import structlog
 
-from router.logs import _Stamp, configure
+from router.logs import _Stamp, configure, per_iteration
 from router.settings import LogSettings
 
 
@@ -79,3 +80,43 @@ def test_the_timestamp_is_what_isoformat_writes(ns: int, monkeypatch: pytest.Mon
     stamped = _Stamp()(None, "info", {})["timestamp"]
     expected = datetime.fromtimestamp(ns / 1e9, tz=UTC).isoformat().replace("+00:00", "Z")
     assert stamped == expected
+
+
+class _Writes:
+    """A stderr that keeps each write apart."""
+
+    def __init__(self) -> None:
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
+async def test_lines_of_one_loop_iteration_go_out_in_one_write(
+    json_logs: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    err = _Writes()
+    monkeypatch.setattr("sys.stderr", err)
+    log = structlog.get_logger("omniroute.test")
+    loop = asyncio.get_running_loop()
+    with per_iteration(loop):
+        log.info("one")
+        log.info("two")
+        assert err.writes == []  # held until the iteration ends
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert len(err.writes) == 1
+        assert [json.loads(x)["event"] for x in err.writes[0].splitlines()] == ["one", "two"]
+        # another thread's line is not held
+        await asyncio.to_thread(log.info, "from_a_thread")
+        assert json.loads(err.writes[-1])["event"] == "from_a_thread"
+        log.info("three")
+    # what is held when the block ends is written then
+    assert json.loads(err.writes[-1])["event"] == "three"
+    log.info("four")  # outside the block: at once
+    assert json.loads(err.writes[-1])["event"] == "four"
+    assert all(w.endswith("\n") for w in err.writes)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import structlog
 
+from router import heap, logs
 from router.settings import Settings
 from router.store.db import EmbeddedPostgres
 
@@ -49,7 +50,9 @@ def run_jobs(settings: Settings) -> int:
             loop.add_signal_handler(signum, stop.set)
         async with open_runtime(settings):
             log.info("jobs_started", dispatch=settings.delivery.dispatch)
-            await stop.wait()
+            heap.settle()
+            with logs.per_iteration(loop):
+                await stop.wait()
 
     try:
         import uvloop

@@ -67,8 +67,8 @@ class NewRecord:
 
 
 _COLUMNS = [
-    # (column, SQL type of the array passed for it or None when it is taken
-    # from the record's document, expression in the SELECT)
+    # (column, SQL type of its field in ``record_row`` or None when it is
+    # taken from the record's document, expression in the SELECT)
     ("contact_id", "uuid", None),
     ("received_at", "timestamptz", None),
     ("adapter", "text", None),
@@ -109,9 +109,12 @@ _OPEN = [
     ("preferred_until", "timestamptz"),
     ("assign", "bool"),
 ]
-#: The record's JSON values in one document, one JSON text per record
-#: (``_Document``): encoded in one call, passed as one argument, parsed once.
-_ALL = [(c, t) for c, t, _ in _COLUMNS if t is not None] + _OPEN + [("document", "text")]
+#: The fields of one record's row as ``_row`` gives them: the composite type
+#: ``record_row`` (migration 0030), whose array is the insert's one argument
+#: for the batch (a field added or changed here is a new type: see the
+#: migration). The record's JSON values are one document, one JSON text per
+#: record (``_Document``): encoded in one call, parsed once.
+ROW_FIELDS = [(c, t) for c, t, _ in _COLUMNS if t is not None] + _OPEN + [("document", "text")]
 
 
 class _Document(TypedDict):
@@ -128,13 +131,14 @@ _document = TypeAdapter(_Document).serializer.to_json
 # delivery of each (adapter, external_id) takes the key and writes its record,
 # its open row when its lifecycle is kept, and its outbox events; a key
 # already taken (earlier, concurrently, or twice in this batch) writes nothing.
-_N = len(_ALL)
-_OUTBOX_ARRAYS = ", ".join(f"${_N + n}::{t}[]" for n, t in enumerate(deliveries.INSERT_TYPES, 1))
+# The records arrive as one array of ``record_row`` ($1: a row a record, each
+# field to its own encoder), the outbox events as one array a column (they
+# are fewer, often none).
+_OUTBOX_ARRAYS = ", ".join(f"${1 + n}::{t}[]" for n, t in enumerate(deliveries.INSERT_TYPES, 1))
 _INSERT_MANY = f"""
 WITH i AS (
     SELECT t.*, t.document::jsonb AS doc
-      FROM unnest({", ".join(f"${n}::{t}[]" for n, (_, t) in enumerate(_ALL, 1))})
-           AS t({", ".join(c for c, _ in _ALL)})
+      FROM unnest($1::record_row[]) AS t
 ), key AS (
     INSERT INTO contact_keys (adapter, external_id, contact_id, received_at)
     SELECT adapter, external_id, contact_id, received_at FROM i
@@ -188,6 +192,7 @@ SELECT k.adapter, k.external_id, c.contact_id, c.customer_id, c.decision
 
 
 def _row(r: NewRecord) -> tuple[Any, ...]:
+    """The record's ``record_row``: its values in the order of ``ROW_FIELDS``."""
     d = r.decision
     context = r.context
     contact = r.contact
@@ -256,10 +261,9 @@ async def insert_many(
     one statement. For each record: ``None`` when it was written, else the
     earlier delivery's record (and its events are not written again)."""
     rows = [_row(r) for r in records]
-    columns = [list(col) for col in zip(*rows, strict=True)]
     events = [e for r in records for e in outbox(r)] if outbox is not None else []
-    columns += deliveries.columns(events)
-    written = {r["contact_id"] for r in await con.fetch(_INSERT_MANY, *columns)}
+    arguments = (rows, *deliveries.columns(events))
+    written = {r["contact_id"] for r in await con.fetch(_INSERT_MANY, *arguments)}
     out: list[EarlierDelivery | None] = [None] * len(records)
     lost = [n for n, r in enumerate(records) if r.contact_id not in written]
     if lost:

@@ -1,7 +1,9 @@
 """The ``console_sessions`` table: the console's server-side sessions
 (docs/console.md). Rows are keyed by the SHA-256 of the session id the browser
 holds; a lookup that finds a live session also marks it seen, in one
-statement, so the idle expiry moves with use."""
+statement, so the idle expiry moves with use. Expired rows are deleted at
+every sign-in and by the periodic job ``session_purge`` (``purge_expired``),
+so a console nobody signs into keeps none for long."""
 
 from __future__ import annotations
 
@@ -9,6 +11,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import asyncpg
+
+#: A session that has ended without a sign-out: past its absolute expiry, or
+#: idle too long. Neither can become live again (``touch`` needs both in the
+#: future and moves only ``last_seen_at`` of a live row), so such rows are
+#: only kept until deleted.
+_EXPIRED = """expires_at <= now()
+           OR last_seen_at + make_interval(secs => idle_seconds) <= now()"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +42,7 @@ async def open_session(
 ) -> None:
     """Store a new session; the expired rows of every session go at the same time."""
     async with pool.acquire() as con, con.transaction():
-        await con.execute(
-            """DELETE FROM console_sessions
-                WHERE expires_at <= now()
-                   OR last_seen_at + make_interval(secs => idle_seconds) <= now()"""
-        )
+        await con.execute(f"DELETE FROM console_sessions WHERE {_EXPIRED}")
         await con.execute(
             """INSERT INTO console_sessions
                       (id_hash, token_name, csrf_token, idle_seconds, expires_at)
@@ -48,6 +53,22 @@ async def open_session(
             idle_seconds,
             float(absolute_seconds),
         )
+
+
+async def purge_expired(pool: asyncpg.Pool, *, limit: int) -> int:
+    """Delete up to ``limit`` expired sessions; the number deleted. Rows that
+    another instance's purge or a sign-in is deleting right now are skipped
+    (``SKIP LOCKED``), so instances running the job at the same time share
+    the rows instead of waiting on each other's."""
+    status: str = await pool.execute(
+        f"""DELETE FROM console_sessions WHERE id_hash IN (
+               SELECT id_hash FROM console_sessions
+                WHERE {_EXPIRED}
+                LIMIT $1
+                  FOR UPDATE SKIP LOCKED)""",
+        limit,
+    )
+    return int(status.split()[-1])
 
 
 async def touch(pool: asyncpg.Pool, id_hash: bytes) -> ConsoleSession | None:

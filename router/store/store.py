@@ -754,6 +754,11 @@ class ConsoleSessions:
     async def close(self, id_hash: bytes) -> bool:
         return await sessions.close_session(self._pool, id_hash)
 
+    @translated
+    async def purge_expired(self, *, limit: int) -> int:
+        """Delete up to ``limit`` expired sessions; the number deleted."""
+        return await sessions.purge_expired(self._pool, limit=limit)
+
 
 class Agents:
     """The agents: profiles, presence, and the load and work assignment keeps

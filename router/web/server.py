@@ -36,6 +36,7 @@ import structlog
 from aiohttp import web, web_response
 from aiohttp.typedefs import Middleware
 
+from router import heap, logs
 from router.errors import FieldError, PayloadTooLarge, RequestTimeout
 from router.metrics import Metrics
 from router.settings import Settings
@@ -113,6 +114,7 @@ class _Watched(asyncio.Protocol):
         self._inner = inner
         self._connections = connections
         self._transport: asyncio.Transport | None = None
+        self._loop = asyncio.get_running_loop()  # asked once (a system call on Python 3.11)
         self._timer: asyncio.TimerHandle | None = None
         self._deadline: float | None = None  # loop time the header block is due by
         self._waiting = True  # for a header block
@@ -160,10 +162,9 @@ class _Watched(asyncio.Protocol):
         self._waiting = True
 
     def _start_timer(self) -> None:
-        loop = asyncio.get_running_loop()
-        self._deadline = loop.time() + self._connections.header_timeout
+        self._deadline = self._loop.time() + self._connections.header_timeout
         if self._timer is None:
-            self._timer = loop.call_at(self._deadline, self._expired)
+            self._timer = self._loop.call_at(self._deadline, self._expired)
 
     def _stop_timer(self) -> None:
         self._deadline = None
@@ -177,11 +178,10 @@ class _Watched(asyncio.Protocol):
         deadline = self._deadline
         if not self._waiting or deadline is None or transport is None or transport.is_closing():
             return
-        loop = asyncio.get_running_loop()
         # a later header block's deadline: wait for it (within the clock's
         # resolution a timer may fire that early: that is the deadline)
-        if loop.time() + _RESOLUTION < deadline:
-            self._timer = loop.call_at(deadline, self._expired)
+        if self._loop.time() + _RESOLUTION < deadline:
+            self._timer = self._loop.call_at(deadline, self._expired)
             return
         if self._partial:
             self._connections.metrics.client_timeouts.labels(phase="headers").inc()
@@ -288,7 +288,9 @@ async def serve(app: web.Application, settings: Settings) -> None:
         async with serving(app, settings):
             listening = True
             log.info("serving", host=settings.http.host, port=settings.http.port)
-            await stop.wait()
+            heap.settle()
+            with logs.per_iteration(loop):
+                await stop.wait()
             log.info("stopping")
     except asyncio.CancelledError:
         log.info("stopped_while_starting")

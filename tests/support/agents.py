@@ -1,12 +1,17 @@
 """Agents for the assignment tests, written with plain SQL (the agents API
-is another part's), and what the tests read back of their load."""
+is another part's), what the tests read back of their load, and the
+database each assignment test starts from (``emptied``)."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg
 import orjson
+
+from tests.support import seed
 
 
 async def put_agent(
@@ -77,3 +82,15 @@ SELECT a.agent_id, a.load_units, a.capacity, a.load_by_channel::text AS by_chann
                 WHERE c.value::int <> (SELECT count(*) FROM agent_work x
                                         WHERE x.agent_id = a.agent_id AND x.channel = c.key))
 """
+
+
+@asynccontextmanager
+async def emptied(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the database (its schema migrated by the module's app),
+    emptied of agents, offers, agents' work and open contacts; on leaving,
+    no agent's load may break a limit (``BROKEN``), whatever the test did.
+    The ``db`` fixture of the assignment and offers tests."""
+    async with seed.pool(database_url) as pool:
+        await pool.execute("TRUNCATE agent_work, offers, agents; DELETE FROM open_contacts")
+        yield pool
+        assert await pool.fetch(BROKEN) == []
