@@ -35,6 +35,7 @@ ratios to the bare handler. ``--json FILE`` keeps every figure.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -60,6 +61,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import orjson
+import yaml
 from sources import source_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -372,7 +374,14 @@ class Side:
     rate_guess: float = 5000.0
 
 
-def write_config(path: Path, port: int, rules: Path, database_url: str, log_level: str) -> Path:
+def write_config(
+    path: Path,
+    port: int,
+    rules: Path,
+    database_url: str,
+    log_level: str,
+    extra: dict[str, Any] | None = None,
+) -> Path:
     settings: dict[str, Any] = {
         "http": {"host": "127.0.0.1", "port": port},
         "database": {"url": database_url, "pool_max": 20},
@@ -381,7 +390,7 @@ def write_config(path: Path, port: int, rules: Path, database_url: str, log_leve
         "log": {"level": log_level, "format": "json"},
         # loopback only: the bench reads the batch sizes from /metrics
         "metrics": {"public": True},
-    }
+    } | (extra or {})
     path.write_bytes(orjson.dumps(settings))
     return path
 
@@ -395,7 +404,9 @@ def start_omniroute(
     workers: int,
 ) -> Side:
     port = free_port()
-    config = write_config(workdir / f"{name}.json", port, args.rules, database_url, args.log_level)
+    config = write_config(
+        workdir / f"{name}.json", port, args.rules, database_url, args.log_level, args.extra
+    )
     log = (workdir / f"{name}.log").open("wb")  # as a deployment writes its logs: to a file
     proc = subprocess.Popen(
         [sys.executable, "-m", "router.commands.cli", "serve", "--config", str(config)]
@@ -416,7 +427,67 @@ def start_omniroute(
     except SystemExit:
         print((workdir / f"{name}.log").read_text()[-3000:], file=sys.stderr)
         raise
+    if args.full:
+        _run(_seed_agents(database_url, args.agents))
     return side
+
+
+# -- --full: deliveries and assignment on ----------------------------------------------
+
+
+def full_rules(workdir: Path, rules: Path) -> Path:
+    """``rules`` with every queue assigned by omniroute (offers time out after
+    30 s: nobody answers them during a run, the agents have room for all)."""
+    folder = workdir / "rules-assigned"
+    folder.mkdir()
+    for source in sorted(rules.glob("*.yaml")):
+        text = source.read_text()
+        if "queues:" in text:
+            data = yaml.safe_load(text)
+            for name, spec in data["queues"].items():
+                data["queues"][name] = {**(spec or {}), "assign": {"offer_timeout": 30}}
+            text = yaml.safe_dump(data, sort_keys=False)
+        (folder / source.name).write_text(text)
+    return folder
+
+
+async def _seed_agents(database_url: str, count: int) -> None:
+    """``count`` agents available with every skill of the rules, each with
+    room for 100,000 contacts."""
+    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
+    try:
+        skills = {
+            skill: 3
+            for path in sorted(ROOT.joinpath("rules").glob("*.yaml"))
+            for spec in (yaml.safe_load(path.read_text()).get("queues") or {}).values()
+            for skill in (spec or {}).get("skills", [])
+        }
+        await con.execute(
+            """INSERT INTO agents (agent_id, skills, capacity, presence, presence_at)
+               SELECT 'bench-' || n, $2::text::jsonb, $3, 'available', now()
+                 FROM generate_series(1, $1) n""",
+            count,
+            orjson.dumps(skills).decode(),
+            # room for every contact of a run (a contact takes one unit,
+            # --full's config): offers go out as contacts arrive, no backlog
+            100_000,
+        )
+        await con.execute("SELECT pg_notify('omniroute_assign', 'agents')")
+    finally:
+        await con.close()
+
+
+def start_receiver(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+    """The events' receiver (``bench/delivery.py --receiver``: answers 204 to
+    everything), and the settings of a ``webhook`` destination sending there
+    and of a contact taking one unit of an agent's capacity."""
+    port = free_port()
+    proc = start([sys.executable, str(ROOT / "bench" / "delivery.py"), "--receiver", str(port)])
+    url = f"http://127.0.0.1:{port}"
+    wait_until_ready(url, proc)
+    secret = "whsec_" + base64.b64encode(os.urandom(32)).decode()
+    hook = {"name": "bench", "kind": "webhook", "url": f"{url}/hook", "secrets": [secret]}
+    return proc, {"destinations": [hook], "agents": {"units": {c: 1 for c in CHANNELS}}}
 
 
 # -- one measurement ------------------------------------------------------------------
@@ -663,6 +734,11 @@ def report(results: list[Result], args: argparse.Namespace, where: str) -> None:
         f"\n{where}; wrk: 1 thread, {args.connections} connections, {args.duration:.0f} s per "
         f"side and round, chat deliveries, {args.returning:.0%} returning customers; "
         f"{os.cpu_count()} CPUs"
+        + (
+            f"; a webhook destination, every queue assigned, {args.agents} agents available"
+            if args.full
+            else "; lifecycle on, no destination, no assigned queue"
+        )
     )
     print(
         f"{'side':<20}{'round':>6}{'contacts/s':>11}{'p50 ms':>8}{'p99 ms':>8}{'p99.9':>8}"
@@ -746,7 +822,15 @@ def main() -> None:
         " linux-perf) into this file (perf script's text; bench/profile_report.py reads it);"
         " names Python functions on Python 3.12 and later; apart from the figures",
     )
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="deliveries and assignment on as well: a webhook destination (a local receiver"
+        " answering 204), every queue assigned by omniroute, --agents agents available",
+    )
+    p.add_argument("--agents", type=int, default=200, help="agents available with --full")
     args = p.parse_args()
+    args.extra = None
     if args.cpu_profile and shutil.which("perf") is None:
         raise SystemExit("perf not found: install the linux-perf package")
     if shutil.which("wrk") is None:
@@ -763,6 +847,10 @@ def main() -> None:
     results: list[Result] = []
     run = uuid.uuid4().hex[:6]
     sides: list[Side] = []
+    receiver = None
+    if args.full:
+        args.rules = full_rules(workdir, args.rules)
+        receiver, args.extra = start_receiver(workdir)
     where = (
         f"PostgreSQL at {urlsplit(args.database_url).netloc}"
         if args.database_url
@@ -811,6 +899,8 @@ def main() -> None:
         for side in sides:
             if side.proc.poll() is None:
                 stop(side.proc)
+        if receiver is not None:
+            stop(receiver)
         shutil.rmtree(workdir, ignore_errors=True)
     report(results, args, where)
     if args.json:
