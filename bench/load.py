@@ -35,6 +35,7 @@ ratios to the bare handler. ``--json FILE`` keeps every figure.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import contextlib
 import json
@@ -436,8 +437,10 @@ def start_omniroute(
 
 
 def full_rules(workdir: Path, rules: Path) -> Path:
-    """``rules`` with every queue assigned by omniroute (offers time out after
-    30 s: nobody answers them during a run, the agents have room for all)."""
+    """``rules`` with every queue assigned by omniroute. Nobody answers the
+    offers: they stay open for an hour (offers that time out during a run are
+    offered again and again, events and rounds that no contact center sees),
+    and the agents have room for every contact of the run."""
     folder = workdir / "rules-assigned"
     folder.mkdir()
     for source in sorted(rules.glob("*.yaml")):
@@ -445,7 +448,7 @@ def full_rules(workdir: Path, rules: Path) -> Path:
         if "queues:" in text:
             data = yaml.safe_load(text)
             for name, spec in data["queues"].items():
-                data["queues"][name] = {**(spec or {}), "assign": {"offer_timeout": 30}}
+                data["queues"][name] = {**(spec or {}), "assign": {"offer_timeout": 3600}}
             text = yaml.safe_dump(data, sort_keys=False)
         (folder / source.name).write_text(text)
     return folder
@@ -473,6 +476,21 @@ async def _seed_agents(database_url: str, count: int) -> None:
             100_000,
         )
         await con.execute("SELECT pg_notify('omniroute_assign', 'agents')")
+    finally:
+        await con.close()
+
+
+async def _drain(database_url: str, timeout: float = 180.0) -> tuple[int, float]:
+    """After a ``--full`` round: the events the side still had to deliver, and
+    the seconds until it had (so that no side delivers during another's round)."""
+    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
+    pending = "SELECT count(*) FROM deliveries WHERE status = 'pending'"
+    try:
+        left: int = await con.fetchval(pending)
+        t0 = time.perf_counter()
+        while await con.fetchval(pending) and time.perf_counter() - t0 < timeout:
+            await asyncio.sleep(0.2)
+        return left, time.perf_counter() - t0
     finally:
         await con.close()
 
@@ -887,10 +905,15 @@ def main() -> None:
                 for side in order + services[turn:] + services[:turn]:
                     result = measure(side, round_, deliveries[side.name], args, pgdata)
                     results.append(result)
+                    drained = ""
+                    if args.full and side.database_url is not None:
+                        left, seconds = _run(_drain(side.database_url))
+                        drained = f", {left} events left to deliver ({seconds:.1f} s)"
                     print(
                         f"{side.name} round {round_}: {result.rate:.0f} contacts/s, "
                         f"p99 {result.p99:.2f} ms, errors {result.errors}, contacts a batch: "
-                        f"resolve {result.batch_resolve:.1f}, record {result.batch_record:.1f}",
+                        f"resolve {result.batch_resolve:.1f}, record {result.batch_record:.1f}"
+                        + drained,
                         file=sys.stderr,
                     )
             for side in sides:
