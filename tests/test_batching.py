@@ -132,6 +132,38 @@ async def test_a_cancelled_caller_leaves_the_batch_of_the_others() -> None:
     assert flushed == [[1], [2, 3]]
 
 
+async def test_the_next_batch_is_sent_before_the_finished_ones_callers_go_on() -> None:
+    """While the callers of a finished batch carry on (rules, the record: CPU
+    on the event loop), the database already works on the next batch."""
+    events: list[str] = []
+    release = asyncio.Event()
+
+    async def flush(items: Sequence[str]) -> list[str]:
+        events.append("sent " + ",".join(items))
+        if items == ["a"]:
+            await release.wait()
+        return list(items)
+
+    batcher: Batcher[str, str] = Batcher("t", flush, max_inflight=1)
+    batcher.start()
+
+    async def caller(item: str) -> None:
+        await batcher.submit(item)
+        events.append("resumed " + item)
+
+    first = asyncio.create_task(caller("a"))
+    while not events:
+        await asyncio.sleep(0)
+    second = asyncio.create_task(caller("b"))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert events == ["sent a"]  # b waits for the batch in flight
+    release.set()
+    await asyncio.gather(first, second)
+    await batcher.stop()
+    assert events == ["sent a", "sent b", "resumed a", "resumed b"]
+
+
 async def test_a_stopped_batcher_flushes_each_item_on_its_own() -> None:
     sizes: list[int] = []
 

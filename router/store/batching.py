@@ -17,7 +17,6 @@ can pass a plain function."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
@@ -49,82 +48,110 @@ class Batcher(Generic[Item, Result]):
         self._observe = observe
         self._flush_fn = flush
         self.max_batch = max_batch
-        self._slots = asyncio.Semaphore(max_inflight)
+        self.max_inflight = max_inflight
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
-        self._wake = asyncio.Event()
         self._inflight = 0
-        self._runner: asyncio.Task[None] | None = None
+        #: the loop the batches run on while started (asked once: on Python
+        #: 3.11 asking for the running loop is a system call, ``getpid``)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._scheduled = False  # a look at the pending items is due
         self._flushes: set[asyncio.Task[None]] = set()
 
     def start(self) -> None:
-        self._runner = asyncio.create_task(self._run())
+        self._loop = asyncio.get_running_loop()
 
     async def stop(self) -> None:
-        """Flush what is queued, wait for the batches in flight, then stop."""
+        """Flush what is queued, wait for the batches in flight, then stop
+        (items submitted after this go one by one, unbatched)."""
         while self._pending or self._flushes:
-            self._wake.set()
+            self._launch()
             await asyncio.sleep(0.01)
-        if self._runner is not None:
-            self._runner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._runner
+        self._loop = None
 
     async def submit(self, item: Item) -> Result:
         """The item's result, once the batch holding it is committed."""
-        if self._runner is None or self._runner.done():
+        loop = self._loop
+        if loop is None:
             return (await self._flush_fn([item]))[0]
-        future: asyncio.Future[Result] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Result] = loop.create_future()
         self._pending.append((item, future))
-        self._wake.set()
+        if not self._scheduled:
+            # after what runs in this turn of the loop: the items submitted
+            # together go together
+            self._scheduled = True
+            loop.call_soon(self._look)
         # A cancelled request cancels its own future only, never the batch of
         # the others: a batch sets the result of the futures not done yet.
         # (No shield needed, and none made for every item.)
         return await future
 
-    async def _run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            # the next batch waits for the one in flight unless it is full
-            while self._pending and (self._inflight == 0 or len(self._pending) >= self.max_batch):
-                await self._slots.acquire()
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
-                self._inflight += 1
-                if self._observe is not None:
-                    self._observe(len(batch))
-                task = asyncio.create_task(self._flush_slot(batch))
-                self._flushes.add(task)
-                task.add_done_callback(self._flushes.discard)
+    def _look(self) -> None:
+        self._scheduled = False
+        self._launch()
+
+    def _launch(self) -> None:
+        """Send what waits, as the policy allows: the next batch waits for the
+        one in flight unless it is full."""
+        loop = self._loop
+        if loop is None:
+            return
+        while (
+            self._pending
+            and self._inflight < self.max_inflight
+            and (self._inflight == 0 or len(self._pending) >= self.max_batch)
+        ):
+            batch = self._pending[: self.max_batch]
+            del self._pending[: self.max_batch]
+            self._inflight += 1
+            if self._observe is not None:
+                self._observe(len(batch))
+            task = loop.create_task(self._flush_slot(batch))
+            self._flushes.add(task)
+            task.add_done_callback(self._flushes.discard)
 
     async def _flush_slot(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
         try:
-            await self._flush(batch)
-        finally:
-            self._inflight -= 1
-            self._slots.release()
-            self._wake.set()  # what queued meanwhile goes now
-
-    async def _flush(self, batch: list[tuple[Item, asyncio.Future[Result]]]) -> None:
-        try:
             results = await self._flush_fn([item for item, _ in batch])
-        except StoreUnavailable as exc:
+        except BaseException as exc:
+            self._release()
+            if not isinstance(exc, Exception):  # cancelled: the futures go with the requests
+                raise
+            await self._failed(batch, exc)
+            return
+        # The next batch goes before this one's requests go on: its task is
+        # made (and its first step, which sends it, queued) before their
+        # results are set, so the database works on it while the event loop
+        # carries on with the requests of this one.
+        self._release()
+        for (_, future), result in zip(batch, results, strict=True):
+            if not future.done():
+                future.set_result(result)
+
+    def _release(self) -> None:
+        self._inflight -= 1
+        self._launch()  # what queued meanwhile goes now
+
+    async def _failed(
+        self, batch: list[tuple[Item, asyncio.Future[Result]]], exc: Exception
+    ) -> None:
+        if isinstance(exc, StoreUnavailable):
             # Retrying the items one by one cannot help: all of them fail now.
             log.warning("batch_failed", batcher=self.name, items=len(batch), error=exc.message)
             _fail(batch, exc)
             return
-        except Exception as exc:
-            if len(batch) == 1:
-                _fail(batch, exc)
-                return
-            # One bad item must not fail the others: retry them one by one.
-            log.warning("batch_fallback", batcher=self.name, items=len(batch), error=str(exc))
-            for entry in batch:
-                await self._flush([entry])
+        if len(batch) == 1:
+            _fail(batch, exc)
             return
-        for (_, future), result in zip(batch, results, strict=True):
-            if not future.done():
-                future.set_result(result)
+        # One bad item must not fail the others: retry them one by one.
+        log.warning("batch_fallback", batcher=self.name, items=len(batch), error=str(exc))
+        for item, future in batch:
+            try:
+                [result] = await self._flush_fn([item])
+            except Exception as one:
+                _fail([(item, future)], one)
+            else:
+                if not future.done():
+                    future.set_result(result)
 
 
 def _fail(batch: list[tuple[Item, asyncio.Future[Result]]], error: BaseException) -> None:
