@@ -71,7 +71,7 @@ from common import (
     serving,
     waiting_record,
 )
-from load import CHANNELS, drive
+from load import CHANNELS, assigned_rules, drive
 
 from router.settings import SCOPES
 from router.store import DatabaseSettings, open_store
@@ -94,16 +94,7 @@ SELECT count(*) FROM agents a
 def rules(workdir: Path, assign: bool) -> Path:
     """rules/ as shipped; with ``assign``, every queue assigned by omniroute."""
     folder = workdir / ("rules-assign" if assign else "rules-plain")
-    folder.mkdir()
-    for source in sorted((ROOT / "rules").glob("*.yaml")):
-        text = source.read_text()
-        if assign and "queues:" in text:
-            data = yaml.safe_load(text)
-            for name, spec in data["queues"].items():
-                data["queues"][name] = {**(spec or {}), "assign": {"offer_timeout": 120}}
-            text = yaml.safe_dump(data, sort_keys=False)
-        (folder / source.name).write_text(text)
-    return folder
+    return assigned_rules(ROOT / "rules", folder, 120 if assign else None)
 
 
 def queues_and_skills() -> dict[str, list[str]]:

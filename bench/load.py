@@ -436,22 +436,27 @@ def start_omniroute(
 # -- --full: deliveries and assignment on ----------------------------------------------
 
 
+def assigned_rules(rules: Path, folder: Path, offer_timeout: float | None) -> Path:
+    """The rules files of ``rules`` copied into ``folder``; with an
+    ``offer_timeout``, every queue assigned by omniroute."""
+    folder.mkdir()
+    for source in sorted(rules.glob("*.yaml")):
+        text = source.read_text()
+        if offer_timeout is not None and "queues:" in text:
+            data = yaml.safe_load(text)
+            for name, spec in data["queues"].items():
+                data["queues"][name] = {**(spec or {}), "assign": {"offer_timeout": offer_timeout}}
+            text = yaml.safe_dump(data, sort_keys=False)
+        (folder / source.name).write_text(text)
+    return folder
+
+
 def full_rules(workdir: Path, rules: Path) -> Path:
     """``rules`` with every queue assigned by omniroute. Nobody answers the
     offers: they stay open for an hour (offers that time out during a run are
     offered again and again, events and rounds that no contact center sees),
     and the agents have room for every contact of the run."""
-    folder = workdir / "rules-assigned"
-    folder.mkdir()
-    for source in sorted(rules.glob("*.yaml")):
-        text = source.read_text()
-        if "queues:" in text:
-            data = yaml.safe_load(text)
-            for name, spec in data["queues"].items():
-                data["queues"][name] = {**(spec or {}), "assign": {"offer_timeout": 3600}}
-            text = yaml.safe_dump(data, sort_keys=False)
-        (folder / source.name).write_text(text)
-    return folder
+    return assigned_rules(rules, workdir / "rules-assigned", 3600)
 
 
 async def _seed_agents(database_url: str, count: int) -> None:
