@@ -429,7 +429,7 @@ def start_omniroute(
         print((workdir / f"{name}.log").read_text()[-3000:], file=sys.stderr)
         raise
     if args.full:
-        _run(_seed_agents(database_url, args.agents))
+        _run(_seed_agents(database_url, args.agents, args.rules))
     return side
 
 
@@ -459,14 +459,14 @@ def full_rules(workdir: Path, rules: Path) -> Path:
     return assigned_rules(rules, workdir / "rules-assigned", 3600)
 
 
-async def _seed_agents(database_url: str, count: int) -> None:
-    """``count`` agents available with every skill of the rules, each with
-    room for 100,000 contacts."""
+async def _seed_agents(database_url: str, count: int, rules: Path) -> None:
+    """``count`` agents available with every skill of the queues in ``rules``,
+    each with room for 100,000 contacts."""
     con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
     try:
         skills = {
             skill: 3
-            for path in sorted(ROOT.joinpath("rules").glob("*.yaml"))
+            for path in sorted(rules.glob("*.yaml"))
             for spec in (yaml.safe_load(path.read_text()).get("queues") or {}).values()
             for skill in (spec or {}).get("skills", [])
         }
@@ -500,7 +500,7 @@ async def _drain(database_url: str, timeout: float = 180.0) -> tuple[int, float]
         await con.close()
 
 
-def start_receiver(workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+def start_receiver() -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     """The events' receiver (``bench/delivery.py --receiver``: answers 204 to
     everything), and the settings of a ``webhook`` destination sending there
     and of a contact taking one unit of an agent's capacity."""
@@ -873,7 +873,7 @@ def main() -> None:
     receiver = None
     if args.full:
         args.rules = full_rules(workdir, args.rules)
-        receiver, args.extra = start_receiver(workdir)
+        receiver, args.extra = start_receiver()
     where = (
         f"PostgreSQL at {urlsplit(args.database_url).netloc}"
         if args.database_url
