@@ -69,7 +69,16 @@ from common import (
     serving,
     waiting_record,
 )
-from load import drive, free_port, start, stop, tree_cpu_seconds, wait_ready
+from load import (
+    drive,
+    free_port,
+    outbox_statements,
+    start,
+    stop,
+    tree_cpu_seconds,
+    until_drained,
+    wait_ready,
+)
 
 from router.models import OverflowStep
 from router.store import DatabaseSettings, NewRecord, open_store
@@ -146,10 +155,7 @@ async def pending(con: asyncpg.Connection) -> int:
 
 async def drained(con: asyncpg.Connection, timeout: float = 120) -> float:
     """Seconds until the outbox has nothing pending."""
-    t0 = time.perf_counter()
-    while await pending(con) and time.perf_counter() - t0 < timeout:
-        await asyncio.sleep(0.1)
-    return time.perf_counter() - t0
+    return await until_drained(con, timeout=timeout, every=0.1)
 
 
 # -- part 1: throughput with deliveries on and off ---------------------------------------
@@ -387,6 +393,7 @@ async def drain(database_url: str, args: argparse.Namespace) -> None:
             await drained(con, timeout=600)
             seconds = time.perf_counter() - t1
             cpu = tree_cpu_seconds(proc.pid) - cpu0
+            figures = await outbox_statements(con)
         got = len({i for i, _ in await arrivals(receiver_url)})
     finally:
         await con.close()
@@ -397,7 +404,7 @@ async def drain(database_url: str, args: argparse.Namespace) -> None:
         f"{seconds:.1f} s: {args.drain / seconds:.0f} events/s, server CPU "
         f"{cpu * 1000 / args.drain:.3f} ms/event; {got} distinct ids received "
         f"(concurrency {args.concurrency}; the server started in {t1 - t0:.1f} s, "
-        f"{total:.1f} s in all)",
+        f"{total:.1f} s in all){figures}",
         flush=True,
     )
 
