@@ -70,15 +70,19 @@ from common import (
     waiting_record,
 )
 from load import (
+    _backends,
+    cpu_seconds,
     drive,
     free_port,
     outbox_statements,
+    spent,
     start,
     stop,
     tree_cpu_seconds,
     until_drained,
     wait_ready,
 )
+from sources import source_of
 
 from router.models import OverflowStep
 from router.store import DatabaseSettings, NewRecord, open_store
@@ -357,7 +361,9 @@ async def steps(database_url: str, args: argparse.Namespace) -> None:
 # -- part 4: an outbox backlog drained ---------------------------------------------------
 
 
-async def drain(database_url: str, args: argparse.Namespace) -> None:
+async def drain(
+    database_url: str, args: argparse.Namespace, source: Path = ROOT, label: str = "drain"
+) -> None:
     settings = DatabaseSettings(url=database_url, pool_max=2)
     async with open_store(settings):  # the schema
         pass
@@ -370,8 +376,15 @@ async def drain(database_url: str, args: argparse.Namespace) -> None:
         await wait_ready(receiver_url, receiver)
         t0 = time.perf_counter()
         sides = {"on": (ROOT / "rules", destination(f"{receiver_url}/hook", args.concurrency))}
-        async with serving(database_url, sides, workdir) as started:
+        async with serving(database_url, sides, workdir, source) as started:
             proc = started["on"].proc
+            own = con.get_server_pid()  # the insert's and the polls' backend: not counted
+
+            async def backends() -> dict[int, float]:
+                pids = await _backends(database_url)
+                return {p: cpu_seconds(p) for p in pids if p != own}
+
+            pg0 = await backends()
             cpu0, t1 = tree_cpu_seconds(proc.pid), time.perf_counter()
             # an event as routing writes it (about 600 bytes of JSON)
             await con.execute(
@@ -393,6 +406,7 @@ async def drain(database_url: str, args: argparse.Namespace) -> None:
             await drained(con, timeout=600)
             seconds = time.perf_counter() - t1
             cpu = tree_cpu_seconds(proc.pid) - cpu0
+            pg = spent(pg0, await backends())
             figures = await outbox_statements(con)
         got = len({i for i, _ in await arrivals(receiver_url)})
     finally:
@@ -400,9 +414,10 @@ async def drain(database_url: str, args: argparse.Namespace) -> None:
         stop(receiver)
     total = time.perf_counter() - t0
     print(
-        f"drain: {args.drain} events written to the outbox in one statement, delivered in "
+        f"{label}: {args.drain} events written to the outbox in one statement, delivered in "
         f"{seconds:.1f} s: {args.drain / seconds:.0f} events/s, server CPU "
-        f"{cpu * 1000 / args.drain:.3f} ms/event; {got} distinct ids received "
+        f"{cpu * 1000 / args.drain:.3f} ms/event, its PostgreSQL backends' "
+        f"{pg * 1000 / args.drain:.3f} ms/event; {got} distinct ids received "
         f"(concurrency {args.concurrency}; the server started in {t1 - t0:.1f} s, "
         f"{total:.1f} s in all){figures}",
         flush=True,
@@ -430,6 +445,7 @@ async def main() -> None:
     p.add_argument("--steps", type=int, default=20_000, help="due steps to apply")
     p.add_argument("--batch", type=int, default=500, help="rows per statement (lifecycle.batch)")
     p.add_argument("--drain", type=int, default=20_000, help="outbox events to drain")
+    p.add_argument("--before", metavar="REV", help="the drain of this git revision too")
     args = p.parse_args()
     quiet_logs(logging.WARNING)  # no migration lines
     parts = args.parts.split(",")
@@ -441,6 +457,11 @@ async def main() -> None:
             if name in parts:
                 async with scratch_database(base) as url:
                     await part(url, args)
+        if args.before and "drain" in parts:  # the drain of an older revision, after
+            with tempfile.TemporaryDirectory(prefix="omniroute-before-") as workdir:
+                source = source_of(args.before, Path(workdir))
+                async with scratch_database(base) as url:
+                    await drain(url, args, source, f"drain @{args.before}")
 
 
 if __name__ == "__main__":

@@ -503,13 +503,13 @@ async def until_drained(con: asyncpg.Connection, *, timeout: float, every: float
 #: previous one's forms), the top-level ones only: a function's own statements
 #: are counted in its call.
 _OUTBOX_STATEMENTS = """
-SELECT CASE WHEN query LIKE '%SET attempts = d.attempts + 1%' THEN 'claim'
+SELECT CASE WHEN query LIKE '%SET attempts = d.attempts +%' THEN 'claim'
             ELSE 'mark' END AS kind,
        sum(calls)::bigint AS calls, sum(rows)::bigint AS rows,
        sum(total_exec_time) AS ms, sum(shared_blks_hit + shared_blks_read)::bigint AS buffers
   FROM pg_stat_statements
  WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND toplevel
-   AND (query LIKE '%SET attempts = d.attempts + 1%' OR query LIKE '%deliveries_mark(%'
+   AND (query LIKE '%SET attempts = d.attempts +%' OR query LIKE '%deliveries_mark(%'
         OR query LIKE '%UPDATE deliveries d%SET status = CASE%')
  GROUP BY 1 ORDER BY 1
 """
