@@ -188,12 +188,16 @@ async def mark(con: asyncpg.Connection | asyncpg.Pool, marks: Sequence[Mark]) ->
     return [(m.delivery_id, m.attempts) in took for m in marks]
 
 
+#: "Neither delivered nor failed" is pending, in terms the due index cannot
+#: answer, so the rows are found by primary key however many are pending (see
+#: sql/functions/deliveries_mark.sql).
 _RELEASE = f"""
 WITH {_RELAXED}
 UPDATE deliveries d
    SET attempts = d.attempts - 1, next_attempt_at = $3
   FROM unnest($1::uuid[], $2::int[]) AS r(delivery_id, attempts), relaxed
- WHERE d.delivery_id = r.delivery_id AND d.attempts = r.attempts AND d.status = 'pending'
+ WHERE d.delivery_id = r.delivery_id AND d.attempts = r.attempts
+   AND d.status NOT IN ('delivered', 'failed')
 """
 
 
