@@ -27,7 +27,10 @@ Three parts, each on a scratch database of its own (dropped at the end):
   backlog, as after an outage) while one ``serve`` process with the
   destination runs: seconds until none is pending, events/s, and the
   server's CPU per event (the dispatcher's own cost, apart from routing: the
-  figure that depends least on what else the machine runs).
+  figure that depends least on what else the machine runs) and its
+  PostgreSQL backends'; with ``pg_stat_statements`` on the server, the
+  claims' and marks' statements, rows, ms and buffers per event.
+  ``--before REV``: that revision's drain too, after this tree's.
 - ``steps``: ``--steps`` open contacts with a due overflow step, written by
   the store's own insert (``records.insert_many``, batches of 1,000, as
   routing writes them); then the overflow job's loop (``apply_due_steps``,
