@@ -120,12 +120,16 @@ class Server:
 
 @contextlib.asynccontextmanager
 async def serving(
-    database_url: str, sides: Mapping[str, tuple[Path, dict[str, Any]]], workdir: Path
+    database_url: str,
+    sides: Mapping[str, tuple[Path, dict[str, Any]]],
+    workdir: Path,
+    source: Path = ROOT,
 ) -> AsyncIterator[dict[str, Server]]:
     """One ``omniroute serve`` per side (its rules folder and extra settings,
     ``service_settings``), each on a free port with its output in
-    ``workdir/omniroute-<side>.log``; all ready on entry, stopped at the end."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    ``workdir/omniroute-<side>.log``; all ready on entry, stopped at the end.
+    ``source``: the code to run (an older revision's, ``sources.source_of``)."""
+    env = {**os.environ, "PYTHONPATH": str(source)}
     env.pop("DATABASE_URL", None)
     started: dict[str, Server] = {}
     try:
@@ -135,7 +139,10 @@ async def serving(
             path.write_bytes(orjson.dumps(service_settings(port, database_url, rules, **extra)))
             cmd = [sys.executable, "-m", "router.commands.cli", "serve", "--config", str(path)]
             with (workdir / f"omniroute-{name}.log").open("ab") as log:
-                proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+                # run from the source's folder: `python -m` puts it first on sys.path
+                proc = subprocess.Popen(
+                    cmd, env=env, cwd=str(source), stdout=log, stderr=subprocess.STDOUT
+                )
             started[name] = Server(name, f"http://127.0.0.1:{port}", proc)
         for server in started.values():
             await wait_ready(server.url, server.proc)

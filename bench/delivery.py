@@ -27,7 +27,10 @@ Three parts, each on a scratch database of its own (dropped at the end):
   backlog, as after an outage) while one ``serve`` process with the
   destination runs: seconds until none is pending, events/s, and the
   server's CPU per event (the dispatcher's own cost, apart from routing: the
-  figure that depends least on what else the machine runs).
+  figure that depends least on what else the machine runs) and its
+  PostgreSQL backends'; with ``pg_stat_statements`` on the server, the
+  claims' and marks' statements, rows, ms and buffers per event.
+  ``--before REV``: that revision's drain too, after this tree's.
 - ``steps``: ``--steps`` open contacts with a due overflow step, written by
   the store's own insert (``records.insert_many``, batches of 1,000, as
   routing writes them); then the overflow job's loop (``apply_due_steps``,
@@ -69,7 +72,20 @@ from common import (
     serving,
     waiting_record,
 )
-from load import drive, free_port, start, stop, tree_cpu_seconds, wait_ready
+from load import (
+    _backends,
+    cpu_seconds,
+    drive,
+    free_port,
+    outbox_statements,
+    spent,
+    start,
+    stop,
+    tree_cpu_seconds,
+    until_drained,
+    wait_ready,
+)
+from sources import source_of
 
 from router.models import OverflowStep
 from router.store import DatabaseSettings, NewRecord, open_store
@@ -146,10 +162,7 @@ async def pending(con: asyncpg.Connection) -> int:
 
 async def drained(con: asyncpg.Connection, timeout: float = 120) -> float:
     """Seconds until the outbox has nothing pending."""
-    t0 = time.perf_counter()
-    while await pending(con) and time.perf_counter() - t0 < timeout:
-        await asyncio.sleep(0.1)
-    return time.perf_counter() - t0
+    return await until_drained(con, timeout=timeout, every=0.1)
 
 
 # -- part 1: throughput with deliveries on and off ---------------------------------------
@@ -351,7 +364,9 @@ async def steps(database_url: str, args: argparse.Namespace) -> None:
 # -- part 4: an outbox backlog drained ---------------------------------------------------
 
 
-async def drain(database_url: str, args: argparse.Namespace) -> None:
+async def drain(
+    database_url: str, args: argparse.Namespace, source: Path = ROOT, label: str = "drain"
+) -> None:
     settings = DatabaseSettings(url=database_url, pool_max=2)
     async with open_store(settings):  # the schema
         pass
@@ -364,8 +379,15 @@ async def drain(database_url: str, args: argparse.Namespace) -> None:
         await wait_ready(receiver_url, receiver)
         t0 = time.perf_counter()
         sides = {"on": (ROOT / "rules", destination(f"{receiver_url}/hook", args.concurrency))}
-        async with serving(database_url, sides, workdir) as started:
+        async with serving(database_url, sides, workdir, source) as started:
             proc = started["on"].proc
+            own = con.get_server_pid()  # the insert's and the polls' backend: not counted
+
+            async def backends() -> dict[int, float]:
+                pids = await _backends(database_url)
+                return {p: cpu_seconds(p) for p in pids if p != own}
+
+            pg0 = await backends()
             cpu0, t1 = tree_cpu_seconds(proc.pid), time.perf_counter()
             # an event as routing writes it (about 600 bytes of JSON)
             await con.execute(
@@ -387,17 +409,20 @@ async def drain(database_url: str, args: argparse.Namespace) -> None:
             await drained(con, timeout=600)
             seconds = time.perf_counter() - t1
             cpu = tree_cpu_seconds(proc.pid) - cpu0
+            pg = spent(pg0, await backends())
+            figures = await outbox_statements(con)
         got = len({i for i, _ in await arrivals(receiver_url)})
     finally:
         await con.close()
         stop(receiver)
     total = time.perf_counter() - t0
     print(
-        f"drain: {args.drain} events written to the outbox in one statement, delivered in "
+        f"{label}: {args.drain} events written to the outbox in one statement, delivered in "
         f"{seconds:.1f} s: {args.drain / seconds:.0f} events/s, server CPU "
-        f"{cpu * 1000 / args.drain:.3f} ms/event; {got} distinct ids received "
+        f"{cpu * 1000 / args.drain:.3f} ms/event, its PostgreSQL backends' "
+        f"{pg * 1000 / args.drain:.3f} ms/event; {got} distinct ids received "
         f"(concurrency {args.concurrency}; the server started in {t1 - t0:.1f} s, "
-        f"{total:.1f} s in all)",
+        f"{total:.1f} s in all){figures}",
         flush=True,
     )
 
@@ -423,6 +448,7 @@ async def main() -> None:
     p.add_argument("--steps", type=int, default=20_000, help="due steps to apply")
     p.add_argument("--batch", type=int, default=500, help="rows per statement (lifecycle.batch)")
     p.add_argument("--drain", type=int, default=20_000, help="outbox events to drain")
+    p.add_argument("--before", metavar="REV", help="the drain of this git revision too")
     args = p.parse_args()
     quiet_logs(logging.WARNING)  # no migration lines
     parts = args.parts.split(",")
@@ -434,6 +460,11 @@ async def main() -> None:
             if name in parts:
                 async with scratch_database(base) as url:
                     await part(url, args)
+        if args.before and "drain" in parts:  # the drain of an older revision, after
+            with tempfile.TemporaryDirectory(prefix="omniroute-before-") as workdir:
+                source = source_of(args.before, Path(workdir))
+                async with scratch_database(base) as url:
+                    await drain(url, args, source, f"drain @{args.before}")
 
 
 if __name__ == "__main__":

@@ -485,17 +485,68 @@ async def _seed_agents(database_url: str, count: int, rules: Path) -> None:
         await con.close()
 
 
-async def _drain(database_url: str, timeout: float = 180.0) -> tuple[int, float]:
-    """After a ``--full`` round: the events the side still had to deliver, and
-    the seconds until it had (so that no side delivers during another's round)."""
-    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
-    pending = "SELECT count(*) FROM deliveries WHERE status = 'pending'"
+#: Whether the outbox has anything left to deliver: the first pending row by
+#: the due index, not a count of them all (a count cost 12-19 ms a poll on a
+#: backlog, competing with the drain it timed).
+ANY_PENDING = "SELECT EXISTS (SELECT FROM deliveries WHERE status = 'pending')"
+
+
+async def until_drained(con: asyncpg.Connection, *, timeout: float, every: float) -> float:
+    """Seconds until the outbox has nothing pending (at most ``timeout``)."""
+    t0 = time.perf_counter()
+    while await con.fetchval(ANY_PENDING) and time.perf_counter() - t0 < timeout:
+        await asyncio.sleep(every)
+    return time.perf_counter() - t0
+
+
+#: The dispatchers' statements in pg_stat_statements (this release's and the
+#: previous one's forms), the top-level ones only: a function's own statements
+#: are counted in its call.
+_OUTBOX_STATEMENTS = """
+SELECT CASE WHEN query LIKE '%SET attempts = d.attempts +%' THEN 'claim'
+            ELSE 'mark' END AS kind,
+       sum(calls)::bigint AS calls, sum(rows)::bigint AS rows,
+       sum(total_exec_time) AS ms, sum(shared_blks_hit + shared_blks_read)::bigint AS buffers
+  FROM pg_stat_statements
+ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND toplevel
+   AND (query LIKE '%SET attempts = d.attempts +%' OR query LIKE '%deliveries_mark(%'
+        OR query LIKE '%UPDATE deliveries d%SET status = CASE%')
+ GROUP BY 1 ORDER BY 1
+"""
+
+
+async def outbox_statements(con: asyncpg.Connection) -> str:
+    """The claims' and marks' figures per delivered event over the side's
+    database's life (round and drain), from pg_stat_statements when the
+    server loads it; empty otherwise."""
     try:
-        left: int = await con.fetchval(pending)
-        t0 = time.perf_counter()
-        while await con.fetchval(pending) and time.perf_counter() - t0 < timeout:
-            await asyncio.sleep(0.2)
-        return left, time.perf_counter() - t0
+        await con.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        rows = await con.fetch(_OUTBOX_STATEMENTS)
+    except asyncpg.PostgresError:
+        return ""
+    delivered: int = await con.fetchval(
+        "SELECT count(*) FROM deliveries WHERE status = 'delivered'"
+    )
+    if not delivered:
+        return ""
+    parts = [
+        f"{r['kind']}s {r['calls']} ({r['rows'] / max(1, r['calls']):.1f} rows,"
+        f" {r['ms'] / max(1, r['calls']):.2f} ms each,"
+        f" {r['buffers'] / delivered:.1f} buffers an event)"
+        for r in rows
+    ]
+    return f"; {delivered} events delivered: " + ", ".join(parts)
+
+
+async def _drain(database_url: str, timeout: float = 180.0) -> tuple[int, float, str]:
+    """After a ``--full`` round: the events the side still had to deliver, the
+    seconds until it had (so that no side delivers during another's round),
+    and its outbox statements' figures (``outbox_statements``)."""
+    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
+    try:
+        left: int = await con.fetchval("SELECT count(*) FROM deliveries WHERE status = 'pending'")
+        seconds = await until_drained(con, timeout=timeout, every=0.2)
+        return left, seconds, await outbox_statements(con)
     finally:
         await con.close()
 
@@ -912,8 +963,8 @@ def main() -> None:
                     results.append(result)
                     drained = ""
                     if args.full and side.database_url is not None:
-                        left, seconds = _run(_drain(side.database_url))
-                        drained = f", {left} events left to deliver ({seconds:.1f} s)"
+                        left, seconds, figures = _run(_drain(side.database_url))
+                        drained = f", {left} events left to deliver ({seconds:.1f} s){figures}"
                     print(
                         f"{side.name} round {round_}: {result.rate:.0f} contacts/s, "
                         f"p99 {result.p99:.2f} ms, errors {result.errors}, contacts a batch: "

@@ -176,3 +176,105 @@ async def test_a_stopped_batcher_flushes_each_item_on_its_own() -> None:
     await batcher.stop()
     assert await asyncio.gather(*(batcher.submit(i) for i in range(3))) == [0, 1, 2]
     assert sizes == [1, 1, 1]
+
+
+async def test_with_linger_items_of_different_loop_turns_go_together() -> None:
+    """An idle batcher with ``linger`` holds its first item for that long, so
+    that items submitted a little later (other loop turns) share its batch;
+    then the next idle item waits again."""
+    sizes: list[int] = []
+
+    async def flush(items: Sequence[int]) -> list[int]:
+        sizes.append(len(items))
+        return list(items)
+
+    batcher: Batcher[int, int] = Batcher("t", flush, linger=0.5)
+    batcher.start()
+    t0 = asyncio.get_running_loop().time()
+    tasks = []
+    for i in range(5):
+        tasks.append(asyncio.create_task(batcher.submit(i)))
+        await asyncio.sleep(0.01)  # a later turn of the loop, well within the linger
+    assert sizes == []  # held
+    assert await asyncio.gather(*tasks) == list(range(5))
+    assert sizes == [5]
+    assert asyncio.get_running_loop().time() - t0 >= 0.49
+    assert await batcher.submit(5) == 5  # idle again: it lingers again, alone
+    assert sizes == [5, 1]
+    await batcher.stop()
+
+
+async def test_with_linger_a_whole_batch_goes_at_once() -> None:
+    sizes: list[int] = []
+
+    async def flush(items: Sequence[int]) -> list[int]:
+        sizes.append(len(items))
+        return list(items)
+
+    batcher: Batcher[int, int] = Batcher("t", flush, max_batch=4, linger=30.0)
+    batcher.start()
+    tasks = [asyncio.create_task(batcher.submit(i)) for i in range(6)]
+    results = await asyncio.wait_for(asyncio.gather(*tasks[:4]), 5)
+    assert results == [0, 1, 2, 3] and sizes == [4]  # not held for the linger
+    await asyncio.sleep(0.05)
+    assert not tasks[4].done()  # the rest is no whole batch: it lingers (or the stop sends it)
+    await asyncio.wait_for(batcher.stop(), 5)
+    assert [t.result() for t in tasks[4:]] == [4, 5] and sizes == [4, 2]
+
+
+async def test_stop_does_not_wait_for_the_linger() -> None:
+    sizes: list[int] = []
+
+    async def flush(items: Sequence[int]) -> list[int]:
+        sizes.append(len(items))
+        return list(items)
+
+    batcher: Batcher[int, int] = Batcher("t", flush, linger=30.0)
+    batcher.start()
+    tasks = [asyncio.create_task(batcher.submit(i)) for i in range(3)]
+    await asyncio.sleep(0.05)
+    assert sizes == []
+    await asyncio.wait_for(batcher.stop(), 5)
+    assert [t.result() for t in tasks] == [0, 1, 2] and sizes == [3]
+
+
+async def test_with_linger_a_batch_goes_when_its_first_item_has_waited_it() -> None:
+    """Items queued behind a batch in flight go when it is done once the
+    first of them has waited the linger; not before."""
+    sent: list[tuple[int, float]] = []
+    release = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def flush(items: Sequence[int]) -> list[int]:
+        sent.append((len(items), loop.time()))
+        if items[0] == 0:
+            await release.wait()
+        return list(items)
+
+    batcher: Batcher[int, int] = Batcher("t", flush, linger=0.3)
+    batcher.start()
+    first = asyncio.create_task(batcher.submit(0))
+    while not sent:
+        await asyncio.sleep(0.01)
+    t1 = loop.time()
+    behind = [asyncio.create_task(batcher.submit(i)) for i in (1, 2)]
+    await asyncio.sleep(0.02)
+    release.set()
+    assert await first == 0
+    await asyncio.sleep(0.02)
+    assert len(sent) == 1  # done, but the next batch's first item has not waited 0.3 s
+    assert await asyncio.gather(*behind) == [1, 2]
+    assert [n for n, _ in sent] == [1, 2] and sent[1][1] - t1 >= 0.29
+    # a batch whose first item has waited longer than the linger goes at once
+    release.clear()
+    held = asyncio.create_task(batcher.submit(0))
+    while len(sent) < 3:
+        await asyncio.sleep(0.01)
+    late = asyncio.create_task(batcher.submit(3))
+    await asyncio.sleep(0.35)
+    release.set()
+    await held
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert late.done() and len(sent) == 4
+    await batcher.stop()

@@ -9,7 +9,9 @@ claims due outbox rows, sends them, and records the outcome.
   the request path and its database work holds a few pool connections at
   most (``Store.outbox``).
 * **Marks**: the outcomes of finished attempts are written together, one
-  statement per batch of them (a ``Batcher``), fenced by the attempt number.
+  statement per batch of them (a ``Batcher`` that lets a batch wait up to
+  ``MARK_LINGER`` for more), fenced by the attempt number. An attempt frees
+  its destination's slot once it has the answer: the mark holds none.
 * **Leases**: a claim moves the rows' due time past the time the batch can
   take (its waves of ``concurrency`` attempts, each within the timeout) plus
   a margin; the claims of an instance killed mid-attempt are claimed again
@@ -64,6 +66,10 @@ LEASE_MARGIN = 5.0
 PREFETCH = 4
 #: Outcomes written per statement at most.
 MARK_BATCH = 256
+#: Seconds a batch of outcomes waits for more before it is written (unless
+#: whole): one statement for many events instead of a few each. Far within
+#: the lease's margin; it delays the bookkeeping only, not the event.
+MARK_LINGER = 0.05
 
 
 def backoff(attempts: int, *, base: float, cap: float, rand: random.Random | None = None) -> float:
@@ -152,7 +158,11 @@ class Dispatcher:
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._marks: Batcher[Mark, bool] = Batcher(
-            "deliveries", store.outbox.mark, max_batch=MARK_BATCH, max_inflight=2
+            "deliveries",
+            store.outbox.mark,
+            max_batch=MARK_BATCH,
+            max_inflight=2,
+            linger=MARK_LINGER,
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -240,15 +250,18 @@ class Dispatcher:
         try:
             error, dead = await self._send(lane.dest, row)
             self._count(lane, error)
-            await self._record(lane.dest, row, error, dead=dead)
-        except StoreUnavailable as exc:
-            # the row stays leased; once the lease runs out it is sent again
-            log.warning("delivery_mark_failed", destination=lane.dest.name, error=str(exc))
         finally:
+            # the destination's slot is free once it has answered: the mark
+            # (which waits for others, MARK_LINGER) holds none
             lane.inflight -= 1
             self._start(lane)
             if len(lane.queue) < lane.dest.concurrency:
                 self._wake.set()  # room for more
+        try:
+            await self._record(lane.dest, row, error, dead=dead)
+        except StoreUnavailable as exc:
+            # the row stays leased; once the lease runs out it is sent again
+            log.warning("delivery_mark_failed", destination=lane.dest.name, error=str(exc))
 
     def _count(self, lane: _Lane, error: str | None) -> None:
         """Move the lane's circuit by an attempt's outcome."""

@@ -10,6 +10,12 @@ batch grows with the load (one statement and one commit for more contacts:
 less CPU per contact on both sides, measured in docs/operations.md), and
 batches run side by side only when they are full.
 
+``linger`` (seconds, 0 by default) is for work whose callers can wait: a
+batch that is not whole goes only once its first item has waited that long
+(and nothing is in flight), so that one statement carries many items even
+when they come one at a time. Routing's batchers have none: they add no
+delay. ``stop`` does not wait for it.
+
 ``flush`` is any async function from items to results: the service passes the
 store's (which raise ``StoreUnavailable`` when the database is away), a test
 can pass a plain function."""
@@ -42,6 +48,7 @@ class Batcher(Generic[Item, Result]):
         max_batch: int = 128,
         max_inflight: int = 4,
         observe: Callable[[int], None] | None = None,
+        linger: float = 0.0,
     ) -> None:
         self.name = name
         #: told the size of every batch sent (a metric)
@@ -49,6 +56,12 @@ class Batcher(Generic[Item, Result]):
         self._flush_fn = flush
         self.max_batch = max_batch
         self.max_inflight = max_inflight
+        self.linger = linger
+        #: when the first of the pending items came (with ``linger`` only)
+        self._since: float | None = None
+        #: the timer that sends a lingering batch, while it runs
+        self._lingering: asyncio.TimerHandle | None = None
+        self._stopping = False
         self._pending: list[tuple[Item, asyncio.Future[Result]]] = []
         self._inflight = 0
         #: the loop the batches run on while started (asked once: on Python
@@ -59,10 +72,13 @@ class Batcher(Generic[Item, Result]):
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._stopping = False
 
     async def stop(self) -> None:
         """Flush what is queued, wait for the batches in flight, then stop
         (items submitted after this go one by one, unbatched)."""
+        self._stopping = True  # what comes meanwhile does not linger either
+        self._unlinger()
         while self._pending or self._flushes:
             self._launch()
             await asyncio.sleep(0.01)
@@ -75,6 +91,8 @@ class Batcher(Generic[Item, Result]):
             return (await self._flush_fn([item]))[0]
         future: asyncio.Future[Result] = loop.create_future()
         self._pending.append((item, future))
+        if self.linger and self._since is None:
+            self._since = loop.time()
         if not self._scheduled:
             # after what runs in this turn of the loop: the items submitted
             # together go together
@@ -89,19 +107,35 @@ class Batcher(Generic[Item, Result]):
         self._scheduled = False
         self._launch()
 
+    def _lingered(self) -> None:
+        self._lingering = None
+        self._launch()
+
+    def _unlinger(self) -> None:
+        if self._lingering is not None:
+            self._lingering.cancel()
+            self._lingering = None
+
     def _launch(self) -> None:
         """Send what waits, as the policy allows: the next batch waits for the
-        one in flight unless it is full."""
+        one in flight, and for its ``linger``, unless it is full."""
         loop = self._loop
         if loop is None:
             return
-        while (
-            self._pending
-            and self._inflight < self.max_inflight
-            and (self._inflight == 0 or len(self._pending) >= self.max_batch)
-        ):
+        while self._pending and self._inflight < self.max_inflight:
+            if len(self._pending) < self.max_batch:
+                if self._inflight:
+                    return
+                if self._since is not None and not self._stopping:
+                    wait = self._since + self.linger - loop.time()
+                    if wait > 0:
+                        if self._lingering is None:
+                            self._lingering = loop.call_later(wait, self._lingered)
+                        return
             batch = self._pending[: self.max_batch]
             del self._pending[: self.max_batch]
+            if not self._pending:
+                self._since = None
             self._inflight += 1
             if self._observe is not None:
                 self._observe(len(batch))

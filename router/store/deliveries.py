@@ -162,26 +162,16 @@ async def claim(con: asyncpg.Pool, destination: str, *, limit: int, lease: float
     return [Claimed(*row) for row in rows]
 
 
-_MARK = f"""
-WITH {_RELAXED}
-UPDATE deliveries d
-   SET status = CASE WHEN m.error IS NULL THEN 'delivered'
-                     WHEN m.retry_in IS NULL THEN 'failed'
-                     ELSE 'pending' END,
-       delivered_at = CASE WHEN m.error IS NULL THEN now() ELSE d.delivered_at END,
-       last_error = left(m.error, 500),
-       next_attempt_at = CASE WHEN m.error IS NOT NULL AND m.retry_in IS NOT NULL
-                              THEN now() + make_interval(secs => m.retry_in)
-                              ELSE d.next_attempt_at END
-  FROM unnest($1::uuid[], $2::int[], $3::text[], $4::float8[])
-       AS m(delivery_id, attempts, error, retry_in),
-       relaxed
- WHERE d.delivery_id = m.delivery_id AND d.attempts = m.attempts AND d.status = 'pending'
-RETURNING d.delivery_id, d.attempts
+#: The marks go through a SQL function for its plan (sql/functions/deliveries_mark.sql):
+#: every row found by its primary key, however big the backlog and whatever the
+#: statistics said when the connection planned it.
+_MARK = """
+SELECT delivery_id, attempts
+  FROM deliveries_mark($1::uuid[], $2::int[], $3::text[], $4::float8[])
 """
 
 
-async def mark(con: asyncpg.Pool, marks: Sequence[Mark]) -> list[bool]:
+async def mark(con: asyncpg.Connection | asyncpg.Pool, marks: Sequence[Mark]) -> list[bool]:
     """Record the outcomes of attempts, in one statement; per mark whether
     it took (``False``: the attempt no longer holds the row, its lease ran
     out and another attempt claimed it)."""
@@ -198,12 +188,16 @@ async def mark(con: asyncpg.Pool, marks: Sequence[Mark]) -> list[bool]:
     return [(m.delivery_id, m.attempts) in took for m in marks]
 
 
+#: "Neither delivered nor failed" is pending, in terms the due index cannot
+#: answer, so the rows are found by primary key however many are pending (see
+#: sql/functions/deliveries_mark.sql).
 _RELEASE = f"""
 WITH {_RELAXED}
 UPDATE deliveries d
    SET attempts = d.attempts - 1, next_attempt_at = $3
   FROM unnest($1::uuid[], $2::int[]) AS r(delivery_id, attempts), relaxed
- WHERE d.delivery_id = r.delivery_id AND d.attempts = r.attempts AND d.status = 'pending'
+ WHERE d.delivery_id = r.delivery_id AND d.attempts = r.attempts
+   AND d.status NOT IN ('delivered', 'failed')
 """
 
 
