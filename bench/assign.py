@@ -27,6 +27,11 @@ serve`` processes run on the same database.
   alternating which goes first; while the ``assign`` server is driven the
   desk keeps accepting and finishing. Medians and the ratio.
 
+- ``--cost``: the fill alone, then what it cost the database per offer made:
+  the statements (pg_stat_statements, when the server loads it: calls,
+  rows, buffers and WAL bytes per offer, top ones by buffers), and the
+  updates of the tables an offer writes (how many were HOT). Counts, not
+  timings: noise from other work on the machine does not change them.
 - ``direct`` (``--direct`` times): the servers stopped, one assigner in
   the bench's own process; a random piece of held work ends (as an outcome
   ends it: the agent's units freed and the assigners notified, in one
@@ -250,6 +255,71 @@ async def fill(con: asyncpg.Connection, args: argparse.Namespace) -> None:
     )
 
 
+STATEMENTS = """
+SELECT calls, rows, shared_blks_hit + shared_blks_read AS buffers, wal_bytes, query
+  FROM public.pg_stat_statements
+ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND query NOT LIKE '%sum(units) AS units FROM agent_work GROUP BY agent_id%'  -- the sampler
+   AND query NOT LIKE 'SELECT count(*) FROM offers%'  -- the fill's progress
+ ORDER BY buffers DESC
+"""
+
+TABLES = """
+SELECT CASE WHEN relname LIKE 'contacts%' THEN 'contacts' ELSE relname END AS t,
+       sum(n_tup_ins) AS ins, sum(n_tup_upd) AS upd, sum(n_tup_hot_upd) AS hot,
+       sum(pg_relation_size(relid)) AS heap, sum(pg_indexes_size(relid)) AS indexes
+  FROM pg_stat_user_tables
+ WHERE relname LIKE 'contacts%' OR relname IN ('offers', 'open_contacts', 'agents', 'agent_work',
+                                               'lifecycle_log')
+ GROUP BY 1 ORDER BY 1
+"""
+
+
+async def counting(con: asyncpg.Connection) -> bool:
+    """Start counting statements in this database (pg_stat_statements);
+    false when the server does not load it."""
+    try:
+        await con.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements WITH SCHEMA public")
+        await con.execute(
+            "SELECT public.pg_stat_statements_reset(0,"
+            " (SELECT oid FROM pg_database WHERE datname = current_database()), 0)"
+        )
+        await con.fetchval("SELECT count(*) FROM public.pg_stat_statements")
+    except asyncpg.PostgresError as e:
+        print(f"cost: no statement figures ({e})", flush=True)
+        return False
+    return True
+
+
+async def cost(con: asyncpg.Connection, statements: bool) -> None:
+    """What the offers made so far cost, per offer (see ``--cost``)."""
+    await asyncio.sleep(1.5)  # the servers' backends report their table counts when idle
+    offers = await con.fetchval("SELECT count(*) FROM offers")
+    print(f"cost per offer ({offers} offers):", flush=True)
+    if statements:
+        rows = await con.fetch(STATEMENTS)
+        total = sum(r["buffers"] for r in rows), sum(r["wal_bytes"] for r in rows)
+        print(
+            f"  every statement: {total[0] / offers:.1f} buffers, "
+            f"{total[1] / offers:.0f} WAL bytes",
+            flush=True,
+        )
+        for r in rows[:6]:
+            query = " ".join(r["query"].split())[:90]
+            print(
+                f"  {r['buffers'] / offers:7.1f} buffers {r['wal_bytes'] / offers:7.0f} WAL bytes"
+                f" {r['calls']:6d} calls {r['rows']:7d} rows  {query}",
+                flush=True,
+            )
+    for r in await con.fetch(TABLES):
+        print(
+            f"  {r['t']:<14} inserts {r['ins'] / offers:5.2f} updates {r['upd'] / offers:5.2f}"
+            f" (HOT {r['hot'] / offers:5.2f}); heap {r['heap'] / 2**20:6.1f} MB,"
+            f" indexes {r['indexes'] / 2**20:6.1f} MB",
+            flush=True,
+        )
+
+
 FREED_TO_OFFER = """
 SELECT extract(epoch FROM (SELECT min(o.offered_at) FROM offers o
                             WHERE o.agent_id = c.agent AND o.offered_at >= l.at) - l.at)
@@ -309,6 +379,21 @@ async def throughput(urls: dict[str, str], args: argparse.Namespace) -> None:
     )
 
 
+async def desk_parts(
+    con: asyncpg.Connection, urls: dict[str, str], args: argparse.Namespace
+) -> None:
+    """``steady`` and ``throughput``, a desk accepting and finishing offers."""
+    desk = Desk(urls["desk"], args.hold)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=128)) as session:
+        desking = asyncio.create_task(desk.run(session))
+        await steady(con, urls, args)
+        if args.rounds:
+            await throughput(urls, args)
+        desk.stop.set()
+        await desking
+    print(f"desk: {desk.accepted} accepted, {desk.finished} finished", flush=True)
+
+
 async def run(database_url: str, args: argparse.Namespace) -> None:
     await seed(database_url, args)
     workdir = Path(tempfile.mkdtemp(prefix="omniroute-assign-"))
@@ -318,16 +403,12 @@ async def run(database_url: str, args: argparse.Namespace) -> None:
     sampling = asyncio.create_task(sampler.run())
     try:
         async with servers(database_url, workdir) as urls:
+            statements = args.cost and await counting(con)
             await fill(con, args)
-            desk = Desk(urls["desk"], args.hold)
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=128)) as session:
-                desking = asyncio.create_task(desk.run(session))
-                await steady(con, urls, args)
-                if args.rounds:
-                    await throughput(urls, args)
-                desk.stop.set()
-                await desking
-            print(f"desk: {desk.accepted} accepted, {desk.finished} finished", flush=True)
+            if args.cost:
+                await cost(con, statements)
+            else:
+                await desk_parts(con, urls, args)
     finally:
         sampler.done.set()
         await sampling
@@ -336,7 +417,7 @@ async def run(database_url: str, args: argparse.Namespace) -> None:
         f"over-assignments: {sampler.over} in {sampler.samples} snapshots of every agent",
         flush=True,
     )
-    if args.direct:
+    if args.direct and not args.cost:
         await direct(database_url, workdir, args.direct)
 
 
@@ -401,6 +482,9 @@ async def main() -> None:
     p.add_argument("--rounds", type=int, default=4, help="throughput rounds per side (0: none)")
     p.add_argument("--duration", type=float, default=10, help="seconds per throughput round")
     p.add_argument("--connections", type=int, default=32)
+    p.add_argument(
+        "--cost", action="store_true", help="the fill alone, and its cost per offer made"
+    )
     p.add_argument(
         "--direct", type=int, default=200, help="freed agents timed without HTTP (0: none)"
     )

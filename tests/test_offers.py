@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from router import runtime
 from router.assigner import Assigner
-from router.store import retention
+from router.store import lifecycle, retention
 from router.store.listing import keyset_page
 from tests.support.agents import emptied, load_of, put_agent
 from tests.support.api import Api
@@ -215,6 +215,64 @@ async def test_retention_frees_the_agent_and_drops_the_offers(app: Api, db: asyn
     # the agent takes new work
     nxt = await arrive(app, "desk")
     assert (await offer_of(app, nxt, "bea"))["contact_id"] == nxt
+
+
+FACTS = "SELECT offers_made, offered_at FROM contacts WHERE contact_id = $1"
+
+
+def first_offered(got: datetime | None, offer: dict[str, Any]) -> bool:
+    """The record's ``offered_at`` is the time of this (first) offer: its
+    round's transaction began before the offer's own clock reading."""
+    made = datetime.fromisoformat(offer["offered_at"])
+    return got is not None and made - timedelta(seconds=5) <= got <= made
+
+
+async def test_offer_facts_reach_the_record_when_it_changes(app: Api, db: asyncpg.Pool) -> None:
+    """Rounds count the offers on the open row; the record gets them from
+    its next change: the acceptance, erasure, the contact's expiry (with an
+    instance of the release before having written its own first offer
+    into the record: the larger count and the earlier time are kept)."""
+    await put_agent(db, "fay", skills={"support": 1}, capacity=102)  # three chats
+    who = {**person(), "name": f"Fay Facts {unique('n')}"}
+    accepted, erased, expired = (
+        await arrive(app, "desk"),
+        await arrive(app, "desk", who),
+        await arrive(app, "desk"),
+    )
+    taken, held, last = [await offer_of(app, c, "fay") for c in (accepted, erased, expired)]
+    for contact_id in (accepted, erased, expired):
+        assert tuple(await db.fetchrow(FACTS, contact_id)) == (0, None)
+        assert (await app.json("GET", f"/v1/contacts/{contact_id}"))["offers_made"] == 0
+
+    await app.json("POST", f"/v1/offers/{taken['offer_id']}/accept")
+    made, at = await db.fetchrow(FACTS, accepted)
+    assert made == 1 and first_offered(at, taken)
+    assert (await app.json("GET", f"/v1/contacts/{accepted}"))["offers_made"] == 1
+
+    customer_id = (await app.json("GET", f"/v1/contacts/{erased}"))["customer_id"]
+    await app.json("DELETE", f"/v1/customers/{customer_id}")
+    made, at = await db.fetchrow(FACTS, erased)
+    assert made == 1 and first_offered(at, held)
+
+    # the release before counted a first offer in the record only
+    # (open_contacts.offered_at did not exist); this release a second one
+    earlier = datetime.fromisoformat(last["offered_at"]) - timedelta(minutes=3)
+    await db.execute(
+        "UPDATE contacts SET offers_made = 1, offered_at = $2 WHERE contact_id = $1",
+        expired,
+        earlier,
+    )
+    await db.execute(
+        """UPDATE open_contacts SET offers = 2, offered_at = offered_at + interval '1 minute',
+                  expires_at = now() - interval '1 second'
+            WHERE contact_id = $1""",
+        expired,
+    )
+    await lifecycle.expire_due(db, limit=100)
+    assert tuple(await db.fetchrow(FACTS, expired)) == (2, earlier)
+    assert await db.fetchval("SELECT outcome FROM contacts WHERE contact_id = $1", expired) == (
+        "expired"
+    )
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

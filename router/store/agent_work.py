@@ -163,14 +163,30 @@ async def close_offers(con: asyncpg.Connection, contact_ids: Sequence[uuid.UUID]
     return held
 
 
+#: The offer facts of a contact's open row (``o``: the offers made, when
+#: the first was made; counted by the assignment rounds, ``offers``) copied
+#: into its record (``c``), in the record's ``UPDATE`` that a lifecycle
+#: change makes anyway (an outcome event, expiry, erasure): rounds do not
+#: write the record. The larger count and the earlier time are kept, so an
+#: instance of the release before, which wrote them into the record at each
+#: offer, and this one never undo each other.
+OFFER_FACTS = """offers_made = greatest(c.offers_made, coalesce(o.offers, 0)),
+       offered_at = least(c.offered_at, o.offered_at)"""
+
 # the open rows of contacts whose records go (erasure, retention), each
-# logged for the live stream with the state it left and the agent it freed
-_END = """
+# logged for the live stream with the state it left and the agent it freed;
+# a record kept (erased) gets its open row's offer facts
+_END = f"""
 WITH gone AS (
     DELETE FROM open_contacts o
      USING unnest($1::uuid[], $2::text[]) AS u(contact_id, agent_id)
      WHERE o.contact_id = u.contact_id
-    RETURNING o.contact_id, o.queue, o.channel, o.state, u.agent_id
+    RETURNING o.contact_id, o.received_at, o.queue, o.channel, o.state, o.offers, o.offered_at,
+              u.agent_id
+), rec AS (
+    UPDATE contacts c SET {OFFER_FACTS}
+      FROM gone o
+     WHERE c.contact_id = o.contact_id AND c.received_at = o.received_at AND o.offers > 0
 )
 INSERT INTO lifecycle_log (contact_id, kind, queue, channel, data)
 SELECT contact_id, $3, queue, channel,

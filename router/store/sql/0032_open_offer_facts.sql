@@ -1,0 +1,18 @@
+-- The record's offer facts (contacts.offers_made, contacts.offered_at, 0021)
+-- are no longer written into the record at each offer: an assignment round
+-- counts the offers on the contact's open row, which it updates anyway
+-- (open_contacts.offers, 0021, and the time of the first offer here), and
+-- the facts are copied into the record by the next write of the record
+-- that the contact's lifecycle makes anyway (docs/agents.md, "Reporting"):
+-- an outcome event (an accepted offer is one), expiry, erasure. An update of
+-- a record rewrote every one of its indexes (the row is wide, its pages are
+-- full: no HOT update), which was half of an offer's buffers.
+--
+-- Safe on a live database during a rolling upgrade: a nullable column
+-- without a default is added to the catalog only (no table rewrite; the
+-- lock is held for an instant). Instances of the previous release name the
+-- columns they write and read, so the new column is invisible to them;
+-- they go on writing the facts into the record at each offer, and the
+-- copies made by this release keep the larger count and the earlier time
+-- of the two, so that neither undoes the other.
+ALTER TABLE open_contacts ADD COLUMN offered_at timestamptz;
