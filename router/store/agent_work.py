@@ -27,12 +27,12 @@ import orjson
 #: new work, ``contacts`` when contacts for an assigned queue arrive.
 CHANNEL = "omniroute_assign"
 
-# load_by_channel with ``u.d`` (a JSON object of counts) added (or taken away)
-_MERGE = """(SELECT coalesce(jsonb_object_agg(k,
-                 coalesce((a.load_by_channel ->> k)::int, 0)
-                 {op} coalesce((u.d::jsonb ->> k)::int, 0)), '{{}}'::jsonb)
-          FROM (SELECT jsonb_object_keys(a.load_by_channel)
-                UNION SELECT jsonb_object_keys(u.d::jsonb)) AS keys(k))"""
+# load_by_channel with ``u.d`` (a JSON object of counts) added (or taken
+# away): the channels of ``u.d`` (one, mostly) replaced, the others kept
+_MERGE = """a.load_by_channel || coalesce(
+          (SELECT jsonb_object_agg(d.k, coalesce((a.load_by_channel ->> d.k)::int, 0) {op} d.n::int)
+             FROM jsonb_each_text(u.d::jsonb) AS d(k, n)),
+          '{{}}'::jsonb)"""
 
 _TAKE = f"""
 UPDATE agents a

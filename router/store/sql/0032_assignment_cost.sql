@@ -16,3 +16,18 @@
 -- copies made by this release keep the larger count and the earlier time
 -- of the two, so that neither undoes the other.
 ALTER TABLE open_contacts ADD COLUMN offered_at timestamptz;
+
+-- Room on the agents' pages for their rows' new versions: every offer and
+-- every end of a contact rewrites its agent's load (load_units,
+-- load_by_channel, last_offer_at, idle_since, updated_at), none of them
+-- indexed, so with room on the row's page the update is HOT and no index
+-- (the skills' GIN index among them) gets an entry. The table is small (a
+-- row per agent): half-full pages cost little space.
+--
+-- Safe on a live database during a rolling upgrade: setting a storage
+-- parameter takes a lock that reads and writes of the table do not wait
+-- for (SHARE UPDATE EXCLUSIVE), and rewrites nothing; pages already full
+-- stay so until their rows move, which their next updates do (a row that
+-- does not fit its page moves to a page filled only to this factor).
+-- Instances of the previous release are not affected.
+ALTER TABLE agents SET (fillfactor = 50);
