@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from router import runtime
 from router.assigner import Assigner
 from router.store import lifecycle, retention
+from router.store import offers as offers_store
 from router.store.listing import keyset_page
 from tests.support.agents import emptied, load_of, put_agent
 from tests.support.api import Api
@@ -362,6 +363,34 @@ async def test_offers_pages_read_an_index_in_order(app: Api, db: asyncpg.Pool) -
     assert keys == sorted(keys, reverse=True)
     bad = await app.get("/v1/offers", limit="1001")
     assert bad.status == 400
+
+
+async def test_the_assigners_reads_of_waiting_contacts_are_index_ranges(
+    app: Api, db: asyncpg.Pool
+) -> None:
+    """Both reads of a round's waiting contacts (each queue and channel in
+    order; a queue with aging) read open_contacts_assignable_channel, the
+    one index of the waiting and unheld contacts (0032 dropped the one
+    without the channel)."""
+    names = {
+        r["indexname"]
+        for r in await db.fetch(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'open_contacts'"
+        )
+    }
+    assert "open_contacts_assignable_channel" in names
+    assert "open_contacts_assignable" not in names
+    channels = ["chat", "email", "sms", "voice"]
+    reads = [
+        (offers_store._WAITING, [["desk", "quick"], 15, channels]),
+        (offers_store._WAITING_AGED, ["desk", 60, 60, 5, 90, channels]),
+    ]
+    for sql, args in reads:
+        async with db.acquire() as con, con.transaction():
+            await con.execute("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(r[0] for r in await con.fetch("EXPLAIN " + sql, *args))
+        assert re.search(r"(using|on) open_contacts_assignable_channel\b", plan), plan
+        assert re.search(r"Index Cond: \(+queue = ", plan), plan
 
 
 #: agents' long histories among many other agents' offers, over the same

@@ -31,3 +31,17 @@ ALTER TABLE open_contacts ADD COLUMN offered_at timestamptz;
 -- does not fit its page moves to a page filled only to this factor).
 -- Instances of the previous release are not affected.
 ALTER TABLE agents SET (fillfactor = 50);
+
+-- The waiting contacts of a queue in its order, without the channel
+-- (0021): every read of the assigner goes by open_contacts_assignable_channel
+-- (0023: queue, channel, then the same order), the aged read too (queue and
+-- its channels as the index's condition), so this index was only written:
+-- an entry at every waiting contact's insert and each time an offer's
+-- contact waits again.
+--
+-- Safe on a live database during a rolling upgrade: no statement of this
+-- release or the previous one names the index, and the planner already
+-- preferred the other one for both reads (their plans are checked in
+-- tests/test_offers.py); dropping it holds the table's lock for an instant
+-- (it waits for the transactions using open_contacts, which are short).
+DROP INDEX IF EXISTS open_contacts_assignable;
