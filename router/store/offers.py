@@ -216,16 +216,12 @@ SELECT p.offer_id, p.contact_id, p.agent_id, p.queue, p.channel, p.units,
 
 
 def _agent(row: asyncpg.Record) -> Agent:
+    # the JSON objects are decoded afresh for each row, their levels and
+    # counts integers already (validated when written, summed as integers):
+    # they are used as they are, by_channel moving as the choice hands out work
+    agent_id, skills, capacity, load, presence, idle_since, last_offer_at, by_channel, most = row
     return Agent(
-        agent_id=row["agent_id"],
-        skills={k: int(v) for k, v in row["skills"].items()},
-        capacity=row["capacity"],
-        load=row["load_units"],
-        presence=row["presence"],
-        idle_since=row["idle_since"],
-        last_offer_at=row["last_offer_at"],
-        by_channel={k: int(v) for k, v in row["load_by_channel"].items()},
-        channel_max={k: int(v) for k, v in row["channel_max"].items()},
+        agent_id, skills, capacity, load, presence, idle_since, last_offer_at, by_channel, most
     )
 
 
