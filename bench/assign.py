@@ -30,8 +30,10 @@ serve`` processes run on the same database.
 - ``--cost``: the fill alone, then what it cost the database per offer made:
   the statements (pg_stat_statements, when the server loads it: calls,
   rows, buffers and WAL bytes per offer, top ones by buffers), and the
-  updates of the tables an offer writes (how many were HOT). Counts, not
-  timings: noise from other work on the machine does not change them.
+  rows the tables got (inserts, updates, how many of them HOT); then the
+  same per acceptance for 1,000 of the offers accepted one by one in the
+  bench's process. Counts, not timings: noise from other work on the
+  machine does not change them.
 - ``direct`` (``--direct`` times): the servers stopped, one assigner in
   the bench's own process; a random piece of held work ends (as an outcome
   ends it: the agent's units freed and the assigners notified, in one
@@ -266,8 +268,7 @@ SELECT calls, rows, shared_blks_hit + shared_blks_read AS buffers, wal_bytes, qu
 
 TABLES = """
 SELECT CASE WHEN relname LIKE 'contacts%' THEN 'contacts' ELSE relname END AS t,
-       sum(n_tup_ins) AS ins, sum(n_tup_upd) AS upd, sum(n_tup_hot_upd) AS hot,
-       sum(pg_relation_size(relid)) AS heap, sum(pg_indexes_size(relid)) AS indexes
+       sum(n_tup_ins)::int8 AS ins, sum(n_tup_upd)::int8 AS upd, sum(n_tup_hot_upd)::int8 AS hot
   FROM pg_stat_user_tables
  WHERE relname LIKE 'contacts%' OR relname IN ('offers', 'open_contacts', 'agents', 'agent_work',
                                                'lifecycle_log')
@@ -291,36 +292,62 @@ async def counting(con: asyncpg.Connection) -> bool:
     return True
 
 
-async def cost(con: asyncpg.Connection, statements: bool) -> None:
-    """What the offers made so far cost, per offer (see ``--cost``)."""
+Tables = dict[str, tuple[int, int, int]]
+
+
+async def tables(con: asyncpg.Connection) -> Tables:
+    """Inserts, updates and HOT updates so far, per table (``TABLES``)."""
     await asyncio.sleep(1.5)  # the servers' backends report their table counts when idle
-    offers = await con.fetchval("SELECT count(*) FROM offers")
-    print(f"cost per offer ({offers} offers):", flush=True)
+    return {r["t"]: (r["ins"], r["upd"], r["hot"]) for r in await con.fetch(TABLES)}
+
+
+async def cost(con: asyncpg.Connection, statements: bool, what: str, n: int, since: Tables) -> None:
+    """What was done since the statements were counted from and the tables
+    were at ``since`` cost, per ``what`` (``n`` of them; see ``--cost``)."""
+    now = await tables(con)
+    print(f"cost per {what} ({n}):", flush=True)
     if statements:
         rows = await con.fetch(STATEMENTS)
         total = sum(r["buffers"] for r in rows), sum(r["wal_bytes"] for r in rows)
         print(
-            f"  every statement: {total[0] / offers:.1f} buffers, "
-            f"{total[1] / offers:.0f} WAL bytes",
+            f"  every statement: {total[0] / n:.1f} buffers, {total[1] / n:.0f} WAL bytes",
             flush=True,
         )
         for r in rows[:6]:
             query = " ".join(r["query"].split())[:90]
             print(
-                f"  {r['buffers'] / offers:7.1f} buffers {r['wal_bytes'] / offers:7.0f} WAL bytes"
+                f"  {r['buffers'] / n:7.1f} buffers {r['wal_bytes'] / n:7.0f} WAL bytes"
                 f" {r['calls']:6d} calls {r['rows']:7d} rows  {query}",
                 flush=True,
             )
-    for r in await con.fetch(TABLES):
+    for name, (ins, upd, hot) in now.items():
+        ins0, upd0, hot0 = since.get(name, (0, 0, 0))
         print(
-            f"  {r['t']:<14} inserts {r['ins'] / offers:5.2f} updates {r['upd'] / offers:5.2f}"
-            f" (HOT {r['hot'] / offers:5.2f}); heap {r['heap'] / 2**20:6.1f} MB,"
-            f" indexes {r['indexes'] / 2**20:6.1f} MB",
+            f"  {name:<14} inserts {(ins - ins0) / n:5.2f} updates {(upd - upd0) / n:5.2f}"
+            f" (HOT {(hot - hot0) / n:5.2f})",
             flush=True,
         )
 
 
-FREED_TO_OFFER = """
+async def accepting(con: asyncpg.Connection, url: str, statements: bool, n: int) -> None:
+    """``n`` open offers accepted one by one in this process (as a desk's
+    accepts are), counted apart from the fill."""
+    ids = [
+        r["offer_id"]
+        for r in await con.fetch(
+            "SELECT offer_id FROM offers WHERE status = 'offered' ORDER BY offered_at LIMIT $1", n
+        )
+    ]
+    before = await tables(con)
+    if statements:
+        await counting(con)
+    async with open_store(DatabaseSettings(url=url, pool_max=2), migrate=False) as store:
+        for offer_id in ids:
+            await store.offers.decide(offer_id, accept=True)
+    await cost(con, statements, "acceptance", len(ids), before)
+
+
+FREED_TO_OFFER = FREED_TO_OFFER = """
 SELECT extract(epoch FROM (SELECT min(o.offered_at) FROM offers o
                             WHERE o.agent_id = c.agent AND o.offered_at >= l.at) - l.at)
        * 1000 AS ms
@@ -404,9 +431,12 @@ async def run(database_url: str, args: argparse.Namespace) -> None:
     try:
         async with servers(database_url, workdir) as urls:
             statements = args.cost and await counting(con)
+            before = await tables(con) if args.cost else {}
             await fill(con, args)
             if args.cost:
-                await cost(con, statements)
+                made = await con.fetchval("SELECT count(*) FROM offers")
+                await cost(con, statements, "offer", made, before)
+                await accepting(con, database_url, statements, 1000)
             else:
                 await desk_parts(con, urls, args)
     finally:

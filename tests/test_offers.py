@@ -7,6 +7,7 @@ database of this module; every test starts with no agents and nothing open."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -20,7 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from router import runtime
 from router.assigner import Assigner
-from router.store import lifecycle, retention
+from router.store import agent_work, lifecycle, retention
 from router.store import offers as offers_store
 from router.store.listing import keyset_page
 from tests.support.agents import emptied, load_of, put_agent
@@ -391,6 +392,24 @@ async def test_the_assigners_reads_of_waiting_contacts_are_index_ranges(
             plan = "\n".join(r[0] for r in await con.fetch("EXPLAIN " + sql, *args))
         assert re.search(r"(using|on) open_contacts_assignable_channel\b", plan), plan
         assert re.search(r"Index Cond: \(+queue = ", plan), plan
+
+
+async def test_an_offers_work_is_found_by_its_contact(db: asyncpg.Pool) -> None:
+    """Accepting, rejecting and expiring an offer find its agent's work by
+    the table's key (the contact), never by reading agent_work through."""
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    statements = [
+        (agent_work.ASSIGNED, ids),
+        (agent_work._DELETE_OFFERED, [ids, ids]),
+        (agent_work._DELETE_WORK, [ids]),
+    ]
+    for sql, args in statements:
+        async with db.acquire() as con, con.transaction():
+            await con.execute("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(r[0] for r in await con.fetch("EXPLAIN " + sql, *args))
+        assert "Seq Scan on agent_work" not in plan, plan
+        assert re.search(r"(using|on) agent_work_pkey\b", plan), plan
+        assert re.search(r"Index Cond: \(+(w\.)?contact_id = ", plan), plan
 
 
 #: agents' long histories among many other agents' offers, over the same

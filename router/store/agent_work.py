@@ -121,20 +121,34 @@ async def take(con: asyncpg.Connection, work: Sequence[tuple[str, str, int]]) ->
     return {r["agent_id"] for r in rows}
 
 
+_HELD = " RETURNING w.contact_id, w.agent_id, w.offer_id, w.channel, w.units, w.state"
+_DELETE_WORK = "DELETE FROM agent_work w WHERE contact_id = ANY($1::uuid[])" + _HELD
+_DELETE_OFFERED = (
+    "DELETE FROM agent_work w USING unnest($1::uuid[], $2::uuid[]) AS u(contact_id, offer_id)"
+    " WHERE w.contact_id = u.contact_id AND w.offer_id = u.offer_id" + _HELD
+)
+#: an accepted offer's work: found by its contact (the key), as every
+#: statement on agent_work finds its rows (the offer id is not indexed)
+ASSIGNED = "UPDATE agent_work SET state = 'assigned' WHERE contact_id = $1 AND offer_id = $2"
+
+
 async def release(
-    con: asyncpg.Connection, contact_ids: Sequence[uuid.UUID], *, offer_ids: bool = False
+    con: asyncpg.Connection,
+    contact_ids: Sequence[uuid.UUID],
+    *,
+    offer_ids: Sequence[uuid.UUID] | None = None,
 ) -> list[Held]:
-    """Delete the work held on these contacts (``offer_ids``: the ids are
-    offer ids) and lower the agents' loads; an agent whose load falls to 0
-    becomes idle from now. The assigners are woken for each agent freed."""
+    """Delete the work held on these contacts (with ``offer_ids``, one per
+    contact: only the work of those offers) and lower the agents' loads; an
+    agent whose load falls to 0 becomes idle from now. The assigners are
+    woken for each agent freed. The rows are found by the contact (the
+    table's key): the offer id is not indexed."""
     if not contact_ids:
         return []
-    column = "offer_id" if offer_ids else "contact_id"
-    rows = await con.fetch(
-        f"DELETE FROM agent_work WHERE {column} = ANY($1::uuid[])"
-        " RETURNING contact_id, agent_id, offer_id, channel, units, state",
-        list(contact_ids),
-    )
+    if offer_ids is None:
+        rows = await con.fetch(_DELETE_WORK, list(contact_ids))
+    else:
+        rows = await con.fetch(_DELETE_OFFERED, list(contact_ids), list(offer_ids))
     if not rows:
         return []
     held = [Held(*r) for r in rows]

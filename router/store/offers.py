@@ -368,7 +368,9 @@ async def wake(pool: asyncpg.Pool) -> None:
 
 async def _reopen(con: asyncpg.Connection, offers: Sequence[Offer], kind: str) -> None:
     """The contacts of rejected or expired offers wait again, without their agents."""
-    await agent_work.release(con, [o.offer_id for o in offers], offer_ids=True)
+    await agent_work.release(
+        con, [o.contact_id for o in offers], offer_ids=[o.offer_id for o in offers]
+    )
     await con.execute(
         _REOPEN,
         [o.contact_id for o in offers],
@@ -420,9 +422,7 @@ async def decide(
         if offer.status != "accepted":
             await _reopen(con, [offer], "offer_rejected" if not accept else "offer_expired")
             return Decided(offer, changed=offer.status == status, expired=offer.status == "expired")
-        await con.execute(
-            "UPDATE agent_work SET state = 'assigned' WHERE offer_id = $1", offer.offer_id
-        )
+        await con.execute(agent_work.ASSIGNED, offer.contact_id, offer.offer_id)
         outcome = await events.record_locked(
             con,
             offer.contact_id,
