@@ -27,6 +27,13 @@ serve`` processes run on the same database.
   alternating which goes first; while the ``assign`` server is driven the
   desk keeps accepting and finishing. Medians and the ratio.
 
+- ``--cost``: the fill alone, then what it cost the database per offer made:
+  the statements (pg_stat_statements, when the server loads it: calls,
+  rows, buffers and WAL bytes per offer, top ones by buffers), and the
+  rows the tables got (inserts, updates, how many of them HOT); then the
+  same per acceptance for 1,000 of the offers accepted one by one in the
+  bench's process. Counts, not timings: noise from other work on the
+  machine does not change them.
 - ``direct`` (``--direct`` times): the servers stopped, one assigner in
   the bench's own process; a random piece of held work ends (as an outcome
   ends it: the agent's units freed and the assigners notified, in one
@@ -250,7 +257,97 @@ async def fill(con: asyncpg.Connection, args: argparse.Namespace) -> None:
     )
 
 
-FREED_TO_OFFER = """
+STATEMENTS = """
+SELECT calls, rows, shared_blks_hit + shared_blks_read AS buffers, wal_bytes, query
+  FROM public.pg_stat_statements
+ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND query NOT LIKE '%sum(units) AS units FROM agent_work GROUP BY agent_id%'  -- the sampler
+   AND query NOT LIKE 'SELECT count(*) FROM offers%'  -- the fill's progress
+ ORDER BY buffers DESC
+"""
+
+TABLES = """
+SELECT CASE WHEN relname LIKE 'contacts%' THEN 'contacts' ELSE relname END AS t,
+       sum(n_tup_ins)::int8 AS ins, sum(n_tup_upd)::int8 AS upd, sum(n_tup_hot_upd)::int8 AS hot
+  FROM pg_stat_user_tables
+ WHERE relname LIKE 'contacts%' OR relname IN ('offers', 'open_contacts', 'agents', 'agent_work',
+                                               'lifecycle_log')
+ GROUP BY 1 ORDER BY 1
+"""
+
+
+async def counting(con: asyncpg.Connection) -> bool:
+    """Start counting statements in this database (pg_stat_statements);
+    false when the server does not load it."""
+    try:
+        await con.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements WITH SCHEMA public")
+        await con.execute(
+            "SELECT public.pg_stat_statements_reset(0,"
+            " (SELECT oid FROM pg_database WHERE datname = current_database()), 0)"
+        )
+        await con.fetchval("SELECT count(*) FROM public.pg_stat_statements")
+    except asyncpg.PostgresError as e:
+        print(f"cost: no statement figures ({e})", flush=True)
+        return False
+    return True
+
+
+Tables = dict[str, tuple[int, int, int]]
+
+
+async def tables(con: asyncpg.Connection) -> Tables:
+    """Inserts, updates and HOT updates so far, per table (``TABLES``)."""
+    await asyncio.sleep(1.5)  # the servers' backends report their table counts when idle
+    return {r["t"]: (r["ins"], r["upd"], r["hot"]) for r in await con.fetch(TABLES)}
+
+
+async def cost(con: asyncpg.Connection, statements: bool, what: str, n: int, since: Tables) -> None:
+    """What was done since the statements were counted from and the tables
+    were at ``since`` cost, per ``what`` (``n`` of them; see ``--cost``)."""
+    now = await tables(con)
+    print(f"cost per {what} ({n}):", flush=True)
+    if statements:
+        rows = await con.fetch(STATEMENTS)
+        total = sum(r["buffers"] for r in rows), sum(r["wal_bytes"] for r in rows)
+        print(
+            f"  every statement: {total[0] / n:.1f} buffers, {total[1] / n:.0f} WAL bytes",
+            flush=True,
+        )
+        for r in rows[:6]:
+            query = " ".join(r["query"].split())[:90]
+            print(
+                f"  {r['buffers'] / n:7.1f} buffers {r['wal_bytes'] / n:7.0f} WAL bytes"
+                f" {r['calls']:6d} calls {r['rows']:7d} rows  {query}",
+                flush=True,
+            )
+    for name, (ins, upd, hot) in now.items():
+        ins0, upd0, hot0 = since.get(name, (0, 0, 0))
+        print(
+            f"  {name:<14} inserts {(ins - ins0) / n:5.2f} updates {(upd - upd0) / n:5.2f}"
+            f" (HOT {(hot - hot0) / n:5.2f})",
+            flush=True,
+        )
+
+
+async def accepting(con: asyncpg.Connection, url: str, statements: bool, n: int) -> None:
+    """``n`` open offers accepted one by one in this process (as a desk's
+    accepts are), counted apart from the fill."""
+    ids = [
+        r["offer_id"]
+        for r in await con.fetch(
+            "SELECT offer_id FROM offers WHERE status = 'offered' ORDER BY offered_at LIMIT $1", n
+        )
+    ]
+    before = await tables(con)
+    if statements:
+        await counting(con)
+    async with open_store(DatabaseSettings(url=url, pool_max=2), migrate=False) as store:
+        for offer_id in ids:
+            await store.offers.decide(offer_id, accept=True)
+    await cost(con, statements, "acceptance", len(ids), before)
+
+
+FREED_TO_OFFER = FREED_TO_OFFER = """
 SELECT extract(epoch FROM (SELECT min(o.offered_at) FROM offers o
                             WHERE o.agent_id = c.agent AND o.offered_at >= l.at) - l.at)
        * 1000 AS ms
@@ -309,6 +406,21 @@ async def throughput(urls: dict[str, str], args: argparse.Namespace) -> None:
     )
 
 
+async def desk_parts(
+    con: asyncpg.Connection, urls: dict[str, str], args: argparse.Namespace
+) -> None:
+    """``steady`` and ``throughput``, a desk accepting and finishing offers."""
+    desk = Desk(urls["desk"], args.hold)
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=128)) as session:
+        desking = asyncio.create_task(desk.run(session))
+        await steady(con, urls, args)
+        if args.rounds:
+            await throughput(urls, args)
+        desk.stop.set()
+        await desking
+    print(f"desk: {desk.accepted} accepted, {desk.finished} finished", flush=True)
+
+
 async def run(database_url: str, args: argparse.Namespace) -> None:
     await seed(database_url, args)
     workdir = Path(tempfile.mkdtemp(prefix="omniroute-assign-"))
@@ -318,16 +430,15 @@ async def run(database_url: str, args: argparse.Namespace) -> None:
     sampling = asyncio.create_task(sampler.run())
     try:
         async with servers(database_url, workdir) as urls:
+            statements = args.cost and await counting(con)
+            before = await tables(con) if args.cost else {}
             await fill(con, args)
-            desk = Desk(urls["desk"], args.hold)
-            async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=128)) as session:
-                desking = asyncio.create_task(desk.run(session))
-                await steady(con, urls, args)
-                if args.rounds:
-                    await throughput(urls, args)
-                desk.stop.set()
-                await desking
-            print(f"desk: {desk.accepted} accepted, {desk.finished} finished", flush=True)
+            if args.cost:
+                made = await con.fetchval("SELECT count(*) FROM offers")
+                await cost(con, statements, "offer", made, before)
+                await accepting(con, database_url, statements, 1000)
+            else:
+                await desk_parts(con, urls, args)
     finally:
         sampler.done.set()
         await sampling
@@ -336,7 +447,7 @@ async def run(database_url: str, args: argparse.Namespace) -> None:
         f"over-assignments: {sampler.over} in {sampler.samples} snapshots of every agent",
         flush=True,
     )
-    if args.direct:
+    if args.direct and not args.cost:
         await direct(database_url, workdir, args.direct)
 
 
@@ -401,6 +512,9 @@ async def main() -> None:
     p.add_argument("--rounds", type=int, default=4, help="throughput rounds per side (0: none)")
     p.add_argument("--duration", type=float, default=10, help="seconds per throughput round")
     p.add_argument("--connections", type=int, default=32)
+    p.add_argument(
+        "--cost", action="store_true", help="the fill alone, and its cost per offer made"
+    )
     p.add_argument(
         "--direct", type=int, default=200, help="freed agents timed without HTTP (0: none)"
     )

@@ -164,6 +164,12 @@ async def test_offered_accepted_then_released(app: Api, db: asyncpg.Pool, hooks:
         ("contact.assigned", "ann"),
     ]
     assert got[0]["data"]["offer_id"] == offer["offer_id"] and got[0]["data"]["queue"] == "desk"
+    # who the contact is comes from its record (which the round reads, not writes)
+    stored = await record(app, cid)
+    assert stored["customer_id"] is not None
+    for event in got:
+        assert event["data"]["customer_id"] == stored["customer_id"]
+        assert event["data"]["external_id"] == stored["external_id"]
 
 
 async def test_reject_goes_to_the_next_agent_and_never_back(app: Api, db: asyncpg.Pool) -> None:
@@ -189,8 +195,19 @@ async def test_reject_goes_to_the_next_agent_and_never_back(app: Api, db: asyncp
     # the second explanation names the first agent as passed over for this contact
     why = {p["agent"]: p["why"] for p in made[1]["explanation"]["passed_over"]}
     assert why == {"bo": "rejected this contact or let its offer expire"}
-    made_count = await db.fetchval("SELECT offers_made FROM contacts WHERE contact_id = $1", cid)
+    # the offer facts are counted on the open row while the contact waits, and
+    # written into the record by its next change (here: abandoned)
+    facts = "SELECT offers_made, offered_at FROM contacts WHERE contact_id = $1"
+    assert tuple(await db.fetchrow(facts, cid)) == (0, None)
+    assert await db.fetchval("SELECT offers FROM open_contacts WHERE contact_id = $1", cid) == 2
+    await app.json("POST", f"/v1/contacts/{cid}/events", {"type": "abandoned"}, status=201)
+    made_count, first_at = await db.fetchrow(facts, cid)
     assert made_count == 2
+    first_offered = datetime.fromisoformat(first["offered_at"])
+    assert first_at is not None and abs((first_at - first_offered).total_seconds()) < 1
+    assert first_at <= datetime.fromisoformat(second["offered_at"])
+    listed = (await record(app, cid))["offers_made"]
+    assert listed == 2
 
 
 async def test_an_unanswered_offer_expires_to_the_next_agent(app: Api, db: asyncpg.Pool) -> None:

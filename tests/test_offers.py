@@ -7,8 +7,9 @@ database of this module; every test starts with no agents and nothing open."""
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from router import runtime
 from router.assigner import Assigner
-from router.store import retention
+from router.store import agent_work, lifecycle, retention
+from router.store import offers as offers_store
 from router.store.listing import keyset_page
 from tests.support.agents import emptied, load_of, put_agent
 from tests.support.api import Api
@@ -217,6 +219,64 @@ async def test_retention_frees_the_agent_and_drops_the_offers(app: Api, db: asyn
     assert (await offer_of(app, nxt, "bea"))["contact_id"] == nxt
 
 
+FACTS = "SELECT offers_made, offered_at FROM contacts WHERE contact_id = $1"
+
+
+def first_offered(got: datetime | None, offer: dict[str, Any]) -> bool:
+    """The record's ``offered_at`` is the time of this (first) offer: its
+    round's transaction began before the offer's own clock reading."""
+    made = datetime.fromisoformat(offer["offered_at"])
+    return got is not None and made - timedelta(seconds=5) <= got <= made
+
+
+async def test_offer_facts_reach_the_record_when_it_changes(app: Api, db: asyncpg.Pool) -> None:
+    """Rounds count the offers on the open row; the record gets them from
+    its next change: the acceptance, erasure, the contact's expiry (with an
+    instance of the release before having written its own first offer
+    into the record: the larger count and the earlier time are kept)."""
+    await put_agent(db, "fay", skills={"support": 1}, capacity=102)  # three chats
+    who = {**person(), "name": f"Fay Facts {unique('n')}"}
+    accepted, erased, expired = (
+        await arrive(app, "desk"),
+        await arrive(app, "desk", who),
+        await arrive(app, "desk"),
+    )
+    taken, held, last = [await offer_of(app, c, "fay") for c in (accepted, erased, expired)]
+    for contact_id in (accepted, erased, expired):
+        assert tuple(await db.fetchrow(FACTS, contact_id)) == (0, None)
+        assert (await app.json("GET", f"/v1/contacts/{contact_id}"))["offers_made"] == 0
+
+    await app.json("POST", f"/v1/offers/{taken['offer_id']}/accept")
+    made, at = await db.fetchrow(FACTS, accepted)
+    assert made == 1 and first_offered(at, taken)
+    assert (await app.json("GET", f"/v1/contacts/{accepted}"))["offers_made"] == 1
+
+    customer_id = (await app.json("GET", f"/v1/contacts/{erased}"))["customer_id"]
+    await app.json("DELETE", f"/v1/customers/{customer_id}")
+    made, at = await db.fetchrow(FACTS, erased)
+    assert made == 1 and first_offered(at, held)
+
+    # the release before counted a first offer in the record only
+    # (open_contacts.offered_at did not exist); this release a second one
+    earlier = datetime.fromisoformat(last["offered_at"]) - timedelta(minutes=3)
+    await db.execute(
+        "UPDATE contacts SET offers_made = 1, offered_at = $2 WHERE contact_id = $1",
+        expired,
+        earlier,
+    )
+    await db.execute(
+        """UPDATE open_contacts SET offers = 2, offered_at = offered_at + interval '1 minute',
+                  expires_at = now() - interval '1 second'
+            WHERE contact_id = $1""",
+        expired,
+    )
+    await lifecycle.expire_due(db, limit=100)
+    assert tuple(await db.fetchrow(FACTS, expired)) == (2, earlier)
+    assert await db.fetchval("SELECT outcome FROM contacts WHERE contact_id = $1", expired) == (
+        "expired"
+    )
+
+
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     out = {}
     for family in text_string_to_metric_families(text):
@@ -304,6 +364,52 @@ async def test_offers_pages_read_an_index_in_order(app: Api, db: asyncpg.Pool) -
     assert keys == sorted(keys, reverse=True)
     bad = await app.get("/v1/offers", limit="1001")
     assert bad.status == 400
+
+
+async def test_the_assigners_reads_of_waiting_contacts_are_index_ranges(
+    app: Api, db: asyncpg.Pool
+) -> None:
+    """Both reads of a round's waiting contacts (each queue and channel in
+    order; a queue with aging) read open_contacts_assignable_channel, the
+    one index of the waiting and unheld contacts (0032 dropped the one
+    without the channel)."""
+    names = {
+        r["indexname"]
+        for r in await db.fetch(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'open_contacts'"
+        )
+    }
+    assert "open_contacts_assignable_channel" in names
+    assert "open_contacts_assignable" not in names
+    channels = ["chat", "email", "sms", "voice"]
+    reads = [
+        (offers_store._WAITING, [["desk", "quick"], 15, channels]),
+        (offers_store._WAITING_AGED, ["desk", 60, 60, 5, 90, channels]),
+    ]
+    for sql, args in reads:
+        async with db.acquire() as con, con.transaction():
+            await con.execute("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(r[0] for r in await con.fetch("EXPLAIN " + sql, *args))
+        assert re.search(r"(using|on) open_contacts_assignable_channel\b", plan), plan
+        assert re.search(r"Index Cond: \(+queue = ", plan), plan
+
+
+async def test_an_offers_work_is_found_by_its_contact(db: asyncpg.Pool) -> None:
+    """Accepting, rejecting and expiring an offer find its agent's work by
+    the table's key (the contact), never by reading agent_work through."""
+    ids = [uuid.uuid4(), uuid.uuid4()]
+    statements = [
+        (agent_work.ASSIGNED, ids),
+        (agent_work._DELETE_OFFERED, [ids, ids]),
+        (agent_work._DELETE_WORK, [ids]),
+    ]
+    for sql, args in statements:
+        async with db.acquire() as con, con.transaction():
+            await con.execute("SET LOCAL enable_seqscan = off")
+            plan = "\n".join(r[0] for r in await con.fetch("EXPLAIN " + sql, *args))
+        assert "Seq Scan on agent_work" not in plan, plan
+        assert re.search(r"(using|on) agent_work_pkey\b", plan), plan
+        assert re.search(r"Index Cond: \(+(w\.)?contact_id = ", plan), plan
 
 
 #: agents' long histories among many other agents' offers, over the same

@@ -27,12 +27,12 @@ import orjson
 #: new work, ``contacts`` when contacts for an assigned queue arrive.
 CHANNEL = "omniroute_assign"
 
-# load_by_channel with ``u.d`` (a JSON object of counts) added (or taken away)
-_MERGE = """(SELECT coalesce(jsonb_object_agg(k,
-                 coalesce((a.load_by_channel ->> k)::int, 0)
-                 {op} coalesce((u.d::jsonb ->> k)::int, 0)), '{{}}'::jsonb)
-          FROM (SELECT jsonb_object_keys(a.load_by_channel)
-                UNION SELECT jsonb_object_keys(u.d::jsonb)) AS keys(k))"""
+# load_by_channel with ``u.d`` (a JSON object of counts) added (or taken
+# away): the channels of ``u.d`` (one, mostly) replaced, the others kept
+_MERGE = """a.load_by_channel || coalesce(
+          (SELECT jsonb_object_agg(d.k, coalesce((a.load_by_channel ->> d.k)::int, 0) {op} d.n::int)
+             FROM jsonb_each_text(u.d::jsonb) AS d(k, n)),
+          '{{}}'::jsonb)"""
 
 _TAKE = f"""
 UPDATE agents a
@@ -121,20 +121,34 @@ async def take(con: asyncpg.Connection, work: Sequence[tuple[str, str, int]]) ->
     return {r["agent_id"] for r in rows}
 
 
+_HELD = " RETURNING w.contact_id, w.agent_id, w.offer_id, w.channel, w.units, w.state"
+_DELETE_WORK = "DELETE FROM agent_work w WHERE contact_id = ANY($1::uuid[])" + _HELD
+_DELETE_OFFERED = (
+    "DELETE FROM agent_work w USING unnest($1::uuid[], $2::uuid[]) AS u(contact_id, offer_id)"
+    " WHERE w.contact_id = u.contact_id AND w.offer_id = u.offer_id" + _HELD
+)
+#: an accepted offer's work: found by its contact (the key), as every
+#: statement on agent_work finds its rows (the offer id is not indexed)
+ASSIGNED = "UPDATE agent_work SET state = 'assigned' WHERE contact_id = $1 AND offer_id = $2"
+
+
 async def release(
-    con: asyncpg.Connection, contact_ids: Sequence[uuid.UUID], *, offer_ids: bool = False
+    con: asyncpg.Connection,
+    contact_ids: Sequence[uuid.UUID],
+    *,
+    offer_ids: Sequence[uuid.UUID] | None = None,
 ) -> list[Held]:
-    """Delete the work held on these contacts (``offer_ids``: the ids are
-    offer ids) and lower the agents' loads; an agent whose load falls to 0
-    becomes idle from now. The assigners are woken for each agent freed."""
+    """Delete the work held on these contacts (with ``offer_ids``, one per
+    contact: only the work of those offers) and lower the agents' loads; an
+    agent whose load falls to 0 becomes idle from now. The assigners are
+    woken for each agent freed. The rows are found by the contact (the
+    table's key): the offer id is not indexed."""
     if not contact_ids:
         return []
-    column = "offer_id" if offer_ids else "contact_id"
-    rows = await con.fetch(
-        f"DELETE FROM agent_work WHERE {column} = ANY($1::uuid[])"
-        " RETURNING contact_id, agent_id, offer_id, channel, units, state",
-        list(contact_ids),
-    )
+    if offer_ids is None:
+        rows = await con.fetch(_DELETE_WORK, list(contact_ids))
+    else:
+        rows = await con.fetch(_DELETE_OFFERED, list(contact_ids), list(offer_ids))
     if not rows:
         return []
     held = [Held(*r) for r in rows]
@@ -163,14 +177,30 @@ async def close_offers(con: asyncpg.Connection, contact_ids: Sequence[uuid.UUID]
     return held
 
 
+#: The offer facts of a contact's open row (``o``: the offers made, when
+#: the first was made; counted by the assignment rounds, ``offers``) copied
+#: into its record (``c``), in the record's ``UPDATE`` that a lifecycle
+#: change makes anyway (an outcome event, expiry, erasure): rounds do not
+#: write the record. The larger count and the earlier time are kept, so an
+#: instance of the release before, which wrote them into the record at each
+#: offer, and this one never undo each other.
+OFFER_FACTS = """offers_made = greatest(c.offers_made, coalesce(o.offers, 0)),
+       offered_at = least(c.offered_at, o.offered_at)"""
+
 # the open rows of contacts whose records go (erasure, retention), each
-# logged for the live stream with the state it left and the agent it freed
-_END = """
+# logged for the live stream with the state it left and the agent it freed;
+# a record kept (erased) gets its open row's offer facts
+_END = f"""
 WITH gone AS (
     DELETE FROM open_contacts o
      USING unnest($1::uuid[], $2::text[]) AS u(contact_id, agent_id)
      WHERE o.contact_id = u.contact_id
-    RETURNING o.contact_id, o.queue, o.channel, o.state, u.agent_id
+    RETURNING o.contact_id, o.received_at, o.queue, o.channel, o.state, o.offers, o.offered_at,
+              u.agent_id
+), rec AS (
+    UPDATE contacts c SET {OFFER_FACTS}
+      FROM gone o
+     WHERE c.contact_id = o.contact_id AND c.received_at = o.received_at AND o.offers > 0
 )
 INSERT INTO lifecycle_log (contact_id, kind, queue, channel, data)
 SELECT contact_id, $3, queue, channel,

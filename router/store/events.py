@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from router.models import OutcomeEvent, uuid7_time
-from router.store import lifecycle
+from router.store import agent_work, lifecycle
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +32,8 @@ class EventOutcome:
 
 EVENT_TYPES = ("assigned", "answered", "transferred", "abandoned", "resolved", "closed")
 
-_RECORD = """
+# the record's outcome columns, and the offer facts of its open row (if any)
+_RECORD = f"""
 WITH ev AS (
     INSERT INTO contact_events (contact_id, received_at, event_id, type, at, agent, data)
     SELECT c.contact_id, c.received_at, $3, $4, $5, $6, $7
@@ -55,8 +56,9 @@ UPDATE contacts c SET
     resolved_at = CASE WHEN ev.type = 'resolved' THEN least(c.resolved_at, ev.at)
                        ELSE c.resolved_at END,
     closed_at = CASE WHEN ev.type = 'closed' THEN least(c.closed_at, ev.at)
-                     ELSE c.closed_at END
-  FROM ev
+                     ELSE c.closed_at END,
+    {agent_work.OFFER_FACTS}
+  FROM ev LEFT JOIN open_contacts o ON o.contact_id = ev.contact_id
  WHERE c.contact_id = ev.contact_id AND c.received_at = ev.received_at
 RETURNING c.outcome, c.agent, c.answered_at, c.abandoned_at, c.sla_seconds, c.received_at,
           c.customer_id, c.external_id

@@ -280,9 +280,11 @@ UPDATE open_contacts o
  WHERE o.contact_id = u.contact_id
 """
 
-_RECORD_STEPS = """
-UPDATE contacts c SET steps = c.steps || u.steps::jsonb
+# the record gains the steps, and its open row's offer facts
+_RECORD_STEPS = f"""
+UPDATE contacts c SET steps = c.steps || u.steps::jsonb, {agent_work.OFFER_FACTS}
   FROM unnest($1::uuid[], $2::timestamptz[], $3::text[]) AS u(contact_id, received_at, steps)
+       LEFT JOIN open_contacts o ON o.contact_id = u.contact_id
  WHERE c.contact_id = u.contact_id AND c.received_at = u.received_at
 RETURNING c.contact_id, c.customer_id, c.external_id
 """
@@ -397,7 +399,7 @@ async def next_due(pool: asyncpg.Pool) -> datetime | None:
 
 # -- expiry ----------------------------------------------------------------------------
 
-_EXPIRE = """
+_EXPIRE = f"""
 WITH due AS (
     SELECT contact_id FROM open_contacts
      WHERE expires_at <= now()
@@ -407,20 +409,22 @@ WITH due AS (
 ), gone AS (
     DELETE FROM open_contacts o USING due WHERE o.contact_id = due.contact_id
     RETURNING o.contact_id, o.received_at, o.adapter, o.channel, o.queue, o.state,
-              o.priority, o.skills
+              o.priority, o.skills, o.offers, o.offered_at
 ), rec AS (
     UPDATE contacts c
        SET outcome = CASE WHEN c.outcome_at IS NULL OR now() >= c.outcome_at
                           THEN 'expired' ELSE c.outcome END,
-           outcome_at = greatest(c.outcome_at, now())
-      FROM gone
-     WHERE c.contact_id = gone.contact_id AND c.received_at = gone.received_at
+           outcome_at = greatest(c.outcome_at, now()),
+           {agent_work.OFFER_FACTS}
+      FROM gone o
+     WHERE c.contact_id = o.contact_id AND c.received_at = o.received_at
     RETURNING c.contact_id, c.customer_id, c.external_id
 ), logged AS (
     INSERT INTO lifecycle_log (contact_id, kind, queue, channel, data)
     SELECT contact_id, 'expired', queue, channel, jsonb_build_object('from', state) FROM gone
 )
-SELECT gone.*, now() AS at, rec.customer_id, rec.external_id
+SELECT gone.contact_id, gone.received_at, gone.adapter, gone.channel, gone.queue, gone.state,
+       now() AS at, gone.priority, gone.skills, rec.customer_id, rec.external_id
   FROM gone LEFT JOIN rec USING (contact_id)
 """
 

@@ -8,8 +8,11 @@ choice (``router.assignment.choose``) pair them, and makes the offers: the
 contacts' open rows are locked (``SKIP LOCKED``: one an event is moving is
 left for the next round), the agents' loads raised by ``agent_work.take``
 (which checks presence, capacity and channel maximums under the row lock;
-the trigger refuses anything else), then the work, the offers, the open rows,
-the records' offer facts, the live log and the outbox events are written.
+the trigger refuses anything else), then the work, the offers, the open rows
+(which count the contact's offers and keep the time of its first), the live
+log and the outbox events are written. The records are only read (the
+``contact.offered`` event's customer and external ids): their offer facts
+are copied from the open rows by the record's next write (``OFFER_FACTS``).
 
 ``decide`` accepts or rejects one offer; ``expire_due`` expires the offers
 past their time, claimed with ``SKIP LOCKED`` on the contacts' open rows.
@@ -193,17 +196,11 @@ WITH p AS (
     RETURNING offer_id, contact_id, offered_at, expires_at
 ), opened AS (
     UPDATE open_contacts o
-       SET agent_id = p.agent_id, offers = o.offers + 1, version = o.version + 1,
-           updated_at = now()
+       SET agent_id = p.agent_id, offers = o.offers + 1, offered_at = coalesce(o.offered_at, now()),
+           version = o.version + 1, updated_at = now()
       FROM p
      WHERE o.contact_id = p.contact_id
     RETURNING o.contact_id, o.received_at, o.adapter, o.offers
-), rec AS (
-    UPDATE contacts c
-       SET offers_made = c.offers_made + 1, offered_at = coalesce(c.offered_at, now())
-      FROM opened
-     WHERE c.contact_id = opened.contact_id AND c.received_at = opened.received_at
-    RETURNING c.contact_id, c.customer_id, c.external_id
 ), logged AS (
     INSERT INTO lifecycle_log (contact_id, kind, queue, channel, data)
     SELECT p.contact_id, 'offered', p.queue, p.channel,
@@ -212,23 +209,19 @@ WITH p AS (
 )
 SELECT p.offer_id, p.contact_id, p.agent_id, p.queue, p.channel, p.units,
        made.offered_at, made.expires_at, opened.adapter, opened.offers,
-       rec.customer_id, rec.external_id
+       c.customer_id, c.external_id
   FROM p JOIN made USING (offer_id) JOIN opened ON opened.contact_id = p.contact_id
-  LEFT JOIN rec ON rec.contact_id = p.contact_id
+  LEFT JOIN contacts c ON c.contact_id = opened.contact_id AND c.received_at = opened.received_at
 """
 
 
 def _agent(row: asyncpg.Record) -> Agent:
+    # the JSON objects are decoded afresh for each row, their levels and
+    # counts integers already (validated when written, summed as integers):
+    # they are used as they are, by_channel moving as the choice hands out work
+    agent_id, skills, capacity, load, presence, idle_since, last_offer_at, by_channel, most = row
     return Agent(
-        agent_id=row["agent_id"],
-        skills={k: int(v) for k, v in row["skills"].items()},
-        capacity=row["capacity"],
-        load=row["load_units"],
-        presence=row["presence"],
-        idle_since=row["idle_since"],
-        last_offer_at=row["last_offer_at"],
-        by_channel={k: int(v) for k, v in row["load_by_channel"].items()},
-        channel_max={k: int(v) for k, v in row["channel_max"].items()},
+        agent_id, skills, capacity, load, presence, idle_since, last_offer_at, by_channel, most
     )
 
 
@@ -375,7 +368,9 @@ async def wake(pool: asyncpg.Pool) -> None:
 
 async def _reopen(con: asyncpg.Connection, offers: Sequence[Offer], kind: str) -> None:
     """The contacts of rejected or expired offers wait again, without their agents."""
-    await agent_work.release(con, [o.offer_id for o in offers], offer_ids=True)
+    await agent_work.release(
+        con, [o.contact_id for o in offers], offer_ids=[o.offer_id for o in offers]
+    )
     await con.execute(
         _REOPEN,
         [o.contact_id for o in offers],
@@ -427,9 +422,7 @@ async def decide(
         if offer.status != "accepted":
             await _reopen(con, [offer], "offer_rejected" if not accept else "offer_expired")
             return Decided(offer, changed=offer.status == status, expired=offer.status == "expired")
-        await con.execute(
-            "UPDATE agent_work SET state = 'assigned' WHERE offer_id = $1", offer.offer_id
-        )
+        await con.execute(agent_work.ASSIGNED, offer.contact_id, offer.offer_id)
         outcome = await events.record_locked(
             con,
             offer.contact_id,
