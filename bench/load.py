@@ -538,6 +538,45 @@ async def outbox_statements(con: asyncpg.Connection) -> str:
     return f"; {delivered} events delivered: " + ", ".join(parts)
 
 
+@dataclass(frozen=True)
+class Reading:
+    """Where a side stands: CPU seconds so far (service; PostgreSQL backends by
+    process id), the contacts recorded, the time."""
+
+    service: float
+    postgres: dict[int, float]
+    contacts: int
+    at: float
+
+
+async def _recorded(database_url: str) -> int:
+    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
+    try:
+        return int(await con.fetchval("SELECT count(*) FROM contacts"))
+    finally:
+        await con.close()
+
+
+def reading(side: Side, pgdata: Path | None) -> Reading:
+    assert side.database_url is not None
+    contacts = _run(_recorded(side.database_url))
+    return Reading(
+        service=sum(cpu_seconds(p) for p in tree(side.proc.pid)),
+        postgres=postgres_cpu(side, pgdata)[0],
+        contacts=contacts,
+        at=time.monotonic(),
+    )
+
+
+def cycle(result: Result, start: Reading, end: Reading) -> None:
+    """``result``'s whole-cycle figures, from the readings at its start and
+    once its events were all delivered."""
+    contacts = max(end.contacts - start.contacts, 1)
+    result.cycle_rate = contacts / (end.at - start.at)
+    result.cycle_service = (end.service - start.service) * 1000 / contacts
+    result.cycle_postgres = spent(start.postgres, end.postgres) * 1000 / contacts
+
+
 async def _drain(database_url: str, timeout: float = 180.0) -> tuple[int, float, str]:
     """After a ``--full`` round: the events the side still had to deliver, the
     seconds until it had (so that no side delivers during another's round),
@@ -591,6 +630,12 @@ class Result:
     #: (from ``omniroute_batch_items``; NaN where the service has no such metric)
     batch_resolve: float = float("nan")
     batch_record: float = float("nan")
+    #: ``--full``: from the warm-up's start until the side's outbox is empty
+    #: (every event of the round delivered): contacts a second over that whole
+    #: time, and CPU ms a contact of the service and its PostgreSQL backends
+    cycle_rate: float = float("nan")
+    cycle_service: float = float("nan")
+    cycle_postgres: float = float("nan")
 
     @property
     def rate(self) -> float:
@@ -843,6 +888,13 @@ def report(results: list[Result], args: argparse.Namespace, where: str) -> None:
             f" (+{med(r.cpu_postgres_other for r in rs):.3f} other), wrk "
             f"{med(r.cpu_generator for r in rs):.3f}"
         )
+        if args.full and name != "baseline":
+            print(
+                f"  {'':<20} warm-up to the last event delivered: "
+                f"{med(r.cycle_rate for r in rs):>7.0f} contacts/s, CPU ms/contact service "
+                f"{med(r.cycle_service for r in rs):.3f}, "
+                f"PostgreSQL {med(r.cycle_postgres for r in rs):.3f}"
+            )
 
 
 def main() -> None:
@@ -959,12 +1011,20 @@ def main() -> None:
                 turn = (round_ - 1) % len(services)
                 order = [s for s in sides if s.name == "baseline"]
                 for side in order + services[turn:] + services[:turn]:
+                    full = args.full and side.database_url is not None
+                    began = reading(side, pgdata) if full else None
                     result = measure(side, round_, deliveries[side.name], args, pgdata)
                     results.append(result)
                     drained = ""
-                    if args.full and side.database_url is not None:
+                    if began is not None and side.database_url is not None:
                         left, seconds, figures = _run(_drain(side.database_url))
-                        drained = f", {left} events left to deliver ({seconds:.1f} s){figures}"
+                        cycle(result, began, reading(side, pgdata))
+                        drained = (
+                            f", {left} events left to deliver ({seconds:.1f} s){figures}; "
+                            f"warm-up to the last event delivered: {result.cycle_rate:.0f} "
+                            f"contacts/s, CPU ms a contact: service {result.cycle_service:.3f}, "
+                            f"PostgreSQL {result.cycle_postgres:.3f}"
+                        )
                     print(
                         f"{side.name} round {round_}: {result.rate:.0f} contacts/s, "
                         f"p99 {result.p99:.2f} ms, errors {result.errors}, contacts a batch: "
