@@ -49,6 +49,9 @@ class Parsed:
     #: outcomes the provider reports for contacts routed before (status
     #: callbacks), recorded as ``POST /v1/contacts/{id}/events`` records them
     outcomes: Sequence[OutcomeEvent] = ()
+    #: every value of the contacts is one PostgreSQL can store, as the adapter
+    #: checked (the pipeline does not look at them again)
+    storable: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -371,7 +371,9 @@ class GenericAdapter(Adapter):
                 "a value of the delivery cannot be stored; no contact of it was routed",
                 fields=refused,
             )
-        return Parsed(contacts=contacts)
+        # Storable: orjson refused any unpaired surrogate and raw NUL, an
+        # escaped NUL was refused above, and what the adapter adds is its own.
+        return Parsed(contacts=contacts, storable=True)
 
     def to_contact(self, payload: Any) -> Contact:
         raise NotImplementedError

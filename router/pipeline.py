@@ -68,7 +68,7 @@ class Pipeline:
             return parsed.reply
         for outcome in parsed.outcomes:
             await self.outcome(adapter.name, outcome)
-        contacts = self.storable(adapter, parsed.contacts)
+        contacts = parsed.contacts if parsed.storable else self.storable(adapter, parsed.contacts)
         parse_ms = (time.perf_counter() - started) * 1000
         if parsed.nonce is not None:
             await self._claim(adapter.name, parsed.nonce)

@@ -11,7 +11,7 @@ import pytest
 from adapters import AdapterSpec, build
 from adapters.generic import GENERIC, json_schema, sign
 from router.errors import PayloadError, SignatureError, UnstorableValue
-from router.models import JSON_VALUES_MAX, Contact, WebhookRequest
+from router.models import JSON_VALUES_MAX, Contact, WebhookRequest, unstorable_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "adapters" / "schemas"
@@ -138,3 +138,19 @@ def test_attributes_taken_over_the_limits_by_what_the_adapter_adds_are_refused(
     [contact] = adapter.parse(request(orjson.dumps(example), None)).contacts
     assert len(contact.attributes) == JSON_VALUES_MAX
     assert all(a in contact.attributes for a in added)
+
+
+@pytest.mark.parametrize(
+    "text", ["x\\u0000", "x\\\\u0000", "\\ud83d\\ude00", "\\ud83d", "caf\\u00e9", "x\u0000"]
+)
+def test_what_the_adapter_answers_storable_is_storable(text: str) -> None:
+    # the pipeline does not check again the contacts of a delivery parsed as storable
+    adapter = build(AdapterSpec(name="c", kind="chat", secrets=("s",)))
+    body = '{"id": "a", "customer": {"email": "a@example.com"}, "text": "TEXT",'
+    body = (body + ' "attributes": {"TEXT": "TEXT"}}').replace("TEXT", text)
+    try:
+        parsed = adapter.parse(request(body.encode("utf-8", "surrogatepass"), None))
+    except (PayloadError, UnstorableValue):
+        return
+    assert parsed.storable
+    assert [unstorable_fields(c) for c in parsed.contacts] == [[]]
