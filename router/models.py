@@ -237,9 +237,11 @@ def now_ms() -> datetime:
     return at
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WebhookRequest:
-    """A delivery as received, independent of the HTTP framework.
+    """A delivery as received, independent of the HTTP framework
+    (not changed after: not frozen only because a frozen dataclass's
+    ``__init__`` costs four times a plain one's, and one is made per delivery).
 
     ``headers`` has lower-cased names; ``url`` is the URL the provider called
     (reconstructed from configured base URL or forwarded headers if needed).
@@ -257,9 +259,11 @@ class WebhookRequest:
         return self.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WebhookReply:
-    """What an adapter wants sent back to the provider."""
+    """What an adapter wants sent back to the provider
+    (not changed after: not frozen only because a frozen dataclass's
+    ``__init__`` costs four times a plain one's, and one is made per delivery)."""
 
     status: int = 200
     body: bytes = b""
