@@ -36,10 +36,12 @@ from router.models import (
 M = TypeVar("M", bound=BaseModel)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Parsed:
     """The contacts one delivery carries, and how many events were skipped
-    (status callbacks, read receipts, echoes, typing indicators)."""
+    (status callbacks, read receipts, echoes, typing indicators)
+    (not changed after: not frozen only because a frozen dataclass's
+    ``__init__`` costs four times a plain one's, and one is made per delivery)."""
 
     contacts: Sequence[Contact]
     ignored: int = 0
@@ -49,6 +51,9 @@ class Parsed:
     #: outcomes the provider reports for contacts routed before (status
     #: callbacks), recorded as ``POST /v1/contacts/{id}/events`` records them
     outcomes: Sequence[OutcomeEvent] = ()
+    #: every value of the contacts is one PostgreSQL can store, as the adapter
+    #: checked (the pipeline does not look at them again)
+    storable: bool = False
 
 
 @dataclass(frozen=True, slots=True)

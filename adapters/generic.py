@@ -35,7 +35,9 @@ from router.models import (
     Identifier,
     JsonObject,
     WebhookRequest,
+    json_problem,
     storable_json,
+    trusted,
     unstorable_paths,
 )
 
@@ -158,10 +160,27 @@ def _cap(text: str | None) -> str | None:
     return text[:TEXT_LIMIT] if text else text
 
 
+def _identifier(*, kind: str, value: str, verified: bool = False) -> Identifier:
+    return trusted(Identifier, {"kind": kind, "value": value, "verified": verified})
+
+
+def _contact(*, added: bool = True, **values: Any) -> Contact:
+    """The contact of a validated payload (``values`` names every field of
+    ``Contact``), built without validating its values a second time: the
+    payload models hold them to the contact's types and limits already (the
+    ids' lengths, the attributes' JSON limits), and a generic contact has at
+    most four identifiers. Only attributes with values ``added`` to the
+    payload's may be over the JSON limits: then the contact is validated,
+    which refuses them (a ``ValidationError`` naming the field) as before."""
+    if added and json_problem(values["attributes"]) is not None:
+        return Contact(**values)
+    return trusted(Contact, values)
+
+
 def _chat(p: ChatPayload, provider: str) -> Contact:
     c = p.customer
     ids = [
-        Identifier(
+        _identifier(
             kind=kind, value=value, verified=kind == "crm" or (kind == "email" and c.email_verified)
         )
         for kind, value in (
@@ -182,13 +201,15 @@ def _chat(p: ChatPayload, provider: str) -> Contact:
     attrs = dict(p.attributes)
     if p.page_url:
         attrs["page_url"] = p.page_url
-    return Contact(
+    return _contact(
+        added=bool(p.page_url),
         channel="chat",
         provider=provider,
         external_id=p.id,
         thread_id=p.conversation_id,
         identifiers=tuple(ids),
         sender_name=c.name,
+        subject=None,
         text=_cap(p.text),
         language=p.language,
         sent_at=p.sent_at,
@@ -205,12 +226,12 @@ def _email(p: EmailPayload, provider: str) -> Contact:
     attrs["to"] = [a.address for a in p.to]
     if p.in_reply_to:
         attrs["reply"] = True
-    return Contact(
+    return _contact(
         channel="email",
         provider=provider,
         external_id=p.id,
         thread_id=thread,
-        identifiers=(Identifier(kind="email", value=p.from_.address),),
+        identifiers=(_identifier(kind="email", value=p.from_.address),),
         sender_name=p.from_.name,
         subject=p.subject,
         text=_cap(p.text),
@@ -221,9 +242,9 @@ def _email(p: EmailPayload, provider: str) -> Contact:
 
 
 def _voice(p: VoicePayload, provider: str) -> Contact:
-    ids = [Identifier(kind="phone", value=p.caller)]
+    ids = [_identifier(kind="phone", value=p.caller)]
     if p.crm_id:
-        ids.insert(0, Identifier(kind="crm", value=p.crm_id, verified=True))
+        ids.insert(0, _identifier(kind="crm", value=p.crm_id, verified=True))
     attrs = dict(p.attributes)
     attrs.update(
         {
@@ -240,13 +261,14 @@ def _voice(p: VoicePayload, provider: str) -> Contact:
             if v is not None
         }
     )
-    return Contact(
+    return _contact(
         channel="voice",
         provider=provider,
         external_id=p.id,
         thread_id=p.conversation_id,
         identifiers=tuple(ids),
         sender_name=p.caller_name,
+        subject=None,
         text=_cap(p.ivr.speech),
         language=p.language,
         sent_at=p.started_at,
@@ -255,18 +277,19 @@ def _voice(p: VoicePayload, provider: str) -> Contact:
 
 
 def _social(p: SocialPayload, provider: str) -> Contact:
-    ids = [Identifier(kind="social", value=f"{p.platform}:{p.author.id}", verified=True)]
+    ids = [_identifier(kind="social", value=f"{p.platform}:{p.author.id}", verified=True)]
     if p.author.handle:
-        ids.append(Identifier(kind="handle", value=f"{p.platform}:{p.author.handle}"))
+        ids.append(_identifier(kind="handle", value=f"{p.platform}:{p.author.handle}"))
     attrs = dict(p.attributes)
     attrs.update({"platform": p.platform.lower(), "public": p.public, "attachments": p.attachments})
-    return Contact(
+    return _contact(
         channel="social",
         provider=provider,
         external_id=p.id,
         thread_id=p.thread_id,
         identifiers=tuple(ids),
         sender_name=p.author.name,
+        subject=None,
         text=_cap(p.text),
         language=p.language,
         sent_at=p.sent_at,
@@ -348,7 +371,9 @@ class GenericAdapter(Adapter):
                 "a value of the delivery cannot be stored; no contact of it was routed",
                 fields=refused,
             )
-        return Parsed(contacts=contacts)
+        # Storable: orjson refused any unpaired surrogate and raw NUL, an
+        # escaped NUL was refused above, and what the adapter adds is its own.
+        return Parsed(contacts=contacts, storable=True)
 
     def to_contact(self, payload: Any) -> Contact:
         raise NotImplementedError

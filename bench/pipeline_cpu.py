@@ -117,7 +117,7 @@ def child(count: int, rounds: int) -> dict[str, float]:
     from adapters.generic import sign
     from router.logs import configure
     from router.metrics import Metrics
-    from router.models import Routed, WebhookRequest, uuid7
+    from router.models import Contact, Routed, WebhookRequest, trusted, uuid7
     from router.pipeline import Pipeline, _assignment
     from router.recognition import resolution
     from router.recognition.identity import Normalizer
@@ -194,7 +194,9 @@ def child(count: int, rounds: int) -> dict[str, float]:
                         }
                     )
                 return out
-            return [{"contact_id": c} for c in args[0]]  # every record written
+            # every record written: the records' ids (one array of ids, or of
+            # record_row tuples whose first field is the id)
+            return [{"contact_id": c[0] if isinstance(c, tuple) else c} for c in args[0]]
 
     con = Rows()
 
@@ -220,8 +222,8 @@ def child(count: int, rounds: int) -> dict[str, float]:
         out = []
         for (_, [contact]), r in zip(state["parsed"], requests, strict=True):
             identifiers = normalizer.all(contact.identifiers)
-            if identifiers != contact.identifiers:
-                contact = contact.model_copy(update={"identifiers": identifiers})
+            if identifiers is not contact.identifiers:  # as Pipeline.route
+                contact = trusted(Contact, {**contact.__dict__, "identifiers": identifiers})
             out.append(resolution.Lookup("chat", contact, uuid7(r.received_at), r.received_at))
         state["lookups"] = out
 

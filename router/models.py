@@ -70,6 +70,8 @@ _MS_BITS = (1 << 48) - 1
 _RANDOM_BITS = ((1 << 80) - 1) & ~(0xF << 76) & ~(0x3 << 62)
 _VERSION_7 = 0x7 << 76 | 0x2 << 62
 _new_uuid = uuid.UUID.__new__
+#: an enum member looked up once (each ``SafeUUID.unknown`` is a descriptor's call)
+_UNKNOWN_SAFETY = uuid.SafeUUID.unknown
 #: random 80-bit numbers from the OS's generator, read 256 at a time (one
 #: system call, not one per id); a forked child reads its own
 _RANDOM_BLOCK = 256
@@ -102,7 +104,7 @@ def uuid7(at: datetime | None = None) -> uuid.UUID:
     # contact makes two): ``value`` is a 128-bit integer by construction
     made = _new_uuid(uuid.UUID)
     _setattr(made, "int", value)
-    _setattr(made, "is_safe", uuid.SafeUUID.unknown)
+    _setattr(made, "is_safe", _UNKNOWN_SAFETY)
     return made
 
 
@@ -237,9 +239,11 @@ def now_ms() -> datetime:
     return at
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WebhookRequest:
-    """A delivery as received, independent of the HTTP framework.
+    """A delivery as received, independent of the HTTP framework
+    (not changed after: not frozen only because a frozen dataclass's
+    ``__init__`` costs four times a plain one's, and one is made per delivery).
 
     ``headers`` has lower-cased names; ``url`` is the URL the provider called
     (reconstructed from configured base URL or forwarded headers if needed).
@@ -257,9 +261,11 @@ class WebhookRequest:
         return self.headers.get("content-type", "").split(";")[0].strip().lower()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class WebhookReply:
-    """What an adapter wants sent back to the provider."""
+    """What an adapter wants sent back to the provider
+    (not changed after: not frozen only because a frozen dataclass's
+    ``__init__`` costs four times a plain one's, and one is made per delivery)."""
 
     status: int = 200
     body: bytes = b""

@@ -68,7 +68,7 @@ class Pipeline:
             return parsed.reply
         for outcome in parsed.outcomes:
             await self.outcome(adapter.name, outcome)
-        contacts = self.storable(adapter, parsed.contacts)
+        contacts = parsed.contacts if parsed.storable else self.storable(adapter, parsed.contacts)
         parse_ms = (time.perf_counter() - started) * 1000
         if parsed.nonce is not None:
             await self._claim(adapter.name, parsed.nonce)
@@ -152,8 +152,10 @@ class Pipeline:
         t0 = time.perf_counter()
         at = request.received_at
         identifiers = self.normalizer.all(contact.identifiers)
-        if identifiers != contact.identifiers:  # unchanged: no copy
-            contact = contact.model_copy(update={"identifiers": identifiers})
+        if identifiers is not contact.identifiers:  # unchanged: the same tuple, no copy
+            # the contact with normalized identifiers (of their field's type): no
+            # validation again, nor model_copy's deep look at the fields
+            contact = trusted(Contact, {**contact.__dict__, "identifiers": identifiers})
         contact_id = uuid7(at)
         lookup = Lookup(adapter, contact, contact_id, at)
         found = await self.resolver.submit(lookup)

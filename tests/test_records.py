@@ -359,3 +359,35 @@ async def test_the_row_type_has_the_fields_the_insert_passes(api: Api, database_
     assert [(f["name"], f["type"]) for f in fields] == [
         (name, t) for (name, _), t in zip(records.ROW_FIELDS, types, strict=True)
     ]
+
+
+def test_the_document_is_what_pydantic_writes() -> None:
+    # orjson writes the document; pydantic's serializer wrote it before: the
+    # same JSON, for models built by validation and from the store's values
+    # (the driver's UUID subclass, pydantic's own time zones); pydantic
+    # writes what orjson does not encode (an integer past 64 bits)
+    from asyncpg.pgproto.pgproto import UUID as DriverUUID
+    from pydantic import TypeAdapter
+
+    r = record("a", trace=[{"rule": "vip", "matched": True}], lifetime=None)
+    stored = TypeAdapter(datetime).validate_python("2026-11-29T08:53:08.5+01:00")
+    context = CustomerContext.model_validate(
+        {
+            **r.context.model_dump(),
+            "customer_id": DriverUUID(str(r.context.customer_id)),
+            "journeys": [
+                {"ref": "o-1", "type": "order", "opened_at": stored, "updated_at": stored}
+            ],
+        }
+    )
+    for attributes in ({"n": 2.5e-7, "big": 10**12}, {"big": 2**70}):
+        contact = r.contact.model_copy(update={"attributes": attributes})
+        document: Any = {
+            "contact": contact,
+            "context": context,
+            "decision": r.decision,
+            "trace": r.trace,
+            "timings": r.timings,
+        }
+        expected = records._by_pydantic(document)
+        assert orjson.loads(records._document(document)) == orjson.loads(expected)

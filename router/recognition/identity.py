@@ -126,15 +126,22 @@ def normalize_all(
     default_region: str,
     custom: Mapping[str, bool] | None = None,
 ) -> tuple[Identifier, ...]:
-    """Normalize and de-duplicate, keeping the first (kind, value) seen."""
+    """Normalize and de-duplicate, keeping the first (kind, value) seen.
+    Identifiers already normalized and distinct are handed back as they are
+    (the same tuple: the caller sees by identity that nothing changed)."""
     seen: dict[tuple[str, str], Identifier] = {}
+    same = True
     for identifier in identifiers:
         norm = normalize(identifier, default_region=default_region, custom=custom)
         if norm is None:
+            same = False
             continue
         key = (norm.kind, norm.value)
         if key not in seen or (norm.verified and not seen[key].verified):
             seen[key] = norm
+        same = same and norm is identifier
+    if same and len(seen) == len(identifiers):
+        return identifiers
     return tuple(seen.values())
 
 

@@ -15,9 +15,11 @@ from router.recognition.identity import strength
 from router.store import EarlierDelivery, Resolution, ResolveKey
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Lookup:
-    """One contact to resolve, with the id and time its record will have."""
+    """One contact to resolve, with the id and time its record will have
+    (not changed after: not frozen only because a frozen dataclass's
+    ``__init__`` costs four times a plain one's, and one is made per contact)."""
 
     adapter: str
     contact: Contact
@@ -25,10 +27,12 @@ class Lookup:
     at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Recognized:
     """A new contact's customer context (for an anonymous contact, a context
-    of a customer nobody knows, under an id of its own)."""
+    of a customer nobody knows, under an id of its own)
+    (not changed after: not frozen only because a frozen dataclass's
+    ``__init__`` costs four times a plain one's, and one is made per contact)."""
 
     context: CustomerContext
     anonymous: bool

@@ -99,9 +99,11 @@ class _Extra:
 _NOTHING = _Extra()
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Evaluation:
-    """A decision and how it was reached."""
+    """A decision and how it was reached
+    (not changed after: not frozen only because a frozen dataclass's
+    ``__init__`` costs four times a plain one's, and one is made per contact)."""
 
     decision: Decision
     #: with ``explain``: one entry per rule tried, in order, then the defaults if

@@ -11,7 +11,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
-from pydantic import TypeAdapter
+import orjson
+from pydantic import BaseModel, TypeAdapter
 from typing_extensions import TypedDict
 
 from router.models import Contact, CustomerContext, Decision, uuid7_time
@@ -125,7 +126,31 @@ class _Document(TypedDict):
     timings: dict[str, float]
 
 
-_document = TypeAdapter(_Document).serializer.to_json
+_by_pydantic = TypeAdapter(_Document).serializer.to_json
+
+
+def _fields(value: Any) -> Any:
+    """orjson's ``default`` for the document: a model as its fields (the
+    document's models have no aliases nor serializers of their own, so that
+    is what pydantic writes), a UUID of a subclass (the driver's) as text."""
+    if isinstance(value, BaseModel):
+        return value.__dict__
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+def _document(document: _Document) -> str:
+    """The record's document as JSON: what pydantic's serializer writes (the
+    same text for every value but numbers, which PostgreSQL reads into jsonb
+    alike), by orjson in about half its time. A value orjson does not
+    encode (an integer past 64 bits, a key that is not text) leaves it to
+    pydantic."""
+    try:
+        return orjson.dumps(document, default=_fields, option=orjson.OPT_UTC_Z).decode()
+    except TypeError:
+        return _by_pydantic(document).decode()
+
 
 # Many records in one statement (one transaction, one commit): the first
 # delivery of each (adapter, external_id) takes the key and writes its record,
@@ -233,7 +258,7 @@ def _row(r: NewRecord) -> tuple[Any, ...]:
                 "trace": r.trace,
                 "timings": r.timings,
             }
-        ).decode(),
+        ),
     )
 
 

@@ -11,7 +11,7 @@ import pytest
 from adapters import AdapterSpec, build
 from adapters.generic import GENERIC, json_schema, sign
 from router.errors import PayloadError, SignatureError, UnstorableValue
-from router.models import WebhookRequest
+from router.models import JSON_VALUES_MAX, Contact, WebhookRequest, unstorable_fields
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMAS = ROOT / "adapters" / "schemas"
@@ -103,3 +103,54 @@ def test_any_configured_secret_verifies_and_no_other() -> None:
         adapter.verify(request(body, sign(body, "other-secret", now)))
     with pytest.raises(SignatureError):  # the signature covers the body
         adapter.verify(request(body + b" ", sign(body, "new-secret", now)))
+
+
+@pytest.mark.parametrize("kind", [c.kind for c in GENERIC])
+def test_a_contact_is_what_validating_its_values_gives(kind: str) -> None:
+    # built from the validated payload without validating again: every field
+    # set, each value what the model's validation makes of it
+    adapter = build(AdapterSpec(name=kind, kind=kind, secrets=("s",)))
+    example = orjson.loads((ROOT / "examples" / f"{kind}.json").read_bytes())
+    example["attributes"] = {"plan": "gold", "nested": {"list": [1, "two", None]}}
+    [contact] = adapter.parse(request(orjson.dumps(example), None)).contacts
+    assert list(contact.__dict__) == list(Contact.model_fields)
+    validated = Contact.model_validate(contact.model_dump())
+    assert contact == validated
+    assert contact.model_dump_json() == validated.model_dump_json()
+    assert contact.attributes["nested"] == {"list": [1, "two", None]}
+
+
+@pytest.mark.parametrize(
+    ("kind", "added"), [("chat", ["page_url"]), ("social", ["platform", "public", "attachments"])]
+)
+def test_attributes_taken_over_the_limits_by_what_the_adapter_adds_are_refused(
+    kind: str, added: list[str]
+) -> None:
+    adapter = build(AdapterSpec(name=kind, kind=kind, secrets=("s",)))
+    example = orjson.loads((ROOT / "examples" / f"{kind}.json").read_bytes())
+    # one value more than the limit with the adapter's own attributes
+    example["attributes"] = {f"k{n}": n for n in range(JSON_VALUES_MAX - len(added) + 1)}
+    with pytest.raises(PayloadError) as caught:
+        adapter.parse(request(orjson.dumps({"contacts": [example]}), None))
+    assert [f.field for f in caught.value.fields] == ["contacts.0.attributes"]
+    # at the limit: routed, with them
+    example["attributes"].pop("k0")
+    [contact] = adapter.parse(request(orjson.dumps(example), None)).contacts
+    assert len(contact.attributes) == JSON_VALUES_MAX
+    assert all(a in contact.attributes for a in added)
+
+
+@pytest.mark.parametrize(
+    "text", ["x\\u0000", "x\\\\u0000", "\\ud83d\\ude00", "\\ud83d", "caf\\u00e9", "x\u0000"]
+)
+def test_what_the_adapter_answers_storable_is_storable(text: str) -> None:
+    # the pipeline does not check again the contacts of a delivery parsed as storable
+    adapter = build(AdapterSpec(name="c", kind="chat", secrets=("s",)))
+    body = '{"id": "a", "customer": {"email": "a@example.com"}, "text": "TEXT",'
+    body = (body + ' "attributes": {"TEXT": "TEXT"}}').replace("TEXT", text)
+    try:
+        parsed = adapter.parse(request(body.encode("utf-8", "surrogatepass"), None))
+    except (PayloadError, UnstorableValue):
+        return
+    assert parsed.storable
+    assert [unstorable_fields(c) for c in parsed.contacts] == [[]]
