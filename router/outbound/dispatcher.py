@@ -286,9 +286,12 @@ class Dispatcher:
                 concurrency = lane.dest.concurrency
                 if len(lane.queue) < concurrency:
                     self._wake.set()  # room for more
-                if not lane.queue or lane.inflight > lane.circuit.slots(time.time(), concurrency):
+                slots = lane.circuit.slots(time.time(), concurrency)
+                if not lane.queue or lane.inflight > slots:
                     return
                 row = lane.queue.popleft()
+                if lane.queue and lane.inflight < slots:  # more allowed now (a probe succeeded)
+                    self._start(lane)
         finally:
             lane.inflight -= 1
             self._start(lane)
