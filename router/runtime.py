@@ -226,12 +226,16 @@ async def open_runtime(
 
 @contextlib.asynccontextmanager
 async def _outbound_session(settings: Settings) -> AsyncIterator[aiohttp.ClientSession | None]:
-    """The HTTP client of the dispatcher, when destinations are configured."""
+    """The HTTP client of the dispatcher, when destinations are configured.
+    It keeps no cookies: no destination's API needs them back, and an empty
+    jar costs nothing per request (a jar filters and stores on every one)."""
     if not settings.destinations:
         yield None
         return
     async with aiohttp.ClientSession(
-        headers={"User-Agent": "omniroute"}, connector=aiohttp.TCPConnector(limit=0)
+        headers={"User-Agent": "omniroute"},
+        connector=aiohttp.TCPConnector(limit=0),
+        cookie_jar=aiohttp.DummyCookieJar(),
     ) as session:
         yield session
 

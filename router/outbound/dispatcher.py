@@ -8,10 +8,15 @@ claims due outbox rows, sends them, and records the outcome.
   destination holds only its own slots, and routing none: dispatch is out of
   the request path and its database work holds a few pool connections at
   most (``Store.outbox``).
+* **Attempts**: a task per slot in use, not per attempt: once it has an
+  answer, it hands the outcome to the marks and goes on with the next
+  claimed row of its destination while the slot is still allowed.
 * **Marks**: the outcomes of finished attempts are written together, one
   statement per batch of them (a ``Batcher`` that lets a batch wait up to
   ``MARK_LINGER`` for more), fenced by the attempt number. An attempt frees
-  its destination's slot once it has the answer: the mark holds none.
+  its destination's slot once it has the answer: the mark holds none (what
+  follows the mark, the lag metric and the retry's log line, is a callback
+  of its future).
 * **Leases**: a claim moves the rows' due time past the time the batch can
   take (its waves of ``concurrency`` attempts, each within the timeout) plus
   a margin; the claims of an instance killed mid-attempt are claimed again
@@ -44,6 +49,8 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING
 
 import aiohttp
 import structlog
@@ -57,6 +64,9 @@ from router.settings import DeliverySettings, DestinationSettings
 from router.store import Store
 from router.store.batching import Batcher
 from router.store.deliveries import Claimed, Mark
+
+if TYPE_CHECKING:
+    from prometheus_client import Counter, Histogram
 
 log = structlog.get_logger("omniroute.deliveries")
 
@@ -104,6 +114,13 @@ class _Lane:
 
     dest: DestinationSettings
     circuit: Circuit
+    #: made once per destination, not per attempt: the attempt's timeout and
+    #: the destination's metrics
+    timeout: aiohttp.ClientTimeout
+    delivered: Counter
+    errors: Counter
+    failed: Counter
+    lag: Histogram
     queue: deque[Claimed] = field(default_factory=deque)
     inflight: int = 0
     #: something may be due that is not claimed yet (cleared by a short claim)
@@ -150,11 +167,7 @@ class Dispatcher:
         self._settings = settings
         self._metrics = metrics
         self._session = session
-        s = settings
-        self._lanes = {
-            d.name: _Lane(d, Circuit(s.pause_after, s.pause_base, s.pause_max))
-            for d in destinations
-        }
+        self._lanes = {d.name: self._lane(d) for d in destinations}
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
         self._marks: Batcher[Mark, bool] = Batcher(
@@ -163,6 +176,18 @@ class Dispatcher:
             max_batch=MARK_BATCH,
             max_inflight=2,
             linger=MARK_LINGER,
+        )
+
+    def _lane(self, dest: DestinationSettings) -> _Lane:
+        s, m, name = self._settings, self._metrics, dest.name
+        return _Lane(
+            dest,
+            Circuit(s.pause_after, s.pause_base, s.pause_max),
+            aiohttp.ClientTimeout(total=dest.timeout),
+            m.delivery_attempts.labels(name, "delivered"),
+            m.delivery_attempts.labels(name, "error"),
+            m.deliveries_failed.labels(name),
+            m.delivery_lag.labels(name),
         )
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -234,34 +259,44 @@ class Dispatcher:
         return claimed
 
     def _start(self, lane: _Lane) -> None:
-        """Start attempts from the lane's queue while it has free slots."""
+        """Start attempts from the lane's queue while it has free slots (a
+        task per slot taken, which goes on with the queue, ``_attempts``)."""
         slots = lane.circuit.slots(time.time(), lane.dest.concurrency)
         while lane.queue and lane.inflight < slots:
             row = lane.queue.popleft()
             lane.inflight += 1
-            task = asyncio.create_task(self._attempt(lane, row))
+            task = asyncio.create_task(self._attempts(lane, row))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     async def _listen(self, notified: asyncio.Event, stop: asyncio.Event) -> None:
         await keep_listening(self._store.outbox.listening, notified, stop, name="deliveries")
 
-    async def _attempt(self, lane: _Lane, row: Claimed) -> None:
+    async def _attempts(self, lane: _Lane, row: Claimed) -> None:
+        """Attempt ``row``, then the lane's next claimed rows one after the
+        other while its circuit allows the slot this holds (as if the slot
+        were freed and taken again, without a task per attempt)."""
         try:
-            error, dead = await self._send(lane.dest, row)
-            self._count(lane, error)
+            while True:
+                error, dead = await self._send(lane, row)
+                self._count(lane, error)
+                # the outcome goes to the marks (which wait for others,
+                # MARK_LINGER): the slot does not wait for it
+                self._record(lane, row, error, dead=dead)
+                concurrency = lane.dest.concurrency
+                if len(lane.queue) < concurrency:
+                    self._wake.set()  # room for more
+                slots = lane.circuit.slots(time.time(), concurrency)
+                if not lane.queue or lane.inflight > slots:
+                    return
+                row = lane.queue.popleft()
+                if lane.queue and lane.inflight < slots:  # more allowed now (a probe succeeded)
+                    self._start(lane)
         finally:
-            # the destination's slot is free once it has answered: the mark
-            # (which waits for others, MARK_LINGER) holds none
             lane.inflight -= 1
             self._start(lane)
             if len(lane.queue) < lane.dest.concurrency:
-                self._wake.set()  # room for more
-        try:
-            await self._record(lane.dest, row, error, dead=dead)
-        except StoreUnavailable as exc:
-            # the row stays leased; once the lease runs out it is sent again
-            log.warning("delivery_mark_failed", destination=lane.dest.name, error=str(exc))
+                self._wake.set()
 
     def _count(self, lane: _Lane, error: str | None) -> None:
         """Move the lane's circuit by an attempt's outcome."""
@@ -315,9 +350,10 @@ class Dispatcher:
             for name, lane in self._lanes.items()
         ]
 
-    async def _send(self, dest: DestinationSettings, row: Claimed) -> tuple[str | None, bool]:
+    async def _send(self, lane: _Lane, row: Claimed) -> tuple[str | None, bool]:
         """Send one attempt: ``(None, _)`` on a 2xx answer (or nothing to
         send), else what went wrong and whether that is final (no retry)."""
+        dest = lane.dest
         try:
             request = build(dest, str(row.delivery_id), row.body)
         except (KeyError, TypeError, ValueError) as exc:  # an event this kind cannot send
@@ -331,7 +367,7 @@ class Dispatcher:
                 request.url,
                 data=request.body,
                 headers=request.headers,
-                timeout=aiohttp.ClientTimeout(total=dest.timeout),
+                timeout=lane.timeout,
                 allow_redirects=False,
             ) as response:
                 await response.read()
@@ -343,31 +379,48 @@ class Dispatcher:
         except aiohttp.ClientError as exc:
             return f"{type(exc).__name__}: {exc}"[:300], False
 
-    async def _record(
-        self, dest: DestinationSettings, row: Claimed, error: str | None, *, dead: bool = False
-    ) -> None:
-        m, name = self._metrics, dest.name
+    def _record(self, lane: _Lane, row: Claimed, error: str | None, *, dead: bool = False) -> None:
+        """Count an attempt and hand its outcome to the marks; what follows
+        the mark is ``_marked``, a callback of its future."""
         if error is None:
-            m.delivery_attempts.labels(name, "delivered").inc()
-            if await self._marks.submit(Mark(row.delivery_id, row.attempts)):
-                lag = (datetime.now(UTC) - row.created_at).total_seconds()
-                m.delivery_lag.labels(name).observe(max(0.0, lag))
+            lane.delivered.inc()
+            mark = Mark(row.delivery_id, row.attempts)
+        else:
+            lane.errors.inc()
+            s = self._settings
+            delay = backoff(row.attempts, base=s.retry_base, cap=s.retry_max_delay)
+            horizon = row.horizon_from + timedelta(seconds=s.retry_horizon)
+            in_time = datetime.now(UTC) + timedelta(seconds=delay) <= horizon
+            retry_in = delay if in_time and not dead else None
+            mark = Mark(row.delivery_id, row.attempts, error, retry_in)
+        self._marks.put(mark).add_done_callback(partial(self._marked, lane, row, mark))
+
+    def _marked(self, lane: _Lane, row: Claimed, mark: Mark, done: asyncio.Future[bool]) -> None:
+        """After an outcome's mark: the lag of a delivered event, the log line
+        of a retry or a dead event (only once written, as the API shows it)."""
+        if done.cancelled():  # the dispatcher stopped: the lease runs out
             return
-        m.delivery_attempts.labels(name, "error").inc()
-        s = self._settings
-        delay = backoff(row.attempts, base=s.retry_base, cap=s.retry_max_delay)
-        horizon = row.horizon_from + timedelta(seconds=s.retry_horizon)
-        in_time = datetime.now(UTC) + timedelta(seconds=delay) <= horizon
-        retry_in = delay if in_time and not dead else None
-        await self._marks.submit(Mark(row.delivery_id, row.attempts, error, retry_in))
-        if retry_in is None:
-            m.deliveries_failed.labels(name).inc()
+        exc = done.exception()
+        name = lane.dest.name
+        if exc is not None:
+            # the row stays leased; once the lease runs out it is sent again
+            if isinstance(exc, StoreUnavailable):
+                log.warning("delivery_mark_failed", destination=name, error=str(exc))
+            else:
+                log.error("delivery_mark_failed", destination=name, exc_info=exc)
+            return
+        if mark.error is None:
+            if done.result():  # not void: this attempt still held the row
+                lane.lag.observe(max(0.0, time.time() - row.created_at.timestamp()))
+            return
+        if mark.retry_in is None:
+            lane.failed.inc()
             log.warning(
                 "delivery_dead",
                 destination=name,
                 delivery_id=str(row.delivery_id),
                 attempts=row.attempts,
-                error=error,
+                error=mark.error,
             )
         else:
             log.info(
@@ -375,8 +428,8 @@ class Dispatcher:
                 destination=name,
                 delivery_id=str(row.delivery_id),
                 attempts=row.attempts,
-                retry_in=round(retry_in, 1),
-                error=error,
+                retry_in=round(mark.retry_in, 1),
+                error=mark.error,
             )
 
     async def purge(self) -> None:

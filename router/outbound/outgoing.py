@@ -29,9 +29,10 @@ from router.settings import (
 )
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outbound:
-    """One HTTP request to make."""
+    """One HTTP request to make (one per attempt: not frozen, whose
+    ``__init__`` costs four times as much)."""
 
     method: str
     url: str

@@ -86,9 +86,20 @@ class Batcher(Generic[Item, Result]):
 
     async def submit(self, item: Item) -> Result:
         """The item's result, once the batch holding it is committed."""
+        if self._loop is None:
+            return (await self._flush_fn([item]))[0]
+        # A cancelled request cancels its own future only, never the batch of
+        # the others: a batch sets the result of the futures not done yet.
+        # (No shield needed, and none made for every item.)
+        return await self.put(item)
+
+    def put(self, item: Item) -> asyncio.Future[Result]:
+        """Submit ``item`` without waiting: the future of its result (for a
+        caller that goes on meanwhile, with a done callback instead of a
+        task). The batcher must be started."""
         loop = self._loop
         if loop is None:
-            return (await self._flush_fn([item]))[0]
+            raise RuntimeError(f"the {self.name} batcher is not started")
         future: asyncio.Future[Result] = loop.create_future()
         self._pending.append((item, future))
         if self.linger and self._since is None:
@@ -98,10 +109,7 @@ class Batcher(Generic[Item, Result]):
             # together go together
             self._scheduled = True
             loop.call_soon(self._look)
-        # A cancelled request cancels its own future only, never the batch of
-        # the others: a batch sets the result of the futures not done yet.
-        # (No shield needed, and none made for every item.)
-        return await future
+        return future
 
     def _look(self) -> None:
         self._scheduled = False
