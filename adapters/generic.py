@@ -356,9 +356,16 @@ class GenericAdapter(Adapter):
                     FieldError(p or "body", UNSTORABLE) for p in unstorable_paths(item, prefix)
                 ]
             try:
-                contacts.append(self.to_contact(validate(self.payload, item, prefix=prefix)))
-            except PayloadError as exc:
+                payload = validate(self.payload, item, prefix=prefix)
+            except PayloadError as exc:  # its fields carry the prefix
                 errors.extend(exc.fields)
+                continue
+            try:
+                contacts.append(self.to_contact(payload))
+            except PayloadError as exc:  # the adapter's own checks: the item's fields
+                errors.extend(
+                    FieldError(f"{prefix}.{f.field}", f.reason) if prefix else f for f in exc.fields
+                )
             except ValidationError as exc:  # the contact made of a valid payload is over a limit
                 errors.extend(field_errors(exc, prefix=prefix))
         if errors:

@@ -69,6 +69,18 @@ async def test_chat_without_identifier_is_422(api: Api) -> None:
     assert "customer" in await fields_of(response)
 
 
+async def test_a_batch_item_without_identifier_is_named_by_its_index(api: Api) -> None:
+    batch = {
+        "contacts": [
+            example("chat", id=unique()),
+            example("chat", id=unique(), customer={"name": "X"}),
+        ]
+    }
+    response = await api.deliver("chat", batch)
+    assert response.status == 422
+    assert set(await fields_of(response)) == {"contacts.1.customer"}
+
+
 async def test_not_json_is_422(api: Api) -> None:
     response = await api.deliver("email", None, raw=b"{not json")
     assert response.status == 422
