@@ -585,7 +585,11 @@ async def _drain(database_url: str, timeout: float = 180.0) -> tuple[int, float,
     try:
         left: int = await con.fetchval("SELECT count(*) FROM deliveries WHERE status = 'pending'")
         seconds = await until_drained(con, timeout=timeout, every=0.2)
-        return left, seconds, await outbox_statements(con)
+        figures = await outbox_statements(con)
+        if await con.fetchval(ANY_PENDING):
+            still = await con.fetchval("SELECT count(*) FROM deliveries WHERE status = 'pending'")
+            figures += f"; NOT DRAINED: {still} events still pending after {timeout:.0f} s"
+        return left, seconds, figures
     finally:
         await con.close()
 
@@ -1021,7 +1025,8 @@ def main() -> None:
                         cycle(result, began, reading(side, pgdata))
                         drained = (
                             f", {left} events left to deliver ({seconds:.1f} s){figures}; "
-                            f"warm-up to the last event delivered: {result.cycle_rate:.0f} "
+                            f"warm-up to the last event delivered (or the drain's end): "
+                            f"{result.cycle_rate:.0f} "
                             f"contacts/s, CPU ms a contact: service {result.cycle_service:.3f}, "
                             f"PostgreSQL {result.cycle_postgres:.3f}"
                         )
