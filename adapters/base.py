@@ -39,9 +39,7 @@ M = TypeVar("M", bound=BaseModel)
 @dataclass(slots=True)
 class Parsed:
     """The contacts one delivery carries, and how many events were skipped
-    (status callbacks, read receipts, echoes, typing indicators)
-    (not changed after: not frozen only because a frozen dataclass's
-    ``__init__`` costs four times a plain one's, and one is made per delivery)."""
+    (status callbacks, read receipts, echoes, typing indicators) (never changed once made)."""
 
     contacts: Sequence[Contact]
     ignored: int = 0

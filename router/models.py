@@ -241,9 +241,7 @@ def now_ms() -> datetime:
 
 @dataclass(slots=True)
 class WebhookRequest:
-    """A delivery as received, independent of the HTTP framework
-    (not changed after: not frozen only because a frozen dataclass's
-    ``__init__`` costs four times a plain one's, and one is made per delivery).
+    """A delivery as received, independent of the HTTP framework (never changed once made).
 
     ``headers`` has lower-cased names; ``url`` is the URL the provider called
     (reconstructed from configured base URL or forwarded headers if needed).
@@ -263,9 +261,7 @@ class WebhookRequest:
 
 @dataclass(slots=True)
 class WebhookReply:
-    """What an adapter wants sent back to the provider
-    (not changed after: not frozen only because a frozen dataclass's
-    ``__init__`` costs four times a plain one's, and one is made per delivery)."""
+    """What an adapter wants sent back to the provider (never changed once made)."""
 
     status: int = 200
     body: bytes = b""

@@ -31,8 +31,7 @@ from router.settings import (
 
 @dataclass(slots=True)
 class Outbound:
-    """One HTTP request to make (one per attempt: not frozen, whose
-    ``__init__`` costs four times as much)."""
+    """One HTTP request to make (never changed once made)."""
 
     method: str
     url: str

@@ -18,8 +18,7 @@ from router.store import EarlierDelivery, Resolution, ResolveKey
 @dataclass(slots=True)
 class Lookup:
     """One contact to resolve, with the id and time its record will have
-    (not changed after: not frozen only because a frozen dataclass's
-    ``__init__`` costs four times a plain one's, and one is made per contact)."""
+    (never changed once made)."""
 
     adapter: str
     contact: Contact
@@ -30,9 +29,7 @@ class Lookup:
 @dataclass(slots=True)
 class Recognized:
     """A new contact's customer context (for an anonymous contact, a context
-    of a customer nobody knows, under an id of its own)
-    (not changed after: not frozen only because a frozen dataclass's
-    ``__init__`` costs four times a plain one's, and one is made per contact)."""
+    of a customer nobody knows, under an id of its own) (never changed once made)."""
 
     context: CustomerContext
     anonymous: bool

@@ -101,9 +101,7 @@ _NOTHING = _Extra()
 
 @dataclass(slots=True)
 class Evaluation:
-    """A decision and how it was reached
-    (not changed after: not frozen only because a frozen dataclass's
-    ``__init__`` costs four times a plain one's, and one is made per contact)."""
+    """A decision and how it was reached (never changed once made)."""
 
     decision: Decision
     #: with ``explain``: one entry per rule tried, in order, then the defaults if

@@ -22,9 +22,7 @@ from router.store.records import EarlierDelivery
 @dataclass(slots=True)
 class ResolveKey:
     """One contact to resolve: its delivery key, its identifiers (strongest
-    first) and the id and time of its record-to-be
-    (not changed after: not frozen only because a frozen dataclass's
-    ``__init__`` costs four times a plain one's, and one is made per contact)."""
+    first) and the id and time of its record-to-be (never changed once made)."""
 
     adapter: str
     external_id: str
@@ -38,9 +36,7 @@ class ResolveKey:
 class Resolution:
     """The customer a new contact belongs to, and the context as the resolve
     function returns it (JSON: profile, counts per channel, last contact,
-    open conversations, journeys)
-    (not changed after: not frozen only because a frozen dataclass's
-    ``__init__`` costs four times a plain one's, and one is made per contact)."""
+    open conversations, journeys) (never changed once made)."""
 
     customer_id: uuid.UUID
     known: bool

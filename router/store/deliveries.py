@@ -51,9 +51,8 @@ class Outgoing:
 
 @dataclass(slots=True)
 class Claimed:
-    """A row a dispatcher holds the lease of: one attempt to make (not
-    changed after; not frozen because a frozen dataclass's ``__init__`` costs
-    four times as much, and one is made per attempt)."""
+    """A row a dispatcher holds the lease of: one attempt to make (never
+    changed once made)."""
 
     delivery_id: uuid.UUID
     destination: str

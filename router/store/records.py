@@ -40,8 +40,7 @@ class EarlierDelivery:
 @dataclass(slots=True)
 class NewRecord:
     """A routed contact's record, as the pipeline hands it to the store
-    (not changed after: not frozen only because a frozen dataclass's
-    ``__init__`` costs four times as much, and one is made per contact)."""
+    (never changed once made)."""
 
     contact_id: uuid.UUID
     received_at: datetime
