@@ -75,8 +75,8 @@ class Claimed:
 @dataclass(slots=True)
 class Mark:
     """The outcome of one attempt: delivered (``error`` is ``None``), due
-    again in ``retry_in`` seconds, or dead (``retry_in`` is ``None``); not
-    frozen, as ``Claimed``."""
+    again in ``retry_in`` seconds, or dead (``retry_in`` is ``None``)
+    (never changed once made)."""
 
     delivery_id: uuid.UUID
     #: the attempt it reports (a mark of an attempt that no longer holds the row is void)
