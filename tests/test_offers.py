@@ -21,7 +21,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from router import runtime
 from router.assigner import Assigner
-from router.store import agent_work, lifecycle, retention
+from router.models import uuid7_time
+from router.store import agent_work, events, lifecycle, retention
 from router.store import offers as offers_store
 from router.store.listing import keyset_page
 from tests.support.agents import emptied, load_of, put_agent
@@ -474,3 +475,51 @@ async def test_an_agents_offers_page_is_a_range_of_an_index(app: Api, db: asyncp
         if cursor is None:
             break
     assert seen == order["long"]
+
+
+#: rows of the record's partitions updated by this connection and not yet
+#: reported to the statistics (the current transaction's among them)
+RECORD_UPDATES = """
+SELECT coalesce(sum(n_tup_upd), 0)::int FROM pg_stat_xact_user_tables
+ WHERE relid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'contacts'::regclass)
+"""
+
+
+@pytest.mark.parametrize(
+    ("type_", "after", "met"),
+    [
+        ("answered", 5, True),
+        ("answered", 20, False),
+        ("abandoned", 20, False),
+        ("abandoned", 5, None),
+    ],
+)
+async def test_an_outcome_event_updates_the_record_once(
+    app: Api, db: asyncpg.Pool, type_: str, after: int, met: bool | None
+) -> None:
+    """An outcome event's outcome columns, the SLA they make (10 s here) and
+    the open row's offer facts are one UPDATE of the record: one new version
+    of a wide row. A duplicate of the event changes nothing but reads the
+    SLA again."""
+    contact_id = uuid.UUID(await arrive(app, "platform"))
+    received_at = uuid7_time(contact_id)
+    await db.execute("UPDATE contacts SET sla_seconds = 10 WHERE contact_id = $1", contact_id)
+    event = {
+        "event_id": unique("e"),
+        "type_": type_,
+        "at": received_at + timedelta(seconds=after),
+        "agent": None,
+        "data": {},
+    }
+    for duplicate in (False, True):
+        async with db.acquire() as con, con.transaction():
+            before = await lifecycle.lock_open(con, contact_id)
+            updated = await con.fetchval(RECORD_UPDATES)
+            done = await events.record_locked(con, contact_id, before, **event)
+            assert await con.fetchval(RECORD_UPDATES) - updated == 1
+        assert done is not None and done.duplicate is duplicate
+        assert (done.outcome, done.sla_met) == (type_, met)
+        stored = await db.fetchrow(
+            "SELECT outcome, sla_met FROM contacts WHERE contact_id = $1", contact_id
+        )
+        assert tuple(stored) == (type_, met)
