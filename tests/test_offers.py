@@ -6,6 +6,7 @@ database of this module; every test starts with no agents and nothing open."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -523,3 +524,84 @@ async def test_an_outcome_event_updates_the_record_once(
             "SELECT outcome, sla_met FROM contacts WHERE contact_id = $1", contact_id
         )
         assert tuple(stored) == (type_, met)
+
+
+async def test_releases_and_reopened_contacts_wake_the_assigners(
+    app: Api, db: asyncpg.Pool
+) -> None:
+    """A rejected offer wakes the assigners for its agent and for its contact
+    (waiting again); contacts ended together free each of their agents'
+    units, each agent named (one agent's load is locked by its UPDATE,
+    several are locked in id order first)."""
+    heard: list[str] = []
+
+    def hear(*args: Any) -> None:
+        heard.append(args[3])
+
+    async with db.acquire() as listener:
+        await listener.add_listener(agent_work.CHANNEL, hear)
+        try:
+            await put_agent(db, "hal", skills={"support": 1}, capacity=34)  # one chat
+            rejected = await arrive(app, "desk")
+            offer = await offer_of(app, rejected, "hal")
+            heard.clear()
+            await app.json("POST", f"/v1/offers/{offer['offer_id']}/reject")
+            await eventually(lambda: asyncio.sleep(0, list(heard)), lambda h: len(set(h)) >= 2)
+            assert set(heard) == {"agent:hal", "contacts"}
+
+            async with db.acquire() as con, con.transaction():  # (hal passed it over)
+                await agent_work.end_open(con, [uuid.UUID(rejected)], kind="erased")
+            await put_agent(db, "ida", skills={"support": 1}, capacity=34)
+            ended = [await arrive(app, "desk"), await arrive(app, "desk")]
+            await eventually(
+                lambda: db.fetchval(
+                    "SELECT count(*) FROM agent_work WHERE contact_id = ANY($1::uuid[])", ended
+                ),
+                lambda n: n == 2,
+            )
+            assert [(await load_of(db, a))["held"] for a in ("hal", "ida")] == [34, 34]
+            heard.clear()
+            async with db.acquire() as con, con.transaction():
+                count, freed = await agent_work.end_open(
+                    con, [uuid.UUID(c) for c in ended], kind="erased"
+                )
+            assert count == 2 and sorted(h.agent_id for h in freed) == ["hal", "ida"]
+            await eventually(lambda: asyncio.sleep(0, list(heard)), lambda h: len(set(h)) >= 2)
+            assert set(heard) == {"agent:hal", "agent:ida"}
+            for agent in ("hal", "ida"):
+                assert (await load_of(db, agent))["load_units"] == 0
+        finally:
+            await listener.remove_listener(agent_work.CHANNEL, hear)
+
+
+#: reads and updates of offers by this connection not yet reported
+OFFERS_TOUCHED = """
+SELECT coalesce(sum(seq_scan + coalesce(idx_scan, 0) + n_tup_upd), 0)::int
+  FROM pg_stat_xact_user_tables WHERE relid = 'offers'::regclass
+"""
+
+
+async def test_a_contact_ended_after_its_acceptance_leaves_its_offers_alone(
+    app: Api, db: asyncpg.Pool
+) -> None:
+    """Work held as ``assigned`` is an accepted offer's: ending its contact
+    frees the agent without a statement on the offers (none is open); work
+    held as ``offered`` has its offer cancelled."""
+    await put_agent(db, "jo", skills={"support": 1}, capacity=68)  # two chats
+    accepted, offered = await arrive(app, "desk"), await arrive(app, "desk")
+    taken, held = [await offer_of(app, c, "jo") for c in (accepted, offered)]
+    await app.json("POST", f"/v1/offers/{taken['offer_id']}/accept")
+    for contact_id, state in ((accepted, "assigned"), (offered, "offered")):
+        async with db.acquire() as con, con.transaction():
+            touched = await con.fetchval(OFFERS_TOUCHED)
+            [freed] = await agent_work.close_offers(con, [uuid.UUID(contact_id)])
+            touched = await con.fetchval(OFFERS_TOUCHED) - touched
+        assert freed.state == state
+        assert (touched > 0) is (state == "offered"), touched
+    assert [o.status for o in await offers_store.of_contact(db, uuid.UUID(accepted))] == [
+        "accepted"
+    ]
+    assert [o.status for o in await offers_store.of_contact(db, uuid.UUID(offered))] == [
+        "cancelled"
+    ]
+    assert (await load_of(db, "jo"))["load_units"] == 0
