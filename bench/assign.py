@@ -32,7 +32,9 @@ serve`` processes run on the same database.
   rows, buffers and WAL bytes per offer, top ones by buffers), and the
   rows the tables got (inserts, updates, how many of them HOT); then the
   same per acceptance for 1,000 of the offers accepted one by one in the
-  bench's process. Counts, not timings: noise from other work on the
+  bench's process, and per resolution of each of those contacts (a
+  ``resolved`` outcome event; the agents away meanwhile, so that the rounds
+  the resolutions wake find no agent). Counts, not timings: noise from other work on the
   machine does not change them.
 - ``direct`` (``--direct`` times): the servers stopped, one assigner in
   the bench's own process; a random piece of held work ends (as an outcome
@@ -258,7 +260,7 @@ async def fill(con: asyncpg.Connection, args: argparse.Namespace) -> None:
 
 
 STATEMENTS = """
-SELECT calls, rows, shared_blks_hit + shared_blks_read AS buffers, wal_bytes, query
+SELECT calls, rows, shared_blks_hit + shared_blks_read AS buffers, wal_bytes, query, toplevel
   FROM public.pg_stat_statements
  WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
    AND query NOT LIKE '%sum(units) AS units FROM agent_work GROUP BY agent_id%'  -- the sampler
@@ -309,8 +311,10 @@ async def cost(con: asyncpg.Connection, statements: bool, what: str, n: int, sin
     if statements:
         rows = await con.fetch(STATEMENTS)
         total = sum(r["buffers"] for r in rows), sum(r["wal_bytes"] for r in rows)
+        calls = sum(r["calls"] for r in rows if r["toplevel"])
         print(
-            f"  every statement: {total[0] / n:.1f} buffers, {total[1] / n:.0f} WAL bytes",
+            f"  every statement: {total[0] / n:.1f} buffers, {total[1] / n:.0f} WAL bytes;"
+            f" {calls / n:.2f} statements sent",
             flush=True,
         )
         for r in rows[:6]:
@@ -342,9 +346,31 @@ async def accepting(con: asyncpg.Connection, url: str, statements: bool, n: int)
     if statements:
         await counting(con)
     async with open_store(DatabaseSettings(url=url, pool_max=2), migrate=False) as store:
+        accepted = []
         for offer_id in ids:
-            await store.offers.decide(offer_id, accept=True)
-    await cost(con, statements, "acceptance", len(ids), before)
+            decided = await store.offers.decide(offer_id, accept=True)
+            assert decided is not None
+            accepted.append(decided.offer.contact_id)
+        await cost(con, statements, "acceptance", len(ids), before)
+        # then each of them resolved: the agent freed, the open row gone; the
+        # agents away first, so that the rounds each resolution wakes find no
+        # agent and what is counted is the resolutions' own statements
+        await con.execute("UPDATE agents SET presence = 'away'")
+        await con.execute("VACUUM agents")  # (the index of the available ones, emptied)
+        await con.execute("SELECT pg_stat_force_next_flush()")  # counted before, not after
+        before = await tables(con)
+        if statements:
+            await counting(con)
+        for contact_id in accepted:
+            await store.events.record(
+                contact_id,
+                event_id=f"bench:{contact_id}",
+                type_="resolved",
+                at=datetime.now(UTC),
+                agent=None,
+                data={},
+            )
+        await cost(con, statements, "resolution", len(accepted), before)
 
 
 FREED_TO_OFFER = FREED_TO_OFFER = """

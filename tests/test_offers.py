@@ -6,6 +6,7 @@ database of this module; every test starts with no agents and nothing open."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -21,7 +22,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from router import runtime
 from router.assigner import Assigner
-from router.store import agent_work, lifecycle, retention
+from router.models import uuid7_time
+from router.store import agent_work, events, lifecycle, retention
 from router.store import offers as offers_store
 from router.store.listing import keyset_page
 from tests.support.agents import emptied, load_of, put_agent
@@ -474,3 +476,132 @@ async def test_an_agents_offers_page_is_a_range_of_an_index(app: Api, db: asyncp
         if cursor is None:
             break
     assert seen == order["long"]
+
+
+#: rows of the record's partitions updated by this connection and not yet
+#: reported to the statistics (the current transaction's among them)
+RECORD_UPDATES = """
+SELECT coalesce(sum(n_tup_upd), 0)::int FROM pg_stat_xact_user_tables
+ WHERE relid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'contacts'::regclass)
+"""
+
+
+@pytest.mark.parametrize(
+    ("type_", "after", "met"),
+    [
+        ("answered", 5, True),
+        ("answered", 20, False),
+        ("abandoned", 20, False),
+        ("abandoned", 5, None),
+    ],
+)
+async def test_an_outcome_event_updates_the_record_once(
+    app: Api, db: asyncpg.Pool, type_: str, after: int, met: bool | None
+) -> None:
+    """An outcome event's outcome columns, the SLA they make (10 s here) and
+    the open row's offer facts are one UPDATE of the record: one new version
+    of a wide row. A duplicate of the event changes nothing but reads the
+    SLA again."""
+    contact_id = uuid.UUID(await arrive(app, "platform"))
+    received_at = uuid7_time(contact_id)
+    await db.execute("UPDATE contacts SET sla_seconds = 10 WHERE contact_id = $1", contact_id)
+    event = {
+        "event_id": unique("e"),
+        "type_": type_,
+        "at": received_at + timedelta(seconds=after),
+        "agent": None,
+        "data": {},
+    }
+    for duplicate in (False, True):
+        async with db.acquire() as con, con.transaction():
+            before = await lifecycle.lock_open(con, contact_id)
+            updated = await con.fetchval(RECORD_UPDATES)
+            done = await events.record_locked(con, contact_id, before, **event)
+            assert await con.fetchval(RECORD_UPDATES) - updated == 1
+        assert done is not None and done.duplicate is duplicate
+        assert (done.outcome, done.sla_met) == (type_, met)
+        stored = await db.fetchrow(
+            "SELECT outcome, sla_met FROM contacts WHERE contact_id = $1", contact_id
+        )
+        assert tuple(stored) == (type_, met)
+
+
+async def test_releases_and_reopened_contacts_wake_the_assigners(
+    app: Api, db: asyncpg.Pool
+) -> None:
+    """A rejected offer wakes the assigners for its agent and for its contact
+    (waiting again); contacts ended together free each of their agents'
+    units, each agent named (one agent's load is locked by its UPDATE,
+    several are locked in id order first)."""
+    heard: list[str] = []
+
+    def hear(*args: Any) -> None:
+        heard.append(args[3])
+
+    async with db.acquire() as listener:
+        await listener.add_listener(agent_work.CHANNEL, hear)
+        try:
+            await put_agent(db, "hal", skills={"support": 1}, capacity=34)  # one chat
+            rejected = await arrive(app, "desk")
+            offer = await offer_of(app, rejected, "hal")
+            heard.clear()
+            await app.json("POST", f"/v1/offers/{offer['offer_id']}/reject")
+            await eventually(lambda: asyncio.sleep(0, list(heard)), lambda h: len(set(h)) >= 2)
+            assert set(heard) == {"agent:hal", "contacts"}
+
+            async with db.acquire() as con, con.transaction():  # (hal passed it over)
+                await agent_work.end_open(con, [uuid.UUID(rejected)], kind="erased")
+            await put_agent(db, "ida", skills={"support": 1}, capacity=34)
+            ended = [await arrive(app, "desk"), await arrive(app, "desk")]
+            await eventually(
+                lambda: db.fetchval(
+                    "SELECT count(*) FROM agent_work WHERE contact_id = ANY($1::uuid[])", ended
+                ),
+                lambda n: n == 2,
+            )
+            assert [(await load_of(db, a))["held"] for a in ("hal", "ida")] == [34, 34]
+            heard.clear()
+            async with db.acquire() as con, con.transaction():
+                count, freed = await agent_work.end_open(
+                    con, [uuid.UUID(c) for c in ended], kind="erased"
+                )
+            assert count == 2 and sorted(h.agent_id for h in freed) == ["hal", "ida"]
+            await eventually(lambda: asyncio.sleep(0, list(heard)), lambda h: len(set(h)) >= 2)
+            assert set(heard) == {"agent:hal", "agent:ida"}
+            for agent in ("hal", "ida"):
+                assert (await load_of(db, agent))["load_units"] == 0
+        finally:
+            await listener.remove_listener(agent_work.CHANNEL, hear)
+
+
+#: reads and updates of offers by this connection not yet reported
+OFFERS_TOUCHED = """
+SELECT coalesce(sum(seq_scan + coalesce(idx_scan, 0) + n_tup_upd), 0)::int
+  FROM pg_stat_xact_user_tables WHERE relid = 'offers'::regclass
+"""
+
+
+async def test_a_contact_ended_after_its_acceptance_leaves_its_offers_alone(
+    app: Api, db: asyncpg.Pool
+) -> None:
+    """Work held as ``assigned`` is an accepted offer's: ending its contact
+    frees the agent without a statement on the offers (none is open); work
+    held as ``offered`` has its offer cancelled."""
+    await put_agent(db, "jo", skills={"support": 1}, capacity=68)  # two chats
+    accepted, offered = await arrive(app, "desk"), await arrive(app, "desk")
+    taken, held = [await offer_of(app, c, "jo") for c in (accepted, offered)]
+    await app.json("POST", f"/v1/offers/{taken['offer_id']}/accept")
+    for contact_id, state in ((accepted, "assigned"), (offered, "offered")):
+        async with db.acquire() as con, con.transaction():
+            touched = await con.fetchval(OFFERS_TOUCHED)
+            [freed] = await agent_work.close_offers(con, [uuid.UUID(contact_id)])
+            touched = await con.fetchval(OFFERS_TOUCHED) - touched
+        assert freed.state == state
+        assert (touched > 0) is (state == "offered"), touched
+    assert [o.status for o in await offers_store.of_contact(db, uuid.UUID(accepted))] == [
+        "accepted"
+    ]
+    assert [o.status for o in await offers_store.of_contact(db, uuid.UUID(offered))] == [
+        "cancelled"
+    ]
+    assert (await load_of(db, "jo"))["load_units"] == 0

@@ -60,7 +60,7 @@ UPDATE agents a
        updated_at = now()
   FROM unnest($1::text[], $2::int[], $3::text[]) AS u(agent_id, units, d)
  WHERE a.agent_id = u.agent_id
-RETURNING a.agent_id
+RETURNING pg_notify('{CHANNEL}', 'agent:' || a.agent_id)
 """
 
 
@@ -153,12 +153,12 @@ async def release(
         return []
     held = [Held(*r) for r in rows]
     arrays = per_agent((h.agent_id, h.channel, h.units) for h in held)
-    await lock_agents(con, arrays[0], skip=False)
+    if len(arrays[0]) > 1:
+        # several agents: locked in agent id order first (the UPDATE locks
+        # its rows in its join's order); one is locked by the UPDATE itself
+        await lock_agents(con, arrays[0], skip=False)
+    # each agent's load lowered and the assigners woken for it (sent at commit)
     await con.execute(_RELEASE, *arrays)
-    await con.execute(
-        f"SELECT pg_notify('{CHANNEL}', 'agent:' || a) FROM unnest($1::text[]) AS a",
-        arrays[0],
-    )
     return held
 
 
@@ -168,11 +168,15 @@ async def close_offers(con: asyncpg.Connection, contact_ids: Sequence[uuid.UUID]
     if not contact_ids:
         return []
     held = await release(con, contact_ids)
-    if held:
+    # an open offer holds its work as 'offered' (made, accepted, rejected and
+    # expired with its work in one transaction); work 'assigned' is an
+    # accepted offer's: a contact whose agent had accepted it has none open
+    offered = [h.contact_id for h in held if h.state == "offered"]
+    if offered:
         await con.execute(
             "UPDATE offers SET status = 'cancelled', decided_at = now()"
             " WHERE contact_id = ANY($1::uuid[]) AND status = 'offered'",
-            [h.contact_id for h in held],
+            offered,
         )
     return held
 

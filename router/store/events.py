@@ -32,7 +32,28 @@ class EventOutcome:
 
 EVENT_TYPES = ("assigned", "answered", "transferred", "abandoned", "resolved", "closed")
 
-# the record's outcome columns, and the offer facts of its open row (if any)
+# The times the event sets (the earliest of each type), named once: the
+# record's UPDATE writes them and computes its SLA from them.
+_ANSWERED = "CASE WHEN ev.type = 'answered' THEN least(c.answered_at, ev.at) ELSE c.answered_at END"
+_ABANDONED = (
+    "CASE WHEN ev.type = 'abandoned' THEN least(c.abandoned_at, ev.at) ELSE c.abandoned_at END"
+)
+
+# SLA: met when answered within sla_seconds of arrival; missed when answered
+# later, or abandoned after the SLA ran out. Abandoned earlier: not counted.
+# ``{answered}`` and ``{abandoned}``: the record's times (after the event).
+_SLA_MET = """CASE
+        WHEN {c}sla_seconds IS NULL THEN NULL
+        WHEN {answered} IS NOT NULL
+             THEN {answered} - {c}received_at <= {c}sla_seconds * interval '1 second'
+        WHEN {abandoned} IS NOT NULL
+             AND {abandoned} - {c}received_at > {c}sla_seconds * interval '1 second' THEN false
+        ELSE NULL END"""
+
+# the record's outcome columns, its SLA, and the offer facts of its open row
+# (if any): one UPDATE of the record, so one new version of the row (a wide
+# row, seldom updated in place) and, when it is not HOT, one entry in each
+# of its indexes
 _RECORD = f"""
 WITH ev AS (
     INSERT INTO contact_events (contact_id, received_at, event_id, type, at, agent, data)
@@ -49,31 +70,24 @@ UPDATE contacts c SET
                  THEN ev.agent ELSE c.agent END,
     assigned_at = CASE WHEN ev.type = 'assigned' THEN least(c.assigned_at, ev.at)
                        ELSE c.assigned_at END,
-    answered_at = CASE WHEN ev.type = 'answered' THEN least(c.answered_at, ev.at)
-                       ELSE c.answered_at END,
-    abandoned_at = CASE WHEN ev.type = 'abandoned' THEN least(c.abandoned_at, ev.at)
-                        ELSE c.abandoned_at END,
+    answered_at = {_ANSWERED},
+    abandoned_at = {_ABANDONED},
     resolved_at = CASE WHEN ev.type = 'resolved' THEN least(c.resolved_at, ev.at)
                        ELSE c.resolved_at END,
     closed_at = CASE WHEN ev.type = 'closed' THEN least(c.closed_at, ev.at)
                      ELSE c.closed_at END,
+    sla_met = {_SLA_MET.format(c="c.", answered=_ANSWERED, abandoned=_ABANDONED)},
     {agent_work.OFFER_FACTS}
   FROM ev LEFT JOIN open_contacts o ON o.contact_id = ev.contact_id
  WHERE c.contact_id = ev.contact_id AND c.received_at = ev.received_at
-RETURNING c.outcome, c.agent, c.answered_at, c.abandoned_at, c.sla_seconds, c.received_at,
-          c.customer_id, c.external_id
+RETURNING c.outcome, c.agent, c.sla_met, c.customer_id, c.external_id
 """
 
-# SLA: met when answered within sla_seconds of arrival; missed when answered
-# later, or abandoned after the SLA ran out. Abandoned earlier: not counted.
-_SLA = """
-UPDATE contacts SET sla_met = CASE
-        WHEN sla_seconds IS NULL THEN NULL
-        WHEN answered_at IS NOT NULL
-             THEN answered_at - received_at <= sla_seconds * interval '1 second'
-        WHEN abandoned_at IS NOT NULL
-             AND abandoned_at - received_at > sla_seconds * interval '1 second' THEN false
-        ELSE NULL END
+# A duplicate event (its id recorded before) changes no outcome column: the
+# SLA is computed again from the stored times, and the outcome read.
+_STORED_SLA = _SLA_MET.format(c="", answered="answered_at", abandoned="abandoned_at")
+_SLA = f"""
+UPDATE contacts SET sla_met = {_STORED_SLA}
  WHERE contact_id = $1 AND received_at = $2
 RETURNING sla_met, outcome, agent
 """
@@ -133,7 +147,7 @@ async def record_locked(
     if not exists:
         return None
     row = await con.fetchrow(_RECORD, contact_id, received_at, event_id, type_, at, agent, data)
-    state = await con.fetchrow(_SLA, contact_id, received_at)
+    state = row if row is not None else await con.fetchrow(_SLA, contact_id, received_at)
     moved = None
     if row is not None:
         # outbox events for lifecycle changes are written in apply_event

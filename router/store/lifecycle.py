@@ -178,6 +178,17 @@ async def lock_open(con: asyncpg.Connection, contact_id: uuid.UUID) -> str | Non
     return state
 
 
+async def lock_open_since(
+    con: asyncpg.Connection, contact_id: uuid.UUID
+) -> tuple[str | None, datetime | None]:
+    """``lock_open``, and the time the contact was received (``None`` with
+    the state when it is not open): one read of the row for both."""
+    row = await con.fetchrow(
+        "SELECT state, received_at FROM open_contacts WHERE contact_id = $1 FOR UPDATE", contact_id
+    )
+    return (None, None) if row is None else (row["state"], row["received_at"])
+
+
 # Each statement logs the change for the live stream (``live``) as it makes it,
 # and returns the placement the outbox events carry.
 _CLOSE = """

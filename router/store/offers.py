@@ -345,7 +345,7 @@ async def _make(
 
 # -- accept, reject, expire -------------------------------------------------------
 
-_REOPEN = """
+_REOPEN = f"""
 WITH back AS (
     UPDATE open_contacts o
        SET agent_id = NULL, version = o.version + 1, updated_at = now(),
@@ -353,7 +353,9 @@ WITH back AS (
                               ELSE array_append(o.passed_over, u.agent_id) END
       FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS u(contact_id, agent_id, offer_id)
      WHERE o.contact_id = u.contact_id
-    RETURNING o.contact_id, o.queue, o.channel, u.agent_id, u.offer_id
+    -- the assigners woken: the contacts wait again (sent once, at commit)
+    RETURNING o.contact_id, o.queue, o.channel, u.agent_id, u.offer_id,
+              pg_notify('{agent_work.CHANNEL}', 'contacts')
 )
 INSERT INTO lifecycle_log (contact_id, kind, queue, channel, data)
 SELECT contact_id, $4, queue, channel,
@@ -378,7 +380,6 @@ async def _reopen(con: asyncpg.Connection, offers: Sequence[Offer], kind: str) -
         [o.offer_id for o in offers],
         kind,
     )
-    await con.execute(f"SELECT pg_notify('{agent_work.CHANNEL}', 'contacts')")
 
 
 async def decide(
@@ -392,16 +393,13 @@ async def decide(
     offer has that id. An offer past its time cannot be accepted (it is
     expired here, as the timer would)."""
     async with pool.acquire() as con, con.transaction():
-        found = await con.fetchrow(
-            """SELECT f.contact_id, o.received_at
-                 FROM offers f LEFT JOIN open_contacts o ON o.contact_id = f.contact_id
-                WHERE f.offer_id = $1""",
-            offer_id,
+        contact_id = await con.fetchval(
+            "SELECT contact_id FROM offers WHERE offer_id = $1", offer_id
         )
-        if found is None:
+        if contact_id is None:
             return None
-        contact_id, received_at = found
-        before = await lifecycle.lock_open(con, contact_id)  # the lock order: open row first
+        # the lock order: open row first; it gives the time the contact arrived too
+        before, received_at = await lifecycle.lock_open_since(con, contact_id)
         status = "accepted" if accept else "rejected"
         row = await con.fetchrow(
             f"""UPDATE offers
