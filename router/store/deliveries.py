@@ -5,9 +5,15 @@ instance, retried, and listed and redelivered through the API.
 ``enqueue(con, events)`` is the one call that puts events in the outbox from
 inside another operation's transaction (``records.insert_many`` writes the
 ``contact.routed`` events in its own statement). A row is claimed with
-``FOR UPDATE SKIP LOCKED`` and leased: its ``next_attempt_at`` moves past the
+``FOR UPDATE SKIP LOCKED`` and leased: its ``leased_until`` moves past the
 attempt's timeout, so a row claimed by an instance that died is claimed
-again once the lease runs out, with the same ``delivery_id``.
+again once the lease runs out, with the same ``delivery_id``. The lease has
+a column of its own, in no index, so that a claim is a HOT update (no index
+entry written; migration 0033): ``next_attempt_at`` (a key of the due index)
+stays the time the row came due, and a claim steps over the leased rows
+among the due ones (at most ``PREFETCH`` times ``concurrency`` per
+destination and instance, ``router/outbound/dispatcher.py``). The outcomes
+and the releases clear the lease.
 
 The dispatchers' own statements (``claim``, ``mark``) commit without waiting
 for the WAL flush (``synchronous_commit = off`` for their transaction only):
@@ -145,11 +151,12 @@ _CLAIM = f"""
 WITH {_RELAXED}
 UPDATE deliveries d
    SET attempts = d.attempts + 1,
-       next_attempt_at = now() + make_interval(secs => $3)
+       leased_until = now() + make_interval(secs => $3)
   FROM relaxed
  WHERE d.delivery_id IN (
         SELECT delivery_id FROM deliveries
          WHERE status = 'pending' AND destination = $1 AND next_attempt_at <= now()
+           AND (leased_until IS NULL OR leased_until <= now())
          ORDER BY next_attempt_at
          LIMIT $2
            FOR UPDATE SKIP LOCKED)
@@ -196,7 +203,7 @@ async def mark(con: asyncpg.Connection | asyncpg.Pool, marks: Sequence[Mark]) ->
 _RELEASE = f"""
 WITH {_RELAXED}
 UPDATE deliveries d
-   SET attempts = d.attempts - 1, next_attempt_at = $3
+   SET attempts = d.attempts - 1, next_attempt_at = $3, leased_until = NULL
   FROM unnest($1::uuid[], $2::int[]) AS r(delivery_id, attempts), relaxed
  WHERE d.delivery_id = r.delivery_id AND d.attempts = r.attempts
    AND d.status NOT IN ('delivered', 'failed')
@@ -219,7 +226,7 @@ async def retry(con: asyncpg.Pool, delivery_id: uuid.UUID) -> Delivery | None:
         row = await c.fetchrow(
             f"""UPDATE deliveries
                    SET status = 'pending', next_attempt_at = now(), retried_at = now(),
-                       delivered_at = NULL
+                       delivered_at = NULL, leased_until = NULL
                  WHERE delivery_id = $1
              RETURNING {_LISTED}""",
             delivery_id,
@@ -229,7 +236,12 @@ async def retry(con: asyncpg.Pool, delivery_id: uuid.UUID) -> Delivery | None:
     return None if row is None else Delivery(*row)
 
 
-_LISTED = ", ".join(Delivery.__dataclass_fields__)
+#: The columns of a ``Delivery``; a pending row's next attempt is once its
+#: lease (if any) has run out as well.
+_LISTED = ", ".join(
+    "greatest(next_attempt_at, leased_until) AS next_attempt_at" if f == "next_attempt_at" else f
+    for f in Delivery.__dataclass_fields__
+)
 
 
 async def page(

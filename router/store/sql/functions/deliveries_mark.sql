@@ -2,7 +2,8 @@
 -- mark), a batch of them in one statement: delivered (no error), due again
 -- in retry_in seconds, or dead (failed: an error and no retry_in). A mark is
 -- fenced by its attempt number: it takes only while the row is pending and
--- its attempt still holds it. Returns the marks that took.
+-- its attempt still holds it; it ends the attempt's lease. Returns the marks
+-- that took.
 --
 -- A function for its plan, not for its logic. Every row is found by its
 -- primary key from the batch's ids (a nested loop over the arrays), whatever
@@ -49,7 +50,8 @@ BEGIN
            last_error = left(m.error, 500),
            next_attempt_at = CASE WHEN m.error IS NOT NULL AND m.retry_in IS NOT NULL
                                   THEN now() + make_interval(secs => m.retry_in)
-                                  ELSE d.next_attempt_at END
+                                  ELSE d.next_attempt_at END,
+           leased_until = NULL
       FROM unnest(p_id, p_attempts, p_error, p_retry_in)
            AS m(delivery_id, attempts, error, retry_in)
      WHERE d.delivery_id = m.delivery_id AND d.attempts = m.attempts
