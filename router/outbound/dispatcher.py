@@ -17,7 +17,8 @@ claims due outbox rows, sends them, and records the outcome.
   its destination's slot once it has the answer: the mark holds none (what
   follows the mark, the lag metric and the retry's log line, is a callback
   of its future).
-* **Leases**: a claim moves the rows' due time past the time the batch can
+* **Leases**: a claim leases the rows (``leased_until``, in no index: a HOT
+  update, ``router/store/deliveries.py``) for the time the batch can
   take (its waves of ``concurrency`` attempts, each within the timeout) plus
   a margin; the claims of an instance killed mid-attempt are claimed again
   once their lease runs out, and sent with the same ``webhook-id`` (at
