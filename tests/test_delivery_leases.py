@@ -76,11 +76,12 @@ async def test_a_claim_is_a_hot_update(outbox: asyncpg.Connection) -> None:
     index entry is written (the lease is in no index; the table leaves room)."""
     await outbox.execute(_ROWS, 200, "hook")
     async with outbox.transaction():
+        before = await outbox.fetchrow(_HOT)  # (with this backend's counts not yet sent)
         claimed = await claim(outbox, "hook", 32, 30)
         claimed += await claim(outbox, "hook", 32, 30)
-        counts = await outbox.fetchrow(_HOT)
+        after = await outbox.fetchrow(_HOT)
     assert len(set(claimed)) == 64
-    assert (counts["updated"], counts["hot"]) == (64, 64)
+    assert (after["updated"] - before["updated"], after["hot"] - before["hot"]) == (64, 64)
 
 
 async def test_a_leased_row_is_not_claimed_again_until_its_lease_runs_out(
@@ -222,3 +223,43 @@ async def test_the_migration_takes_the_previous_releases_pending_and_leased_rows
             assert len(claimed) == 1 and claimed[0] not in {r["delivery_id"] for r in leased}
         finally:
             await con.close()
+
+
+async def test_a_mark_finds_its_row_at_the_claimed_address_or_by_its_key(
+    outbox: asyncpg.Connection, outbox_url: str
+) -> None:
+    """A mark carries the address of the version its claim wrote: taken
+    there; a row updated since (a retry by hand) or an address that holds
+    another row is marked by its primary key, and the other row not at all."""
+    await outbox.execute(_ROWS, 4, "hook")
+    rows = await deliveries.claim(outbox, "hook", limit=4, lease=300)  # type: ignore[arg-type]
+    a, b, c, d = sorted(rows, key=lambda r: r.delivery_id)
+    assert all(r.at is not None for r in rows)
+    async with asyncpg.create_pool(
+        outbox_url, min_size=1, max_size=1, server_settings={"search_path": "omniroute"}
+    ) as pool:
+        await deliveries.retry(pool, b.delivery_id)  # b moved: a new version, elsewhere
+    async with outbox.transaction():
+        before = await outbox.fetchrow(_HOT)  # (with this backend's counts not yet sent)
+        took = await deliveries.mark(
+            outbox,
+            [
+                Mark(a.delivery_id, a.attempts, at=a.at),  # where it was claimed
+                Mark(b.delivery_id, b.attempts, at=b.at),  # moved since: by its key
+                Mark(c.delivery_id, c.attempts, at=d.at),  # d's address: c by its key
+                Mark(d.delivery_id, d.attempts + 1, at=d.at),  # not this attempt's row
+            ],
+        )
+        counts = await outbox.fetchrow(_HOT)
+    assert took == [True, True, True, False]
+    assert counts["updated"] - before["updated"] == 3  # a, b and c: d is not touched
+    status = {
+        r["delivery_id"]: r["status"]
+        for r in await outbox.fetch("SELECT delivery_id, status FROM deliveries")
+    }
+    assert [status[x.delivery_id] for x in (a, b, c, d)] == [
+        "delivered",
+        "delivered",
+        "delivered",
+        "pending",
+    ]

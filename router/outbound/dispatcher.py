@@ -385,7 +385,7 @@ class Dispatcher:
         the mark is ``_marked``, a callback of its future."""
         if error is None:
             lane.delivered.inc()
-            mark = Mark(row.delivery_id, row.attempts)
+            mark = Mark(row.delivery_id, row.attempts, at=row.at)
         else:
             lane.errors.inc()
             s = self._settings
@@ -393,7 +393,7 @@ class Dispatcher:
             horizon = row.horizon_from + timedelta(seconds=s.retry_horizon)
             in_time = datetime.now(UTC) + timedelta(seconds=delay) <= horizon
             retry_in = delay if in_time and not dead else None
-            mark = Mark(row.delivery_id, row.attempts, error, retry_in)
+            mark = Mark(row.delivery_id, row.attempts, error, retry_in, row.at)
         self._marks.put(mark).add_done_callback(partial(self._marked, lane, row, mark))
 
     def _marked(self, lane: _Lane, row: Claimed, mark: Mark, done: asyncio.Future[bool]) -> None:

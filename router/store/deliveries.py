@@ -70,6 +70,9 @@ class Claimed:
     created_at: datetime
     #: the retry horizon counts from here (created, or retried by hand)
     horizon_from: datetime
+    #: where the claimed version of the row is (its ``ctid``): the mark finds
+    #: it there, unless the row moved since (then by its primary key)
+    at: tuple[int, int] | None = None
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -89,6 +92,8 @@ class Mark:
     attempts: int
     error: str | None = None
     retry_in: float | None = None
+    #: the claimed version's ``ctid`` (``Claimed.at``), when known
+    at: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,7 +166,7 @@ UPDATE deliveries d
          LIMIT $2
            FOR UPDATE SKIP LOCKED)
 RETURNING d.delivery_id, d.destination, d.event_type, d.payload::text, d.attempts, d.created_at,
-          coalesce(d.retried_at, d.created_at) AS horizon_from
+          coalesce(d.retried_at, d.created_at) AS horizon_from, d.ctid
 """
 
 
@@ -172,11 +177,12 @@ async def claim(con: asyncpg.Pool, destination: str, *, limit: int, lease: float
 
 
 #: The marks go through a SQL function for its plan (sql/functions/deliveries_mark.sql):
-#: every row found by its primary key, however big the backlog and whatever the
-#: statistics said when the connection planned it.
+#: every row found by the address its claim returned, or by its primary key,
+#: however big the backlog and whatever the statistics said when the
+#: connection planned it.
 _MARK = """
 SELECT delivery_id, attempts
-  FROM deliveries_mark($1::uuid[], $2::int[], $3::text[], $4::float8[])
+  FROM deliveries_mark($1::uuid[], $2::int[], $3::text[], $4::float8[], $5::tid[])
 """
 
 
@@ -192,6 +198,7 @@ async def mark(con: asyncpg.Connection | asyncpg.Pool, marks: Sequence[Mark]) ->
         [m.attempts for m in marks],
         [m.error for m in marks],
         [m.retry_in for m in marks],
+        [m.at for m in marks],
     )
     took = {(r["delivery_id"], r["attempts"]) for r in rows}
     return [(m.delivery_id, m.attempts) in took for m in marks]
