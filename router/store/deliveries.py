@@ -189,7 +189,9 @@ SELECT delivery_id, attempts
 async def mark(con: asyncpg.Connection | asyncpg.Pool, marks: Sequence[Mark]) -> list[bool]:
     """Record the outcomes of attempts, in one statement; per mark whether
     it took (``False``: the attempt no longer holds the row, its lease ran
-    out and another attempt claimed it)."""
+    out and another attempt claimed it). A mark with its claim's address
+    (``Mark.at``) finds the row there while it is still the claimed
+    version, else by its primary key."""
     if not marks:
         return []
     rows = await con.fetch(
