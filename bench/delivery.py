@@ -29,7 +29,8 @@ Three parts, each on a scratch database of its own (dropped at the end):
   server's CPU per event (the dispatcher's own cost, apart from routing: the
   figure that depends least on what else the machine runs) and its
   PostgreSQL backends'; with ``pg_stat_statements`` on the server, the
-  claims' and marks' statements, rows, ms and buffers per event.
+  claims' and marks' statements, rows, ms, buffers (read, dirtied) and
+  WAL bytes per event, and the share of the outbox's updates that were HOT.
   ``--before REV``: that revision's drain too, after this tree's.
 - ``steps``: ``--steps`` open contacts with a due overflow step, written by
   the store's own insert (``records.insert_many``, batches of 1,000, as

@@ -506,7 +506,8 @@ _OUTBOX_STATEMENTS = """
 SELECT CASE WHEN query LIKE '%SET attempts = d.attempts +%' THEN 'claim'
             ELSE 'mark' END AS kind,
        sum(calls)::bigint AS calls, sum(rows)::bigint AS rows,
-       sum(total_exec_time) AS ms, sum(shared_blks_hit + shared_blks_read)::bigint AS buffers
+       sum(total_exec_time) AS ms, sum(shared_blks_hit + shared_blks_read)::bigint AS buffers,
+       sum(shared_blks_dirtied)::bigint AS dirtied, sum(wal_bytes)::bigint AS wal
   FROM pg_stat_statements
  WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database()) AND toplevel
    AND (query LIKE '%SET attempts = d.attempts +%' OR query LIKE '%deliveries_mark(%'
@@ -514,11 +515,18 @@ SELECT CASE WHEN query LIKE '%SET attempts = d.attempts +%' THEN 'claim'
  GROUP BY 1 ORDER BY 1
 """
 
+#: The outbox table's updates and how many of them were HOT (no index entry).
+_OUTBOX_UPDATES = """
+SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'deliveries'
+"""
+
 
 async def outbox_statements(con: asyncpg.Connection) -> str:
     """The claims' and marks' figures per delivered event over the side's
     database's life (round and drain), from pg_stat_statements when the
-    server loads it; empty otherwise."""
+    server loads it; empty otherwise: calls (rows each), ms each, and per
+    event the buffers read (hit or not), dirtied and the WAL bytes; then the
+    outbox's updates per event and the share of them that were HOT."""
     try:
         await con.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
         rows = await con.fetch(_OUTBOX_STATEMENTS)
@@ -531,10 +539,18 @@ async def outbox_statements(con: asyncpg.Connection) -> str:
         return ""
     parts = [
         f"{r['kind']}s {r['calls']} ({r['rows'] / max(1, r['calls']):.1f} rows,"
-        f" {r['ms'] / max(1, r['calls']):.2f} ms each,"
-        f" {r['buffers'] / delivered:.1f} buffers an event)"
+        f" {r['ms'] / max(1, r['calls']):.2f} ms each;"
+        f" {r['buffers'] / delivered:.1f} buffers, {r['dirtied'] / delivered:.2f} dirtied,"
+        f" {r['wal'] / delivered:.0f} WAL bytes an event)"
         for r in rows
     ]
+    await asyncio.sleep(1.5)  # the backends' table statistics reach the server within a second
+    updates = await con.fetchrow(_OUTBOX_UPDATES)
+    if updates is not None and updates["n_tup_upd"]:
+        parts.append(
+            f"outbox updates {updates['n_tup_upd'] / delivered:.2f} an event,"
+            f" {100 * updates['n_tup_hot_upd'] / updates['n_tup_upd']:.0f} % HOT"
+        )
     return f"; {delivered} events delivered: " + ", ".join(parts)
 
 

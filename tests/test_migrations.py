@@ -53,6 +53,7 @@ def test_every_function_file_defines_the_function_it_is_named_for() -> None:
     assert [name for name, _ in files] == [
         "agents_capacity_guard",
         "customer_sketch",
+        "deliveries_lease_kept",
         "deliveries_mark",
         "deliveries_notify",
         "ensure_partitions",

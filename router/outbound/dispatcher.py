@@ -17,7 +17,8 @@ claims due outbox rows, sends them, and records the outcome.
   its destination's slot once it has the answer: the mark holds none (what
   follows the mark, the lag metric and the retry's log line, is a callback
   of its future).
-* **Leases**: a claim moves the rows' due time past the time the batch can
+* **Leases**: a claim leases the rows (``leased_until``, in no index: a HOT
+  update, ``router/store/deliveries.py``) for the time the batch can
   take (its waves of ``concurrency`` attempts, each within the timeout) plus
   a margin; the claims of an instance killed mid-attempt are claimed again
   once their lease runs out, and sent with the same ``webhook-id`` (at
@@ -384,7 +385,7 @@ class Dispatcher:
         the mark is ``_marked``, a callback of its future."""
         if error is None:
             lane.delivered.inc()
-            mark = Mark(row.delivery_id, row.attempts)
+            mark = Mark(row.delivery_id, row.attempts, at=row.at)
         else:
             lane.errors.inc()
             s = self._settings
@@ -392,7 +393,7 @@ class Dispatcher:
             horizon = row.horizon_from + timedelta(seconds=s.retry_horizon)
             in_time = datetime.now(UTC) + timedelta(seconds=delay) <= horizon
             retry_in = delay if in_time and not dead else None
-            mark = Mark(row.delivery_id, row.attempts, error, retry_in)
+            mark = Mark(row.delivery_id, row.attempts, error, retry_in, row.at)
         self._marks.put(mark).add_done_callback(partial(self._marked, lane, row, mark))
 
     def _marked(self, lane: _Lane, row: Claimed, mark: Mark, done: asyncio.Future[bool]) -> None:

@@ -5,9 +5,15 @@ instance, retried, and listed and redelivered through the API.
 ``enqueue(con, events)`` is the one call that puts events in the outbox from
 inside another operation's transaction (``records.insert_many`` writes the
 ``contact.routed`` events in its own statement). A row is claimed with
-``FOR UPDATE SKIP LOCKED`` and leased: its ``next_attempt_at`` moves past the
+``FOR UPDATE SKIP LOCKED`` and leased: its ``leased_until`` moves past the
 attempt's timeout, so a row claimed by an instance that died is claimed
-again once the lease runs out, with the same ``delivery_id``.
+again once the lease runs out, with the same ``delivery_id``. The lease has
+a column of its own, in no index, so that a claim is a HOT update (no index
+entry written; migration 0033): ``next_attempt_at`` (a key of the due index)
+stays the time the row came due, and a claim steps over the leased rows
+among the due ones (at most ``PREFETCH`` times ``concurrency`` per
+destination and instance, ``router/outbound/dispatcher.py``). The outcomes
+and the releases clear the lease.
 
 The dispatchers' own statements (``claim``, ``mark``) commit without waiting
 for the WAL flush (``synchronous_commit = off`` for their transaction only):
@@ -64,6 +70,9 @@ class Claimed:
     created_at: datetime
     #: the retry horizon counts from here (created, or retried by hand)
     horizon_from: datetime
+    #: where the claimed version of the row is (its ``ctid``): the mark finds
+    #: it there, unless the row moved since (then by its primary key)
+    at: tuple[int, int] | None = None
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -83,6 +92,8 @@ class Mark:
     attempts: int
     error: str | None = None
     retry_in: float | None = None
+    #: the claimed version's ``ctid`` (``Claimed.at``), when known
+    at: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,16 +156,17 @@ _CLAIM = f"""
 WITH {_RELAXED}
 UPDATE deliveries d
    SET attempts = d.attempts + 1,
-       next_attempt_at = now() + make_interval(secs => $3)
+       leased_until = now() + make_interval(secs => $3)
   FROM relaxed
  WHERE d.delivery_id IN (
         SELECT delivery_id FROM deliveries
          WHERE status = 'pending' AND destination = $1 AND next_attempt_at <= now()
+           AND (leased_until IS NULL OR leased_until <= now())
          ORDER BY next_attempt_at
          LIMIT $2
            FOR UPDATE SKIP LOCKED)
 RETURNING d.delivery_id, d.destination, d.event_type, d.payload::text, d.attempts, d.created_at,
-          coalesce(d.retried_at, d.created_at) AS horizon_from
+          coalesce(d.retried_at, d.created_at) AS horizon_from, d.ctid
 """
 
 
@@ -165,18 +177,21 @@ async def claim(con: asyncpg.Pool, destination: str, *, limit: int, lease: float
 
 
 #: The marks go through a SQL function for its plan (sql/functions/deliveries_mark.sql):
-#: every row found by its primary key, however big the backlog and whatever the
-#: statistics said when the connection planned it.
+#: every row found by the address its claim returned, or by its primary key,
+#: however big the backlog and whatever the statistics said when the
+#: connection planned it.
 _MARK = """
 SELECT delivery_id, attempts
-  FROM deliveries_mark($1::uuid[], $2::int[], $3::text[], $4::float8[])
+  FROM deliveries_mark($1::uuid[], $2::int[], $3::text[], $4::float8[], $5::tid[])
 """
 
 
 async def mark(con: asyncpg.Connection | asyncpg.Pool, marks: Sequence[Mark]) -> list[bool]:
     """Record the outcomes of attempts, in one statement; per mark whether
     it took (``False``: the attempt no longer holds the row, its lease ran
-    out and another attempt claimed it)."""
+    out and another attempt claimed it). A mark with its claim's address
+    (``Mark.at``) finds the row there while it is still the claimed
+    version, else by its primary key."""
     if not marks:
         return []
     rows = await con.fetch(
@@ -185,6 +200,7 @@ async def mark(con: asyncpg.Connection | asyncpg.Pool, marks: Sequence[Mark]) ->
         [m.attempts for m in marks],
         [m.error for m in marks],
         [m.retry_in for m in marks],
+        [m.at for m in marks],
     )
     took = {(r["delivery_id"], r["attempts"]) for r in rows}
     return [(m.delivery_id, m.attempts) in took for m in marks]
@@ -196,7 +212,7 @@ async def mark(con: asyncpg.Connection | asyncpg.Pool, marks: Sequence[Mark]) ->
 _RELEASE = f"""
 WITH {_RELAXED}
 UPDATE deliveries d
-   SET attempts = d.attempts - 1, next_attempt_at = $3
+   SET attempts = d.attempts - 1, next_attempt_at = $3, leased_until = NULL
   FROM unnest($1::uuid[], $2::int[]) AS r(delivery_id, attempts), relaxed
  WHERE d.delivery_id = r.delivery_id AND d.attempts = r.attempts
    AND d.status NOT IN ('delivered', 'failed')
@@ -219,7 +235,7 @@ async def retry(con: asyncpg.Pool, delivery_id: uuid.UUID) -> Delivery | None:
         row = await c.fetchrow(
             f"""UPDATE deliveries
                    SET status = 'pending', next_attempt_at = now(), retried_at = now(),
-                       delivered_at = NULL
+                       delivered_at = NULL, leased_until = NULL
                  WHERE delivery_id = $1
              RETURNING {_LISTED}""",
             delivery_id,
@@ -229,7 +245,12 @@ async def retry(con: asyncpg.Pool, delivery_id: uuid.UUID) -> Delivery | None:
     return None if row is None else Delivery(*row)
 
 
-_LISTED = ", ".join(Delivery.__dataclass_fields__)
+#: The columns of a ``Delivery``; a pending row's next attempt is once its
+#: lease (if any) has run out as well.
+_LISTED = ", ".join(
+    "greatest(next_attempt_at, leased_until) AS next_attempt_at" if f == "next_attempt_at" else f
+    for f in Delivery.__dataclass_fields__
+)
 
 
 async def page(
