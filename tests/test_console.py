@@ -6,7 +6,9 @@ database."""
 
 from __future__ import annotations
 
+import html as html_lib
 import re
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -410,6 +412,23 @@ async def test_contacts_lists_filters_and_explains(console: Api) -> None:
     assert "The customer's timeline" in html
     status, _ = await page(console, f"/console/contacts/{uuid.uuid4()}")
     assert status == 404
+
+
+async def test_contacts_pages_on_to_older_contacts(console: Api) -> None:
+    older = await routed(console, "chat")
+    newer = await routed(console, "chat")
+    status, html = await page(console, "/console/contacts", channel="chat", limit="1")
+    assert status == 200, html
+    shown = set(re.findall(r'href="/console/contacts/([0-9a-f-]{36})"', html))
+    assert shown == {newer["contact_id"]}, shown
+    link = re.search(r'<a href="(/console/contacts\?[^"]*)">Older contacts</a>', html)
+    assert link, html
+    query = dict(urllib.parse.parse_qsl(html_lib.unescape(link.group(1)).split("?", 1)[1]))
+    assert query["channel"] == "chat" and query["limit"] == "1" and query["cursor"]
+    status, html = await page(console, "/console/contacts", **query)
+    assert status == 200, html
+    shown = set(re.findall(r'href="/console/contacts/([0-9a-f-]{36})"', html))
+    assert shown == {older["contact_id"]}, shown
 
 
 async def test_summary_draws_svg_charts_with_titles_and_tables(console: Api) -> None:

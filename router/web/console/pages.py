@@ -152,8 +152,10 @@ async def contacts(request: web.Request) -> web.Response:
         error = "; ".join(f"{f.field}: {f.reason}" for f in exc.fields) or exc.message
     more = None
     if body["next_cursor"]:
-        more = MultiDict(query)
-        more["cursor"] = body["next_cursor"]
+        # the link's query as pairs: the template's urlencode takes a dict or
+        # pairs, and a MultiDict is neither (it would iterate its keys)
+        more = [(k, v) for k, v in query.items() if k != "cursor"]
+        more.append(("cursor", body["next_cursor"]))
     return render(
         request,
         "contacts.html",
