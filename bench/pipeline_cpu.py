@@ -4,6 +4,7 @@ without HTTP and without the database.
     python bench/pipeline_cpu.py                      # this tree
     python bench/pipeline_cpu.py --before main        # and main, side by side
     python bench/pipeline_cpu.py --before main --turns 9 --rounds 3
+    python bench/pipeline_cpu.py --before main --instructions --contacts 200
 
 Each stage runs over ``--contacts`` chat deliveries (as bench/load.py sends
 them: one contact, an email identifier, half of them from returning
@@ -22,6 +23,18 @@ figure printed the median of ``--turns`` such processes. The stages:
 - ``reply``: the ``Routed`` answer and the adapter's reply body
 - ``deliver``: the whole ``Pipeline.deliver`` with the batchers' seams given
   the same store code over recorded rows (logging to a null stream, metrics on)
+- ``request``: the whole HTTP request: the app of ``router.web`` (its
+  middlewares, routes and webhook handler) served on a loopback socket as
+  ``serve`` serves it (uvloop, the log lines of a loop turn written together,
+  the collector settled), the same pipeline behind it with its batchers
+  started, and a client in the same process keeping 64 keep-alive
+  connections busy (as wrk in bench/load.py; its own work is counted too)
+
+``--instructions`` counts instead of timing: each side's stages run in one
+process under valgrind's callgrind, which counts the instructions of each
+stage's one pass over the contacts (after a warm-up pass); instruction
+counts do not move with the load of a shared machine, and two runs of the
+same code agree within a few hundredths of a per cent.
 
 With ``--before REV`` the same script runs once more over the code of ``REV``
 (``git archive`` of router/ and adapters/, as bench/load.py's ``--before``),
