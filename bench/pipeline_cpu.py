@@ -34,7 +34,7 @@ figure printed the median of ``--turns`` such processes. The stages:
 process under valgrind's callgrind, which counts the instructions of each
 stage's one pass over the contacts (after a warm-up pass); instruction
 counts do not move with the load of a shared machine, and two runs of the
-same code agree within a few hundredths of a per cent.
+same code agree within a few tenths of a per cent.
 
 With ``--before REV`` the same script runs once more over the code of ``REV``
 (``git archive`` of router/ and adapters/, as bench/load.py's ``--before``),
@@ -530,7 +530,7 @@ def counted(source: Path, args: argparse.Namespace, workdir: Path) -> dict[str, 
     process under callgrind, counting only inside ``sys.call_tracing`` (the
     call the child makes each stage's counted run in) and writing a profile
     after each such call. Hash randomization is off, so that two runs of the
-    same code count within a few hundredths of a per cent."""
+    same code count within a few tenths of a per cent."""
     out = workdir / f"callgrind-{source.name}.out"
     subprocess.run(
         [
