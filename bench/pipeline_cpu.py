@@ -4,6 +4,7 @@ without HTTP and without the database.
     python bench/pipeline_cpu.py                      # this tree
     python bench/pipeline_cpu.py --before main        # and main, side by side
     python bench/pipeline_cpu.py --before main --turns 9 --rounds 3
+    python bench/pipeline_cpu.py --before main --instructions --contacts 200
 
 Each stage runs over ``--contacts`` chat deliveries (as bench/load.py sends
 them: one contact, an email identifier, half of them from returning
@@ -22,6 +23,18 @@ figure printed the median of ``--turns`` such processes. The stages:
 - ``reply``: the ``Routed`` answer and the adapter's reply body
 - ``deliver``: the whole ``Pipeline.deliver`` with the batchers' seams given
   the same store code over recorded rows (logging to a null stream, metrics on)
+- ``request``: the whole HTTP request: the app of ``router.web`` (its
+  middlewares, routes and webhook handler) served on a loopback socket as
+  ``serve`` serves it (uvloop, the log lines of a loop turn written together,
+  the collector settled), the same pipeline behind it with its batchers
+  started, and a client in the same process keeping 64 keep-alive
+  connections busy (as wrk in bench/load.py; its own work is counted too)
+
+``--instructions`` counts instead of timing: each side's stages run in one
+process under valgrind's callgrind, which counts the instructions of each
+stage's one pass over the contacts (after a warm-up pass); instruction
+counts do not move with the load of a shared machine, and two runs of the
+same code agree within a few tenths of a per cent.
 
 With ``--before REV`` the same script runs once more over the code of ``REV``
 (``git archive`` of router/ and adapters/, as bench/load.py's ``--before``),
@@ -32,6 +45,7 @@ of a shared machine weighs on both alike), and both are printed side by side.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import statistics
@@ -50,7 +64,19 @@ from sources import source_of
 ROOT = Path(__file__).resolve().parent.parent
 SECRET = "bench-secret-0123456789abcdef0123456789abcdef"
 WORDS = ["refund for my order", "where is my parcel", "billing question", "product advice"]
-STAGES = ("parse", "normalize", "resolve_in", "context", "decide", "record", "reply", "deliver")
+STAGES = (
+    "parse",
+    "normalize",
+    "resolve_in",
+    "context",
+    "decide",
+    "record",
+    "reply",
+    "deliver",
+    "request",
+)
+#: connections the ``request`` stage's client keeps busy (wrk's in bench/load.py)
+CONNECTIONS = 64
 
 
 def _context_json(n: int, at: datetime) -> str | None:
@@ -107,8 +133,102 @@ def _measure(rounds: int, count: int, run: Callable[[], Any]) -> float:
     return statistics.median(figures)
 
 
-def child(count: int, rounds: int) -> dict[str, float]:
-    """Run every stage on the code importable here; CPU µs per contact by stage."""
+def _http_requests(count: int, port: int) -> list[bytes]:
+    """The deliveries of the ``request`` stage as a client writes them (the
+    headers ``bench/load.lua`` has wrk send), signed now."""
+    from adapters.generic import sign
+
+    now = int(time.time())
+    out = []
+    for n in range(count):
+        body = _body(n)
+        head = (
+            "POST /v1/webhooks/chat HTTP/1.1\r\n"
+            f"Host: 127.0.0.1:{port}\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            "Content-Type: application/json\r\n"
+            f"X-Omniroute-Signature: {sign(body, SECRET, now)}\r\n\r\n"
+        )
+        out.append(head.encode() + body)
+    return out
+
+
+def _body(n: int) -> bytes:
+    """The JSON body of delivery ``n`` (one chat contact, as bench/load.py's)."""
+    import orjson
+
+    return orjson.dumps(
+        {
+            "id": f"bench-{n}",
+            "customer": {"email": f"C{n}.Bench@Example.com"},
+            "text": WORDS[n % len(WORDS)],
+            "language": "en",
+        }
+    )
+
+
+class _Pass:
+    """One pass of the ``request`` stage's client: the requests left to
+    write, the answers still due, those that were not 200."""
+
+    def __init__(self, wire: list[bytes], done: asyncio.Future[None]) -> None:
+        self.queue = list(reversed(wire))
+        self.due = len(wire)
+        self.failed = 0
+        self.done = done
+
+
+class _Client(asyncio.Protocol):
+    """One keep-alive connection of the ``request`` stage's client (as one
+    of wrk's): it writes a request, reads the whole answer, then writes the
+    next one."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.buffer = b""
+        self.run: _Pass | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def start(self, run: _Pass) -> None:
+        self.run = run
+        self.next()
+
+    def next(self) -> None:
+        assert self.run is not None and self.transport is not None
+        if self.run.queue:
+            self.transport.write(self.run.queue.pop())
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.run is not None and not self.run.done.done():
+            self.run.done.set_exception(RuntimeError(f"the service closed a connection: {exc}"))
+
+    def data_received(self, data: bytes) -> None:
+        assert self.run is not None
+        self.buffer += data
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            return
+        head = self.buffer[:end].lower()
+        at = head.find(b"content-length:") + 15
+        length = int(head[at : head.find(b"\r\n", at)])
+        if len(self.buffer) < end + 4 + length:
+            return
+        if not head.startswith(b"http/1.1 200"):
+            self.run.failed += 1
+        self.buffer = self.buffer[end + 4 + length :]
+        self.run.due -= 1
+        if self.run.due == 0:
+            self.run.done.set_result(None)
+        else:
+            self.next()
+
+
+def child(count: int, rounds: int, instructions: bool = False) -> dict[str, float]:
+    """Run every stage on the code importable here; CPU µs per contact by
+    stage (with ``instructions``: each stage once more, inside
+    ``sys.call_tracing``, for an instruction counter to count that call)."""
     import orjson
     import structlog
 
@@ -137,14 +257,7 @@ def child(count: int, rounds: int) -> dict[str, float]:
     now = int(time.time())
     requests = []
     for n in range(count):
-        body = orjson.dumps(
-            {
-                "id": f"bench-{n}",
-                "customer": {"email": f"C{n}.Bench@Example.com"},
-                "text": WORDS[n % len(WORDS)],
-                "language": "en",
-            }
-        )
+        body = _body(n)
         requests.append(
             WebhookRequest(
                 method="POST",
@@ -304,12 +417,149 @@ def child(count: int, rounds: int) -> dict[str, float]:
         for r in requests:
             run_sync(pipeline.deliver(adapter, r))
 
+    # -- the whole request: the service's app (its middlewares, routes and
+    # webhook handler) served on a loopback socket as ``serve`` serves it
+    # (uvloop, the log lines written once per loop turn), its runtime the same
+    # pipeline over recorded rows; a client in this process keeps
+    # CONNECTIONS connections busy (its own work, alike on both sides, is
+    # counted too: a few per cent of the whole)
+    import types
+
+    from aiohttp import web
+
+    from router.settings import Settings
+    from router.web import create_app
+    from router.web.server import CONNECTIONS as WATCHED
+    from router.web.state import RUNTIME
+
+    try:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    settings = Settings.model_validate(
+        {
+            # the client's connections stay open from one stage's pass to the
+            # next, which the instruction counter makes minutes apart
+            "http": {
+                "host": "127.0.0.1",
+                "port": 0,
+                "header_timeout": 3600,
+                "keepalive_timeout": 3600,
+            },
+            "adapters": [{"name": "chat", "kind": "chat", "secrets": [SECRET]}],
+            "log": {"level": "info", "format": "json"},
+        }
+    )
+    served = Pipeline(  # the same, its batchers started on the loop as the service's
+        ruleset=lambda: ruleset,
+        metrics=Metrics(),
+        resolver=Batcher("resolve", resolve_flush),
+        writer=Batcher("record", write_flush),
+        claim=claim,
+        normalizer=normalizer,
+        lifetime=lambda adapter, channel: 3600.0,
+    )
+    app = create_app(settings)
+    app.cleanup_ctx.clear()  # the runtime's: a stand-in with the pipeline above
+    app[RUNTIME] = types.SimpleNamespace(  # type: ignore[misc]
+        settings=settings,
+        adapters={"chat": adapter},
+        unknown_adapter=adapter,
+        pipeline=served,
+        rules=types.SimpleNamespace(active=types.SimpleNamespace(version=ruleset.version)),
+        feed=types.SimpleNamespace(close=lambda: None),
+    )
+    runner = web.AppRunner(app, access_log=None)
+    clients = [_Client() for _ in range(CONNECTIONS)]
+
+    async def serve() -> int:
+        await runner.setup()
+        assert runner.server is not None
+        server = await loop.create_server(app[WATCHED].factory(runner.server), "127.0.0.1", 0)
+        served.resolver.start()
+        served.writer.start()
+        port: int = server.sockets[0].getsockname()[1]
+        for client in clients:
+            await loop.create_connection(lambda: client, "127.0.0.1", port)  # noqa: B023
+        return port
+
+    port = loop.run_until_complete(serve())
+    wire = _http_requests(count, port)
+
+    async def drive() -> None:
+        run = _Pass(wire, loop.create_future())
+        for client in clients:
+            client.start(run)
+        await run.done
+        if run.failed:
+            raise RuntimeError(f"{run.failed} answers were not 200")
+
+    def request() -> None:
+        if holding is None:
+            loop.run_until_complete(drive())
+            return
+        with holding(loop):  # the lines of a loop turn written together, as ``serve``
+            loop.run_until_complete(drive())
+
+    from router import heap, logs
+
+    holding = getattr(logs, "per_iteration", None)
+
+    runs = (parse, normalize, resolve_in, context, decide, record, reply, deliver, request)
     figures = {}
-    for name, fn in zip(
-        STAGES, (parse, normalize, resolve_in, context, decide, record, reply, deliver), strict=True
-    ):
-        figures[name] = _measure(rounds, count, fn)
+    for name, fn in zip(STAGES, runs, strict=True):
+        if name == "request":
+            heap.settle()  # as ``serve`` does once it listens
+        if instructions:
+            fn()  # warm up, and the state of the stages after this one
+            if name == "request":  # signed anew: the counter slows the process a lot
+                wire[:] = _http_requests(count, port)
+            sys.call_tracing(fn, ())
+            figures[name] = 0.0
+        else:
+            figures[name] = _measure(rounds, count, fn)
     structlog.reset_defaults()
+    return figures
+
+
+def counted(source: Path, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
+    """Instructions per contact of each stage of the code in ``source``: one
+    process under callgrind, counting only inside ``sys.call_tracing`` (the
+    call the child makes each stage's counted run in) and writing a profile
+    after each such call. Hash randomization is off, so that two runs of the
+    same code count within a few tenths of a per cent."""
+    out = workdir / f"callgrind-{source.name}.out"
+    subprocess.run(
+        [
+            "valgrind",
+            "--tool=callgrind",
+            "--collect-atstart=no",
+            "--toggle-collect=sys_call_tracing",
+            "--dump-after=sys_call_tracing",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            __file__,
+            "--child",
+            str(source),
+            "--contacts",
+            str(args.contacts),
+            "--instructions",
+        ],
+        env={**os.environ, "PYTHONHASHSEED": "0"},
+        capture_output=True,
+        check=True,
+    )
+    figures = {}
+    for n, stage in enumerate(STAGES, start=1):
+        dump = Path(f"{out}.{n}").read_text()
+        total = next(line for line in dump.splitlines() if line.startswith("totals:"))
+        figures[stage] = int(total.split()[1]) / args.contacts
+    if args.keep:
+        for n, stage in enumerate(STAGES, start=1):
+            Path(f"{out}.{n}").replace(args.keep / f"callgrind-{source.name}-{stage}.out")
     return figures
 
 
@@ -346,37 +596,58 @@ def main() -> None:
         "then weighs on both alike); the figure is the median of the turns'",
     )
     p.add_argument("--before", metavar="REV", help="also the code at this git revision")
+    p.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count instructions per contact (valgrind's callgrind, one process per"
+        " side) instead of timing: immune to a shared machine's load",
+    )
+    p.add_argument(
+        "--keep",
+        type=Path,
+        metavar="DIR",
+        help="with --instructions: keep each stage's callgrind profile in DIR"
+        " (callgrind_annotate reads them)",
+    )
     p.add_argument("--child", metavar="DIR", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
         sys.path.insert(0, args.child)
-        print(json.dumps(child(args.contacts, args.rounds)))
+        print(json.dumps(child(args.contacts, args.rounds, args.instructions)))
         return
     sides = [("this tree", ROOT)]
     with tempfile.TemporaryDirectory() as tmp:
         if args.before:
             sides.insert(0, (args.before, source_of(args.before, Path(tmp))))
-        turns: dict[str, list[dict[str, float]]] = {name: [] for name, _ in sides}
-        for turn in range(args.turns):
-            for name, src in sides if turn % 2 == 0 else sides[::-1]:
-                turns[name].append(side(src, args))
-    results = [
-        (name, {s: statistics.median(t[s] for t in turns[name]) for s in STAGES})
-        for name, _ in sides
-    ]
-    head = f"{'CPU us/contact':<14}" + "".join(f"{name:>14}" for name, _ in results)
+        if args.instructions:
+            results = [(name, counted(src, args, Path(tmp))) for name, src in sides]
+        else:
+            turns: dict[str, list[dict[str, float]]] = {name: [] for name, _ in sides}
+            for turn in range(args.turns):
+                for name, src in sides if turn % 2 == 0 else sides[::-1]:
+                    turns[name].append(side(src, args))
+            results = [
+                (name, {s: statistics.median(t[s] for t in turns[name]) for s in STAGES})
+                for name, _ in sides
+            ]
+    unit = "instr/contact" if args.instructions else "CPU us/contact"
+    head = f"{unit:<14}" + "".join(f"{name:>14}" for name, _ in results)
     if len(results) == 2:
         head += f"{'new/old':>10}"
     print(head)
     for stage in STAGES:
-        line = f"{stage:<14}" + "".join(f"{r[stage]:>14.1f}" for _, r in results)
+        form = ">14,.0f" if args.instructions else ">14.1f"
+        line = f"{stage:<14}" + "".join(f"{r[stage]:{form}}" for _, r in results)
         if len(results) == 2:
             line += f"{results[1][1][stage] / results[0][1][stage]:>10.2f}"
         print(line)
-    print(
-        f"({args.contacts} contacts; median of {args.turns} processes per side taking turns,"
-        f" each the median of {args.rounds} rounds; time.process_time)"
-    )
+    if args.instructions:
+        print(f"({args.contacts} contacts; instructions counted by callgrind, one pass a stage)")
+    else:
+        print(
+            f"({args.contacts} contacts; median of {args.turns} processes per side taking"
+            f" turns, each the median of {args.rounds} rounds; time.process_time)"
+        )
 
 
 if __name__ == "__main__":

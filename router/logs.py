@@ -1,10 +1,12 @@
 """structlog, configured once: JSON lines in production, pretty on a terminal.
 
 One line is written for every routed contact, so the JSON path is kept
-short: the timestamp is formatted from a per-second prefix, the line is
-rendered by orjson, and written whole (with its newline) in one write. In a
-serving process the lines of one event-loop iteration are written together,
-in one write at the end of it (:func:`per_iteration`)."""
+short: a plain event (no context bound, no stack or exception asked for)
+goes from the logging call to its line in one step (:func:`_json_logger`),
+the timestamp is formatted from a per-second prefix, the line is rendered by
+orjson, and written whole (with its newline) in one write. In a serving
+process the lines of one event-loop iteration are written together, in one
+write at the end of it (:func:`per_iteration`)."""
 
 from __future__ import annotations
 
@@ -109,12 +111,24 @@ class _Stamp:
         self._prefix = ""
 
     def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> EventDict:
+        event_dict["timestamp"] = self.now()
+        return event_dict
+
+    def now(self) -> str:
         second, us = divmod(time.time_ns() // 1000, 1_000_000)
         if second != self._second:
             self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
             self._second = second
-        event_dict["timestamp"] = f"{self._prefix}.{us:06d}Z" if us else f"{self._prefix}Z"
-        return event_dict
+        return "%s.%06dZ" % (self._prefix, us) if us else self._prefix + "Z"  # noqa: UP031
+
+
+def _fallback(value: Any) -> Any:
+    """What a line holds for a value JSON has no type for: its
+    ``__structlog__()``, else its ``repr`` (as structlog's JSON renderer)."""
+    try:
+        return value.__structlog__()
+    except AttributeError:
+        return repr(value)
 
 
 def _dumps(value: Any, **options: Any) -> str:
@@ -139,7 +153,7 @@ class _Json:
     def __init__(self) -> None:
         self._stamp = _Stamp()
         self._stack = structlog.processors.StackInfoRenderer(additional_ignores=[__name__])
-        self._render = structlog.processors.JSONRenderer(serializer=_dumps)
+        self._render = structlog.processors.JSONRenderer(serializer=_dumps, default=_fallback)
 
     def __call__(self, logger: WrappedLogger, name: str, event_dict: EventDict) -> str:
         event_dict["level"] = _LEVELS.get(name, name)
@@ -149,6 +163,67 @@ class _Json:
         if "exc_info" in event_dict:
             structlog.processors.format_exc_info(logger, name, event_dict)
         return self._render(logger, name, event_dict)  # type: ignore[return-value]
+
+    def plain(self, name: str, event_dict: EventDict) -> str:
+        """The line of an event that asks for no stack and no exception: the
+        same as :meth:`__call__`'s, without the steps it does not need (and
+        tried without orjson's option for keys that are not text first: it
+        costs a third more, and only a key that is not text needs it)."""
+        event_dict["level"] = _LEVELS.get(name, name)
+        event_dict["timestamp"] = self._stamp.now()
+        try:
+            return orjson.dumps(event_dict, default=_fallback).decode()
+        except TypeError:  # a key that is not text, or an integer past 64 bits
+            return _dumps(event_dict, default=_fallback)
+
+
+def _json_logger(level: int, render: _Json) -> type[Any]:
+    """structlog's filtering bound logger at ``level`` (a method of a lower
+    level does nothing), whose methods write a plain event's line in one step:
+    the event dict made from the call's keywords (as structlog makes it: the
+    keywords in their order, then ``event``), rendered by ``render`` and
+    handed to the logger (:class:`_Lines`). structlog's path (a method, the
+    logger's proxy to the processors, the chain, the renderer's serializer)
+    cost as much again as the line itself, and a line is logged for every
+    routed contact. An event with positional arguments, a bound context, a
+    stack or an exception takes structlog's path, so that its line is
+    exactly what the processors make of it; so does every event while the
+    processors are not the configured ones (``capture_logs`` changes them)."""
+    base = structlog.make_filtering_bound_logger(level)
+    methods: dict[str, Any] = {
+        name: _plain(name, getattr(base, name), render)
+        for name in ("debug", "info", "warning", "error", "critical")
+        if getattr(logging, name.upper()) >= level  # else the base's: nothing
+    }
+    for alias, name in (("warn", "warning"), ("msg", "info"), ("fatal", "critical")):
+        if name in methods:
+            methods[alias] = methods[name]
+    return type(f"Json{base.__name__}", (base,), methods)
+
+
+def _plain(name: str, general: Any, render: _Json) -> Any:
+    """The method of level ``name``: a plain event's line in one step, any
+    other event by ``general`` (structlog's method). ``self`` and ``event``
+    are positional only: Python then matches none of the call's keywords
+    against them, which it does name by name for every keyword."""
+
+    configured = [render]
+
+    def method(self: Any, event: str, /, *args: Any, **kw: Any) -> Any:
+        if (
+            args
+            or self._context
+            or "exc_info" in kw
+            or "stack_info" in kw
+            # processors changed in place (structlog.testing.capture_logs)
+            or self._processors != configured
+        ):
+            return general(self, event, *args, **kw)
+        kw["event"] = event
+        return self._logger.msg(render.plain(name, kw))
+
+    method.__name__ = name
+    return method
 
 
 #: ``add_log_level``'s names of the methods that are not a level's name
@@ -162,6 +237,7 @@ def configure(settings: LogSettings) -> None:
     # merging looks through the context's variables on every line (a third of
     # the cost of the line each routed contact logs).
     processors: list[structlog.types.Processor] = []
+    wrapper: type[Any] = structlog.make_filtering_bound_logger(level)
     if pretty:
         processors += [
             structlog.processors.add_log_level,
@@ -171,10 +247,12 @@ def configure(settings: LogSettings) -> None:
             structlog.dev.ConsoleRenderer(),
         ]
     else:
-        processors.append(_Json())
+        render = _Json()
+        processors.append(render)
+        wrapper = _json_logger(level, render)
     structlog.configure(
         processors=processors,
-        wrapper_class=structlog.make_filtering_bound_logger(level),
+        wrapper_class=wrapper,
         logger_factory=_lines,
         cache_logger_on_first_use=True,
     )

@@ -120,3 +120,47 @@ async def test_lines_of_one_loop_iteration_go_out_in_one_write(
     log.info("four")  # outside the block: at once
     assert json.loads(err.writes[-1])["event"] == "four"
     assert all(w.endswith("\n") for w in err.writes)
+
+
+def test_a_plain_event_is_written_as_the_processors_write_it(
+    json_logs: None, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a plain event goes to its line in one step; an event with a bound
+    # context takes structlog's processors: the two lines are the same
+    monkeypatch.setattr(time, "time_ns", lambda: 1_764_556_858_363_419_000)
+    fields: dict[str, object] = {
+        "contact_id": uuid.UUID("01938a6e-8f00-7000-8000-0123456789ab"),
+        "known": True,
+        "priority": 50,
+        "duration_ms": 1.23,
+        "rule": None,
+        "odd": {1: "a key that is not text"},
+        "thing": _Shown(),
+    }
+    log = structlog.get_logger("omniroute.test")
+    for extra in ({}, {"big": 2**70}):  # orjson's line, and the standard library's
+        log.info("contact_routed", **fields, **extra)
+        log.bind(first="bound").info("contact_routed", **fields, **extra)
+        log.warning("slow", **fields, **extra)
+        log.bind().warning("slow", **fields, **extra)
+    lines = capsys.readouterr().err.splitlines()
+    for plain, bound, warned, warned_bound in (lines[:4], lines[4:]):
+        assert bound.replace('"first":"bound",', "").replace('"first": "bound", ', "") == plain
+        assert warned == warned_bound
+    line = json.loads(lines[0])
+    assert line["timestamp"] == "2025-12-01T02:40:58.363419Z"
+    assert (line["odd"], line["thing"]) == ({"1": "a key that is not text"}, "shown")
+    assert json.loads(lines[4])["big"] == 2**70
+
+
+class _Shown:
+    def __structlog__(self) -> str:
+        return "shown"
+
+
+def test_captured_logs_see_every_event(json_logs: None) -> None:
+    log = structlog.get_logger("omniroute.test")
+    log.info("before")  # the logger made (and kept) under the JSON lines
+    with structlog.testing.capture_logs() as captured:
+        log.info("contact_routed", queue="q")
+    assert captured == [{"queue": "q", "event": "contact_routed", "log_level": "info"}]

@@ -6,6 +6,8 @@ PostgreSQL stay where they are."""
 
 from __future__ import annotations
 
+import json
+import re
 import time
 import uuid
 from collections.abc import Sequence
@@ -14,11 +16,13 @@ from typing import Any, ClassVar, Literal
 
 import orjson
 import pytest
+import structlog
 
 import adapters
 from adapters.base import Adapter, AdapterSpec, Parsed
 from adapters.generic import sign
 from router.errors import SignatureError, UnstorableValue
+from router.logs import configure
 from router.metrics import Metrics
 from router.models import (
     Contact,
@@ -32,6 +36,7 @@ from router.pipeline import Pipeline
 from router.recognition import Lookup, Normalizer, Recognized
 from router.recognition.resolution import resolve_many
 from router.rules import Ruleset, load_ruleset_text
+from router.settings import LogSettings
 from router.store import EarlierDelivery, NewRecord, Resolution, ResolveKey
 from router.store.batching import Batcher
 
@@ -321,3 +326,58 @@ async def test_resolution_asks_the_store_once_per_batch_strongest_identifier_fir
     # built from the raw row for this contact: the last contact was 2 h ago on email
     assert first.context.repeat and first.context.channel_switch
     assert second.anonymous and not second.context.known
+
+
+async def test_the_contact_routed_line_names_the_contact_and_its_decision(
+    generic_chat: Adapter,
+    ruleset: Ruleset,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the service's JSON lines, and a logger made under them (the module's
+    # may have been made under another configuration earlier in the session)
+    configure(LogSettings(level="info", format="json"))
+    monkeypatch.setattr("router.pipeline.log", structlog.get_logger("omniroute.route"))
+    try:
+        store = Store(tiers={"eve@example.com": "vip"})
+        route = pipeline(store, ruleset)
+        payload = chat(id="ext-42", customer={"email": "eve@example.com"})
+        [answer] = reply((await route.deliver(generic_chat, signed(payload))).body)
+    finally:
+        structlog.reset_defaults()
+    [line] = [json.loads(x) for x in capsys.readouterr().err.splitlines()]
+    assert list(line) == [
+        "contact_id",
+        "customer_id",
+        "known",
+        "degraded",
+        "adapter",
+        "channel",
+        "external_id",
+        "queue",
+        "priority",
+        "rule",
+        "ruleset",
+        "duration_ms",
+        "event",
+        "level",
+        "timestamp",
+    ]
+    duration = line.pop("duration_ms")
+    assert isinstance(duration, float) and duration >= 0
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", line.pop("timestamp"))
+    assert line == {
+        "contact_id": answer["contact_id"],
+        "customer_id": answer["customer_id"],
+        "known": False,
+        "degraded": False,
+        "adapter": "chat",
+        "channel": "chat",
+        "external_id": "ext-42",
+        "queue": "vip",
+        "priority": 90,
+        "rule": "vip",
+        "ruleset": ruleset.version,
+        "event": "contact_routed",
+        "level": "info",
+    }
