@@ -1,7 +1,7 @@
 """The CPU of one delivery attempt's HTTP request, per client, in-process
 (docs/deliveries.md, "Why not aiohttp's client here").
 
-    python bench/http_client.py                       # every client, 5 rounds
+    python bench/http_client.py                       # aiohttp, its knobs, lean: 5 rounds
     python bench/http_client.py --clients aiohttp,lean --requests 20000
     python bench/http_client.py --clients lean --rounds 1 --requests 2000   # under callgrind
 
@@ -19,6 +19,8 @@ at a time (a lane's slots), and counts its own CPU (user + system,
 - ``aiohttp-knobs``: the same with every knob that saves work: the URL parsed
   once (``yarl.URL(encoded=True)``), no automatic ``Accept``/``Accept-Encoding``,
   no decompression, the answer released instead of read, no context manager;
+- ``httpx``: ``httpx.AsyncClient`` (h11's parser, in Python), when installed
+  (it is not a dependency); no limit on connections, as the others;
 - ``lean``: ``router.outbound.client.Client``, the dispatcher's client.
 
 For instruction counts run one client under callgrind twice, with
@@ -132,9 +134,26 @@ async def lean(url: str) -> tuple[Send, Close]:
     return send, client.close
 
 
+async def httpx_client(url: str) -> tuple[Send, Close]:
+    import httpx  # not a dependency: measured when installed
+
+    client = httpx.AsyncClient(
+        headers={"User-Agent": "omniroute"},
+        timeout=TIMEOUT,
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=None),
+    )
+
+    async def send(r: Outbound) -> int:
+        response = await client.request(r.method, r.url, content=r.body, headers=r.headers)
+        return response.status_code
+
+    return send, client.aclose
+
+
 CLIENTS: dict[str, Callable[[str], Awaitable[tuple[Send, Close]]]] = {
     "aiohttp": aiohttp_as_before,
     "aiohttp-knobs": aiohttp_knobs,
+    "httpx": httpx_client,
     "lean": lean,
 }
 
@@ -169,7 +188,9 @@ async def measure(name: str, url: str, requests: list[Outbound], args: argparse.
 
 async def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--clients", default=",".join(CLIENTS), help="which of " + ", ".join(CLIENTS))
+    p.add_argument(
+        "--clients", default="aiohttp,aiohttp-knobs,lean", help="which of " + ", ".join(CLIENTS)
+    )
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--requests", type=int, default=10_000, help="per client and round")
     p.add_argument("--warmup", type=int, default=500)

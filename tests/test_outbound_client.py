@@ -15,7 +15,7 @@ import asyncpg
 import pytest
 
 from bench.faults import free_port
-from router.outbound.client import Client, ClientError
+from router.outbound.client import Client, ClientError, target
 from tests.support.api import routed
 from tests.support.apps import app_on, eventually
 from tests.support.raw_http import (
@@ -72,6 +72,20 @@ async def test_credentials_in_the_url_are_sent_as_basic_authorization(client: Cl
     assert server.requests[0].header("authorization") == "Basic dXNlcjpwQHNz"  # user:p@ss
     assert server.requests[0].header("host") == f"127.0.0.1:{server.port}"
     assert server.requests[1].header("authorization") == "Bearer t"
+
+
+def test_a_url_gives_its_origin_target_and_host_once() -> None:
+    to = target("https://Bücher.example:8443/a/ä?q=ü#frag")
+    assert to.origin == ("https", "xn--bcher-kva.example", 8443) and to.tls
+    assert to.tail == (
+        " /a/%C3%A4?q=%C3%BC HTTP/1.1\r\nHost: xn--bcher-kva.example:8443\r\n"
+        "User-Agent: omniroute\r\n"
+    )
+    assert target("http://[::1]/").tail.startswith(" / HTTP/1.1\r\nHost: [::1]\r\n")
+    assert target("https://example.com:443").origin == ("https", "example.com", 443)
+    assert "Host: example.com\r\n" in target("https://example.com:443").tail
+    with pytest.raises(ValueError, match="no host"):
+        target("http:///path")
 
 
 async def test_a_header_with_a_line_break_is_refused_before_sending(client: Client) -> None:

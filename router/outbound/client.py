@@ -98,6 +98,8 @@ def target(url: str) -> Target:
     host = parts.hostname
     if not host:
         raise ValueError(f"no host in the URL: {url!r}")
+    if not host.isascii():  # an international name: its ASCII form (IDNA)
+        host = host.encode("idna").decode("ascii")
     default = 443 if scheme == "https" else 80
     port = parts.port or default
     named = f"[{host}]" if ":" in host else host
