@@ -7,6 +7,7 @@ answers too long to read; and the ``last_error`` texts through the app."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -172,7 +173,7 @@ async def test_connection_close_and_close_delimited_answers(client: Client) -> N
         server.requests.append(request)
         if conn.number == 1:  # Connection: close, with a length
             await conn.send(answer(201, "Connection: close", body=b"created"))
-            await asyncio.sleep(1)  # the client must not wait for the close
+            await asyncio.sleep(3)  # the client must not wait for the close
         else:  # no length: the body ends with the connection
             await conn.send(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\npart one, ")
             await asyncio.sleep(0.02)
@@ -181,7 +182,7 @@ async def test_connection_close_and_close_delimited_answers(client: Client) -> N
     async with raw_server(closing) as server:
         started = time.monotonic()
         assert await client.request("POST", server.origin, b"{}", JSON, 5.0) == 201
-        assert time.monotonic() - started < 0.5
+        assert time.monotonic() - started < 2
         assert await client.request("POST", server.origin, b"{}", JSON, 5.0) == 200
         assert await client.request("POST", server.origin, b"{}", JSON, 5.0) == 200
     assert server.connections == 3  # none of them reused
@@ -210,6 +211,18 @@ async def test_a_redirect_is_an_answer_not_followed(client: Client) -> None:
     async with raw_server(redirecting) as server:
         assert await client.request("POST", f"{server.origin}/hooks", b"{}", JSON, 5.0) == 307
     assert [r.line for r in server.requests] == ["POST /hooks HTTP/1.1"]
+
+
+async def test_cookies_set_by_a_receiver_are_not_sent_back(client: Client) -> None:
+    async def setting_cookies(conn: Conn, server: RawServer) -> None:
+        while (request := await conn.request()) is not None:
+            server.requests.append(request)
+            await conn.send(answer(200, "Set-Cookie: session=abc; Path=/"))
+
+    async with raw_server(setting_cookies) as server:
+        for _ in range(2):
+            assert await client.request("POST", server.origin, b"{}", JSON, 5.0) == 200
+    assert [r.header("cookie") for r in server.requests] == [None, None]
 
 
 async def test_no_answer_within_the_timeout(client: Client) -> None:
@@ -283,8 +296,9 @@ async def test_tls_verifies_the_certificate_against_the_system_store(
                 await untrusting.request("POST", f"{server.origin}/x", b"{}", JSON, 5.0)
         finally:
             await untrusting.close()
-        assert str(failed.value) == (
-            f"TLS with localhost:{server.port}: certificate verify failed: self-signed certificate"
+        assert re.fullmatch(  # OpenSSL's words: "self-signed" since 3.0, "self signed" before
+            f"TLS with localhost:{server.port}: certificate verify failed: self.signed certificate",
+            str(failed.value),
         )
         assert server.requests == []
         # the store the default context reads: SSL_CERT_FILE, as OpenSSL does
