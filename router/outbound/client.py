@@ -3,17 +3,18 @@ connections pooled per origin, the answer parsed by ``httptools`` (llhttp,
 the C parser of Node.js), its status the only thing kept.
 
 Why not aiohttp's client here: an attempt through ``ClientSession.request``
-costs 3.4 times the instructions of one through this client (409,000 against
-119,000 per request, 254 against 84 µs of CPU; ``bench/http_client.py``,
-docs/deliveries.md, "Why not aiohttp's client here"), and none of its knobs
-saves more than 3 %: a session request builds a request and a response
-object, their header multidicts, a timer object and the tracing hooks, and
-parses the answer's headers into a multidict nobody reads. httpx (h11, a
-parser in Python) costs nine times aiohttp. The dispatcher needs a status
-per attempt, so this client writes the request's head in one string and lets
-llhttp find the status, the end of the answer and whether the connection may
-be kept, without calling back into Python per header or per body chunk. The
-context provider and the commands keep aiohttp (they are not per event).
+costs 6.8 times the instructions of one through this client (344,000
+against 50,000 per request; 254 against 84 µs of CPU with the system calls;
+``bench/http_client.py``, docs/deliveries.md, "Why not aiohttp's client
+here"), and its knobs save 5 % of it: a session request builds a request
+and a response object, their header multidicts, a timer object and the
+tracing hooks, and parses the answer's headers into a multidict nobody
+reads. httpx (h11, a parser in Python) costs nine times aiohttp. The
+dispatcher needs a status per attempt, so this client writes the request's
+head in one string and lets llhttp find the status, the end of the answer
+and whether the connection may be kept, without calling back into Python
+per header or per body chunk. The context provider and the commands keep
+aiohttp (they are not per event).
 
 What it does, and keeps from the aiohttp client it replaces:
 
