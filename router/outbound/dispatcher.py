@@ -53,13 +53,13 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import TYPE_CHECKING
 
-import aiohttp
 import structlog
 
 from router.errors import StoreUnavailable
 from router.jobs import keep_listening
 from router.metrics import Metrics
 from router.outbound.circuit import Circuit, State
+from router.outbound.client import Client, ClientError
 from router.outbound.outgoing import build, final
 from router.settings import DeliverySettings, DestinationSettings
 from router.store import Store
@@ -115,9 +115,7 @@ class _Lane:
 
     dest: DestinationSettings
     circuit: Circuit
-    #: made once per destination, not per attempt: the attempt's timeout and
-    #: the destination's metrics
-    timeout: aiohttp.ClientTimeout
+    #: made once per destination, not per attempt: the destination's metrics
     delivered: Counter
     errors: Counter
     failed: Counter
@@ -161,13 +159,13 @@ class Dispatcher:
         destinations: list[DestinationSettings],
         settings: DeliverySettings,
         metrics: Metrics,
-        session: aiohttp.ClientSession,
+        client: Client,
     ) -> None:
         self._store = store
         self._destinations = destinations
         self._settings = settings
         self._metrics = metrics
-        self._session = session
+        self._client = client
         self._lanes = {d.name: self._lane(d) for d in destinations}
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
@@ -184,7 +182,6 @@ class Dispatcher:
         return _Lane(
             dest,
             Circuit(s.pause_after, s.pause_base, s.pause_max),
-            aiohttp.ClientTimeout(total=dest.timeout),
             m.delivery_attempts.labels(name, "delivered"),
             m.delivery_attempts.labels(name, "error"),
             m.deliveries_failed.labels(name),
@@ -363,22 +360,18 @@ class Dispatcher:
             log.info("delivery_skipped", destination=dest.name, delivery_id=str(row.delivery_id))
             return None, False
         try:
-            async with self._session.request(
-                request.method,
-                request.url,
-                data=request.body,
-                headers=request.headers,
-                timeout=lane.timeout,
-                allow_redirects=False,
-            ) as response:
-                await response.read()
-                if 200 <= response.status < 300:
-                    return None, False
-                return f"HTTP {response.status}", final(dest, response.status)
+            status = await self._client.request(
+                request.method, request.url, request.body, request.headers, dest.timeout
+            )
         except TimeoutError:
             return f"no answer within {dest.timeout:g} s", False
-        except aiohttp.ClientError as exc:
-            return f"{type(exc).__name__}: {exc}"[:300], False
+        except ClientError as exc:
+            return str(exc)[:300], False
+        except ValueError as exc:  # a URL or header the client cannot send
+            return f"cannot make the request: {exc}"[:300], True
+        if 200 <= status < 300:
+            return None, False
+        return f"HTTP {status}", final(dest, status)
 
     def _record(self, lane: _Lane, row: Claimed, error: str | None, *, dead: bool = False) -> None:
         """Count an attempt and hand its outcome to the marks; what follows
