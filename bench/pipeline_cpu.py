@@ -403,15 +403,19 @@ def child(count: int, rounds: int, instructions: bool = False) -> dict[str, floa
     async def write_flush(new: Sequence[Any]) -> Any:
         return await records.insert_many(con, new)  # type: ignore[arg-type]
 
-    pipeline = Pipeline(
-        ruleset=lambda: ruleset,
-        metrics=Metrics(),
-        resolver=Batcher("resolve", resolve_flush),
-        writer=Batcher("record", write_flush),
-        claim=claim,
-        normalizer=normalizer,
-        lifetime=lambda adapter, channel: 3600.0,
-    )
+    def made() -> Pipeline:
+        """A pipeline over the recorded rows (its own batchers)."""
+        return Pipeline(
+            ruleset=lambda: ruleset,
+            metrics=Metrics(),
+            resolver=Batcher("resolve", resolve_flush),
+            writer=Batcher("record", write_flush),
+            claim=claim,
+            normalizer=normalizer,
+            lifetime=lambda adapter, channel: 3600.0,
+        )
+
+    pipeline = made()
 
     def deliver() -> None:
         for r in requests:
@@ -453,15 +457,7 @@ def child(count: int, rounds: int, instructions: bool = False) -> dict[str, floa
             "log": {"level": "info", "format": "json"},
         }
     )
-    served = Pipeline(  # the same, its batchers started on the loop as the service's
-        ruleset=lambda: ruleset,
-        metrics=Metrics(),
-        resolver=Batcher("resolve", resolve_flush),
-        writer=Batcher("record", write_flush),
-        claim=claim,
-        normalizer=normalizer,
-        lifetime=lambda adapter, channel: 3600.0,
-    )
+    served = made()  # the same, its batchers started on the loop as the service's
     app = create_app(settings)
     app.cleanup_ctx.clear()  # the runtime's: a stand-in with the pipeline above
     app[RUNTIME] = types.SimpleNamespace(  # type: ignore[misc]
