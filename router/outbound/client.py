@@ -97,10 +97,10 @@ def target(url: str) -> Target:
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
-        raise ValueError(f"not an http(s) URL: {url!r}")
+        raise ValueError(f"the URL's scheme is {scheme or 'missing'!r}, not http or https")
     host = parts.hostname
     if not host:
-        raise ValueError(f"no host in the URL: {url!r}")
+        raise ValueError("no host in the URL")
     if not host.isascii():  # an international name: its ASCII form (IDNA)
         host = host.encode("idna").decode("ascii")
     default = 443 if scheme == "https" else 80
@@ -111,7 +111,7 @@ def target(url: str) -> Target:
     path = quote(parts.path or "/", safe="/%:@!$&'()*+,;=-._~")
     if parts.query:
         path += "?" + quote(parts.query, safe="/%:@!$&'()*+,;=-._~?")
-    _check(path, named)
+    _check(path=path, host=named)
     auth = None
     if parts.username is not None:
         user, password = unquote(parts.username), unquote(parts.password or "")
@@ -120,17 +120,22 @@ def target(url: str) -> Target:
     return Target((scheme, host, port), host, port, scheme == "https", tail, auth)
 
 
-def _check(*texts: str) -> None:
-    for text in texts:
+def _check(**parts: str) -> None:
+    """Refuse a part of the request line holding a line break or a space.
+    The texts name the part, never the URL: a URL may carry credentials or
+    a token, and the text is an event's ``last_error``, shown by the API."""
+    for name, text in parts.items():
         if "\r" in text or "\n" in text or "\0" in text or " " in text.strip():
-            raise ValueError(f"a line break or space in a request's target: {text!r}")
+            raise ValueError(f"a line break or space in the URL's {name}")
 
 
 def head(method: str, to: Target, headers: dict[str, str], length: int) -> bytes:
     """The request's head: request line, headers and the blank line."""
     text = "".join(headers.values()) + "".join(headers)
     if "\n" in text or "\r" in text:
-        raise ValueError("a line break in a header")
+        # named, its value not shown (it may be a credential)
+        bad = next(k for k, v in headers.items() if "\n" in k + v or "\r" in k + v)
+        raise ValueError(f"a line break in the header {bad!r}")
     lines = "".join([f"{k}: {v}\r\n" for k, v in headers.items()])
     if to.auth is not None and not any(k.lower() == "authorization" for k in headers):
         lines += f"Authorization: {to.auth}\r\n"
