@@ -521,6 +521,19 @@ def child(count: int, rounds: int, instructions: bool = False) -> dict[str, floa
     return figures
 
 
+def _child(source: Path, args: argparse.Namespace, *extra: str) -> list[str]:
+    """The command of a child process measuring the code in ``source``."""
+    return [
+        sys.executable,
+        __file__,
+        "--child",
+        str(source),
+        "--contacts",
+        str(args.contacts),
+        *extra,
+    ]
+
+
 def counted(source: Path, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
     """Instructions per contact of each stage of the code in ``source``: one
     process under callgrind, counting only inside ``sys.call_tracing`` (the
@@ -536,13 +549,7 @@ def counted(source: Path, args: argparse.Namespace, workdir: Path) -> dict[str, 
             "--toggle-collect=sys_call_tracing",
             "--dump-after=sys_call_tracing",
             f"--callgrind-out-file={out}",
-            sys.executable,
-            __file__,
-            "--child",
-            str(source),
-            "--contacts",
-            str(args.contacts),
-            "--instructions",
+            *_child(source, args, "--instructions"),
         ],
         env={**os.environ, "PYTHONHASHSEED": "0"},
         capture_output=True,
@@ -562,16 +569,7 @@ def counted(source: Path, args: argparse.Namespace, workdir: Path) -> dict[str, 
 def side(source: Path, args: argparse.Namespace) -> dict[str, float]:
     """One process on the code in ``source``: its figures for ``--rounds`` rounds."""
     out = subprocess.run(
-        [
-            sys.executable,
-            __file__,
-            "--child",
-            str(source),
-            "--contacts",
-            str(args.contacts),
-            "--rounds",
-            str(args.rounds),
-        ],
+        _child(source, args, "--rounds", str(args.rounds)),
         capture_output=True,
         check=True,
         text=True,
