@@ -85,3 +85,39 @@ async def test_a_new_partition_takes_the_parents_compression_methods(
         assert {r["attname"]: r["attcompression"] for r in methods if r["relname"] == part} == (
             parent
         )
+
+
+async def gin_options(p: asyncpg.Pool, tables: list[str]) -> dict[str, list[str] | None]:
+    """Each GIN index of the tables, with its storage parameters."""
+    rows = await p.fetch(
+        """SELECT c.relname, c.reloptions FROM pg_index i
+             JOIN pg_class c ON c.oid = i.indexrelid
+             JOIN pg_am a ON a.oid = c.relam
+            WHERE a.amname = 'gin' AND i.indrelid = ANY($1::regclass[])""",
+        tables,
+    )
+    return {r["relname"]: r["reloptions"] for r in rows}
+
+
+async def test_every_partitions_gin_indexes_take_entries_at_once(
+    api: Api, database_url: str
+) -> None:
+    """No GIN pending list on the record: the insert that found it full moved
+    all of it into the index, and that batch's requests waited (0034)."""
+    adapter = unique("part")
+    async with pool(database_url) as p:
+        existing = [
+            r["part"]
+            for r in await p.fetch(
+                """SELECT inhrelid::regclass::text AS part FROM pg_inherits
+                    WHERE inhparent = 'contacts'::regclass"""
+            )
+        ]
+        assert "contacts_default" in existing
+        # one partition with rows moved out of the default one, one created empty
+        await seed(p, [Row(datetime(2195, 7, 9, tzinfo=UTC), adapter, tags=["vip"])])
+        assert await p.fetchval("SELECT ensure_partitions('2195-07-01', 2)") == 2
+        options = await gin_options(p, [*existing, "contacts_2195_07", "contacts_2195_08"])
+    # the tags and the identifiers' values, on every partition
+    assert len(options) == 2 * (len(existing) + 2)
+    assert all(o == ["fastupdate=off"] for o in options.values()), options
