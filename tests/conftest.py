@@ -1,7 +1,8 @@
 """Test fixtures: a real PostgreSQL (the server in ``DATABASE_URL``, or an
-embedded one), a fresh database per test session, the app served over real
-HTTP on a loopback port, ``omniroute serve`` processes and an app whose
-database link can be cut. Plain helpers are in ``tests/support/``."""
+embedded one), a fresh database per test session (and per module that asks)
+with connections to it, the app served over real HTTP on a loopback port,
+``omniroute serve`` processes and an app whose database link can be cut.
+Plain helpers are in ``tests/support/``."""
 
 from __future__ import annotations
 
@@ -63,8 +64,8 @@ async def api(database_url: str) -> AsyncIterator[Api]:
 @pytest.fixture
 async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
     """A connection to the session's database, its schema on the search path,
-    closed after the test. (The assignment and offers tests have a ``db`` of
-    their own: a pool on their module's database.)"""
+    closed after the test. (The assignment, assignment hammer and offers
+    tests have a ``db`` of their own: a pool on their module's database.)"""
     async with connection(database_url) as con:
         yield con
 
