@@ -1,7 +1,8 @@
 """Test fixtures: a real PostgreSQL (the server in ``DATABASE_URL``, or an
-embedded one), a fresh database per test session, the app served over real
-HTTP on a loopback port, ``omniroute serve`` processes and an app whose
-database link can be cut. Plain helpers are in ``tests/support/``."""
+embedded one), a fresh database per test session (and per module that asks)
+with connections to it, the app served over real HTTP on a loopback port,
+``omniroute serve`` processes and an app whose database link can be cut.
+Plain helpers are in ``tests/support/``."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -19,7 +21,7 @@ from router.settings import SCOPES
 from router.web import create_app
 from tests.support.api import Api
 from tests.support.apps import app_on
-from tests.support.databases import new_database
+from tests.support.databases import connection, new_database
 from tests.support.proxy import CuttableProxy
 from tests.support.settings import ROOT, SECRETS, TOKEN, make_settings
 from tests.support.standby import StandbyPair, binaries
@@ -57,6 +59,15 @@ async def api(database_url: str) -> AsyncIterator[Api]:
     app = create_app(make_settings(database_url))
     async with TestClient(TestServer(app)) as client:
         yield Api(client)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the session's database, its schema on the search path,
+    closed after the test. (The assignment, assignment hammer and offers
+    tests have a ``db`` of their own: a pool on their module's database.)"""
+    async with connection(database_url) as con:
+        yield con
 
 
 @pytest.fixture
@@ -105,6 +116,13 @@ async def own_database(server_url: str) -> AsyncIterator[str]:
     work on it (the session's app runs no jobs there)."""
     async with new_database(server_url, "omniroute_own") as url:
         yield url
+
+
+@pytest.fixture
+async def own_db(own_database: str) -> AsyncIterator[asyncpg.Connection]:
+    """A connection to the module's own database, as ``db`` is to the session's."""
+    async with connection(own_database) as con:
+        yield con
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ import orjson
 import pytest
 from structlog.testing import capture_logs
 
-from router.store.db import SCHEMA
 from tests.support.api import Api, routed
 from tests.support.apps import app_on, eventually
 from tests.support.examples import unique
@@ -64,16 +63,6 @@ async def app(own_database: str, rules_dir: Path) -> AsyncIterator[Api]:
         agents={"presence_names": {"on_break": "away", "Ready": "available"}},
     ) as api:
         yield api
-
-
-@pytest.fixture
-async def db(own_database: str) -> AsyncIterator[asyncpg.Connection]:
-    con = await asyncpg.connect(own_database)
-    await con.execute(f"SET search_path = {SCHEMA}, public")
-    try:
-        yield con
-    finally:
-        await con.close()
 
 
 async def put(api: Api, agent_id: str, body: dict[str, Any], status: int = 200) -> Any:
@@ -209,7 +198,7 @@ async def test_scopes(app: Api) -> None:
 
 
 async def test_concurrent_writes_create_once_and_log_every_change(
-    app: Api, db: asyncpg.Connection
+    app: Api, own_db: asyncpg.Connection
 ) -> None:
     agent_id = unique("cc")
     path = f"/v1/agents/{agent_id}"
@@ -220,7 +209,7 @@ async def test_concurrent_writes_create_once_and_log_every_change(
         *(app.json("PUT", f"{path}/presence", {"presence": v}) for v in values)
     )
     changed = [a for a in answers if a["changed"]]
-    logged = await db.fetch(
+    logged = await own_db.fetch(
         """SELECT data FROM lifecycle_log WHERE agent_id = $1 AND kind = 'agent.presence'
             ORDER BY id""",
         agent_id,
@@ -289,9 +278,9 @@ class Listener:
         return out
 
 
-async def test_presence_mapping_and_the_notification(app: Api, db: asyncpg.Connection) -> None:
+async def test_presence_mapping_and_the_notification(app: Api, own_db: asyncpg.Connection) -> None:
     listener = Listener()
-    await db.add_listener("omniroute_assign", listener)
+    await own_db.add_listener("omniroute_assign", listener)
     agent_id = unique("pr")
     mine = f"agent:{agent_id}"
     await put(app, agent_id, {"skills": {"chat": 2}}, status=201)
@@ -341,7 +330,7 @@ async def test_presence_mapping_and_the_notification(app: Api, db: asyncpg.Conne
         app, "PUT", f"/v1/agents/{unique('nobody')}/presence", {"presence": "away"}, 404
     )
     assert unknown[0]["field"] == "id"
-    await db.remove_listener("omniroute_assign", listener)
+    await own_db.remove_listener("omniroute_assign", listener)
 
 
 async def test_a_change_older_than_the_current_presence_is_stale(app: Api) -> None:
@@ -367,18 +356,18 @@ async def test_a_change_older_than_the_current_presence_is_stale(app: Api) -> No
     assert fields[0]["field"] == "at"
 
 
-async def test_capacity_under_the_load_and_removal(app: Api, db: asyncpg.Connection) -> None:
+async def test_capacity_under_the_load_and_removal(app: Api, own_db: asyncpg.Connection) -> None:
     agent_id = unique("ld")
     await put(app, agent_id, {"skills": {"chat": 1}}, status=201)
     contact_id, offer_id = uuid.uuid4(), uuid.uuid4()
     # what assignment writes when it offers a chat (34 units)
-    async with db.transaction():
-        await db.execute(
+    async with own_db.transaction():
+        await own_db.execute(
             """UPDATE agents SET load_units = 68, load_by_channel = '{"chat": 2}'
                 WHERE agent_id = $1""",
             agent_id,
         )
-        await db.execute(
+        await own_db.execute(
             """INSERT INTO agent_work (contact_id, agent_id, offer_id, channel, units, state)
                VALUES ($1, $2, $3, 'chat', 34, 'assigned')""",
             contact_id,
@@ -397,7 +386,7 @@ async def test_capacity_under_the_load_and_removal(app: Api, db: asyncpg.Connect
     assert offline["load"]["units"] == 68
     fields = await refused(app, "DELETE", f"/v1/agents/{agent_id}", None, 409)
     assert fields == [{"field": "id", "reason": "holds 1 offered or assigned contact(s)"}]
-    await db.execute("DELETE FROM agent_work WHERE contact_id = $1", contact_id)
+    await own_db.execute("DELETE FROM agent_work WHERE contact_id = $1", contact_id)
     removed = await app.json("DELETE", f"/v1/agents/{agent_id}")
     assert removed == {"agent_id": agent_id, "removed": True}
     assert (await app.get(f"/v1/agents/{agent_id}")).status == 404
@@ -408,10 +397,10 @@ async def test_capacity_under_the_load_and_removal(app: Api, db: asyncpg.Connect
 
 
 async def test_live_queues_count_agents_serving_each_queue(
-    app: Api, db: asyncpg.Connection
+    app: Api, own_db: asyncpg.Connection
 ) -> None:
-    await db.execute("DELETE FROM agent_work")
-    await db.execute("DELETE FROM agents")
+    await own_db.execute("DELETE FROM agent_work")
+    await own_db.execute("DELETE FROM agents")
     await routed(app, "chat")  # waiting in chat-general (skills: chat)
     cases = {
         "a-free": ({"skills": {"chat": 1}}, "available", 0),
@@ -426,7 +415,7 @@ async def test_live_queues_count_agents_serving_each_queue(
         await put(app, agent_id, body, status=201)
         await presence(app, agent_id, state)
         if load:
-            await db.execute(
+            await own_db.execute(
                 """UPDATE agents SET load_units = $2, load_by_channel = '{"chat": 1}'
                     WHERE agent_id = $1""",
                 agent_id,

@@ -44,13 +44,6 @@ async def console(database_url: str) -> AsyncIterator[Api]:
         yield api
 
 
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
-    yield con
-    await con.close()
-
-
 async def failed_delivery(db: asyncpg.Connection, contact_id: str | None = None) -> uuid.UUID:
     """A delivery that gave up, written as the dispatcher leaves one."""
     delivery_id = uuid.uuid4()

@@ -82,13 +82,6 @@ async def page(browser: Browser) -> AsyncIterator[Page]:
     await context.close()
 
 
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
-    yield con
-    await con.close()
-
-
 async def shot(page: Page, name: str) -> None:
     """A screenshot for docs/console.md, when asked for."""
     if SHOTS:

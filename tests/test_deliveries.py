@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,13 +26,6 @@ from tests.support.settings import READ_TOKEN, ROOT
 
 # (short pauses too: a destination down in a test is paused, and must come back soon)
 FAST = {"retry_base": 0.05, "retry_max_delay": 0.2, "poll_interval": 0.2, "pause_base": 0.3}
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
-    yield con
-    await con.close()
 
 
 async def rows_of(db: asyncpg.Connection, contact_id: str) -> list[asyncpg.Record]:

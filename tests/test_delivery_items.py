@@ -35,15 +35,6 @@ async def client(database_url: str) -> AsyncIterator[TestClient[Any, Any]]:
         yield c
 
 
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
-    try:
-        yield con
-    finally:
-        await con.close()
-
-
 async def recorded(db: asyncpg.Connection, adapter: str, ids: list[str]) -> dict[str, Any]:
     """external id -> the stored contact snapshot, for the ids that have a record."""
     rows = await db.fetch(

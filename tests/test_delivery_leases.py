@@ -18,7 +18,7 @@ from router.settings import DatabaseSettings
 from router.store import deliveries, migrations, open_store
 from router.store.deliveries import Mark
 from tests.support.apps import app_on
-from tests.support.databases import new_database
+from tests.support.databases import connection, new_database
 from tests.support.receivers import destination, receiver
 
 #: Events as routing writes them, ``$1`` of them for destination ``$2``.
@@ -59,11 +59,9 @@ async def outbox_url(server_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture
 async def outbox(outbox_url: str) -> AsyncIterator[asyncpg.Connection]:
-    con = await asyncpg.connect(outbox_url, server_settings={"search_path": "omniroute"})
-    try:
+    """A connection to that database."""
+    async with connection(outbox_url) as con:
         yield con
-    finally:
-        await con.close()
 
 
 async def claim(con: asyncpg.Connection, dest: str, limit: int, lease: float) -> list[uuid.UUID]:
@@ -90,15 +88,12 @@ async def test_a_leased_row_is_not_claimed_again_until_its_lease_runs_out(
     await outbox.execute(_ROWS, 40, "hook")
     first = await claim(outbox, "hook", 32, 0.5)
     # another dispatcher (its own connection) steps over the leased rows
-    other = await asyncpg.connect(outbox_url, server_settings={"search_path": "omniroute"})
-    try:
+    async with connection(outbox_url) as other:
         second = await claim(other, "hook", 32, 0.5)
         assert len(first) == 32 and len(second) == 8 and not set(first) & set(second)
         assert await claim(other, "hook", 32, 0.5) == []  # everything is leased
         await asyncio.sleep(0.7)
         again = await deliveries.claim(other, "hook", limit=64, lease=30)  # type: ignore[arg-type]
-    finally:
-        await other.close()
     # the lease ran out: the same rows (their ids), their second attempt
     assert sorted(r.delivery_id for r in again) == sorted(first + second)
     assert {r.attempts for r in again} == {2}

@@ -6,7 +6,6 @@ claims and marks (leases that cover a batch, outcomes written together)."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -19,13 +18,6 @@ from router.store import deliveries
 from tests.support.api import Api, routed
 from tests.support.apps import app_on, eventually
 from tests.support.receivers import destination, receiver, whsec
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
-    yield con
-    await con.close()
 
 
 def test_a_circuit_opens_after_failures_in_a_row_and_a_probe_decides() -> None:

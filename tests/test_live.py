@@ -62,16 +62,6 @@ async def app(own_database: str, rules_dir: Path) -> AsyncIterator[Api]:
         yield api
 
 
-@pytest.fixture
-async def db(own_database: str) -> AsyncIterator[asyncpg.Connection]:
-    con = await asyncpg.connect(own_database)
-    await con.execute("SET search_path = omniroute, public")
-    try:
-        yield con
-    finally:
-        await con.close()
-
-
 async def event(api: Api, contact_id: str, type_: str) -> None:
     await api.json("POST", f"/v1/contacts/{contact_id}/events", {"type": type_}, status=201)
 
@@ -85,12 +75,12 @@ async def body(response: ClientResponse) -> dict[str, Any]:
 # -- the figures per queue ------------------------------------------------------------
 
 
-async def test_queue_figures_as_computed_by_hand(app: Api, db: asyncpg.Connection) -> None:
+async def test_queue_figures_as_computed_by_hand(app: Api, own_db: asyncpg.Connection) -> None:
     ids = [(await routed(app, "voice"))["contact_id"] for _ in range(7)]
     # (seconds waiting so far, SLA): past it, within 80% of it, early, no SLA
     placed = [(100, 60), (50, 60), (10, 60), (200, None), (5, None), (5, None), (5, None)]
     for cid, (waited, sla) in zip(ids, placed, strict=True):
-        await db.execute(
+        await own_db.execute(
             """UPDATE open_contacts SET queue = 'live-q', sla_seconds = $2,
                       received_at = now() - make_interval(secs => $3)
                 WHERE contact_id = $1""",
@@ -103,7 +93,7 @@ async def test_queue_figures_as_computed_by_hand(app: Api, db: asyncpg.Connectio
     await event(app, ids[5], "answered")
     await event(app, ids[6], "abandoned")
     # an outcome older than 15 minutes is not counted
-    await db.execute(
+    await own_db.execute(
         """INSERT INTO lifecycle_log (at, contact_id, kind, queue, channel)
            VALUES (now() - interval '20 minutes', $1, 'abandoned', 'live-q', 'voice')""",
         ids[0],
@@ -131,9 +121,9 @@ async def test_queue_figures_as_computed_by_hand(app: Api, db: asyncpg.Connectio
 # -- the waiting list -------------------------------------------------------------------
 
 
-async def test_waiting_contacts_page_by_page(app: Api, db: asyncpg.Connection) -> None:
+async def test_waiting_contacts_page_by_page(app: Api, own_db: asyncpg.Connection) -> None:
     ids = [(await routed(app, "voice"))["contact_id"] for _ in range(5)]
-    await db.execute(
+    await own_db.execute(
         "UPDATE open_contacts SET queue = 'page-q' WHERE contact_id = ANY($1::uuid[])", ids
     )
     await event(app, ids[2], "assigned")  # no longer waiting
@@ -165,7 +155,7 @@ async def test_waiting_contacts_page_by_page(app: Api, db: asyncpg.Connection) -
 
 
 async def test_a_client_sees_the_changes_of_another_instance_and_resumes(
-    own_database: str, rules_dir: Path, db: asyncpg.Connection
+    own_database: str, rules_dir: Path, own_db: asyncpg.Connection
 ) -> None:
     async with (
         app_on(own_database, **overrides(rules_dir)) as a,
@@ -190,7 +180,9 @@ async def test_a_client_sees_the_changes_of_another_instance_and_resumes(
         await event(b, cid, "answered")
         missed = [
             r["id"]
-            for r in await db.fetch("SELECT id FROM lifecycle_log WHERE id > $1 ORDER BY id", last)
+            for r in await own_db.fetch(
+                "SELECT id FROM lifecycle_log WHERE id > $1 ORDER BY id", last
+            )
         ]
         resumed = await open_stream(a, last)
         replay = await resumed.until(lambda e: e["id"] == missed[-1])

@@ -9,7 +9,6 @@ import asyncio
 import copy
 import re
 import uuid
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -30,13 +29,6 @@ ACCOUNT = "AC" + "a1" * 16
 WORKSPACE = "WS" + "b2" * 16
 WORKFLOW = "WW" + "c3" * 16
 ZENDESK_SECRET = "sunco-webhook-secret-for-tests"
-
-
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
-    yield con
-    await con.close()
 
 
 async def rows_of(db: asyncpg.Connection, contact_id: str) -> list[asyncpg.Record]:

@@ -49,13 +49,6 @@ async def client(database_url: str, hooks: Receiver) -> AsyncIterator[TestClient
         yield c
 
 
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Connection]:
-    con = await asyncpg.connect(database_url, server_settings={"search_path": "omniroute"})
-    yield con
-    await con.close()
-
-
 def call_sid() -> str:
     return "CA" + secrets.token_hex(16)
 

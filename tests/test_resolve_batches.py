@@ -19,21 +19,18 @@ import pytest
 from router.models import Identifier, now_ms, uuid7
 from router.store import customers, migrations
 from router.store.customers import Resolution, ResolveKey
-from router.store.db import SESSION_SETTINGS, _init_connection
 from router.store.records import EarlierDelivery
+from tests.support.databases import service_connection
 from tests.support.examples import unique
 from tests.support.seed import Row, seed
 
 
 @pytest.fixture
 async def con(own_database: str) -> AsyncIterator[asyncpg.Connection]:
-    c = await asyncpg.connect(own_database, server_settings=SESSION_SETTINGS)
-    await _init_connection(c)
-    try:
+    """A connection as the service's to the module's database, migrated."""
+    async with service_connection(own_database) as c:
         await migrations.migrate(c)
         yield c
-    finally:
-        await c.close()
 
 
 def contact(
@@ -283,22 +280,18 @@ async def test_concurrent_batches_give_one_customer_per_identifier(
     second = [contact(("phone", p), ("email", x), at=at)]
     if not alone:
         second.append(contact(("email", x), at=at))
-    other = await asyncpg.connect(own_database, server_settings=SESSION_SETTINGS)
-    await _init_connection(other)
+    async with service_connection(own_database) as other:
 
-    async def resolve_second() -> list[customers.Resolved]:
-        async with other.transaction():
-            return await customers.resolve_many(other, second)
+        async def resolve_second() -> list[customers.Resolved]:
+            async with other.transaction():
+                return await customers.resolve_many(other, second)
 
-    try:
         async with con.transaction():
             one = await customers.resolve_many(con, first)
             waiting = asyncio.create_task(resolve_second())
             await asyncio.sleep(0.3)
             assert not waiting.done()  # held on x's lock
         two = await waiting
-    finally:
-        await other.close()
     assert all(isinstance(r, Resolution) for r in one + two)
     owner = {r.customer_id for r in one[:1] + two if isinstance(r, Resolution)}
     assert len(owner) == 1
