@@ -213,12 +213,23 @@ def trusted(cls: type[Model], values: dict[str, Any]) -> Model:
     left out inspects its default factory's signature on every call). Only
     for plain models: no private attributes, no ``extra="allow"``, no
     ``model_post_init``."""
-    model = cls.__new__(cls)
-    _setattr(model, "__dict__", values)
-    _setattr(model, "__pydantic_fields_set__", set(values))
-    _setattr(model, "__pydantic_extra__", None)
-    _setattr(model, "__pydantic_private__", None)
+    model = _new_object(cls)
+    _set_dict(model, values)
+    _set_fields_set(model, set(values))
+    _set_extra(model, None)
+    _set_private(model, None)
     return model
+
+
+#: ``trusted``'s steps: the object made as ``cls.__new__`` makes it (no model
+#: class has a ``__new__`` of its own), and BaseModel's four slots set through
+#: their descriptors, looked up once (``object.__setattr__`` looks each one up
+#: in the class's MRO on every call, a third of ``trusted``'s cost)
+_new_object = object.__new__
+_set_dict = BaseModel.__dict__["__dict__"].__set__
+_set_fields_set = BaseModel.__dict__["__pydantic_fields_set__"].__set__
+_set_extra = BaseModel.__dict__["__pydantic_extra__"].__set__
+_set_private = BaseModel.__dict__["__pydantic_private__"].__set__
 
 
 #: The last ``now_ms``: its millisecond and its datetime (immutable, so
