@@ -61,15 +61,16 @@ TIME_MAX = datetime(9999, 1, 1, tzinfo=UTC)
 TIME_RANGE = f"must lie between {TIME_MIN:%Y-%m-%dT%H:%M:%SZ} and {TIME_MAX:%Y-%m-%dT%H:%M:%SZ}"
 
 
-#: sets an attribute of an object whose class forbids it (a frozen model, a UUID)
-_setattr = object.__setattr__
-
 #: uuid7's bits: the 48 of the time, and of the 80 random ones all but the
 #: version's 4 and the variant's 2, which are set
 _MS_BITS = (1 << 48) - 1
 _RANDOM_BITS = ((1 << 80) - 1) & ~(0xF << 76) & ~(0x3 << 62)
 _VERSION_7 = 0x7 << 76 | 0x2 << 62
 _new_uuid = uuid.UUID.__new__
+#: the UUID's two slots, set through their descriptors (``object.__setattr__``
+#: looks the slot up in the class on every call)
+_set_int = uuid.UUID.__dict__["int"].__set__
+_set_safety = uuid.UUID.__dict__["is_safe"].__set__
 #: an enum member looked up once (each ``SafeUUID.unknown`` is a descriptor's call)
 _UNKNOWN_SAFETY = uuid.SafeUUID.unknown
 #: random 80-bit numbers from the OS's generator, read 256 at a time (one
@@ -103,8 +104,8 @@ def uuid7(at: datetime | None = None) -> uuid.UUID:
     # what uuid.UUID(int=value) makes, without its argument checks (a routed
     # contact makes two): ``value`` is a 128-bit integer by construction
     made = _new_uuid(uuid.UUID)
-    _setattr(made, "int", value)
-    _setattr(made, "is_safe", _UNKNOWN_SAFETY)
+    _set_int(made, value)
+    _set_safety(made, _UNKNOWN_SAFETY)
     return made
 
 
