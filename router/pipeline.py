@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import structlog
-
 from adapters.base import Adapter
 from router.errors import FieldError, SignatureError, UnstorableValue
+from router.logs import Logger
 from router.metrics import Metrics
 from router.models import (
     Contact,
@@ -35,7 +34,7 @@ from router.rules import Evaluation, Ruleset
 from router.store import EarlierDelivery, NewRecord
 from router.store.batching import Batcher
 
-log = structlog.get_logger("omniroute.route")
+log = Logger("omniroute.route")
 
 
 @dataclass(frozen=True, slots=True)
