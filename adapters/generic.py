@@ -318,20 +318,24 @@ class GenericAdapter(Adapter):
         header = request.headers.get(SIGNATURE_HEADER)
         if not header:
             raise missing("X-Omniroute-Signature")
-        parts: dict[str, list[str]] = {}
+        timestamps: list[str] = []
+        signatures: list[str] = []
         for item in header.split(","):
             key, sep, value = item.strip().partition("=")
             if sep:
-                parts.setdefault(key, []).append(value)
-        if "t" not in parts or "v1" not in parts:
+                if key == "t":
+                    timestamps.append(value)
+                elif key == "v1":
+                    signatures.append(value)
+        if not timestamps or not signatures:
             raise SignatureError(
                 "malformed signature header",
                 fields=[FieldError("X-Omniroute-Signature", "expected t=<unix>,v1=<hex>")],
             )
-        timestamp = parts["t"][0]
+        timestamp = timestamps[0]
         check_timestamp(timestamp, header="X-Omniroute-Signature")
         message = timestamp.encode() + b"." + request.body
-        for candidate in parts["v1"]:
+        for candidate in signatures:
             digest = decode_hex(candidate, header="X-Omniroute-Signature")
             if self._keys.matches_any(digest, message):
                 return
