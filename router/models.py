@@ -109,6 +109,16 @@ def uuid7(at: datetime | None = None) -> uuid.UUID:
     return made
 
 
+def uuid_text(value: uuid.UUID) -> str:
+    """``str(value)``: for a ``uuid.UUID`` by orjson, which writes one the
+    same way (32 lower-case hex digits in groups of 8, 4, 4, 4 and 12) in a
+    third of the time of ``UUID.__str__`` (Python); a subclass (the database
+    driver's, whose own is compiled) by ``str``."""
+    if type(value) is uuid.UUID:
+        return orjson.dumps(value)[1:-1].decode()
+    return str(value)
+
+
 def uuid7_time(value: uuid.UUID) -> datetime:
     """The creation time carried by a version-7 UUID (millisecond precision);
     ``ValueError`` beyond the year 9999 (the UUID's 48 bits reach 10889)."""

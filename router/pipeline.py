@@ -26,6 +26,7 @@ from router.models import (
     trusted,
     unstorable_fields,
     uuid7,
+    uuid_text,
 )
 from router.recognition.identity import Normalizer
 from router.recognition.provider import ContextProvider
@@ -198,8 +199,8 @@ class Pipeline:
         self.on_routed(evaluation)
         log.info(
             "contact_routed",
-            contact_id=str(record.contact_id),
-            customer_id=str(record.customer_id) if record.customer_id else None,
+            contact_id=uuid_text(record.contact_id),
+            customer_id=uuid_text(record.customer_id) if record.customer_id else None,
             known=context.known,
             degraded=context.degraded,
             adapter=adapter,
