@@ -209,12 +209,11 @@ def reading(settings: Settings, connections: Connections) -> Middleware:
         connections.request_started(transport)
         try:
             if request.body_exists:
-                if request.content_length is not None and request.content_length > limit:
+                length = request.content_length  # parsed from the header at each ask
+                if length is not None and length > limit:
                     raise PayloadTooLarge(
                         "request body too large",
-                        fields=[
-                            FieldError("body", f"{request.content_length} bytes; at most {limit}")
-                        ],
+                        fields=[FieldError("body", f"{length} bytes; at most {limit}")],
                     )
                 try:
                     if request.content.is_eof():  # arrived with the headers: no timer needed
