@@ -170,25 +170,30 @@ class Pipeline:
         # re-runs the stored version for the full rule-by-rule explanation.
         evaluation = ruleset.decide(contact, context, at, explain=False)
         t2 = time.perf_counter()
+        assignment = _assignment(ruleset, evaluation.decision, context, at)
+        # by position, in the order of NewRecord's fields (15 keywords, one of
+        # them a ``**``, cost as much again as the record itself)
         record = NewRecord(
-            contact_id=contact_id,
-            received_at=at,
-            adapter=adapter,
-            contact=contact,
-            customer_id=None if found.anonymous else found.context.customer_id,
-            context=context,
-            decision=evaluation.decision,
-            trace=evaluation.trace,
-            timings={
+            contact_id,  # contact_id
+            at,  # received_at
+            adapter,  # adapter
+            contact,  # contact
+            None if found.anonymous else found.context.customer_id,  # customer_id
+            context,  # context
+            evaluation.decision,  # decision
+            evaluation.trace,  # trace
+            {  # timings
                 "parse_ms": round(parse_ms, 3),
                 "context_ms": round((t1 - t0) * 1000, 3),
                 "rules_ms": round((t2 - t1) * 1000, 3),
                 "total_ms": round((t2 - t0) * 1000 + parse_ms, 3),
             },
-            context_degraded=context.degraded,
-            lifetime=self.lifetime(adapter, contact.channel),
-            **_assignment(ruleset, evaluation.decision, context, at),
-            rollout=evaluation.rollout,
+            context.degraded,  # context_degraded
+            self.lifetime(adapter, contact.channel),  # lifetime
+            assignment.get("assign", False),  # assign
+            assignment.get("preferred_agent"),  # preferred_agent
+            assignment.get("preferred_until"),  # preferred_until
+            evaluation.rollout,  # rollout
         )
         earlier = await self.writer.submit(record)
         if earlier is not None:
