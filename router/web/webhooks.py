@@ -52,7 +52,8 @@ async def _webhook_request(request: web.Request, settings: Settings) -> WebhookR
         method=request.method,
         url=public_url(request, settings),
         headers={k.lower(): v for k, v in request.headers.items()},
-        query=dict(request.query),
+        # most deliveries have no query: no parse of one (yarl's MultiDict)
+        query=dict(request.query) if request.query_string else {},
         body=body,
         received_at=now_ms(),
     )
