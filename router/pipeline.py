@@ -182,11 +182,14 @@ class Pipeline:
             context,  # context
             evaluation.decision,  # decision
             evaluation.trace,  # trace
-            {  # timings
-                "parse_ms": round(parse_ms, 3),
-                "context_ms": round((t1 - t0) * 1000, 3),
-                "rules_ms": round((t2 - t1) * 1000, 3),
-                "total_ms": round((t2 - t0) * 1000 + parse_ms, 3),
+            # timings, in milliseconds to the microsecond: round(x * 1000) / 1000
+            # is round(x, 3) (which formats x in decimal to round it, twice
+            # the cost) but for a tie within a float's precision
+            {
+                "parse_ms": round(parse_ms * 1000) / 1000,
+                "context_ms": round((t1 - t0) * 1_000_000) / 1000,
+                "rules_ms": round((t2 - t1) * 1_000_000) / 1000,
+                "total_ms": round(((t2 - t0) * 1000 + parse_ms) * 1000) / 1000,
             },
             context.degraded,  # context_degraded
             self.lifetime(adapter, contact.channel),  # lifetime
@@ -215,7 +218,7 @@ class Pipeline:
             priority=decision.priority,
             rule=decision.rule,
             ruleset=decision.ruleset,
-            duration_ms=round(total_ms, 2),
+            duration_ms=round(total_ms * 100) / 100,  # round(total_ms, 2), as the timings
         )
         return trusted(
             Routed,
