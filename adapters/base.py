@@ -28,6 +28,7 @@ from router.models import (
     Contact,
     Nonce,
     OutcomeEvent,
+    OverflowStep,
     Routed,
     WebhookReply,
     WebhookRequest,
@@ -162,6 +163,10 @@ def _answer(r: Routed) -> dict[str, Any]:
 def _model_json(value: Any) -> Any:
     """orjson's ``default``: a nested model as ``model_dump(mode="json")``, and
     a UUID of a subclass (the database driver's) as text, as pydantic writes it."""
+    if type(value) is OverflowStep:
+        # a decision's (the models inside an answer): fields of JSON's types
+        # (numbers, text, a tuple of text), which is what model_dump gives
+        return value.__dict__
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     if isinstance(value, uuid.UUID):
