@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -34,11 +32,8 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
-        #: ``routed``'s counter and histogram children: what their values' ``inc``
-        self._routed: dict[tuple[str, str, str], Callable[[float], None]] = {}
-        self._latency: dict[
-            str, tuple[Callable[[float], None], list[Callable[[float], None]], list[float]]
-        ] = {}
+        self._routed: dict[tuple[str, str, str], Any] = {}
+        self._latency: dict[str, Any] = {}
         self.batch_items = Histogram(
             "omniroute_batch_items",
             "Items in one database batch (group commit), by batcher (resolve, record)",
@@ -222,26 +217,17 @@ class Metrics:
         self.overflow_lateness.observe(max(0.0, (step.at - step.due).total_seconds()))
 
     def routed(self, channel: str, queue: str, adapter: str, seconds: float) -> None:
-        # This runs for every contact. The labelled children are looked up
-        # once per label set (``labels()`` validates and locks on every call),
-        # and their values changed as ``inc()`` and ``observe()`` change them
-        # (prometheus_client's ``_value``, ``_sum`` and ``_buckets`` of a
-        # child), without the checks those make on every call: that the
-        # metric is a labelled child and the amount not negative, which hold
-        # here. tests/test_operations.py holds the exposition to theirs.
-        inc = self._routed.get((channel, queue, adapter))
-        if inc is None:
+        # the labelled children are looked up once per label set: ``labels()``
+        # validates and locks on every call, and this runs for every contact
+        counter = self._routed.get((channel, queue, adapter))
+        if counter is None:
             counter = self.contacts.labels(channel=channel, queue=queue, adapter=adapter)
-            inc = self._routed[(channel, queue, adapter)] = counter._value.inc
-        inc(1)
-        latency = self._latency.get(channel)
-        if latency is None:
-            child = self.latency.labels(channel=channel)
-            latency = (child._sum.inc, [b.inc for b in child._buckets], child._upper_bounds)
-            self._latency[channel] = latency
-        total, buckets, bounds = latency
-        total(seconds)
-        buckets[bisect_left(bounds, seconds)](1)  # the first bound at or above it (+Inf last)
+            self._routed[(channel, queue, adapter)] = counter
+        counter.inc()
+        histogram = self._latency.get(channel)
+        if histogram is None:
+            histogram = self._latency[channel] = self.latency.labels(channel=channel)
+        histogram.observe(seconds)
 
     def offers(self, queue: str, *, made: int = 0, result: str | None = None) -> None:
         """Offers made for a queue, or one that ended with ``result``."""

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 
-from router.metrics import ROUTING_SECONDS_BUCKETS, Metrics
 from tests.support.api import Api
 from tests.support.examples import example, unique
 from tests.support.proxy import CuttableProxy
@@ -23,25 +22,6 @@ async def test_metrics_count_routed_contacts(api: Api) -> None:
     text = await (await api.get("/metrics")).text()
     assert 'omniroute_contacts_routed_total{adapter="social",channel="social"' in text
     assert "omniroute_routing_seconds_bucket" in text
-
-
-def test_routed_contacts_are_counted_as_the_metrics_own_methods_count_them() -> None:
-    fast, reference = Metrics(), Metrics()
-    times = [0.0, *ROUTING_SECONDS_BUCKETS, 0.0011, 0.003, 9.5, 120.0]
-    for n, seconds in enumerate(times):
-        channel, queue = ("chat", "email")[n % 2], ("general", "vip", "general")[n % 3]
-        fast.routed(channel, queue, "a", seconds)
-        reference.contacts.labels(channel=channel, queue=queue, adapter="a").inc()
-        reference.latency.labels(channel=channel).observe(seconds)
-
-    def shown(metrics: Metrics) -> list[str]:  # the creation times differ
-        text = metrics.exposition().decode()
-        return [x for x in text.splitlines() if "_created" not in x]
-
-    lines = shown(fast)
-    assert lines == shown(reference)
-    chat = len(times[::2])
-    assert f'omniroute_routing_seconds_bucket{{channel="chat",le="+Inf"}} {chat}.0' in lines
 
 
 def _sample(text: str, name: str) -> float:
