@@ -160,11 +160,11 @@ def _cap(text: str | None) -> str | None:
     return text[:TEXT_LIMIT] if text else text
 
 
-def _identifier(*, kind: str, value: str, verified: bool = False) -> Identifier:
+def _identifier(kind: str, value: str, verified: bool = False) -> Identifier:
     return trusted(Identifier, {"kind": kind, "value": value, "verified": verified})
 
 
-def _contact(*, added: bool = True, **values: Any) -> Contact:
+def _contact(values: dict[str, Any], *, added: bool = True) -> Contact:
     """The contact of a validated payload (``values`` names every field of
     ``Contact``), built without validating its values a second time: the
     payload models hold them to the contact's types and limits already (the
@@ -179,18 +179,15 @@ def _contact(*, added: bool = True, **values: Any) -> Contact:
 
 def _chat(p: ChatPayload, provider: str) -> Contact:
     c = p.customer
-    ids = [
-        _identifier(
-            kind=kind, value=value, verified=kind == "crm" or (kind == "email" and c.email_verified)
-        )
-        for kind, value in (
-            ("crm", c.crm_id),
-            ("email", c.email),
-            ("phone", c.phone),
-            ("visitor", c.visitor_id),
-        )
-        if value
-    ]
+    ids = []  # strongest first; a CRM id is the platform's own, verified
+    if c.crm_id:
+        ids.append(_identifier("crm", c.crm_id, True))
+    if c.email:
+        ids.append(_identifier("email", c.email, c.email_verified))
+    if c.phone:
+        ids.append(_identifier("phone", c.phone))
+    if c.visitor_id:
+        ids.append(_identifier("visitor", c.visitor_id))
     if not ids:
         raise PayloadError(
             "the chat customer has no identifier",
@@ -202,18 +199,20 @@ def _chat(p: ChatPayload, provider: str) -> Contact:
     if p.page_url:
         attrs["page_url"] = p.page_url
     return _contact(
+        {
+            "channel": "chat",
+            "provider": provider,
+            "external_id": p.id,
+            "thread_id": p.conversation_id,
+            "identifiers": tuple(ids),
+            "sender_name": c.name,
+            "subject": None,
+            "text": _cap(p.text),
+            "language": p.language,
+            "sent_at": p.sent_at,
+            "attributes": attrs,
+        },
         added=bool(p.page_url),
-        channel="chat",
-        provider=provider,
-        external_id=p.id,
-        thread_id=p.conversation_id,
-        identifiers=tuple(ids),
-        sender_name=c.name,
-        subject=None,
-        text=_cap(p.text),
-        language=p.language,
-        sent_at=p.sent_at,
-        attributes=attrs,
     )
 
 
@@ -227,17 +226,19 @@ def _email(p: EmailPayload, provider: str) -> Contact:
     if p.in_reply_to:
         attrs["reply"] = True
     return _contact(
-        channel="email",
-        provider=provider,
-        external_id=p.id,
-        thread_id=thread,
-        identifiers=(_identifier(kind="email", value=p.from_.address),),
-        sender_name=p.from_.name,
-        subject=p.subject,
-        text=_cap(p.text),
-        language=p.language,
-        sent_at=p.sent_at,
-        attributes=attrs,
+        {
+            "channel": "email",
+            "provider": provider,
+            "external_id": p.id,
+            "thread_id": thread,
+            "identifiers": (_identifier(kind="email", value=p.from_.address),),
+            "sender_name": p.from_.name,
+            "subject": p.subject,
+            "text": _cap(p.text),
+            "language": p.language,
+            "sent_at": p.sent_at,
+            "attributes": attrs,
+        },
     )
 
 
@@ -262,17 +263,19 @@ def _voice(p: VoicePayload, provider: str) -> Contact:
         }
     )
     return _contact(
-        channel="voice",
-        provider=provider,
-        external_id=p.id,
-        thread_id=p.conversation_id,
-        identifiers=tuple(ids),
-        sender_name=p.caller_name,
-        subject=None,
-        text=_cap(p.ivr.speech),
-        language=p.language,
-        sent_at=p.started_at,
-        attributes=attrs,
+        {
+            "channel": "voice",
+            "provider": provider,
+            "external_id": p.id,
+            "thread_id": p.conversation_id,
+            "identifiers": tuple(ids),
+            "sender_name": p.caller_name,
+            "subject": None,
+            "text": _cap(p.ivr.speech),
+            "language": p.language,
+            "sent_at": p.started_at,
+            "attributes": attrs,
+        },
     )
 
 
@@ -283,17 +286,19 @@ def _social(p: SocialPayload, provider: str) -> Contact:
     attrs = dict(p.attributes)
     attrs.update({"platform": p.platform.lower(), "public": p.public, "attachments": p.attachments})
     return _contact(
-        channel="social",
-        provider=provider,
-        external_id=p.id,
-        thread_id=p.thread_id,
-        identifiers=tuple(ids),
-        sender_name=p.author.name,
-        subject=None,
-        text=_cap(p.text),
-        language=p.language,
-        sent_at=p.sent_at,
-        attributes=attrs,
+        {
+            "channel": "social",
+            "provider": provider,
+            "external_id": p.id,
+            "thread_id": p.thread_id,
+            "identifiers": tuple(ids),
+            "sender_name": p.author.name,
+            "subject": None,
+            "text": _cap(p.text),
+            "language": p.language,
+            "sent_at": p.sent_at,
+            "attributes": attrs,
+        },
     )
 
 
@@ -313,20 +318,24 @@ class GenericAdapter(Adapter):
         header = request.headers.get(SIGNATURE_HEADER)
         if not header:
             raise missing("X-Omniroute-Signature")
-        parts: dict[str, list[str]] = {}
+        timestamps: list[str] = []
+        signatures: list[str] = []
         for item in header.split(","):
             key, sep, value = item.strip().partition("=")
             if sep:
-                parts.setdefault(key, []).append(value)
-        if "t" not in parts or "v1" not in parts:
+                if key == "t":
+                    timestamps.append(value)
+                elif key == "v1":
+                    signatures.append(value)
+        if not timestamps or not signatures:
             raise SignatureError(
                 "malformed signature header",
                 fields=[FieldError("X-Omniroute-Signature", "expected t=<unix>,v1=<hex>")],
             )
-        timestamp = parts["t"][0]
+        timestamp = timestamps[0]
         check_timestamp(timestamp, header="X-Omniroute-Signature")
         message = timestamp.encode() + b"." + request.body
-        for candidate in parts["v1"]:
+        for candidate in signatures:
             digest = decode_hex(candidate, header="X-Omniroute-Signature")
             if self._keys.matches_any(digest, message):
                 return

@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import structlog
-
 from adapters.base import Adapter
 from router.errors import FieldError, SignatureError, UnstorableValue
+from router.logs import Logger
 from router.metrics import Metrics
 from router.models import (
     Contact,
@@ -27,6 +26,7 @@ from router.models import (
     trusted,
     unstorable_fields,
     uuid7,
+    uuid_text,
 )
 from router.recognition.identity import Normalizer
 from router.recognition.provider import ContextProvider
@@ -35,7 +35,7 @@ from router.rules import Evaluation, Ruleset
 from router.store import EarlierDelivery, NewRecord
 from router.store.batching import Batcher
 
-log = structlog.get_logger("omniroute.route")
+log = Logger("omniroute.route")
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,25 +170,33 @@ class Pipeline:
         # re-runs the stored version for the full rule-by-rule explanation.
         evaluation = ruleset.decide(contact, context, at, explain=False)
         t2 = time.perf_counter()
+        assignment = _assignment(ruleset, evaluation.decision, context, at)
+        # by position, in the order of NewRecord's fields (15 keywords, one of
+        # them a ``**``, cost as much again as the record itself)
         record = NewRecord(
-            contact_id=contact_id,
-            received_at=at,
-            adapter=adapter,
-            contact=contact,
-            customer_id=None if found.anonymous else found.context.customer_id,
-            context=context,
-            decision=evaluation.decision,
-            trace=evaluation.trace,
-            timings={
-                "parse_ms": round(parse_ms, 3),
-                "context_ms": round((t1 - t0) * 1000, 3),
-                "rules_ms": round((t2 - t1) * 1000, 3),
-                "total_ms": round((t2 - t0) * 1000 + parse_ms, 3),
+            contact_id,  # contact_id
+            at,  # received_at
+            adapter,  # adapter
+            contact,  # contact
+            None if found.anonymous else found.context.customer_id,  # customer_id
+            context,  # context
+            evaluation.decision,  # decision
+            evaluation.trace,  # trace
+            # timings, in milliseconds to the microsecond: round(x * 1000) / 1000
+            # is round(x, 3) (which formats x in decimal to round it, twice
+            # the cost) but for a tie within a float's precision
+            {
+                "parse_ms": round(parse_ms * 1000) / 1000,
+                "context_ms": round((t1 - t0) * 1_000_000) / 1000,
+                "rules_ms": round((t2 - t1) * 1_000_000) / 1000,
+                "total_ms": round(((t2 - t0) * 1000 + parse_ms) * 1000) / 1000,
             },
-            context_degraded=context.degraded,
-            lifetime=self.lifetime(adapter, contact.channel),
-            **_assignment(ruleset, evaluation.decision, context, at),
-            rollout=evaluation.rollout,
+            context.degraded,  # context_degraded
+            self.lifetime(adapter, contact.channel),  # lifetime
+            assignment.get("assign", False),  # assign
+            assignment.get("preferred_agent"),  # preferred_agent
+            assignment.get("preferred_until"),  # preferred_until
+            evaluation.rollout,  # rollout
         )
         earlier = await self.writer.submit(record)
         if earlier is not None:
@@ -199,8 +207,8 @@ class Pipeline:
         self.on_routed(evaluation)
         log.info(
             "contact_routed",
-            contact_id=str(record.contact_id),
-            customer_id=str(record.customer_id) if record.customer_id else None,
+            contact_id=uuid_text(record.contact_id),
+            customer_id=uuid_text(record.customer_id) if record.customer_id else None,
             known=context.known,
             degraded=context.degraded,
             adapter=adapter,
@@ -210,7 +218,7 @@ class Pipeline:
             priority=decision.priority,
             rule=decision.rule,
             ruleset=decision.ruleset,
-            duration_ms=round(total_ms, 2),
+            duration_ms=round(total_ms * 100) / 100,  # round(total_ms, 2), as the timings
         )
         return trusted(
             Routed,

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 import pytest
 import structlog
 
-from router.logs import _Stamp, configure, per_iteration
+from router.logs import Logger, _Stamp, configure, per_iteration
 from router.settings import LogSettings
 
 
@@ -47,6 +47,24 @@ def test_a_log_line_is_one_json_object(json_logs: None, capsys: pytest.CaptureFi
     assert line["odd"] == {"1": "a key that is not text"}
     assert line["thing"].startswith("<object object")
     assert "timestamp" in line
+
+
+def test_a_logger_keeps_its_methods_only_while_loggers_are_cached(
+    json_logs: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = Logger("omniroute.test")
+    log.info("first", n=1)
+    assert "info" in vars(log)  # configured: cached on first use, kept
+    log.info("second", n=2)
+    assert [json.loads(x)["event"] for x in capsys.readouterr().err.splitlines()] == [
+        "first",
+        "second",
+    ]
+    structlog.reset_defaults()  # structlog's defaults: not cached
+    uncached = Logger("omniroute.test")
+    uncached.info("third")
+    assert "info" not in vars(uncached)
+    assert "third" in capsys.readouterr().out
 
 
 def test_the_line_keeps_its_keys_in_order_and_the_timestamp_its_format(

@@ -5,8 +5,10 @@ the JSON limits at once."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
+import asyncpg.pgproto.pgproto as pgproto
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -19,6 +21,8 @@ from router.models import (
     storable_text,
     unstorable_fields,
     unstorable_paths,
+    uuid7,
+    uuid_text,
 )
 
 texts = st.text(
@@ -96,3 +100,16 @@ def test_split_surrogates_and_empty_objects() -> None:
     )
     assert unstorable_fields(contact) == ["external_id", "text"]
     assert json_problem({}) is None and json_problem([]) is None
+
+
+@given(st.uuids())
+def test_a_uuids_text_is_what_str_gives(value: uuid.UUID) -> None:
+    assert uuid_text(value) == str(value)
+    driver = pgproto.UUID(value.bytes)  # the database driver's subclass
+    assert uuid_text(driver) == str(driver) == str(value)
+
+
+def test_a_contact_ids_text_is_what_str_gives() -> None:
+    for _ in range(100):
+        value = uuid7()
+        assert uuid_text(value) == str(value)

@@ -171,6 +171,10 @@ async def test_a_delivery_is_routed_by_the_rules(generic_chat: Adapter, ruleset:
     [record] = [r for r in store.records.values() if str(r.contact_id) == a["contact_id"]]
     assert str(record.customer_id) == a["customer_id"]
     assert record.decision.queue == "vip" and record.context.tier == "vip"
+    # the timings in milliseconds, to the microsecond
+    assert list(record.timings) == ["parse_ms", "context_ms", "rules_ms", "total_ms"]
+    assert all(v >= 0 and v == round(v, 3) for v in record.timings.values())
+    assert record.timings["total_ms"] >= record.timings["rules_ms"]
 
 
 async def test_a_retried_delivery_gets_the_original_decision(
@@ -365,6 +369,7 @@ async def test_the_contact_routed_line_names_the_contact_and_its_decision(
     ]
     duration = line.pop("duration_ms")
     assert isinstance(duration, float) and duration >= 0
+    assert duration == round(duration, 2)  # to the hundredth of a millisecond
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z", line.pop("timestamp"))
     assert line == {
         "contact_id": answer["contact_id"],

@@ -42,13 +42,13 @@ Resolve = Callable[[Sequence[ResolveKey]], Awaitable[Sequence[EarlierDelivery | 
 def key(lookup: Lookup) -> ResolveKey:
     contact = lookup.contact
     identifiers = contact.identifiers
-    return ResolveKey(
-        adapter=lookup.adapter,
-        external_id=contact.external_id,
-        thread_id=contact.thread_id,
-        identifiers=sorted(identifiers, key=strength) if len(identifiers) > 1 else [*identifiers],
-        contact_id=lookup.contact_id,
-        at=lookup.at,
+    return ResolveKey(  # by position (a contact's every resolution): its fields' order
+        lookup.adapter,
+        contact.external_id,
+        contact.thread_id,
+        sorted(identifiers, key=strength) if len(identifiers) > 1 else [*identifiers],
+        lookup.contact_id,
+        lookup.at,
     )
 
 

@@ -128,11 +128,21 @@ class _Document(TypedDict):
 _by_pydantic = TypeAdapter(_Document).serializer.to_json
 
 
+#: The model classes ``_fields`` has met: a class's membership is one set
+#: lookup, where ``isinstance(value, BaseModel)`` of a subclass's instance
+#: goes through the metaclass's (``ABCMeta``'s) ``__instancecheck__`` in
+#: Python, and a record's document holds a dozen models.
+_MODELS: set[type] = set()
+
+
 def _fields(value: Any) -> Any:
     """orjson's ``default`` for the document: a model as its fields (the
     document's models have no aliases nor serializers of their own, so that
     is what pydantic writes), a UUID of a subclass (the driver's) as text."""
+    if type(value) in _MODELS:
+        return value.__dict__
     if isinstance(value, BaseModel):
+        _MODELS.add(type(value))
         return value.__dict__
     if isinstance(value, uuid.UUID):
         return str(value)

@@ -15,7 +15,7 @@ from router.web.auth import Tokens
 from router.web.errors import error_middleware
 from router.web.limits import ClientAddresses, FailureLimiter
 from router.web.routes import register, routes
-from router.web.server import CONNECTIONS, Connections, reading, server_header
+from router.web.server import CONNECTIONS, Connections, reading
 from router.web.state import RUNTIME, TOKENS
 
 
@@ -38,7 +38,6 @@ def create_app(settings: Settings) -> web.Application:
     app[CONNECTIONS] = connections
     app[TOKENS] = tokens
     console.install(app)
-    app.on_response_prepare.append(server_header)
 
     async def runtime(app: web.Application) -> AsyncIterator[None]:
         async with open_runtime(settings, metrics=metrics, adapters=adapters) as rt:

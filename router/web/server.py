@@ -62,13 +62,11 @@ _RESOLUTION = 0.002
 
 #: The ``Server`` header of every answer: no versions to look vulnerabilities up by.
 SERVER_HEADER = "omniroute"
-# aiohttp's default (``Python/3.x aiohttp/3.x``), for the answers it writes
-# itself without the app's signals (a malformed request's 400).
+# aiohttp's default (``Python/3.x aiohttp/3.x``), which it gives every answer
+# without a ``Server`` header of its own as it prepares it (the app's and
+# those it writes itself, a malformed request's 400): no handler sets one, so
+# no signal per answer is needed to set it.
 setattr(web_response, "SERVER_SOFTWARE", SERVER_HEADER)  # noqa: B010
-
-
-async def server_header(request: web.Request, response: web.StreamResponse) -> None:
-    response.headers["Server"] = SERVER_HEADER
 
 
 class Connections:
@@ -211,12 +209,11 @@ def reading(settings: Settings, connections: Connections) -> Middleware:
         connections.request_started(transport)
         try:
             if request.body_exists:
-                if request.content_length is not None and request.content_length > limit:
+                length = request.content_length  # parsed from the header at each ask
+                if length is not None and length > limit:
                     raise PayloadTooLarge(
                         "request body too large",
-                        fields=[
-                            FieldError("body", f"{request.content_length} bytes; at most {limit}")
-                        ],
+                        fields=[FieldError("body", f"{length} bytes; at most {limit}")],
                     )
                 try:
                     if request.content.is_eof():  # arrived with the headers: no timer needed

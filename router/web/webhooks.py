@@ -8,16 +8,17 @@ from aiohttp import web
 from adapters.base import Adapter
 from adapters.signing import mismatch
 from router.models import WebhookReply, WebhookRequest, now_ms
+from router.runtime import Runtime
 from router.settings import Settings
 from router.web.state import RUNTIME
 
 log = structlog.get_logger("omniroute.webhooks")
 
 
-def _adapter(request: web.Request) -> Adapter | None:
+def _adapter(request: web.Request, rt: Runtime) -> Adapter | None:
     """The configured adapter the URL names; ``None`` (logged) for any other name."""
     name = request.match_info["adapter"]
-    adapter = request.app[RUNTIME].adapters.get(name)
+    adapter = rt.adapters.get(name)
     if adapter is None:
         log.info("unknown_adapter", adapter=name[:100], method=request.method)
     return adapter
@@ -51,7 +52,8 @@ async def _webhook_request(request: web.Request, settings: Settings) -> WebhookR
         method=request.method,
         url=public_url(request, settings),
         headers={k.lower(): v for k, v in request.headers.items()},
-        query=dict(request.query),
+        # most deliveries have no query: no parse of one (yarl's MultiDict)
+        query=dict(request.query) if request.query_string else {},
         body=body,
         received_at=now_ms(),
     )
@@ -71,7 +73,7 @@ def _response(reply: WebhookReply, ruleset: str) -> web.Response:
 
 async def deliver(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    adapter = _adapter(request)
+    adapter = _adapter(request, rt)
     incoming = await _webhook_request(request, rt.settings)
     if adapter is None:
         # Answered as a generic adapter answers a caller without its secret
@@ -84,6 +86,6 @@ async def deliver(request: web.Request) -> web.Response:
 
 async def handshake(request: web.Request) -> web.Response:
     rt = request.app[RUNTIME]
-    adapter = _adapter(request) or rt.unknown_adapter  # 405, as a generic adapter
+    adapter = _adapter(request, rt) or rt.unknown_adapter  # 405, as a generic adapter
     incoming = await _webhook_request(request, rt.settings)
     return _response(adapter.handshake(incoming), rt.rules.active.version)

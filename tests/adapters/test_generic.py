@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import time
 from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 from adapters import AdapterSpec, build
 from adapters.generic import GENERIC, json_schema, sign
+from adapters.signing import HmacKeys, hmac_sha256
 from router.errors import PayloadError, SignatureError, UnstorableValue
 from router.models import JSON_VALUES_MAX, Contact, WebhookRequest, unstorable_fields
 
@@ -154,3 +158,25 @@ def test_what_the_adapter_answers_storable_is_storable(text: str) -> None:
         return
     assert parsed.storable
     assert [unstorable_fields(c) for c in parsed.contacts] == [[]]
+
+
+@pytest.mark.parametrize("openssl", [True, False])
+def test_the_keys_match_alike_with_or_without_openssls_hmac(
+    openssl: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if not openssl:  # hmac's own implementation (a digest constructor it cannot hand to OpenSSL)
+        real = hmac.new
+        monkeypatch.setattr(
+            hmac, "new", lambda key, msg=None, digestmod="": real(key, msg, _sha256)
+        )
+    keys = HmacKeys(["old-secret", "new-secret"])
+    assert isinstance(keys._keyed[0], hmac.HMAC) is not openssl
+    message = b"1700000000." + b'{"id": "a"}'
+    for secret in ("old-secret", "new-secret"):
+        assert keys.matches_any(hmac_sha256(secret.encode(), message), message)
+    assert not keys.matches_any(hmac_sha256(b"other-secret", message), message)
+    assert not keys.matches_any(hmac_sha256(b"new-secret", message + b" "), message)
+
+
+def _sha256(data: bytes = b"") -> Any:
+    return hashlib.sha256(data)
