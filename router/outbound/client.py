@@ -45,8 +45,8 @@ What it does, and keeps from the aiohttp client it replaces:
   ``Authorization`` unless the headers have one, as aiohttp did.
 * **The answer**: Content-Length, chunked and close-delimited bodies; 1xx
   answers skipped; ``Connection: close`` (or HTTP/1.0) closes the connection
-  after it; bytes after the answer (an answer nobody asked for) end the
-  connection. The body is read and discarded without being kept: past
+  after it; an answer nobody asked for (a second head after the answer, or
+  bytes while idle) ends the connection. The body is read and discarded without being kept: past
   ``MAX_ANSWER`` bytes the connection is closed instead of read to the end
   (the status, already known, stands). Redirects are not followed (a 3xx is
   a failed answer) and no cookies are kept.
@@ -201,6 +201,7 @@ class _Connection(asyncio.Protocol):
         self.paused = False
         #: set when the buffer drains (or the attempt ends) while ``paused``
         self.drained: asyncio.Future[None] | None = None
+        self._expiry = self._expired  # (one bound method, not one per request)
 
     # -- asyncio.Protocol --
 
@@ -251,17 +252,16 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks --
 
-    def on_message_begin(self) -> None:
-        if self.waiter is None:  # an answer after the answer (in the same read): not reusable
-            self.close()
-
     def on_headers_complete(self) -> None:
+        if self.waiter is None:  # an answer after the answer (in the same read): not reusable
+            self.close()  # (no on_message_begin to see it sooner: a call per answer)
+            return
         status = self.parser.get_status_code()
         if status >= 200:  # 1xx: the final answer follows
             self.status = status
 
     def on_message_complete(self) -> None:
-        if self.status and self.waiter is not None:
+        if self.status:  # (an answer after the answer: closed at its head, no waiter)
             self._settle(keep=self.parser.should_keep_alive())
 
     # -- the request --
@@ -272,7 +272,7 @@ class _Connection(asyncio.Protocol):
         loop = self.client._loop
         waiter: asyncio.Future[int] = loop.create_future()
         self.waiter, self.status, self.received = waiter, 0, 0
-        self.timer = loop.call_at(deadline, self._expired)
+        self.timer = loop.call_at(deadline, self._expiry)
         self.transport.write(data)  # what the socket does not take now, the transport keeps
         return waiter
 
@@ -302,11 +302,12 @@ class _Connection(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        if self.drained is not None:
+        if self.paused:  # the request still held back: its rest dropped, its writer woken
             self._wake()
-        if keep and not self.closed and not self.paused:
+            self.close(drop=True)
+        elif keep and not self.closed:
             self.client._release(self)
-        else:  # (paused: answered before the receiver read the request, whose rest is dropped)
+        else:
             self.close(drop=timeout or bool(error))
         if waiter is None or waiter.done():
             return
