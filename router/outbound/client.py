@@ -24,21 +24,36 @@ What it does, and keeps from the aiohttp client it replaces:
 * **Keep-alive pool per origin** (scheme, host, port), reused across
   attempts and destinations, newest first; its size follows use (a lane's
   ``concurrency`` bounds its attempts in flight, so its connections). A
-  connection idle for ``KEEPALIVE`` seconds, or closed by the server, is not
-  used again.
+  connection idle for ``KEEPALIVE`` seconds is not used again, and a sweep
+  (one timer, while any connection is idle) closes it at most an eighth of
+  that later, so no socket stays open for a destination no longer sent to;
+  one the server closes is closed at once (its end read while idle). At
+  most ``MAX_IDLE`` idle connections per origin: past them the longest
+  idle is closed. An origin without idle connections leaves no entry.
 * **The request**: the method, the URL's path and query, ``Host``,
   ``User-Agent: omniroute``, ``Content-Length``, the headers ``build`` gives
   (no header may hold a line break: refused) and the body, in one write.
+  What the socket does not take at once the transport keeps; past its
+  high-water mark (a large body, a receiver reading slowly) the attempt
+  waits for it to drain before it waits for the answer, under the same
+  deadline. A connection dropped mid-attempt (its deadline, a failure)
+  is aborted: the request's unwritten rest is thrown away rather than
+  kept in an open socket until a receiver that does not read takes it. An
+  answer that comes while the request is still held back (a receiver
+  refusing the body early) stands, and its connection is not reused.
   Credentials in the URL (``https://user:pass@host/``) are sent as Basic
   ``Authorization`` unless the headers have one, as aiohttp did.
 * **The answer**: Content-Length, chunked and close-delimited bodies; 1xx
   answers skipped; ``Connection: close`` (or HTTP/1.0) closes the connection
-  after it. The body is read and discarded without being kept: past
+  after it; an answer nobody asked for (a second head after the answer, or
+  bytes while idle) ends the connection. The body is read and discarded without being kept: past
   ``MAX_ANSWER`` bytes the connection is closed instead of read to the end
   (the status, already known, stands). Redirects are not followed (a 3xx is
   a failed answer) and no cookies are kept.
 * **A total timeout per attempt** (connecting, TLS, the request and the
-  answer): ``TimeoutError``, which the dispatcher words "no answer within N s".
+  answer): ``TimeoutError``, which the dispatcher words "no answer within
+  N s"; while still connecting (or in TLS's handshake) it is the
+  ``ClientError`` "cannot connect to host:port within N s".
 * **A stale connection**: a pooled connection that the server closed (or
   reset) before any byte of the answer came is not a failure: the request
   is sent once more on a new connection (at least once: an event may be
@@ -62,8 +77,12 @@ from urllib.parse import quote, unquote, urlsplit
 
 import httptools
 
-#: Seconds a pooled connection may stay idle and still be used (aiohttp's default).
+#: Seconds a pooled connection may stay idle and still be used (aiohttp's
+#: default); a sweep closes it at most an eighth later.
 KEEPALIVE = 15.0
+#: Idle connections kept per origin at most (a destination's highest
+#: ``concurrency``): past them the longest idle is closed.
+MAX_IDLE = 256
 #: Bytes of an answer read at most (its head and body): past them the
 #: connection is closed and the status, if known, decides.
 MAX_ANSWER = 64 * 1024
@@ -94,17 +113,23 @@ class Target:
 @lru_cache(maxsize=4096)
 def target(url: str) -> Target:
     """Parse ``url`` once (``ValueError`` for one this client cannot send)."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        host, port = parts.hostname, parts.port
+    except ValueError:  # its text may quote the URL's host or port
+        raise ValueError("the URL's host or port cannot be read") from None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https"):
         raise ValueError(f"the URL's scheme is {scheme or 'missing'!r}, not http or https")
-    host = parts.hostname
     if not host:
         raise ValueError("no host in the URL")
     if not host.isascii():  # an international name: its ASCII form (IDNA)
-        host = host.encode("idna").decode("ascii")
+        try:
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise ValueError("the URL's host is not a valid international name") from None
     default = 443 if scheme == "https" else 80
-    port = parts.port or default
+    port = port or default
     named = f"[{host}]" if ":" in host else host
     if port != default:
         named = f"{named}:{port}"
@@ -139,7 +164,19 @@ def head(method: str, to: Target, headers: dict[str, str], length: int) -> bytes
     lines = "".join([f"{k}: {v}\r\n" for k, v in headers.items()])
     if to.auth is not None and not any(k.lower() == "authorization" for k in headers):
         lines += f"Authorization: {to.auth}\r\n"
-    return f"{method}{to.tail}Content-Length: {length}\r\n{lines}\r\n".encode("latin-1")
+    try:
+        return f"{method}{to.tail}Content-Length: {length}\r\n{lines}\r\n".encode("latin-1")
+    except UnicodeEncodeError:  # its text quotes the character: named, not shown
+        bad = next((k for k, v in headers.items() if not _latin1(k + v)), "")
+        raise ValueError(f"a character that is not latin-1 in the header {bad!r}") from None
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 class _Connection(asyncio.Protocol):
@@ -160,6 +197,11 @@ class _Connection(asyncio.Protocol):
         self.received = 0
         self.idle_since = 0.0
         self.closed = False
+        #: the transport's buffer is above its high-water mark (flow control)
+        self.paused = False
+        #: set when the buffer drains (or the attempt ends) while ``paused``
+        self.drained: asyncio.Future[None] | None = None
+        self._expiry = self._expired  # (one bound method, not one per request)
 
     # -- asyncio.Protocol --
 
@@ -188,6 +230,13 @@ class _Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         return False  # close: connection_lost follows
 
+    def pause_writing(self) -> None:
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
+        self._wake()
+
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.client._forget(self)
@@ -204,12 +253,15 @@ class _Connection(asyncio.Protocol):
     # -- httptools callbacks --
 
     def on_headers_complete(self) -> None:
+        if self.waiter is None:  # an answer after the answer (in the same read): not reusable
+            self.close()  # (no on_message_begin to see it sooner: a call per answer)
+            return
         status = self.parser.get_status_code()
         if status >= 200:  # 1xx: the final answer follows
             self.status = status
 
     def on_message_complete(self) -> None:
-        if self.status:
+        if self.status:  # (an answer after the answer: closed at its head, no waiter)
             self._settle(keep=self.parser.should_keep_alive())
 
     # -- the request --
@@ -220,9 +272,22 @@ class _Connection(asyncio.Protocol):
         loop = self.client._loop
         waiter: asyncio.Future[int] = loop.create_future()
         self.waiter, self.status, self.received = waiter, 0, 0
-        self.timer = loop.call_at(deadline, self._expired)
-        self.transport.write(data)
+        self.timer = loop.call_at(deadline, self._expiry)
+        self.transport.write(data)  # what the socket does not take now, the transport keeps
         return waiter
+
+    async def written(self) -> None:
+        """Return once the request's bytes left the transport's buffer (below
+        its low-water mark), or the attempt ended (its answer, its deadline,
+        the connection lost): the writer's flow control."""
+        if self.paused and self.waiter is not None:
+            self.drained = self.client._loop.create_future()
+            await self.drained
+
+    def _wake(self) -> None:
+        drained, self.drained = self.drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
 
     def _expired(self) -> None:
         self.timer = None
@@ -237,10 +302,13 @@ class _Connection(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        if keep and not self.closed:
+        if self.paused:  # the request still held back: its rest dropped, its writer woken
+            self._wake()
+            self.close(drop=True)
+        elif keep and not self.closed:
             self.client._release(self)
         else:
-            self.close()
+            self.close(drop=timeout or bool(error))
         if waiter is None or waiter.done():
             return
         if timeout:
@@ -252,12 +320,22 @@ class _Connection(asyncio.Protocol):
         else:
             waiter.set_result(self.status)
 
-    def close(self) -> None:
+    def close(self, *, drop: bool = False) -> None:
+        """Close the connection. When ``drop`` (an attempt cut short), or
+        bytes of a request are still unwritten, they are dropped
+        (``abort``): a transport's ``close`` keeps the socket open until
+        they are written, which a receiver that does not read never lets
+        happen. (Over TLS the bytes wait below the TLS layer, which does
+        not count them: only ``drop`` reaches them.)"""
         if not self.closed:
             self.closed = True
             self.client._forget(self)
-            if self.transport is not None:
-                self.transport.close()
+            transport = self.transport
+            if transport is not None:
+                if drop or transport.get_write_buffer_size():
+                    transport.abort()
+                else:
+                    transport.close()
 
     def abort(self) -> None:
         """Drop the connection at once (an attempt given up mid-answer)."""
@@ -265,9 +343,8 @@ class _Connection(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
             self.timer = None
-        self.close()
-        if self.transport is not None:
-            self.transport.abort()
+        self._wake()
+        self.close(drop=True)
 
 
 def _parse_error(exc: Exception) -> str:
@@ -280,11 +357,22 @@ class Client:
     """Requests over keep-alive connections pooled per origin. Made and used
     in one event loop; ``close`` ends every connection."""
 
-    def __init__(self, *, ssl_context: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        keepalive: float = KEEPALIVE,
+        max_idle: int = MAX_IDLE,
+    ) -> None:
         self._ssl = ssl_context
+        self._keepalive = keepalive
+        self._max_idle = max_idle
+        #: per origin, idle connections from the longest idle to the latest
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._open: set[_Connection] = set()
         self._loop = asyncio.get_running_loop()
+        #: the next sweep of idle connections, while any is idle
+        self._sweep: asyncio.TimerHandle | None = None
         #: new connections made (for tests and figures)
         self.connections = 0
 
@@ -306,7 +394,7 @@ class Client:
                 return await self._exchange(conn, data, deadline)
             except _Stale:
                 pass  # closed by the server while idle: once more, on a new connection
-        conn = await self._connect(to, deadline)
+        conn = await self._connect(to, deadline, timeout)
         try:
             return await self._exchange(conn, data, deadline)
         except _Stale:
@@ -315,6 +403,8 @@ class Client:
     async def _exchange(self, conn: _Connection, data: bytes, deadline: float) -> int:
         waiter = conn.send(data, deadline)
         try:
+            if conn.paused:  # a request larger than the transport's buffer: written first
+                await conn.written()
             return await waiter
         except asyncio.CancelledError:
             conn.abort()  # mid-answer: the connection cannot be reused
@@ -326,7 +416,7 @@ class Client:
             conn = idle.pop()
             if conn.closed or conn.transport is None or conn.transport.is_closing():
                 continue
-            if now - conn.idle_since > KEEPALIVE:  # the newest is too old: all are
+            if now - conn.idle_since > self._keepalive:  # the newest is too old: all are
                 conn.close()
                 for old in idle[:]:
                     old.close()
@@ -335,19 +425,45 @@ class Client:
         return None
 
     def _release(self, conn: _Connection) -> None:
-        conn.idle_since = self._loop.time()
+        now = conn.idle_since = self._loop.time()
         idle = self._idle.get(conn.origin)
         if idle is None:
             idle = self._idle[conn.origin] = []
         idle.append(conn)
+        if len(idle) > self._max_idle:
+            idle.pop(0).close()  # the longest idle
+        if self._sweep is None:
+            self._sweep = self._loop.call_at(now + self._keepalive, self._swept)
 
     def _forget(self, conn: _Connection) -> None:
         self._open.discard(conn)
         idle = self._idle.get(conn.origin)
         if idle and conn in idle:
             idle.remove(conn)
+            if not idle:  # an origin no longer used leaves no trace
+                del self._idle[conn.origin]
 
-    async def _connect(self, to: Target, deadline: float) -> _Connection:
+    def _swept(self) -> None:
+        """Close the connections idle longer than ``keepalive``: a socket is
+        not kept open for a destination no longer sent to (nor for one the
+        receiver closed, which ``connection_lost`` already ended). Then the
+        next sweep, when the longest idle left expires (not sooner than an
+        eighth of ``keepalive``: one timer, not one per release)."""
+        self._sweep = None
+        now = self._loop.time()
+        oldest = now
+        for origin, idle in list(self._idle.items()):
+            while idle and now - idle[0].idle_since >= self._keepalive:
+                idle.pop(0).close()
+            if idle:
+                oldest = min(oldest, idle[0].idle_since)
+            else:  # its connections all in use, or closed
+                self._idle.pop(origin, None)
+        if self._idle:
+            due = max(oldest + self._keepalive, now + self._keepalive / 8)
+            self._sweep = self._loop.call_at(due, self._swept)
+
+    async def _connect(self, to: Target, deadline: float, timeout: float) -> _Connection:
         self.connections += 1
         where = f"{to.host}:{to.port}"
         tls = self._context() if to.tls else None
@@ -368,6 +484,9 @@ class Client:
         except socket.gaierror as exc:
             raise ClientError(f"cannot resolve {to.host}: {exc.strerror or exc}") from None
         except OSError as exc:
+            if isinstance(exc, TimeoutError) and exc.errno is None:
+                # the attempt's deadline (asyncio's, no errno), in connecting or TLS's handshake
+                raise ClientError(f"cannot connect to {where} within {timeout:g} s") from None
             why = os.strerror(exc.errno) if exc.errno else str(exc) or type(exc).__name__
             raise ClientError(f"cannot connect to {where}: {why}") from None
         return conn
@@ -379,8 +498,11 @@ class Client:
 
     async def close(self) -> None:
         """Close every connection, idle or in use."""
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for conn in list(self._open):
-            conn.close()
+            conn.close(drop=conn.waiter is not None)
         self._idle.clear()
         self._open.clear()
         await asyncio.sleep(0)  # let the transports close

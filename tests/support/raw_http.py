@@ -5,10 +5,12 @@ body, no answer at all) and sees the requests exactly as they came."""
 from __future__ import annotations
 
 import asyncio
+import select
+import socket
 import ssl
 import subprocess
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -142,3 +144,30 @@ async def raw_server(
             task.cancel()
         await asyncio.gather(*server._tasks, return_exceptions=True)
         await listening.wait_closed()
+
+
+@contextmanager
+def unaccepting_port() -> Iterator[int]:
+    """A local port where a TCP connect never completes, for the block: a
+    listening socket with a backlog of 0 that never accepts, its queue
+    filled by connects of its own, so that the kernel (Linux) drops further
+    SYNs and a connect waits (no root, no change to the network)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers: list[socket.socket] = []
+    try:
+        while True:  # connect until one is left waiting: the queue is full
+            assert len(fillers) < 16, "the accept queue does not fill"
+            filler = socket.socket()
+            fillers.append(filler)
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            if not select.select([], [filler], [], 0.2)[1]:
+                break
+        yield port
+    finally:
+        for filler in fillers:
+            filler.close()
+        listener.close()
