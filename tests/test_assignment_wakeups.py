@@ -272,6 +272,21 @@ async def test_a_lost_wake_up_is_found_by_the_sweep(
         assert rounds(metrics, "all") > before and rounds(metrics, "agents") == 0
 
 
+async def test_a_named_agent_another_round_holds_is_left_to_it(
+    db: asyncpg.Pool, store: Store, ruleset: Ruleset
+) -> None:
+    """Every instance hears a wake-up: the round that locks the agent first
+    has it, the others read neither it nor any contact."""
+    waiting = await backlog(db, "desk", 3, skills=["support"])
+    await put_agent(db, "eve", skills={"support": 1}, capacity=34)
+    async with db.acquire() as con, con.transaction():
+        await con.execute("SELECT 1 FROM agents WHERE agent_id = 'eve' FOR UPDATE")
+        held = await one_round(store, ruleset, ["eve"])
+        assert (held.agents, held.waiting, held.made) == (0, 0, [])
+    done = await one_round(store, ruleset, ["eve"])
+    assert (done.agents, len(done.made)) == (1, 1) and await offered(db, "eve") == waiting[:1]
+
+
 async def test_two_assigners_on_the_same_agents_never_over_assign(
     db: asyncpg.Pool, store: Store, ruleset: Ruleset, own_database: str
 ) -> None:

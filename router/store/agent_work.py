@@ -10,7 +10,9 @@ channel maximums in its ``WHERE`` on the row it has locked; the trigger
 
 Lock order: the contact's ``open_contacts`` row, then the agents' rows (by
 agent id when several: ``release`` blocks, ``take`` skips rows others hold),
-then the ``contacts`` row.
+then the ``contacts`` row. A round limited to the agents a wake-up named
+locks them first, then its contacts: with ``SKIP LOCKED`` both times, it
+never waits for a lock, so the other order cannot deadlock.
 """
 
 from __future__ import annotations

@@ -147,8 +147,11 @@ SELECT {_AGENT_COLUMNS} FROM agents
  WHERE presence = 'available' AND load_units + $1 <= capacity
 """
 
-# those of them a wake-up named (``agent:<id>``): a round limited to them
-_FREE_NAMED = _FREE_AGENTS + " AND agent_id = ANY($2::text[])"
+# those of them a wake-up named (``agent:<id>``), locked for the round: those
+# another round holds (every instance hears the wake-up) are left to it
+_FREE_NAMED = (
+    _FREE_AGENTS + " AND agent_id = ANY($2::text[]) ORDER BY agent_id FOR UPDATE SKIP LOCKED"
+)
 
 _NAMED_AGENTS = f"SELECT {_AGENT_COLUMNS} FROM agents WHERE agent_id = ANY($1::text[])"
 
@@ -259,8 +262,11 @@ async def assign_round(
     """One round: read, choose, offer (see the module's description). At most
     ``limit`` waiting contacts per queue and channel are considered; agents
     with less free than the smallest ``units`` of a channel are not. With
-    ``agents``, only those agents are read: the round is the one a full round
-    would be if they were the only agents that may take work."""
+    ``agents``, only those agents are read, and locked at once (``SKIP
+    LOCKED``: one another transaction holds is left to it, and a round of
+    another instance woken for the same agent reads no contact): the round
+    is the one over every agent would be if they were the only agents that
+    may take work."""
     smallest = max(1, min(units(c) for c in CHANNELS))
     async with pool.acquire() as con, con.transaction():
         if agents is None:
