@@ -25,7 +25,7 @@ from router.metrics import Metrics
 from router.models import Contact, CustomerContext, Decision, uuid7
 from router.rules import Ruleset, load_ruleset_text
 from router.settings import AgentSettings
-from router.store import DatabaseSettings, NewRecord, Store, open_store
+from router.store import DatabaseSettings, NewRecord, Store, agent_work, open_store
 from router.store import offers as offers_store
 from router.store import records as stored_records
 from tests.support.agents import emptied, put_agent
@@ -334,16 +334,32 @@ async def test_two_assigners_on_the_same_agents_never_over_assign(
     assert rest.made == [] and await db.fetchval("SELECT count(*) FROM offers") == made
 
 
-async def test_a_limited_round_reads_its_agents_by_their_key(db: asyncpg.Pool) -> None:
-    """Among 2,000 available agents, the named ones are read by the key (a
-    round over every agent reads every available one)."""
+async def test_a_limited_round_reads_and_raises_its_agents_by_their_key(
+    db: asyncpg.Pool,
+) -> None:
+    """Among 2,000 available agents, the named ones are read, and their
+    loads raised, by the key, also while the statistics say no agent is
+    available (taken before a shift signed in): the partial index of the
+    available agents then looks empty to the planner, which read all of it
+    (a round over every agent reads every available one anyway)."""
     await db.execute(
         """INSERT INTO agents (agent_id, name, skills, capacity, presence)
-           SELECT 'a' || n, 'a' || n, '{}', 100, 'available' FROM generate_series(1, 2000) n"""
+           SELECT 'a' || n, 'a' || n, '{}', 100, 'offline' FROM generate_series(1, 2000) n"""
     )
     await db.execute("ANALYZE agents")
-    plan = "\n".join(
-        r[0] for r in await db.fetch("EXPLAIN " + offers_store._FREE_NAMED, 20, ["a1", "a7"])
-    )
-    assert re.search(r"(using|on) agents_pkey\b", plan), plan
-    assert re.search(r"Index Cond: \(+agent_id = ANY", plan), plan
+    await db.execute("UPDATE agents SET presence = 'available'")
+    statements = [
+        (offers_store._FREE_NAMED, [20, ["a1", "a7"]]),
+        (agent_work._TAKE, [["a1"], [34], ['{"chat": 1}']]),
+    ]
+    for sql, args in statements:
+        async with db.acquire() as con:
+            undone = con.transaction()  # (the statements run: their writes undone)
+            await undone.start()
+            plan = "\n".join(
+                r[0] for r in await con.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)
+            )
+            await undone.rollback()
+        assert "agents_available" not in plan, plan
+        assert re.search(r"(using|on) agents_pkey\b", plan), plan
+        assert re.search(r"Index Cond: \(+(a\.)?agent_id = ", plan), plan

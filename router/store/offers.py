@@ -148,10 +148,17 @@ SELECT {_AGENT_COLUMNS} FROM agents
 """
 
 # those of them a wake-up named (``agent:<id>``), locked for the round: those
-# another round holds (every instance hears the wake-up) are left to it
-_FREE_NAMED = (
-    _FREE_AGENTS + " AND agent_id = ANY($2::text[]) ORDER BY agent_id FOR UPDATE SKIP LOCKED"
-)
+# another round holds (every instance hears the wake-up) are left to it. Read
+# by the key: the presence is tested where the partial index of the available
+# agents cannot serve (statistics taken while few agents were available, at a
+# shift's start, make the planner read that whole index for two agents)
+_FREE_NAMED = f"""
+SELECT {_AGENT_COLUMNS} FROM agents
+ WHERE agent_id = ANY($2::text[])
+   AND CASE presence WHEN 'available' THEN load_units + $1 <= capacity ELSE false END
+ ORDER BY agent_id
+   FOR UPDATE SKIP LOCKED
+"""
 
 _NAMED_AGENTS = f"SELECT {_AGENT_COLUMNS} FROM agents WHERE agent_id = ANY($1::text[])"
 
