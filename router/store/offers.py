@@ -6,8 +6,8 @@ the agents that may take work (every one, or only those a wake-up named)
 and the waiting contacts of the assigned queues on the channels those agents
 have room for, lets the caller's pure
 choice (``router.assignment.choose``) pair them, and makes the offers: the
-contacts' open rows are locked (``SKIP LOCKED``: one an event is moving is
-left for the next round), the agents' loads raised by ``agent_work.take``
+contacts' open rows are locked (``SKIP LOCKED``: one another round or an
+event holds is left to it, and the choice made again without it), the agents' loads raised by ``agent_work.take``
 (which checks presence, capacity and channel maximums under the row lock;
 the trigger refuses anything else), then the work, the offers, the open rows
 (which count the contact's offers and keep the time of its first), the live
@@ -47,6 +47,9 @@ FETCH_MIN = 5
 FETCH_FURTHER = 8
 #: Offers one round makes at most (one transaction stays short).
 OFFERS_PER_ROUND = 500
+#: Times a round claims its contacts, choosing again without those another
+#: transaction holds.
+CLAIMS = 3
 
 STATUSES = ("offered", "accepted", "rejected", "expired", "cancelled")
 
@@ -290,26 +293,42 @@ async def assign_round(
         # find their work; many: enough for a round's offers across the queues
         per_round = max(FETCH_MIN, 2 * OFFERS_PER_ROUND // (len(policies) * len(CHANNELS)))
         fetch = min(limit, FETCH_PER_AGENT * len(free) + FETCH_MIN, per_round)
+        known = {r["agent_id"] for r in free}
         while True:
             waiting, truncated = await _read_waiting(con, policies, fetch, channels)
             if not waiting:
                 return Round([], 0, len(free), 0)
-            candidates = [_agent(r) for r in free]
-            known = {a.agent_id for a in candidates}
+            rows = list(free)
             preferred = {c.preferred_agent for c in waiting if c.preferred_until is not None}
             missing = [p for p in preferred if p is not None and p not in known]
-            chosen_from = list(candidates)
             if missing:
-                chosen_from += [_agent(r) for r in await con.fetch(_NAMED_AGENTS, missing)]
+                rows += await con.fetch(_NAMED_AGENTS, missing)
             # the first offers (in the choice's order); the next round makes the rest
-            pairs = choose(waiting, chosen_from, now, OFFERS_PER_ROUND)
+            candidates = [_agent(r) for r in rows]
+            pairs = choose(waiting, candidates, now, OFFERS_PER_ROUND)
             # agents left with room for a channel of which more contacts wait
             # unread (e.g. all those read need a skill they lack): read further
-            further = channels_with_room(candidates, truncated, units)
+            further = channels_with_room(candidates[: len(free)], truncated, units)
             if not further or fetch >= limit or len(pairs) >= OFFERS_PER_ROUND:
                 break
             fetch = min(limit, fetch * FETCH_FURTHER)
-        made, refused = await _make(con, pairs, outbox)
+        # contacts another transaction holds (another round offering them, an
+        # event moving them) or has just offered are left to it: the choice is
+        # made again without them (a few times at most), so that a round that
+        # ran beside another one still offers its agents the next contacts
+        claimed: set[uuid.UUID] = set()
+        for _ in range(CLAIMS):
+            wanted = [p.contact.contact_id for p in pairs if p.contact.contact_id not in claimed]
+            got = {r["contact_id"] for r in await con.fetch(_CLAIM, wanted)} if wanted else set()
+            claimed |= got
+            if len(got) == len(wanted):
+                break
+            lost = set(wanted) - got
+            waiting = [c for c in waiting if c.contact_id not in lost]
+            pairs = choose(waiting, [_agent(r) for r in rows], now, OFFERS_PER_ROUND)
+        made, refused = await _make(
+            con, [p for p in pairs if p.contact.contact_id in claimed], outbox
+        )
         return Round(made, refused, len(free), len(waiting))
 
 
@@ -345,15 +364,13 @@ async def _read_waiting(
 async def _make(
     con: asyncpg.Connection, pairs: Sequence[Pair], outbox: OfferedOutbox | None
 ) -> tuple[list[Made], int]:
+    """Offer the pairs, their contacts claimed: those whose agents may still
+    take them; and how many the database refused."""
     if not pairs:
         return [], 0
-    claimed = {
-        r["contact_id"] for r in await con.fetch(_CLAIM, [p.contact.contact_id for p in pairs])
-    }
-    pairs = [p for p in pairs if p.contact.contact_id in claimed]
     taken = await agent_work.take(con, [(p.agent_id, p.contact.channel, p.units) for p in pairs])
     ok = [p for p in pairs if p.agent_id in taken]
-    refused = len(claimed) - len(ok)
+    refused = len(pairs) - len(ok)
     if not ok:
         return [], refused
     rows = await con.fetch(
