@@ -50,7 +50,7 @@ FETCH_FURTHER = 8
 OFFERS_PER_ROUND = 500
 #: Times a round claims its contacts, choosing again without those another
 #: transaction holds.
-CLAIMS = 3
+CLAIMS = 4
 
 STATUSES = ("offered", "accepted", "rejected", "expired", "cancelled")
 
@@ -295,8 +295,18 @@ async def assign_round(
         per_round = max(FETCH_MIN, 2 * OFFERS_PER_ROUND // (len(policies) * len(CHANNELS)))
         fetch = min(limit, FETCH_PER_AGENT * len(free) + FETCH_MIN, per_round)
         known = {r["agent_id"] for r in free}
+        waiting, truncated = await _read_waiting(con, policies, fetch, channels)
+        # contacts another transaction holds (another round offering them, an
+        # event moving them) or has just offered are left to it: the choice is
+        # made again without them (reading further if its agents are left with
+        # room), so that a round that ran beside another one still offers its
+        # agents the next contacts
+        lost: set[uuid.UUID] = set()
+        claimed: set[uuid.UUID] = set()
+        claims = 0
         while True:
-            waiting, truncated = await _read_waiting(con, policies, fetch, channels)
+            if lost:
+                waiting = [c for c in waiting if c.contact_id not in lost]
             if not waiting:
                 return Round([], 0, len(free), 0)
             rows = list(free)
@@ -310,23 +320,17 @@ async def assign_round(
             # agents left with room for a channel of which more contacts wait
             # unread (e.g. all those read need a skill they lack): read further
             further = channels_with_room(candidates[: len(free)], truncated, units)
-            if not further or fetch >= limit or len(pairs) >= OFFERS_PER_ROUND:
-                break
-            fetch = min(limit, fetch * FETCH_FURTHER)
-        # contacts another transaction holds (another round offering them, an
-        # event moving them) or has just offered are left to it: the choice is
-        # made again without them (a few times at most), so that a round that
-        # ran beside another one still offers its agents the next contacts
-        claimed: set[uuid.UUID] = set()
-        for _ in range(CLAIMS):
+            if further and fetch < limit and len(pairs) < OFFERS_PER_ROUND:
+                fetch = min(limit, fetch * FETCH_FURTHER)
+                waiting, truncated = await _read_waiting(con, policies, fetch, channels)
+                continue
             wanted = [p.contact.contact_id for p in pairs if p.contact.contact_id not in claimed]
             got = {r["contact_id"] for r in await con.fetch(_CLAIM, wanted)} if wanted else set()
             claimed |= got
-            if len(got) == len(wanted):
+            claims += 1
+            if len(got) == len(wanted) or claims >= CLAIMS:
                 break
-            lost = set(wanted) - got
-            waiting = [c for c in waiting if c.contact_id not in lost]
-            pairs = choose(waiting, [_agent(r) for r in rows], now, OFFERS_PER_ROUND)
+            lost |= set(wanted) - got
         made, refused = await _make(
             con, [p for p in pairs if p.contact.contact_id in claimed], outbox
         )
