@@ -35,7 +35,13 @@ serve`` processes run on the same database.
   bench's process, and per resolution of each of those contacts (a
   ``resolved`` outcome event; the agents away meanwhile, so that the rounds
   the resolutions wake find no agent). Counts, not timings: noise from other work on the
-  machine does not change them.
+  machine does not change them. Before the acceptances, ``--freed`` agents are
+  freed one by one with the backlog still waiting (a piece of each one's work
+  ends, as an outcome ends it: its units freed and the assigners woken for
+  it, ``agent:<id>``), each after the one before got its next offer: what
+  one wake-up costs, the rounds of both assigning servers and their sweeps
+  included. ``--before REV``: the same again with the servers running the
+  code of git revision REV, on a scratch database of its own.
 - ``direct`` (``--direct`` times): the servers stopped, one assigner in
   the bench's own process; a random piece of held work ends (as an outcome
   ends it: the agent's units freed and the assigners notified, in one
@@ -81,6 +87,7 @@ from common import (
     waiting_record,
 )
 from load import CHANNELS, assigned_rules, drive
+from sources import source_of
 
 from router.settings import SCOPES
 from router.store import DatabaseSettings, open_store
@@ -112,12 +119,14 @@ def queues_and_skills() -> dict[str, list[str]]:
 
 
 @asynccontextmanager
-async def servers(database_url: str, workdir: Path) -> AsyncIterator[dict[str, str]]:
+async def servers(
+    database_url: str, workdir: Path, source: Path = ROOT
+) -> AsyncIterator[dict[str, str]]:
     """``assign`` and ``desk`` with every queue assigned, ``plain`` as shipped."""
     api = {"tokens": [{"name": "bench", "token": TOKEN, "scopes": list(SCOPES)}]}
     folders = {True: rules(workdir, True), False: rules(workdir, False)}
     sides = {side: (folders[side != "plain"], {"api": api}) for side in ("assign", "plain", "desk")}
-    async with serving(database_url, sides, workdir) as started:
+    async with serving(database_url, sides, workdir, source) as started:
         yield {name: server.url for name, server in started.items()}
 
 
@@ -265,6 +274,7 @@ SELECT calls, rows, shared_blks_hit + shared_blks_read AS buffers, wal_bytes, qu
  WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
    AND query NOT LIKE '%sum(units) AS units FROM agent_work GROUP BY agent_id%'  -- the sampler
    AND query NOT LIKE 'SELECT count(*) FROM offers%'  -- the fill's progress
+   AND query NOT LIKE '%bench: not counted%'
  ORDER BY buffers DESC
 """
 
@@ -303,9 +313,12 @@ async def tables(con: asyncpg.Connection) -> Tables:
     return {r["t"]: (r["ins"], r["upd"], r["hot"]) for r in await con.fetch(TABLES)}
 
 
-async def cost(con: asyncpg.Connection, statements: bool, what: str, n: int, since: Tables) -> None:
+async def cost(
+    con: asyncpg.Connection, statements: bool, what: str, n: int, since: Tables, top: int = 6
+) -> None:
     """What was done since the statements were counted from and the tables
-    were at ``since`` cost, per ``what`` (``n`` of them; see ``--cost``)."""
+    were at ``since`` cost, per ``what`` (``n`` of them; see ``--cost``): the
+    ``top`` statements by buffers."""
     now = await tables(con)
     print(f"cost per {what} ({n}):", flush=True)
     if statements:
@@ -317,7 +330,7 @@ async def cost(con: asyncpg.Connection, statements: bool, what: str, n: int, sin
             f" {calls / n:.2f} statements sent",
             flush=True,
         )
-        for r in rows[:6]:
+        for r in rows[:top]:
             query = " ".join(r["query"].split())[:90]
             print(
                 f"  {r['buffers'] / n:7.1f} buffers {r['wal_bytes'] / n:7.0f} WAL bytes"
@@ -373,7 +386,62 @@ async def accepting(con: asyncpg.Connection, url: str, statements: bool, n: int)
         await cost(con, statements, "resolution", len(accepted), before)
 
 
-FREED_TO_OFFER = FREED_TO_OFFER = """
+async def freeing(con: asyncpg.Connection, url: str, statements: bool, n: int) -> None:
+    """``n`` agents freed one by one, the backlog waiting (see ``--cost``)."""
+    from router.store import agent_work
+
+    held = await con.fetch(
+        "SELECT DISTINCT ON (agent_id) contact_id, agent_id FROM agent_work"
+        " ORDER BY agent_id, contact_id  -- bench: not counted"
+    )
+    picked = random.Random(17).sample(list(held), min(n, len(held)))
+    # the fill's last rounds over (a sweep may still find an agent with room)
+    last, still = -1, 0.0
+    while still < 3 * SWEEP:
+        n_offers = await con.fetchval("SELECT count(*) FROM offers  -- bench: not counted")
+        still = still + 0.5 if n_offers == last else 0.0
+        last = n_offers
+        await asyncio.sleep(0.5)
+    before = await tables(con)
+    if statements:
+        await counting(con)
+    gaps = []
+    async with open_store(DatabaseSettings(url=url, pool_max=2), migrate=False) as store:
+        for row in picked:
+            seen = await con.fetchval(
+                "SELECT count(*) FROM offers WHERE agent_id = $1  -- bench: not counted",
+                row["agent_id"],
+            )
+            ended = row["contact_id"]
+            async with store.pool.acquire() as c, c.transaction():
+                await agent_work.close_offers(c, [ended])
+                await c.execute("DELETE FROM open_contacts WHERE contact_id = $1", ended)
+            t0 = time.perf_counter()
+            while time.perf_counter() - t0 < 5:
+                now = await con.fetchval(
+                    "SELECT count(*) FROM offers WHERE agent_id = $1  -- bench: not counted",
+                    row["agent_id"],
+                )
+                if now > seen:
+                    gaps.append((time.perf_counter() - t0) * 1000)
+                    break
+                await asyncio.sleep(0.002)
+            await asyncio.sleep(0.05)
+    print(
+        f"freed one by one: {len(gaps)} of {len(picked)} agents offered again within 5 s "
+        f"(p50 {percentile(gaps, 0.5):.1f} ms; {await con.fetchval(WAITING)} contacts waiting)",
+        flush=True,
+    )
+    await cost(con, statements, "freed agent", len(picked), before, top=10)
+    print(f"  (the fill had left {last} offers)", flush=True)
+
+
+#: the assigners' sweep (router/assigner.py)
+SWEEP = 2.0
+
+WAITING = "SELECT count(*) FROM open_contacts WHERE state = 'waiting'  -- bench: not counted"
+
+FREED_TO_OFFER = """
 SELECT extract(epoch FROM (SELECT min(o.offered_at) FROM offers o
                             WHERE o.agent_id = c.agent AND o.offered_at >= l.at) - l.at)
        * 1000 AS ms
@@ -447,7 +515,7 @@ async def desk_parts(
     print(f"desk: {desk.accepted} accepted, {desk.finished} finished", flush=True)
 
 
-async def run(database_url: str, args: argparse.Namespace) -> None:
+async def run(database_url: str, args: argparse.Namespace, source: Path = ROOT) -> None:
     await seed(database_url, args)
     workdir = Path(tempfile.mkdtemp(prefix="omniroute-assign-"))
     print(f"server logs in {workdir}", flush=True)
@@ -455,13 +523,15 @@ async def run(database_url: str, args: argparse.Namespace) -> None:
     sampler = Sampler(database_url)
     sampling = asyncio.create_task(sampler.run())
     try:
-        async with servers(database_url, workdir) as urls:
+        async with servers(database_url, workdir, source) as urls:
             statements = args.cost and await counting(con)
             before = await tables(con) if args.cost else {}
             await fill(con, args)
             if args.cost:
                 made = await con.fetchval("SELECT count(*) FROM offers")
                 await cost(con, statements, "offer", made, before)
+                if args.freed:
+                    await freeing(con, database_url, statements, args.freed)
                 await accepting(con, database_url, statements, 1000)
             else:
                 await desk_parts(con, urls, args)
@@ -544,10 +614,23 @@ async def main() -> None:
     p.add_argument(
         "--direct", type=int, default=200, help="freed agents timed without HTTP (0: none)"
     )
+    p.add_argument(
+        "--freed", type=int, default=200, help="with --cost: agents freed one by one (0: none)"
+    )
+    p.add_argument(
+        "--before", metavar="REV", help="with --cost: also the servers at git revision REV"
+    )
     args = p.parse_args()
     quiet_logs()
-    async with postgres_server(args.database_url) as base, scratch_database(base) as url:
-        await run(url, args)
+    sources = [("this tree", ROOT)]
+    if args.before and args.cost:
+        workdir = Path(tempfile.mkdtemp(prefix="omniroute-assign-src-"))
+        sources.append((f"@{args.before}", source_of(args.before, workdir)))
+    for name, source in sources:
+        if len(sources) > 1:
+            print(f"== {name}", flush=True)
+        async with postgres_server(args.database_url) as base, scratch_database(base) as url:
+            await run(url, args, source)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,11 @@ available, capacity raised, work released by an outcome, a rejection or an
 expiry) or contacts arrived for an assigned queue (``contacts``), on the
 ``omniroute_assign`` channel; and as a safety sweep every ``sweep`` seconds,
 or sooner when an offer is due to expire (the offers' timer, claimed with
-``SKIP LOCKED``). Rounds repeat while they make offers. Every instance runs
+``SKIP LOCKED``). A wake-up that only names agents runs a round limited to
+them (the notifications heard meanwhile together: one round over their
+union); contacts arriving, the offers' timer, the sweep and listening again
+after a lost connection run a round over every agent. Rounds repeat while
+they make offers. Every instance runs
 it, at the same time: rounds claim contacts and agents with ``SKIP LOCKED``
 (what another round holds is left to it; that round goes on while it makes
 offers), and the agents' row locks, the checks under them and the capacity
@@ -18,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
 from datetime import UTC, datetime
 from functools import partial
 
@@ -28,7 +32,6 @@ from router.assignment import Agent, Aging, Pair, Policy, Waiting, choose
 from router.errors import StoreUnavailable
 from router.jobs import keep_listening
 from router.metrics import Metrics
-from router.models import CHANNELS
 from router.rules import Ruleset
 from router.settings import AgentSettings
 from router.store import Store
@@ -40,6 +43,34 @@ log = structlog.get_logger("omniroute.assign")
 SWEEP_SECONDS = 2.0
 #: Waiting contacts considered per queue in one round.
 ROUND_LIMIT = 500
+
+
+class Wakeups:
+    """What the notifications heard since the last round ask for: a round
+    over the agents they named (``agent:<id>``), or over every agent
+    (``contacts``, anything else, or nothing heard: listening again after a
+    lost connection, whatever was committed meanwhile)."""
+
+    def __init__(self) -> None:
+        self._agents: set[str] = set()
+        self._everyone = False
+
+    def heard(self, payload: str) -> None:
+        kind, _, agent = payload.partition(":")
+        if kind == "agent" and agent:
+            self._agents.add(agent)
+        else:
+            self._everyone = True
+
+    def everyone(self) -> None:
+        self._everyone = True
+
+    def take(self) -> frozenset[str] | None:
+        """The agents named since the last call; ``None``: every agent."""
+        agents = None if self._everyone or not self._agents else frozenset(self._agents)
+        self._agents.clear()
+        self._everyone = False
+        return agents
 
 
 def policies(ruleset: Ruleset) -> dict[str, Policy]:
@@ -82,8 +113,7 @@ class Assigner:
         #: when the soonest open offer expires, as last read (offers other
         #: instances make are seen at the next sweep at the latest)
         self._due: datetime | None = None
-        #: the fewest units a contact takes: agents with less free take nothing
-        self._smallest = max(1, min(settings.units_of(c) for c in CHANNELS))
+        self._wakeups = Wakeups()
 
     def policies(self) -> dict[str, Policy]:
         ruleset = self._ruleset()
@@ -113,21 +143,20 @@ class Assigner:
         """Rounds until ``stop``: at every notification, at every offer's
         expiry, and every ``sweep`` seconds."""
         wake = asyncio.Event()
-        listener = asyncio.create_task(
-            keep_listening(self._store.offers.listening, wake, stop, name="assign")
-        )
+        listener = asyncio.create_task(keep_listening(self._listening, wake, stop, name="assign"))
         try:
             swept = 0.0
             loop = asyncio.get_running_loop()
             while not stop.is_set():
                 woken = wake.is_set()
                 wake.clear()
+                named = self._wakeups.take()
                 wait = self._sweep
                 sweep = not woken or loop.time() - swept >= self._sweep
                 if sweep:
                     swept = loop.time()
                 try:
-                    wait = await self.once(sweep=sweep)
+                    wait = await self.once(sweep=sweep, agents=None if sweep else named)
                 except StoreUnavailable as exc:
                     log.warning("assign_failed", error=str(exc))
                 except Exception:  # the job must outlive any one failure
@@ -145,14 +174,24 @@ class Assigner:
             with contextlib.suppress(asyncio.CancelledError):
                 await listener
 
-    async def once(self, *, sweep: bool = False) -> float:
+    @contextlib.asynccontextmanager
+    async def _listening(self, wake: Callable[[], None]) -> AsyncIterator[asyncio.Event]:
+        async with self._store.offers.listening(wake, heard=self._wakeups.heard) as lost:
+            # (again:) what was committed while nobody listened is unknown
+            self._wakeups.everyone()
+            yield lost
+
+    async def once(self, *, sweep: bool = False, agents: Collection[str] | None = None) -> float:
         """Expire the due offers (when one is due, or at a sweep), then run
-        rounds while they make offers; the seconds until the next one should
-        run at the latest."""
+        rounds while they make offers: over ``agents`` only when given (and
+        no offer expired), else over every agent; the seconds until the next
+        one should run at the latest."""
         now = datetime.now(UTC)
         if sweep or self._due is None or self._due <= now:
             while True:
                 expired = await self._store.offers.expire_due(limit=self._limit)
+                if expired:
+                    agents = None  # their contacts wait again, for any agent
                 if self._metrics is not None:
                     for offer in expired:
                         self._metrics.offers(offer.queue, result="expired")
@@ -168,10 +207,13 @@ class Assigner:
                     policies=current,
                     choose=pick,
                     limit=self._limit,
-                    smallest=self._smallest,
+                    units=self._settings.units_of,
                     outbox=self._outbox,
+                    agents=agents,
                 )
-                if done.made and self._metrics is not None:
+                scope = "all" if agents is None else "agents"
+                if self._metrics is not None:
+                    self._metrics.assign_round(scope, agents=done.agents, waiting=done.waiting)
                     for queue, n in Counter(m.queue for m in done.made).items():
                         self._metrics.offers(queue, made=n)
                 if done.made:
@@ -179,6 +221,7 @@ class Assigner:
                         "offers_made",
                         count=len(done.made),
                         refused=done.refused,
+                        scope=scope,
                         agents=done.agents,
                         waiting=done.waiting,
                     )

@@ -205,6 +205,23 @@ def why_not(agent: Agent, contact: Waiting, needs: Mapping[str, int], units: int
     return None
 
 
+def has_room(agent: Agent, channel: str, units: int) -> bool:
+    """May ``agent`` hold one more contact of ``channel`` (``units`` of it)?
+    Its free units and its maximum for the channel, nothing else."""
+    most = agent.channel_max.get(channel)
+    return agent.free() >= units and (most is None or agent.by_channel.get(channel, 0) < most)
+
+
+def channels_with_room(
+    agents: Iterable[Agent], channels: Iterable[str], units: Callable[[str], int]
+) -> list[str]:
+    """The ``channels`` (in their order) of which one of ``agents`` may hold
+    one more contact: the only ones whose waiting contacts a round of these
+    agents can offer."""
+    crowd = list(agents)
+    return [c for c in channels if any(has_room(a, c, units(c)) for a in crowd)]
+
+
 def ranking(mode: Mode) -> str:
     return {
         "most_available": "most free units, then longest idle",

@@ -197,6 +197,18 @@ class Metrics:
             ["queue", "result"],
             registry=r,
         )
+        self.assign_rounds = Counter(
+            "omniroute_assign_rounds",
+            "Assignment rounds run, by scope: all (every agent) or agents (those a wake-up named)",
+            ["scope"],
+            registry=r,
+        )
+        self.assign_read = Counter(
+            "omniroute_assign_read",
+            "What assignment rounds read, by scope and kind: agents, waiting (contacts)",
+            ["scope", "kind"],
+            registry=r,
+        )
         self.assign_wait = Histogram(
             "omniroute_assign_wait_seconds",
             "From a contact's arrival (routed) to its assignment (its offer accepted)",
@@ -235,6 +247,12 @@ class Metrics:
             self.offers_made.labels(queue=queue).inc(made)
         if result is not None:
             self.offers_decided.labels(queue=queue, result=result).inc()
+
+    def assign_round(self, scope: str, *, agents: int, waiting: int) -> None:
+        """One assignment round of ``scope`` and what it read."""
+        self.assign_rounds.labels(scope=scope).inc()
+        self.assign_read.labels(scope=scope, kind="agents").inc(agents)
+        self.assign_read.labels(scope=scope, kind="waiting").inc(waiting)
 
     def replica(self, status: ReplicaStatus) -> None:
         """The reporting replica's gauges, from its last measurement."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import re
 import time
 import zlib
 from collections.abc import AsyncIterator, Iterator
@@ -213,6 +214,14 @@ async def test_three_processes_never_over_assign(
     assert wrong == []
     expired = await db.fetchval("SELECT count(*) FROM offers WHERE status = 'expired'")
     assert expired > 0
+    # the freed agents' wake-ups ran rounds over those agents only, on every
+    # instance, beside the rounds over every agent
+    async with aiohttp.ClientSession() as http:
+        for server in servers:
+            async with http.get(f"{server.url}/metrics", headers=HEADERS) as r:
+                text = await r.text()
+            assert re.search(r'^omniroute_assign_rounds_total\{scope="agents"\} [1-9]', text, re.M)
+            assert re.search(r'^omniroute_assign_rounds_total\{scope="all"\} [1-9]', text, re.M)
     for server in servers:
         assert "Traceback" not in server.log.read_text(errors="replace")
 

@@ -10,7 +10,9 @@ channel maximums in its ``WHERE`` on the row it has locked; the trigger
 
 Lock order: the contact's ``open_contacts`` row, then the agents' rows (by
 agent id when several: ``release`` blocks, ``take`` skips rows others hold),
-then the ``contacts`` row.
+then the ``contacts`` row. A round limited to the agents a wake-up named
+locks them first, then its contacts: with ``SKIP LOCKED`` both times, it
+never waits for a lock, so the other order cannot deadlock.
 """
 
 from __future__ import annotations
@@ -41,8 +43,10 @@ UPDATE agents a
        last_offer_at = now(), updated_at = now()
   FROM unnest($1::text[], $2::int[], $3::text[]) AS u(agent_id, units, d)
  WHERE a.agent_id = u.agent_id
-   AND a.presence = 'available'
-   AND a.load_units + u.units <= a.capacity
+   -- (not "presence = 'available' AND ...": the agents are found by the key,
+   -- never by the partial index of the available ones, whatever the statistics)
+   AND CASE a.presence WHEN 'available' THEN a.load_units + u.units <= a.capacity
+                       ELSE false END
    AND NOT EXISTS (
        SELECT 1 FROM jsonb_each_text(u.d::jsonb) AS e(channel, n)
         WHERE a.channel_max ? e.channel

@@ -2,11 +2,13 @@
 rejects, or the offer expires (docs/agents.md, "Assignment").
 
 ``assign_round`` is one round of the assigner, in one transaction: it reads
-the agents that may take work
-and the waiting contacts of the assigned queues, lets the caller's pure
+the agents that may take work (every one, or only those a wake-up named)
+and the waiting contacts of the assigned queues on the channels those agents
+have room for, lets the caller's pure
 choice (``router.assignment.choose``) pair them, and makes the offers: the
-contacts' open rows are locked (``SKIP LOCKED``: one an event is moving is
-left for the next round), the agents' loads raised by ``agent_work.take``
+contacts' open rows are locked (``SKIP LOCKED``: one another round or an
+event holds is left to it, and the choice made again without it), the
+agents' loads raised by ``agent_work.take``
 (which checks presence, capacity and channel maximums under the row lock;
 the trigger refuses anything else), then the work, the offers, the open rows
 (which count the contact's offers and keep the time of its first), the live
@@ -24,7 +26,7 @@ the contact ``assigned`` as an ``assigned`` outcome event would (``events``).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -32,7 +34,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from router.assignment import Agent, Pair, Policy, Waiting
+from router.assignment import Agent, Pair, Policy, Waiting, channels_with_room
 from router.models import CHANNELS, uuid7
 from router.store import agent_work, deliveries, events, lifecycle
 from router.store.deliveries import Outgoing
@@ -46,6 +48,9 @@ FETCH_MIN = 5
 FETCH_FURTHER = 8
 #: Offers one round makes at most (one transaction stays short).
 OFFERS_PER_ROUND = 500
+#: Times a round claims its contacts, choosing again without those another
+#: transaction holds.
+CLAIMS = 4
 
 STATUSES = ("offered", "accepted", "rejected", "expired", "cancelled")
 
@@ -128,7 +133,9 @@ class Round:
 
     made: list[Made]
     refused: int
+    #: agents read that may take work
     agents: int
+    #: waiting contacts read
     waiting: int
 
 
@@ -144,14 +151,28 @@ SELECT {_AGENT_COLUMNS} FROM agents
  WHERE presence = 'available' AND load_units + $1 <= capacity
 """
 
+# those of them a wake-up named (``agent:<id>``), locked for the round: those
+# another round holds (every instance hears the wake-up) are left to it. Read
+# by the key: the presence is tested where the partial index of the available
+# agents cannot serve (statistics taken while few agents were available, at a
+# shift's start, make the planner read that whole index for two agents)
+_FREE_NAMED = f"""
+SELECT {_AGENT_COLUMNS} FROM agents
+ WHERE agent_id = ANY($2::text[])
+   AND CASE presence WHEN 'available' THEN load_units + $1 <= capacity ELSE false END
+ ORDER BY agent_id
+   FOR UPDATE SKIP LOCKED
+"""
+
 _NAMED_AGENTS = f"SELECT {_AGENT_COLUMNS} FROM agents WHERE agent_id = ANY($1::text[])"
 
 _WAITING_COLUMNS = """contact_id, queue, channel, priority, skills, received_at, preferred_agent,
                       preferred_until, passed_over"""
 
 # the queues without aging, in one statement: the first of each queue and
-# channel in the index's order (every channel, so that an agent with room
-# for an e-mail only finds the e-mails)
+# channel in the index's order (each channel apart, so that an agent with
+# room for an e-mail only finds the e-mails; only the channels an agent of
+# the round has room for)
 _WAITING = f"""
 SELECT w.* FROM unnest($1::text[]) AS q(queue) CROSS JOIN unnest($3::text[]) AS ch(channel)
  CROSS JOIN LATERAL (
@@ -245,55 +266,88 @@ async def assign_round(
     policies: Mapping[str, Policy],
     choose: Choose,
     limit: int,
-    smallest: int = 1,
+    units: Callable[[str], int],
     outbox: OfferedOutbox | None = None,
+    agents: Collection[str] | None = None,
 ) -> Round:
     """One round: read, choose, offer (see the module's description). At most
-    ``limit`` waiting contacts per queue are considered; agents with fewer
-    than ``smallest`` units free are not."""
+    ``limit`` waiting contacts per queue and channel are considered; agents
+    with less free than the smallest ``units`` of a channel are not. With
+    ``agents``, only those agents are read, and locked at once (``SKIP
+    LOCKED``: one another transaction holds is left to it, and a round of
+    another instance woken for the same agent reads no contact): the round
+    is the one over every agent would be if they were the only agents that
+    may take work."""
+    smallest = max(1, min(units(c) for c in CHANNELS))
     async with pool.acquire() as con, con.transaction():
-        free = await con.fetch(_FREE_AGENTS, smallest)
-        if not free or not policies:
+        if agents is None:
+            free = await con.fetch(_FREE_AGENTS, smallest)
+        else:
+            free = await con.fetch(_FREE_NAMED, smallest, list(agents))
+        # the channels these agents have room for: the others' contacts
+        # cannot be offered to any of them
+        channels = channels_with_room(map(_agent, free), CHANNELS, units)
+        if not channels or not policies:
             return Round([], 0, len(free), 0)
         now: datetime = await con.fetchval("SELECT clock_timestamp()")
         # a few agents free: a few contacts per queue and channel are enough to
         # find their work; many: enough for a round's offers across the queues
         per_round = max(FETCH_MIN, 2 * OFFERS_PER_ROUND // (len(policies) * len(CHANNELS)))
         fetch = min(limit, FETCH_PER_AGENT * len(free) + FETCH_MIN, per_round)
+        known = {r["agent_id"] for r in free}
+        waiting, truncated = await _read_waiting(con, policies, fetch, channels)
+        # contacts another transaction holds (another round offering them, an
+        # event moving them) or has just offered are left to it: the choice is
+        # made again without them (reading further if its agents are left with
+        # room), so that a round that ran beside another one still offers its
+        # agents the next contacts
+        lost: set[uuid.UUID] = set()
+        claimed: set[uuid.UUID] = set()
+        claims = 0
         while True:
-            waiting, truncated = await _read_waiting(con, policies, fetch)
+            if lost:
+                waiting = [c for c in waiting if c.contact_id not in lost]
             if not waiting:
                 return Round([], 0, len(free), 0)
-            agents = [_agent(r) for r in free]
-            known = {a.agent_id for a in agents}
+            rows = list(free)
             preferred = {c.preferred_agent for c in waiting if c.preferred_until is not None}
             missing = [p for p in preferred if p is not None and p not in known]
             if missing:
-                agents += [_agent(r) for r in await con.fetch(_NAMED_AGENTS, missing)]
+                rows += await con.fetch(_NAMED_AGENTS, missing)
             # the first offers (in the choice's order); the next round makes the rest
-            pairs = choose(waiting, agents, now, OFFERS_PER_ROUND)
-            idle = any(a.agent_id in known and a.capacity - a.load >= smallest for a in agents)
-            # agents left without work while more contacts wait unread (e.g. all
-            # those read need a skill they lack): read further once
-            if not idle or not truncated or fetch >= limit or len(pairs) >= OFFERS_PER_ROUND:
+            candidates = [_agent(r) for r in rows]
+            pairs = choose(waiting, candidates, now, OFFERS_PER_ROUND)
+            # agents left with room for a channel of which more contacts wait
+            # unread (e.g. all those read need a skill they lack): read further
+            further = channels_with_room(candidates[: len(free)], truncated, units)
+            if further and fetch < limit and len(pairs) < OFFERS_PER_ROUND:
+                fetch = min(limit, fetch * FETCH_FURTHER)
+                waiting, truncated = await _read_waiting(con, policies, fetch, channels)
+                continue
+            wanted = [p.contact.contact_id for p in pairs if p.contact.contact_id not in claimed]
+            got = {r["contact_id"] for r in await con.fetch(_CLAIM, wanted)} if wanted else set()
+            claimed |= got
+            claims += 1
+            if len(got) == len(wanted) or claims >= CLAIMS:
                 break
-            fetch = min(limit, fetch * FETCH_FURTHER)
-        made, refused = await _make(con, pairs, outbox)
+            lost |= set(wanted) - got
+        made, refused = await _make(
+            con, [p for p in pairs if p.contact.contact_id in claimed], outbox
+        )
         return Round(made, refused, len(free), len(waiting))
 
 
 async def _read_waiting(
-    con: asyncpg.Connection, policies: Mapping[str, Policy], fetch: int
-) -> tuple[list[Waiting], bool]:
-    """Up to ``fetch`` waiting contacts per queue and channel, in each one's
-    order; and whether any of them had more."""
+    con: asyncpg.Connection, policies: Mapping[str, Policy], fetch: int, channels: Sequence[str]
+) -> tuple[list[Waiting], list[str]]:
+    """Up to ``fetch`` waiting contacts per queue and channel of ``channels``,
+    in each one's order; and the channels of which more may wait unread."""
     plain = [q for q, p in policies.items() if p.aging is None or p.aging.every_seconds <= 0]
-    channels = list(CHANNELS)
-    rows = list(await con.fetch(_WAITING, plain, fetch, channels)) if plain else []
+    rows = list(await con.fetch(_WAITING, plain, fetch, list(channels))) if plain else []
     counts: dict[tuple[str, str], int] = {}
     for r in rows:
         counts[r["queue"], r["channel"]] = counts.get((r["queue"], r["channel"]), 0) + 1
-    truncated = any(n >= fetch for n in counts.values())
+    truncated = {channel for (_, channel), n in counts.items() if n >= fetch}
     for queue, policy in policies.items():
         aging = policy.aging
         if aging is not None and aging.every_seconds > 0:
@@ -304,25 +358,24 @@ async def _read_waiting(
                 aging.every_seconds,
                 aging.by,
                 aging.max,
-                channels,
+                list(channels),
             )
-            truncated = truncated or len(aged) >= fetch * len(channels)
+            if len(aged) >= fetch * len(channels):
+                truncated.update(channels)  # (which of them, the order does not say)
             rows += aged
-    return [_waiting(r) for r in rows], truncated
+    return [_waiting(r) for r in rows], [c for c in channels if c in truncated]
 
 
 async def _make(
     con: asyncpg.Connection, pairs: Sequence[Pair], outbox: OfferedOutbox | None
 ) -> tuple[list[Made], int]:
+    """Offer the pairs, their contacts claimed: those whose agents may still
+    take them; and how many the database refused."""
     if not pairs:
         return [], 0
-    claimed = {
-        r["contact_id"] for r in await con.fetch(_CLAIM, [p.contact.contact_id for p in pairs])
-    }
-    pairs = [p for p in pairs if p.contact.contact_id in claimed]
     taken = await agent_work.take(con, [(p.agent_id, p.contact.channel, p.units) for p in pairs])
     ok = [p for p in pairs if p.agent_id in taken]
-    refused = len(claimed) - len(ok)
+    refused = len(pairs) - len(ok)
     if not ok:
         return [], refused
     rows = await con.fetch(

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
@@ -215,14 +215,22 @@ class Outbox:
 
 @contextlib.asynccontextmanager
 async def listening(
-    pool: asyncpg.Pool, url: str | None, channel: str, wake: Callable[[], None]
+    pool: asyncpg.Pool,
+    url: str | None,
+    channel: str,
+    wake: Callable[[], None],
+    *,
+    heard: Callable[[str], None] | None = None,
 ) -> AsyncIterator[asyncio.Event]:
-    """Call ``wake`` whenever ``channel`` is notified, for the block; a
-    connection of its own (outside the pool) listens. Yields an event set
-    when that connection is lost. ``StoreUnavailable`` when it cannot connect."""
+    """Call ``wake`` whenever ``channel`` is notified, for the block (and
+    ``heard`` before it with the notification's payload); a connection of
+    its own (outside the pool) listens. Yields an event set when that
+    connection is lost. ``StoreUnavailable`` when it cannot connect."""
     lost = asyncio.Event()
 
-    def notified(*_: object) -> None:
+    def notified(_con: object, _pid: int, _channel: str, payload: str) -> None:
+        if heard is not None:
+            heard(payload)
         wake()
 
     con: asyncpg.Connection | None = None
@@ -663,16 +671,19 @@ class Offers:
         policies: Mapping[str, Policy],
         choose: offers.Choose,
         limit: int,
-        smallest: int = 1,
+        units: Callable[[str], int],
         outbox: offers.OfferedOutbox | None = None,
+        agents: Collection[str] | None = None,
     ) -> offers.Round:
+        """One round over every agent that may take work, or only ``agents``."""
         return await offers.assign_round(
             self._pool,
             policies=policies,
             choose=choose,
             limit=limit,
-            smallest=smallest,
+            units=units,
             outbox=outbox,
+            agents=agents,
         )
 
     @translated
@@ -714,10 +725,11 @@ class Offers:
         return await offers.of_contact(self._pool, contact_id)
 
     def listening(
-        self, wake: Callable[[], None]
+        self, wake: Callable[[], None], *, heard: Callable[[str], None] | None = None
     ) -> contextlib.AbstractAsyncContextManager[asyncio.Event]:
-        """Call ``wake`` whenever an agent may take work or contacts arrive."""
-        return listening(self._pool, self._url, agent_work.CHANNEL, wake)
+        """Call ``wake`` whenever an agent may take work or contacts arrive
+        (and ``heard`` first with what was sent: ``agent:<id>``, ``contacts``)."""
+        return listening(self._pool, self._url, agent_work.CHANNEL, wake, heard=heard)
 
 
 class ConsoleSessions:
