@@ -360,6 +360,14 @@ def child(count: int, rounds: int, instructions: bool = False) -> dict[str, floa
         new = []
         steps = zip(state["lookups"], state["recognized"], state["evaluations"], strict=True)
         for x, f, e in steps:
+            facts = _assignment(ruleset, e.decision, f.context, x.at)
+            if isinstance(facts, dict):  # an older revision's: a dict of them
+                facts = (
+                    facts.get("assign", False),
+                    facts.get("preferred_agent"),
+                    facts.get("preferred_until"),
+                )
+            assign, preferred_agent, preferred_until = facts
             new.append(
                 records.NewRecord(
                     contact_id=x.contact_id,
@@ -373,7 +381,9 @@ def child(count: int, rounds: int, instructions: bool = False) -> dict[str, floa
                     timings={"parse_ms": 0.1, "context_ms": 0.2, "rules_ms": 0.1, "total_ms": 0.4},
                     context_degraded=f.context.degraded,
                     lifetime=3600.0,
-                    **_assignment(ruleset, e.decision, f.context, x.at),
+                    assign=assign,
+                    preferred_agent=preferred_agent,
+                    preferred_until=preferred_until,
                     rollout=e.rollout,
                 )
             )

@@ -7,7 +7,6 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from adapters.base import Adapter
 from router.errors import FieldError, SignatureError, UnstorableValue
@@ -193,9 +192,7 @@ class Pipeline:
             },
             context.degraded,  # context_degraded
             self.lifetime(adapter, contact.channel),  # lifetime
-            assignment.get("assign", False),  # assign
-            assignment.get("preferred_agent"),  # preferred_agent
-            assignment.get("preferred_until"),  # preferred_until
+            *assignment,  # assign, preferred_agent, preferred_until
             evaluation.rollout,  # rollout
         )
         earlier = await self.writer.submit(record)
@@ -258,21 +255,21 @@ class Pipeline:
         )
 
 
+#: the record's assignment facts of a queue omniroute does not assign
+_UNASSIGNED: tuple[bool, str | None, datetime | None] = (False, None, None)
+
+
 def _assignment(
     ruleset: Ruleset, decision: Decision, context: CustomerContext, at: datetime
-) -> dict[str, Any]:
-    """The record's assignment facts: whether omniroute assigns its queue, its
-    preferred agent (the decision's, else the customer's last one) and the
-    end of the wait for it (docs/agents.md)."""
+) -> tuple[bool, str | None, datetime | None]:
+    """The record's assignment facts, in ``NewRecord``'s order: whether
+    omniroute assigns its queue, its preferred agent (the decision's, else
+    the customer's last one) and the end of the wait for it (docs/agents.md)."""
     queue = ruleset.queues.get(decision.queue)
     if queue is None or queue.assign is None:
-        return {}
+        return _UNASSIGNED
     preferred = decision.preferred_agent or (
         context.last.agent if context.last is not None else None
     )
     wait = queue.assign.preferred_wait
-    return {
-        "assign": True,
-        "preferred_agent": preferred,
-        "preferred_until": at + timedelta(seconds=wait) if preferred and wait else None,
-    }
+    return True, preferred, at + timedelta(seconds=wait) if preferred and wait else None
