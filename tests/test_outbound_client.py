@@ -117,9 +117,7 @@ async def test_a_header_with_a_line_break_is_refused_before_sending(client: Clie
 
 async def test_a_connection_the_server_closed_while_idle_is_no_failure(client: Client) -> None:
     async def one_answer_then_close(conn: Conn, server: RawServer) -> None:
-        request = await conn.request()
-        assert request is not None
-        server.requests.append(request)
+        assert await server.take(conn) is not None
         await conn.send(answer(200, body=b"ok"))  # keep-alive as far as the answer says
 
     async with raw_server(one_answer_then_close) as server:
@@ -174,8 +172,7 @@ async def test_idle_connections_per_origin_are_capped() -> None:
     closed: list[int] = []
 
     async def slow(conn: Conn, server: RawServer) -> None:
-        while (request := await conn.request()) is not None:
-            server.requests.append(request)
+        while await server.take(conn) is not None:
             await asyncio.sleep(0.1)  # the four requests in flight together
             await conn.send(answer(204))
         closed.append(conn.number)
@@ -197,8 +194,7 @@ async def test_a_pooled_connection_closed_as_the_request_goes_is_tried_again_onc
     client: Client,
 ) -> None:
     async def close_the_second_request_unanswered(conn: Conn, server: RawServer) -> None:
-        while (request := await conn.request()) is not None:
-            server.requests.append(request)
+        while await server.take(conn) is not None:
             if conn.number == 1 and len(server.requests) == 2:
                 return  # closed with no byte of an answer: the race with an idle timeout
             await conn.send(answer(204))
@@ -212,9 +208,7 @@ async def test_a_pooled_connection_closed_as_the_request_goes_is_tried_again_onc
 
 async def test_a_new_connection_closed_without_an_answer_is_a_failure(client: Client) -> None:
     async def close_unanswered(conn: Conn, server: RawServer) -> None:
-        request = await conn.request()
-        assert request is not None
-        server.requests.append(request)
+        assert await server.take(conn) is not None
 
     async with raw_server(close_unanswered) as server:
         with pytest.raises(ClientError, match="^connection closed before the answer$"):
@@ -234,9 +228,7 @@ async def test_a_connection_closed_mid_head_is_a_failure(client: Client) -> None
 
 async def test_an_answer_nobody_asked_for_ends_the_connection(client: Client) -> None:
     async def answering_twice_at_first(conn: Conn, server: RawServer) -> None:
-        request = await conn.request()
-        assert request is not None
-        server.requests.append(request)
+        assert await server.take(conn) is not None
         await conn.send(answer(204) + answer(204))  # in one write: one read of the client
         await keep_answering(conn, server)
 
@@ -251,8 +243,7 @@ async def test_an_answer_nobody_asked_for_ends_the_connection(client: Client) ->
 
 async def test_a_chunked_answer_is_read_and_the_connection_kept(client: Client) -> None:
     async def chunked(conn: Conn, server: RawServer) -> None:
-        while (request := await conn.request()) is not None:
-            server.requests.append(request)
+        while await server.take(conn) is not None:
             await conn.send(b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n")
             await conn.send(b"5\r\nhello\r\n")
             await asyncio.sleep(0.01)
@@ -266,9 +257,7 @@ async def test_a_chunked_answer_is_read_and_the_connection_kept(client: Client) 
 
 async def test_connection_close_and_close_delimited_answers(client: Client) -> None:
     async def closing(conn: Conn, server: RawServer) -> None:
-        request = await conn.request()
-        assert request is not None
-        server.requests.append(request)
+        assert await server.take(conn) is not None
         if conn.number == 1:  # Connection: close, with a length
             await conn.send(answer(201, "Connection: close", body=b"created"))
             await asyncio.sleep(3)  # the client must not wait for the close
@@ -288,8 +277,7 @@ async def test_connection_close_and_close_delimited_answers(client: Client) -> N
 
 async def test_informational_answers_are_skipped(client: Client) -> None:
     async def with_1xx(conn: Conn, server: RawServer) -> None:
-        while (request := await conn.request()) is not None:
-            server.requests.append(request)
+        while await server.take(conn) is not None:
             await conn.send(b"HTTP/1.1 100 Continue\r\n\r\n")
             await conn.send(b"HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\n\r\n")
             await conn.send(answer(503, body=b"busy"))
@@ -302,8 +290,7 @@ async def test_informational_answers_are_skipped(client: Client) -> None:
 
 async def test_a_redirect_is_an_answer_not_followed(client: Client) -> None:
     async def redirecting(conn: Conn, server: RawServer) -> None:
-        while (request := await conn.request()) is not None:
-            server.requests.append(request)
+        while await server.take(conn) is not None:
             await conn.send(answer(307, f"Location: {server.origin}/elsewhere"))
 
     async with raw_server(redirecting) as server:
@@ -313,8 +300,7 @@ async def test_a_redirect_is_an_answer_not_followed(client: Client) -> None:
 
 async def test_cookies_set_by_a_receiver_are_not_sent_back(client: Client) -> None:
     async def setting_cookies(conn: Conn, server: RawServer) -> None:
-        while (request := await conn.request()) is not None:
-            server.requests.append(request)
+        while await server.take(conn) is not None:
             await conn.send(answer(200, "Set-Cookie: session=abc; Path=/"))
 
     async with raw_server(setting_cookies) as server:
@@ -511,8 +497,7 @@ async def test_tls_verifies_the_certificate_against_the_system_store(
 
 async def test_a_cancelled_attempt_leaves_no_connection_for_the_next(client: Client) -> None:
     async def slow(conn: Conn, server: RawServer) -> None:
-        while (request := await conn.request()) is not None:
-            server.requests.append(request)
+        while await server.take(conn) is not None:
             await asyncio.sleep(0.3)
             await conn.send(answer(204))
 

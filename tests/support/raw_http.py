@@ -78,6 +78,14 @@ class RawServer:
             return f"https://localhost:{self.port}"
         return f"http://127.0.0.1:{self.port}"
 
+    async def take(self, conn: Conn) -> Request | None:
+        """The connection's next request, kept in ``requests``; ``None`` once
+        the client has closed the connection."""
+        request = await conn.request()
+        if request is not None:
+            self.requests.append(request)
+        return request
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
         task = asyncio.current_task()
@@ -105,8 +113,7 @@ def answer(status: int = 204, *headers: str, body: bytes = b"", reason: str = "X
 
 async def keep_answering(conn: Conn, server: RawServer) -> None:
     """Answer 204 to every request on the connection (keep-alive)."""
-    while (request := await conn.request()) is not None:
-        server.requests.append(request)
+    while await server.take(conn) is not None:
         await conn.send(answer(204))
 
 
