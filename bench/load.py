@@ -557,12 +557,13 @@ async def outbox_statements(con: asyncpg.Connection) -> str:
 @dataclass(frozen=True)
 class Reading:
     """Where a side stands: CPU seconds so far (service; PostgreSQL backends by
-    process id), the contacts recorded, the time."""
+    process id; the events' receiver), the contacts recorded, the time."""
 
     service: float
     postgres: dict[int, float]
     contacts: int
     at: float
+    receiver: float
 
 
 async def _recorded(database_url: str) -> int:
@@ -573,7 +574,8 @@ async def _recorded(database_url: str) -> int:
         await con.close()
 
 
-def reading(side: Side, pgdata: Path | None) -> Reading:
+def reading(side: Side, pgdata: Path | None, receiver: int) -> Reading:
+    """``receiver``: the process id of the events' receiver."""
     assert side.database_url is not None
     contacts = _run(_recorded(side.database_url))
     return Reading(
@@ -581,6 +583,7 @@ def reading(side: Side, pgdata: Path | None) -> Reading:
         postgres=postgres_cpu(side, pgdata)[0],
         contacts=contacts,
         at=time.monotonic(),
+        receiver=cpu_seconds(receiver),
     )
 
 
@@ -591,6 +594,7 @@ def cycle(result: Result, start: Reading, end: Reading) -> None:
     result.cycle_rate = contacts / (end.at - start.at)
     result.cycle_service = (end.service - start.service) * 1000 / contacts
     result.cycle_postgres = spent(start.postgres, end.postgres) * 1000 / contacts
+    result.cycle_receiver = (end.receiver - start.receiver) * 1000 / contacts
 
 
 async def _drain(database_url: str, timeout: float = 180.0) -> tuple[int, float, str]:
@@ -656,6 +660,9 @@ class Result:
     cycle_rate: float = float("nan")
     cycle_service: float = float("nan")
     cycle_postgres: float = float("nan")
+    #: the events' receiver (a Python process on the same cores, standing in
+    #: for the contact center's platform): CPU ms a contact over that time
+    cycle_receiver: float = float("nan")
 
     @property
     def rate(self) -> float:
@@ -913,7 +920,8 @@ def report(results: list[Result], args: argparse.Namespace, where: str) -> None:
                 f"  {'':<20} warm-up to the last event delivered: "
                 f"{med(r.cycle_rate for r in rs):>7.0f} contacts/s, CPU ms/contact service "
                 f"{med(r.cycle_service for r in rs):.3f}, "
-                f"PostgreSQL {med(r.cycle_postgres for r in rs):.3f}"
+                f"PostgreSQL {med(r.cycle_postgres for r in rs):.3f}, the events' receiver "
+                f"{med(r.cycle_receiver for r in rs):.3f}"
             )
 
 
@@ -1032,19 +1040,21 @@ def main() -> None:
                 order = [s for s in sides if s.name == "baseline"]
                 for side in order + services[turn:] + services[:turn]:
                     full = args.full and side.database_url is not None
-                    began = reading(side, pgdata) if full else None
+                    began = reading(side, pgdata, receiver.pid) if full and receiver else None
                     result = measure(side, round_, deliveries[side.name], args, pgdata)
                     results.append(result)
                     drained = ""
                     if began is not None and side.database_url is not None:
                         left, seconds, figures = _run(_drain(side.database_url))
-                        cycle(result, began, reading(side, pgdata))
+                        assert receiver is not None
+                        cycle(result, began, reading(side, pgdata, receiver.pid))
                         drained = (
                             f", {left} events left to deliver ({seconds:.1f} s){figures}; "
                             f"warm-up to the last event delivered (or the drain's end): "
                             f"{result.cycle_rate:.0f} "
                             f"contacts/s, CPU ms a contact: service {result.cycle_service:.3f}, "
-                            f"PostgreSQL {result.cycle_postgres:.3f}"
+                            f"PostgreSQL {result.cycle_postgres:.3f}, the events' receiver "
+                            f"{result.cycle_receiver:.3f}"
                         )
                     print(
                         f"{side.name} round {round_}: {result.rate:.0f} contacts/s, "

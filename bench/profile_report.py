@@ -6,8 +6,9 @@
 - ``--cpu-profile`` (``perf script`` text: one sample a paragraph, innermost
   frame first; CPU time): each sample charged to its innermost Python
   function (whatever it called that has no Python frame of its own -- the
-  kernel's part of a socket write, a C extension -- is charged to it), and
-  by the binary the sample was in (the interpreter, the kernel, pydantic's
+  kernel's part of a socket write, a C extension -- is charged to it), by
+  that function's file (``aiohttp/web_protocol.py``, ``router/pipeline.py``)
+  and by the binary the sample was in (the interpreter, the kernel, pydantic's
   core, the driver...). perf cannot unwind through the interpreter, so there
   is no inclusive table for these.
 
@@ -51,8 +52,22 @@ def _collapsed(text: str) -> tuple[int, list[tuple[str, collections.Counter[str]
     return total, [("own time", own), ("inside (inclusive)", inside)]
 
 
+#: where a module's path starts: a package's folder, the standard library's, the project's
+_MODULE = re.compile(
+    r"(?:site-packages/|/python3\.\d+/|/(?=(?:router|adapters|bench)/))(?P<module>.+)$"
+)
+
+
+def _module(path: str) -> str:
+    """A Python file's path from its package (``aiohttp/web_protocol.py``,
+    ``router/outbound/client.py``, ``asyncio/runners.py``)."""
+    m = _MODULE.search(path)
+    return m["module"].removeprefix("site-packages/") if m else _short(path)
+
+
 def _perf(text: str) -> tuple[int, list[tuple[str, collections.Counter[str]]]]:
     by_function: collections.Counter[str] = collections.Counter()
+    by_file: collections.Counter[str] = collections.Counter()
     by_binary: collections.Counter[str] = collections.Counter()
     total = 0
     for sample in text.split("\n\n"):
@@ -69,11 +84,15 @@ def _perf(text: str) -> tuple[int, list[tuple[str, collections.Counter[str]]]]:
             m = _PY_FRAME.search(frame + " ")
             if m:
                 by_function[f"{m['name']} ({_short(m['file'])})"] += 1
+                by_file[_module(m["file"])] += 1
                 break
         else:
-            by_function["(no Python frame: " + (_short(leaf.group(1)) if leaf else "?") + ")"] += 1
+            outside = "(no Python frame: " + (_short(leaf.group(1)) if leaf else "?") + ")"
+            by_function[outside] += 1
+            by_file[outside] += 1
     return total, [
         ("CPU by innermost Python function", by_function),
+        ("CPU by the innermost Python function's file", by_file),
         ("CPU by binary", by_binary),
     ]
 
