@@ -414,6 +414,40 @@ async def test_an_offers_work_is_found_by_its_contact(db: asyncpg.Pool) -> None:
         assert re.search(r"Index Cond: \(+(w\.)?contact_id = ", plan), plan
 
 
+async def test_a_rounds_offer_statement_joins_by_index_probes_whatever_the_plan(
+    db: asyncpg.Pool,
+) -> None:
+    """The statement that makes a round's offers, planned generic (as the
+    service's prepared statement may be after five runs: ``unnest`` of a
+    parameter estimated at 10 rows) and with nested loops as the only join
+    (what the planner picks on some statistics, docs/operations.md): every
+    join probes an index, none filters the pairs of two scans (each row of
+    one CTE against every row of another, quadratic in the round's size)."""
+    types = "uuid[], uuid[], text[], text[], text[], int[], float8[], text[]"
+    # (the tables read by their indexes, as they are once they are not tiny)
+    nested = ["enable_hashjoin = off", "enable_mergejoin = off", "enable_seqscan = off"]
+    for settings in ([], nested):
+        async with db.acquire() as con:
+            try:
+                async with con.transaction():
+                    for setting in ["plan_cache_mode = force_generic_plan", *settings]:
+                        await con.execute(f"SET LOCAL {setting}")
+                    await con.execute(f"PREPARE make_offers ({types}) AS {offers_store._MAKE}")
+                    empty = ", ".join(f"'{{}}'::{t}" for t in types.split(", "))
+                    plan = "\n".join(
+                        r[0] for r in await con.fetch(f"EXPLAIN EXECUTE make_offers ({empty})")
+                    )
+            finally:  # (the session's, not the transaction's; asyncpg's own kept)
+                if await con.fetchval(
+                    "SELECT 1 FROM pg_prepared_statements WHERE name = 'make_offers'"
+                ):
+                    await con.execute("DEALLOCATE make_offers")
+        assert "Join Filter" not in plan, (settings, plan)
+        if settings:
+            assert re.search(r"using open_contacts_pkey on open_contacts", plan), plan
+            assert re.search(r"Index Cond: \(+received_at = \w+\.received_at\)", plan), plan
+
+
 #: agents' long histories among many other agents' offers, over the same
 #: hours: 2,000 offers of "long", two at each instant (the offer id breaks
 #: the tie), 400 of "rare", and 20,000 of 200 other agents; none open.
