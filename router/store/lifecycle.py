@@ -410,6 +410,10 @@ async def next_due(pool: asyncpg.Pool) -> datetime | None:
 
 # -- expiry ----------------------------------------------------------------------------
 
+# the records' customer and external ids read by their key (as the statement
+# found them: ``rec`` does not change them), not by joining ``gone`` to
+# ``rec``'s rows: that join of two CTEs was a nested loop with a join filter
+# once the plan was generic, quadratic in the batch (docs/operations.md)
 _EXPIRE = f"""
 WITH due AS (
     SELECT contact_id FROM open_contacts
@@ -429,14 +433,14 @@ WITH due AS (
            {agent_work.OFFER_FACTS}
       FROM gone o
      WHERE c.contact_id = o.contact_id AND c.received_at = o.received_at
-    RETURNING c.contact_id, c.customer_id, c.external_id
 ), logged AS (
     INSERT INTO lifecycle_log (contact_id, kind, queue, channel, data)
     SELECT contact_id, 'expired', queue, channel, jsonb_build_object('from', state) FROM gone
 )
 SELECT gone.contact_id, gone.received_at, gone.adapter, gone.channel, gone.queue, gone.state,
-       now() AS at, gone.priority, gone.skills, rec.customer_id, rec.external_id
-  FROM gone LEFT JOIN rec USING (contact_id)
+       now() AS at, gone.priority, gone.skills, c.customer_id, c.external_id
+  FROM gone
+  LEFT JOIN contacts c ON c.contact_id = gone.contact_id AND c.received_at = gone.received_at
 """
 
 
