@@ -30,6 +30,7 @@ from tests.support.agents import emptied, load_of, put_agent
 from tests.support.api import Api
 from tests.support.apps import app_on, eventually
 from tests.support.examples import example, person, unique
+from tests.support.plans import NESTED, generic_plan
 from tests.support.settings import SECRETS
 from tests.support.streams import open_stream
 
@@ -423,25 +424,10 @@ async def test_a_rounds_offer_statement_joins_by_index_probes_whatever_the_plan(
     (what the planner picks on some statistics, docs/operations.md): every
     join probes an index, none filters the pairs of two scans (each row of
     one CTE against every row of another, quadratic in the round's size)."""
-    types = "uuid[], uuid[], text[], text[], text[], int[], float8[], text[]"
-    # (the tables read by their indexes, as they are once they are not tiny)
-    nested = ["enable_hashjoin = off", "enable_mergejoin = off", "enable_seqscan = off"]
-    for settings in ([], nested):
-        async with db.acquire() as con:
-            try:
-                async with con.transaction():
-                    for setting in ["plan_cache_mode = force_generic_plan", *settings]:
-                        await con.execute(f"SET LOCAL {setting}")
-                    await con.execute(f"PREPARE make_offers ({types}) AS {offers_store._MAKE}")
-                    empty = ", ".join(f"'{{}}'::{t}" for t in types.split(", "))
-                    plan = "\n".join(
-                        r[0] for r in await con.fetch(f"EXPLAIN EXECUTE make_offers ({empty})")
-                    )
-            finally:  # (the session's, not the transaction's; asyncpg's own kept)
-                if await con.fetchval(
-                    "SELECT 1 FROM pg_prepared_statements WHERE name = 'make_offers'"
-                ):
-                    await con.execute("DEALLOCATE make_offers")
+    types = ("uuid", "uuid", "text", "text", "text", "int", "float8", "text")
+    empty = [f"'{{}}'::{t}[]" for t in types]
+    for settings in ((), NESTED):
+        plan = await generic_plan(db, offers_store._MAKE, empty, settings=settings)
         assert "Join Filter" not in plan, (settings, plan)
         if settings:
             assert re.search(r"using open_contacts_pkey on open_contacts", plan), plan
