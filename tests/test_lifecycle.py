@@ -18,12 +18,16 @@ import pytest
 from pydantic import ValidationError
 from standardwebhooks.webhooks import Webhook
 
+from router.models import uuid7
 from router.settings import LifecycleSettings
+from router.store import lifecycle
 from tests.support.api import Api, routed
 from tests.support.apps import app_on, eventually
+from tests.support.plans import NESTED, generic_plan
 from tests.support.proxy import CuttableProxy
 from tests.support.receivers import Receiver, destination, receiver, whsec
 from tests.support.rules import shipped_queues
+from tests.support.seed import pool
 from tests.support.settings import SECRETS
 
 RULES = """
@@ -182,6 +186,35 @@ async def test_expiry(own_database: str, rules_dir: Path) -> None:
             )
             assert body["outcome"] == "expired"
         assert "omniroute_contacts_expired_total" in await (await api.get("/metrics")).text()
+
+
+async def test_expiry_joins_by_index_probes_whatever_the_plan(
+    own_database: str, rules_dir: Path
+) -> None:
+    """The expiry's statement, planned generic and with nested loops as the
+    only join (tests/support/plans.py): no join filters the pairs of two
+    scans (each row of one CTE against every row of another, quadratic in
+    the batch). And an open row whose record is missing (none should be)
+    still expires, without the record's ids."""
+    async with app_on(own_database, **overrides(rules_dir)):
+        pass  # (the schema; no timer runs past here)
+    async with pool(own_database) as p:
+        for settings in ((), NESTED):
+            plan = await generic_plan(p, lifecycle._EXPIRE, ["500"], settings=settings)
+            assert "Join Filter" not in plan, (settings, plan)
+        stray = uuid7()
+        await p.execute(
+            """INSERT INTO open_contacts (contact_id, received_at, adapter, channel, queue,
+                                          priority, expires_at)
+               VALUES ($1, now(), 'chat', 'chat', 'general', 50, now() - interval '1 second')""",
+            stray,
+        )
+        expired = {e.contact_id: e for e in await lifecycle.expire_due(p, limit=10_000)}
+        assert (expired[stray].customer_id, expired[stray].external_id) == (None, None)
+        assert expired[stray].queue == "general" and expired[stray].state == "waiting"
+        assert (
+            await p.fetchval("SELECT count(*) FROM open_contacts WHERE contact_id = $1", stray) == 0
+        )
 
 
 async def test_lifecycle_none_keeps_only_the_decision(app: Api) -> None:

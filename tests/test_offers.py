@@ -30,6 +30,7 @@ from tests.support.agents import emptied, load_of, put_agent
 from tests.support.api import Api
 from tests.support.apps import app_on, eventually
 from tests.support.examples import example, person, unique
+from tests.support.plans import NESTED, generic_plan
 from tests.support.settings import SECRETS
 from tests.support.streams import open_stream
 
@@ -412,6 +413,25 @@ async def test_an_offers_work_is_found_by_its_contact(db: asyncpg.Pool) -> None:
         assert "Seq Scan on agent_work" not in plan, plan
         assert re.search(r"(using|on) agent_work_pkey\b", plan), plan
         assert re.search(r"Index Cond: \(+(w\.)?contact_id = ", plan), plan
+
+
+async def test_a_rounds_offer_statement_joins_by_index_probes_whatever_the_plan(
+    db: asyncpg.Pool,
+) -> None:
+    """The statement that makes a round's offers, planned generic (as the
+    service's prepared statement may be after five runs: ``unnest`` of a
+    parameter estimated at 10 rows) and with nested loops as the only join
+    (what the planner picks on some statistics, docs/operations.md): every
+    join probes an index, none filters the pairs of two scans (each row of
+    one CTE against every row of another, quadratic in the round's size)."""
+    types = ("uuid", "uuid", "text", "text", "text", "int", "float8", "text")
+    empty = [f"'{{}}'::{t}[]" for t in types]
+    for settings in ((), NESTED):
+        plan = await generic_plan(db, offers_store._MAKE, empty, settings=settings)
+        assert "Join Filter" not in plan, (settings, plan)
+        if settings:
+            assert re.search(r"using open_contacts_pkey on open_contacts", plan), plan
+            assert re.search(r"Index Cond: \(+received_at = \w+\.received_at\)", plan), plan
 
 
 #: agents' long histories among many other agents' offers, over the same

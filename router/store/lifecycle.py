@@ -410,6 +410,12 @@ async def next_due(pool: asyncpg.Pool) -> datetime | None:
 
 # -- expiry ----------------------------------------------------------------------------
 
+# each step reads the one before it: the records' update returns the open
+# rows' columns with the records' ids. No join of two CTEs (a nested loop
+# with a join filter once the plan is generic, quadratic in the batch,
+# docs/operations.md): an open row whose record is missing (none should
+# be) is found by the record's key, only when the update returned fewer
+# rows than were deleted
 _EXPIRE = f"""
 WITH due AS (
     SELECT contact_id FROM open_contacts
@@ -429,14 +435,22 @@ WITH due AS (
            {agent_work.OFFER_FACTS}
       FROM gone o
      WHERE c.contact_id = o.contact_id AND c.received_at = o.received_at
-    RETURNING c.contact_id, c.customer_id, c.external_id
+    RETURNING o.contact_id, o.received_at, o.adapter, o.channel, o.queue, o.state,
+              o.priority, o.skills, c.customer_id, c.external_id
 ), logged AS (
     INSERT INTO lifecycle_log (contact_id, kind, queue, channel, data)
     SELECT contact_id, 'expired', queue, channel, jsonb_build_object('from', state) FROM gone
 )
-SELECT gone.contact_id, gone.received_at, gone.adapter, gone.channel, gone.queue, gone.state,
-       now() AS at, gone.priority, gone.skills, rec.customer_id, rec.external_id
-  FROM gone LEFT JOIN rec USING (contact_id)
+SELECT contact_id, received_at, adapter, channel, queue, state, now() AS at, priority, skills,
+       customer_id, external_id
+  FROM rec
+ UNION ALL
+SELECT contact_id, received_at, adapter, channel, queue, state, now(), priority, skills,
+       NULL, NULL
+  FROM gone
+ WHERE (SELECT count(*) FROM rec) < (SELECT count(*) FROM gone)
+   AND NOT EXISTS (SELECT FROM contacts c
+                    WHERE c.contact_id = gone.contact_id AND c.received_at = gone.received_at)
 """
 
 
