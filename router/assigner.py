@@ -43,6 +43,11 @@ log = structlog.get_logger("omniroute.assign")
 SWEEP_SECONDS = 2.0
 #: Waiting contacts considered per queue in one round.
 ROUND_LIMIT = 500
+#: Times a round that made no offer, its contacts lost to other
+#: transactions, is run again once the transaction holding one of them has
+#: ended; and the seconds it waits for that transaction at most.
+RETRIES = 4
+RETRY_WAIT = 1.0
 
 
 class Wakeups:
@@ -202,6 +207,7 @@ class Assigner:
         current = self.policies()
         if current:
             pick = partial(self._choose, current)
+            retries = 0
             while True:
                 done = await self._store.offers.assign_round(
                     policies=current,
@@ -225,9 +231,17 @@ class Assigner:
                         agents=done.agents,
                         waiting=done.waiting,
                     )
-                if not done.made:
+                    made, retries = True, 0
+                    continue
+                # nothing made, contacts lost to another transaction: it may
+                # leave them (or the next ones) to these agents as it ends,
+                # and nothing would wake this round again; once it has ended,
+                # run again
+                if not done.lost or retries >= RETRIES:
                     break
-                made = True
+                retries += 1
+                if not await self._store.offers.wait_released(done.lost[0], timeout=RETRY_WAIT):
+                    break
         if made:
             self._due = await self._store.offers.next_expiry()
         if self._due is None:
