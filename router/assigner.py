@@ -10,7 +10,9 @@ or sooner when an offer is due to expire (the offers' timer, claimed with
 them (the notifications heard meanwhile together: one round over their
 union); contacts arriving, the offers' timer, the sweep and listening again
 after a lost connection run a round over every agent. Rounds repeat while
-they make offers. Every instance runs
+they make offers, and a round that made none because another transaction
+held its contacts runs again once that transaction has ended (nothing else
+would wake it: the holder may leave them waiting). Every instance runs
 it, at the same time: rounds claim contacts and agents with ``SKIP LOCKED``
 (what another round holds is left to it; that round goes on while it makes
 offers), and the agents' row locks, the checks under them and the capacity

@@ -7,7 +7,8 @@ and the waiting contacts of the assigned queues on the channels those agents
 have room for, lets the caller's pure
 choice (``router.assignment.choose``) pair them, and makes the offers: the
 contacts' open rows are locked (``SKIP LOCKED``: one another round or an
-event holds is left to it, and the choice made again without it), the
+event holds is left to it, and the choice made again without it, from
+the counts the agents were read with; the round says which it lost), the
 agents' loads raised by ``agent_work.take``
 (which checks presence, capacity and channel maximums under the row lock;
 the trigger refuses anything else), then the work, the offers, the open rows
