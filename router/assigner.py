@@ -10,7 +10,9 @@ or sooner when an offer is due to expire (the offers' timer, claimed with
 them (the notifications heard meanwhile together: one round over their
 union); contacts arriving, the offers' timer, the sweep and listening again
 after a lost connection run a round over every agent. Rounds repeat while
-they make offers. Every instance runs
+they make offers, and a round that made none because another transaction
+held its contacts runs again once that transaction has ended (nothing else
+would wake it: the holder may leave them waiting). Every instance runs
 it, at the same time: rounds claim contacts and agents with ``SKIP LOCKED``
 (what another round holds is left to it; that round goes on while it makes
 offers), and the agents' row locks, the checks under them and the capacity
@@ -43,6 +45,11 @@ log = structlog.get_logger("omniroute.assign")
 SWEEP_SECONDS = 2.0
 #: Waiting contacts considered per queue in one round.
 ROUND_LIMIT = 500
+#: Times a round that made no offer, its contacts lost to other
+#: transactions, is run again once the transaction holding one of them has
+#: ended; and the seconds it waits for that transaction at most.
+RETRIES = 4
+RETRY_WAIT = 1.0
 
 
 class Wakeups:
@@ -202,6 +209,7 @@ class Assigner:
         current = self.policies()
         if current:
             pick = partial(self._choose, current)
+            retries = 0
             while True:
                 done = await self._store.offers.assign_round(
                     policies=current,
@@ -225,9 +233,17 @@ class Assigner:
                         agents=done.agents,
                         waiting=done.waiting,
                     )
-                if not done.made:
+                    made, retries = True, 0
+                    continue
+                # nothing made, contacts lost to another transaction: it may
+                # leave them (or the next ones) to these agents as it ends,
+                # and nothing would wake this round again; once it has ended,
+                # run again
+                if not done.lost or retries >= RETRIES:
                     break
-                made = True
+                retries += 1
+                if not await self._store.offers.wait_released(done.lost[0], timeout=RETRY_WAIT):
+                    break
         if made:
             self._due = await self._store.offers.next_expiry()
         if self._due is None:

@@ -7,7 +7,8 @@ and the waiting contacts of the assigned queues on the channels those agents
 have room for, lets the caller's pure
 choice (``router.assignment.choose``) pair them, and makes the offers: the
 contacts' open rows are locked (``SKIP LOCKED``: one another round or an
-event holds is left to it, and the choice made again without it), the
+event holds is left to it, and the choice made again without it, from
+the counts the agents were read with; the round says which it lost), the
 agents' loads raised by ``agent_work.take``
 (which checks presence, capacity and channel maximums under the row lock;
 the trigger refuses anything else), then the work, the offers, the open rows
@@ -137,6 +138,9 @@ class Round:
     agents: int
     #: waiting contacts read
     waiting: int
+    #: contacts the round wanted and could not claim (another transaction
+    #: held them, or had just offered them)
+    lost: tuple[uuid.UUID, ...] = ()
 
 
 OfferedOutbox = Callable[[Sequence[Made]], Sequence[Outgoing]]
@@ -245,12 +249,23 @@ SELECT opened.offer_id, opened.contact_id, opened.agent_id, opened.queue, opened
 
 
 def _agent(row: asyncpg.Record) -> Agent:
-    # the JSON objects are decoded afresh for each row, their levels and
+    # the JSON objects are decoded once for each row, their levels and
     # counts integers already (validated when written, summed as integers):
-    # they are used as they are, by_channel moving as the choice hands out work
+    # used as they are, but for the counts per channel, which move as the
+    # choice hands out work: a copy, so that a round choosing again (its
+    # contacts lost to another transaction) starts from the row's counts,
+    # not from those of the choice it dropped
     agent_id, skills, capacity, load, presence, idle_since, last_offer_at, by_channel, most = row
     return Agent(
-        agent_id, skills, capacity, load, presence, idle_since, last_offer_at, by_channel, most
+        agent_id,
+        skills,
+        capacity,
+        load,
+        presence,
+        idle_since,
+        last_offer_at,
+        dict(by_channel),
+        most,
     )
 
 
@@ -314,9 +329,9 @@ async def assign_round(
         claims = 0
         while True:
             if lost:
+                # (every contact read lost: the agents' room says whether to
+                # read further, below)
                 waiting = [c for c in waiting if c.contact_id not in lost]
-            if not waiting:
-                return Round([], 0, len(free), 0)
             rows = list(free)
             preferred = {c.preferred_agent for c in waiting if c.preferred_until is not None}
             missing = [p for p in preferred if p is not None and p not in known]
@@ -336,13 +351,32 @@ async def assign_round(
             got = {r["contact_id"] for r in await con.fetch(_CLAIM, wanted)} if wanted else set()
             claimed |= got
             claims += 1
-            if len(got) == len(wanted) or claims >= CLAIMS:
+            if len(got) == len(wanted):
                 break
             lost |= set(wanted) - got
+            if claims >= CLAIMS:
+                break
         made, refused = await _make(
             con, [p for p in pairs if p.contact.contact_id in claimed], outbox
         )
-        return Round(made, refused, len(free), len(waiting))
+        return Round(made, refused, len(free), len(waiting), tuple(lost))
+
+
+async def wait_released(pool: asyncpg.Pool, contact_id: uuid.UUID, *, timeout: float) -> bool:
+    """Wait, ``timeout`` seconds at most, until no other transaction holds
+    the contact's open row (a round lost it to that transaction): false when
+    the time ran out. The row is locked for a moment only, ``FOR SHARE``
+    (which waits for any writer), in a transaction holding nothing else: it
+    cannot be part of a deadlock."""
+    try:
+        async with pool.acquire() as con, con.transaction():
+            await con.execute(f"SET LOCAL lock_timeout = {max(1, round(timeout * 1000))}")
+            await con.execute(
+                "SELECT 1 FROM open_contacts WHERE contact_id = $1 FOR SHARE", contact_id
+            )
+    except asyncpg.LockNotAvailableError:
+        return False
+    return True
 
 
 async def _read_waiting(

@@ -687,6 +687,12 @@ class Offers:
         )
 
     @translated
+    async def wait_released(self, contact_id: uuid.UUID, *, timeout: float) -> bool:
+        """Wait (``timeout`` seconds at most) until no transaction holds the
+        contact's open row; false when the time ran out."""
+        return await offers.wait_released(self._pool, contact_id, timeout=timeout)
+
+    @translated
     async def decide(
         self,
         offer_id: uuid.UUID,
