@@ -53,6 +53,8 @@ class Outgoing:
     contact_id: uuid.UUID | None
     #: the event as the receiver gets it (a JSON object)
     payload: dict[str, Any]
+    #: ``payload``'s JSON text, when already encoded (once for the rows of an event)
+    text: str | None = None
 
 
 @dataclass(slots=True)
@@ -125,7 +127,7 @@ def columns(events: Sequence[Outgoing]) -> list[list[Any]]:
         [e.destination for e in events],
         [e.event_type for e in events],
         [e.contact_id for e in events],
-        [orjson.dumps(e.payload).decode() for e in events],
+        [orjson.dumps(e.payload).decode() if e.text is None else e.text for e in events],
     ]
 
 
