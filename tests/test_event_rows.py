@@ -134,7 +134,7 @@ def test_routed_rows_hold_the_documented_payload_encoded_once() -> None:
     for x in rows:
         assert (x.event_type, x.contact_id, x.payload) == ("contact.routed", r.contact_id, expected)
         assert list(x.payload["data"]) == list(expected["data"])  # the keys' order too
-        assert x.text == orjson.dumps(expected).decode()
+        assert x.body == orjson.dumps(expected).decode()
         assert x.delivery_id.version == 7
     assert rows[0].delivery_id != rows[1].delivery_id
     assert columns(rows)[4] == [orjson.dumps(expected).decode()] * 2
@@ -182,7 +182,7 @@ def test_offered_rows_have_their_ids_and_payload() -> None:
     for x in rows:
         assert x.delivery_id == uuid.uuid5(event, x.destination)
         assert x.payload == expected and list(x.payload["data"]) == list(expected["data"])
-        assert x.text == orjson.dumps(expected).decode()
+        assert x.body == orjson.dumps(expected).decode()
 
 
 def test_events_rows_take_ids_from_the_given_event_id() -> None:
@@ -199,4 +199,25 @@ def test_events_rows_take_ids_from_the_given_event_id() -> None:
     )
     assert [x.delivery_id for x in rows] == [uuid.uuid5(given, "one"), uuid.uuid5(given, "two")]
     assert rows[0].payload["timestamp"] == "2026-02-28T22:00:00.000Z"
-    assert rows[0].text == orjson.dumps(rows[0].payload).decode()
+    assert rows[0].body == orjson.dumps(rows[0].payload).decode()
+
+
+def test_a_decisions_own_json_is_orjsons_of_its_dump() -> None:
+    # the routed event puts the decision's model_dump_json in its text as it is
+    rand = random.Random(5)
+    odd = [chr(c) for c in range(0x80)] + ["\u2028", "\ufeff", "é", "\U0001f600", '"', "\\"]
+    for _ in range(300):
+        text = "".join(rand.choice(odd) for _ in range(12))
+        decision = Decision(
+            queue=text,
+            priority=rand.randrange(-(2**40), 2**40),
+            skills=(text, "fr"),
+            sla_seconds=rand.choice([None, 0, 86400]),
+            tags=(text[::-1],),
+            preferred_agent=rand.choice([None, text]),
+            overflow=(OverflowStep(after_seconds=5, queue=text, drop_skills=("fr",)),),
+            rule=None,
+            ruleset=text,
+        )
+        expected = orjson.dumps(decision.model_dump(mode="json")).decode()
+        assert decision.model_dump_json() == expected

@@ -124,6 +124,7 @@ class Destinations:
             )
             for d in destinations
         ]
+        self._matches: dict[tuple[str, str, str, str | None], list[_Filter]] = {}
 
     def __bool__(self) -> bool:
         return bool(self._filters)
@@ -155,7 +156,17 @@ class Destinations:
     def _matching(
         self, event_type: str, adapter: str, channel: str, queue: str | None
     ) -> list[_Filter]:
-        return [f for f in self._filters if f.matches(event_type, adapter, channel, queue)]
+        """The destinations whose filters take such an event (kept by what
+        they depend on: few event types, adapters, channels and queues)."""
+        key = (event_type, adapter, channel, queue)
+        matching = self._matches.get(key)
+        if matching is None:
+            if len(self._matches) >= 4096:
+                self._matches.clear()
+            matching = self._matches[key] = [
+                f for f in self._filters if f.matches(event_type, adapter, channel, queue)
+            ]
+        return matching
 
     def _rows(
         self,
@@ -169,7 +180,8 @@ class Destinations:
     ) -> list[Outgoing]:
         """``events`` for the ``matching`` destinations, with the event's id
         as its 16 bytes and its ``timestamp`` when already formatted. The
-        payload is encoded once, for all its rows."""
+        event is encoded once, for all its rows (``data`` may hold
+        ``orjson.Fragment``: JSON text already made)."""
         if not matching:
             return []
         payload = {
@@ -177,15 +189,14 @@ class Destinations:
             "timestamp": _time(at) if timestamp is None else timestamp,
             "data": data,
         }
-        text = orjson.dumps(payload).decode()
+        body = orjson.dumps(payload).decode()
         return [
             Outgoing(
                 uuid7(at) if event_id is None else uuid_of_int(_v5(event_id, f.key)),
                 f.name,
                 event_type,
                 contact_id,
-                payload,
-                text,
+                body,
             )
             for f in matching
         ]
@@ -203,7 +214,10 @@ class Destinations:
             contact.channel,
             contact.external_id,
         )
-        data["decision"] = decision.model_dump(mode="json")
+        # the decision's own JSON, as its model writes it (what
+        # ``orjson.dumps(decision.model_dump(mode="json"))`` writes: strings,
+        # integers, lists and null), put in the event's text as it is
+        data["decision"] = orjson.Fragment(decision.model_dump_json())
         ticket = contact.attributes.get("ticket_id")
         if contact.provider == "zendesk" and isinstance(ticket, str):
             data["ticket_id"] = ticket  # the zendesk destination's ticket to update
