@@ -109,6 +109,15 @@ def uuid7(at: datetime | None = None) -> uuid.UUID:
     return made
 
 
+def uuid_of_int(value: int) -> uuid.UUID:
+    """``uuid.UUID(int=value)`` of a ``value`` known to be a 128-bit integer
+    (as ``uuid7`` makes it, without the argument checks)."""
+    made = _new_uuid(uuid.UUID)
+    _set_int(made, value)
+    _set_safety(made, _UNKNOWN_SAFETY)
+    return made
+
+
 def uuid_text(value: uuid.UUID) -> str:
     """``str(value)``: for a ``uuid.UUID`` by orjson, which writes one the
     same way (32 lower-case hex digits in groups of 8, 4, 4, 4 and 12) in a

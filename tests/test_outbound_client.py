@@ -22,7 +22,7 @@ import asyncpg
 import pytest
 
 from bench.faults import free_port
-from router.outbound.client import Client, ClientError, target
+from router.outbound.client import Client, ClientError, head, target
 from tests.support.api import routed
 from tests.support.apps import app_on, eventually
 from tests.support.raw_http import (
@@ -113,6 +113,23 @@ async def test_a_header_with_a_line_break_is_refused_before_sending(client: Clie
         with pytest.raises(ValueError, match="scheme is 'ftp', not http or https"):
             await client.request("POST", "ftp://user:pw@example.com/", b"", {}, 5.0)
     assert server.connections == 0
+
+
+def test_a_head_holds_the_headers_as_given_and_refuses_any_line_break() -> None:
+    to = target("http://user:pw@127.0.0.1:8080/hook?x=1")
+    headers = {"content-type": "application/json", "webhook-id": "msg_1"}
+    assert head("POST", to, headers, 12) == (
+        b"POST /hook?x=1 HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: omniroute\r\n"
+        b"Content-Length: 12\r\ncontent-type: application/json\r\nwebhook-id: msg_1\r\n"
+        b"Authorization: Basic dXNlcjpwdw==\r\n\r\n"
+    )
+    assert head("PUT", to, {}, 0).endswith(
+        b"Content-Length: 0\r\nAuthorization: Basic dXNlcjpwdw==\r\n\r\n"
+    )
+    for bad in ("\r", "\n", "\r\n", "\n\r"):
+        for name, value in (("x", f"a{bad}b"), (f"x{bad}", "a"), ("x", bad)):
+            with pytest.raises(ValueError, match="line break in the header"):
+                head("POST", to, {"ok": "1", name: value}, 0)
 
 
 async def test_a_connection_the_server_closed_while_idle_is_no_failure(client: Client) -> None:

@@ -35,3 +35,22 @@ def test_every_secret_signs_and_a_receiver_verifies_with_either() -> None:
     other = Webhook(f"whsec_{base64.b64encode(os.urandom(32)).decode()}")
     with pytest.raises(Exception, match="(?i)signature"):
         other.verify(body, headers)
+
+
+@pytest.mark.parametrize("size", [1, 32, 64, 65, 100])
+def test_the_signature_header_is_hmac_sha256_of_id_timestamp_and_body(size: int) -> None:
+    secrets = ["whsec_" + base64.b64encode(os.urandom(n)).decode() for n in (size, 32)]
+    for body in (b"", b'{"type":"contact.routed"}', os.urandom(900)):
+        content = b"msg_1." + b"1700000000." + body
+        expected = " ".join(
+            "v1," + base64.b64encode(hmac.digest(signing.key(s), content, "sha256")).decode()
+            for s in secrets
+        )
+        assert signing.signature("msg_1", 1700000000, body, secrets) == expected
+        assert signing.signature("msg_1", 1700000000, body, secrets[:1]) == expected.split()[0]
+        assert signing.headers("msg_1", 1700000000, body, secrets) == {
+            "content-type": "application/json",
+            "webhook-id": "msg_1",
+            "webhook-timestamp": "1700000000",
+            "webhook-signature": expected,
+        }

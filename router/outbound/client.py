@@ -156,12 +156,12 @@ def _check(**parts: str) -> None:
 
 def head(method: str, to: Target, headers: dict[str, str], length: int) -> bytes:
     """The request's head: request line, headers and the blank line."""
-    text = "".join(headers.values()) + "".join(headers)
-    if "\n" in text or "\r" in text:
+    lines = "".join([f"{k}: {v}\r\n" for k, v in headers.items()])
+    # a line break in a name or a value adds to the one ending each line
+    if lines.count("\n") != len(headers) or lines.count("\r") != len(headers):
         # named, its value not shown (it may be a credential)
         bad = next(k for k, v in headers.items() if "\n" in k + v or "\r" in k + v)
         raise ValueError(f"a line break in the header {bad!r}")
-    lines = "".join([f"{k}: {v}\r\n" for k, v in headers.items()])
     if to.auth is not None and not any(k.lower() == "authorization" for k in headers):
         lines += f"Authorization: {to.auth}\r\n"
     try:

@@ -8,17 +8,20 @@ so a receiver holding either the old or the new secret accepts the event
 during a rotation.
 
 Every event is signed with the same few keys, so each key's HMAC is set up
-once (``_keyed``) and an event's signature copies it: less than half the CPU
-of ``hmac.digest``, which sets the key up again for every event.
+once (``_keyed``: SHA-256 after the inner and after the outer padded key, per
+RFC 2104) and an event's signature copies both: less than half the CPU of
+``hmac.digest``, which sets the key up again for every event, and without
+the Python frames of ``hmac.HMAC``'s ``copy``, ``update`` and ``digest``.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
+from binascii import b2a_base64
 from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 
 def key(secret: str) -> bytes:
@@ -26,25 +29,48 @@ def key(secret: str) -> bytes:
     return base64.b64decode(secret.removeprefix("whsec_"))
 
 
+_BLOCK = hashlib.sha256().block_size
+_INNER = bytes(x ^ 0x36 for x in range(256))
+_OUTER = bytes(x ^ 0x5C for x in range(256))
+
+
 @lru_cache(maxsize=256)
-def _keyed(secret: str) -> hmac.HMAC:
-    """The HMAC-SHA256 of ``secret``'s key before any message (never updated:
-    copied per message)."""
-    return hmac.new(key(secret), digestmod=hashlib.sha256)
+def _keyed(secret: str) -> tuple[Any, Any]:
+    """SHA-256 after ``secret``'s key padded and xored with the inner and
+    the outer pad (RFC 2104), before any message (never updated: copied per
+    message)."""
+    k = key(secret)
+    if len(k) > _BLOCK:
+        k = hashlib.sha256(k).digest()
+    k = k.ljust(_BLOCK, b"\0")
+    return hashlib.sha256(k.translate(_INNER)), hashlib.sha256(k.translate(_OUTER))
 
 
 def mac(secret: str, content: bytes) -> bytes:
     """HMAC-SHA256 of ``content`` under ``secret``'s key (``hmac.digest``'s
-    result, from the key's HMAC set up once)."""
-    h = _keyed(secret).copy()
+    result, from the key's padded hashes set up once)."""
+    inner, outer = _keyed(secret)
+    h = inner.copy()
     h.update(content)
-    return h.digest()
+    o = outer.copy()
+    o.update(h.digest())
+    digest: bytes = o.digest()
+    return digest
 
 
 def signature(msg_id: str, timestamp: int, body: bytes, secrets: Sequence[str]) -> str:
     """The ``webhook-signature`` header: one ``v1,<base64>`` per secret."""
-    content = f"{msg_id}.{timestamp}.".encode() + body
-    return " ".join("v1," + base64.b64encode(mac(s, content)).decode() for s in secrets)
+    head = f"{msg_id}.{timestamp}.".encode()
+    signed = []
+    for s in secrets:
+        inner, outer = _keyed(s)
+        h = inner.copy()
+        h.update(head)
+        h.update(body)
+        o = outer.copy()
+        o.update(h.digest())
+        signed.append("v1," + b2a_base64(o.digest(), newline=False).decode())
+    return " ".join(signed)
 
 
 def headers(msg_id: str, timestamp: int, body: bytes, secrets: Sequence[str]) -> dict[str, str]:

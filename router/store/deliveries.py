@@ -43,16 +43,25 @@ Status = Literal["pending", "delivered", "failed"]
 STATUSES: tuple[Status, ...] = ("pending", "delivered", "failed")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Outgoing:
-    """One event for one destination, as it goes into the outbox."""
+    """One event for one destination, as it goes into the outbox (never
+    changed once made; not frozen: a frozen dataclass's ``__init__`` sets
+    each field through ``object.__setattr__``, a call per field and row)."""
 
     delivery_id: uuid.UUID
     destination: str
     event_type: str
     contact_id: uuid.UUID | None
-    #: the event as the receiver gets it (a JSON object)
-    payload: dict[str, Any]
+    #: the event as the receiver gets it: a JSON object's text (encoded once
+    #: for all the rows of an event)
+    body: str
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """The event as an object."""
+        value: dict[str, Any] = orjson.loads(self.body)
+        return value
 
 
 @dataclass(slots=True)
@@ -125,7 +134,7 @@ def columns(events: Sequence[Outgoing]) -> list[list[Any]]:
         [e.destination for e in events],
         [e.event_type for e in events],
         [e.contact_id for e in events],
-        [orjson.dumps(e.payload).decode() for e in events],
+        [e.body for e in events],
     ]
 
 
