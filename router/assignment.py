@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import heapq
 import uuid
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -222,62 +222,80 @@ def channels_with_room(
     return [c for c in channels if any(has_room(a, c, units(c)) for a in crowd)]
 
 
+_RANKING: dict[str, str] = {
+    "most_available": "most free units, then longest idle",
+    "longest_idle": "longest without work",
+    "round_robin": "longest since its last offer",
+}
+
+
 def ranking(mode: Mode) -> str:
-    return {
-        "most_available": "most free units, then longest idle",
-        "longest_idle": "longest without work",
-        "round_robin": "longest since its last offer",
-    }[mode]
+    return _RANKING[mode]
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _seconds(at: datetime) -> float:
+    """``at`` as a number ordered as ``at`` is: seconds since the epoch,
+    distinct for distinct microseconds (a double's step there is under a
+    microsecond until 2106)."""
+    if at.utcoffset() is None:
+        return (at - _EPOCH).total_seconds()
+    return at.timestamp()
 
 
 class _Pool:
-    """The agents that may take work, a heap per mode (stale entries skipped)."""
+    """The agents that may take work, a heap per mode (stale entries
+    skipped). An entry is the agent's rank as numbers (``Agent.rank`` with
+    its times as seconds and its id as its place in id order, so that
+    comparing two never reaches a datetime or a string), the agent's place,
+    and its version."""
 
-    def __init__(self, agents: Sequence[Agent], smallest: int) -> None:
+    def __init__(self, agents: Sequence[Agent], smallest: int, now: datetime) -> None:
         self.agents = {a.agent_id: a for a in agents}
         self._smallest = smallest
-        self._heaps: dict[Mode, list[tuple[tuple[Any, ...], int, str]]] = {}
+        self._now = _seconds(now)
+        self.by_place = [self.agents[name] for name in sorted(self.agents)]
+        self._place = {a.agent_id: n for n, a in enumerate(self.by_place)}
+        self._idle = [_seconds(a.idle_since) for a in self.by_place]
+        self._last = [
+            None if a.last_offer_at is None else _seconds(a.last_offer_at) for a in self.by_place
+        ]
+        self._heaps: dict[Mode, list[tuple[Any, ...]]] = {}
 
-    def heap(self, mode: Mode) -> list[tuple[tuple[Any, ...], int, str]]:
-        if mode not in self._heaps:
-            self._heaps[mode] = [
-                (a.rank(mode), a.version, a.agent_id)
-                for a in self.agents.values()
-                if self.useful(a)
+    def entry(self, agent: Agent, n: int, mode: Mode) -> tuple[Any, ...]:
+        busy = agent.load > 0
+        if mode == "most_available":
+            return (agent.load - agent.capacity, busy, self._idle[n], n, agent.version)
+        last = self._last[n]
+        if mode == "longest_idle":
+            since = self._idle[n] if agent.load == 0 or last is None else last
+            return (busy, since, n, agent.version)
+        return (last is not None, self._idle[n] if last is None else last, n, agent.version)
+
+    def heap(self, mode: Mode) -> list[tuple[Any, ...]]:
+        heap = self._heaps.get(mode)
+        if heap is None:
+            heap = self._heaps[mode] = [
+                self.entry(a, n, mode) for n, a in enumerate(self.by_place) if self.useful(a)
             ]
-            heapq.heapify(self._heaps[mode])
-        return self._heaps[mode]
+            heapq.heapify(heap)
+        return heap
 
     def useful(self, agent: Agent) -> bool:
-        return agent.presence == "available" and agent.free() >= self._smallest
+        return agent.presence == "available" and agent.capacity - agent.load >= self._smallest
 
     def take(self, agent: Agent, channel: str, units: int, now: datetime) -> None:
         agent.load += units
         agent.by_channel[channel] = agent.by_channel.get(channel, 0) + 1
         agent.last_offer_at = now
         agent.version += 1
+        n = self._place[agent.agent_id]
+        self._last[n] = self._now
         if self.useful(agent):
             for mode, heap in self._heaps.items():
-                heapq.heappush(heap, (agent.rank(mode), agent.version, agent.agent_id))
-
-    def ranked(self, mode: Mode) -> Generator[Agent, None, None]:
-        """The useful agents best first; those not taken are put back when
-        the iteration ends (``close``)."""
-        heap = self.heap(mode)
-        popped: list[tuple[tuple[Any, ...], int, str]] = []
-        try:
-            while heap:
-                entry = heapq.heappop(heap)
-                agent = self.agents[entry[2]]
-                if entry[1] != agent.version or not self.useful(agent):
-                    continue  # stale: a newer entry exists, or it is full
-                popped.append(entry)
-                yield agent
-        finally:
-            for entry in popped:
-                agent = self.agents[entry[2]]
-                if entry[1] == agent.version:
-                    heapq.heappush(heap, entry)
+                heapq.heappush(heap, self.entry(agent, n, mode))
 
 
 def choose(
@@ -296,85 +314,122 @@ def choose(
     work is handed out."""
     if not waiting or not agents:
         return []
-    order = sorted(
-        waiting,
-        key=lambda c: (
-            -effective_priority(c, policies, now),
-            c.received_at,
-            c.contact_id,
-        ),
-    )
-    smallest = min(units(c.channel) for c in waiting)
-    pool = _Pool(agents, smallest)
+    plain = Policy()
+    costs: dict[str, int] = {}
+    # each contact with what its place in the order needs (its policy, how
+    # long it waited, its priority with aging), sorted by (priority with
+    # aging, arrival, id); n keeps equal keys in their order, as sorted does
+    decorated = []
+    for n, contact in enumerate(waiting):
+        policy = policies.get(contact.queue)
+        waited = (now - contact.received_at).total_seconds()
+        grown = contact.priority if policy is None else policy.priority(contact.priority, waited)
+        decorated.append((-grown, contact.received_at, contact.contact_id, n, contact, waited))
+        if contact.channel not in costs:
+            costs[contact.channel] = units(contact.channel)
+    decorated.sort()
+    pool = _Pool(agents, min(costs.values()), now)
+    by_place = pool.by_place
+    heappop, heappush = heapq.heappop, heapq.heappush
+    # the requirements of each list of skills: levels, and as a key
+    needed: dict[tuple[str, ...], tuple[dict[str, int], tuple[tuple[str, int], ...]]] = {}
+    # what an explanation shows of an agent, by (place, version, skills)
+    shown: dict[tuple[int, int, tuple[str, ...]], dict[str, Any]] = {}
     # (mode, channel, requirements) nobody can take in this round: loads only
     # grow while choosing, so what is impossible once stays impossible
     impossible: set[tuple[Mode, str, tuple[tuple[str, int], ...]]] = set()
     pairs: list[Pair] = []
-    for contact in order:
+    for _, _, _, _, contact, waited in decorated:
         if most is not None and len(pairs) >= most:
             break
-        policy = policies.get(contact.queue) or Policy()
-        needs = required(contact.skills)
-        cost = units(contact.channel)
-        waited = (now - contact.received_at).total_seconds()
-        place = {
-            "queue": contact.queue,
-            "mode": policy.mode,
-            "ranking": ranking(policy.mode),
-            "priority": contact.priority,
-            "effective_priority": policy.priority(contact.priority, waited),
-            "skills": list(contact.skills),
-            "channel": contact.channel,
-            "units": cost,
-            "waited_seconds": round(waited, 1),
-        }
-        preferred = _preferred(contact, pool, now)
-        if preferred is not None:
-            agent, why = preferred
-            if agent is None:
-                continue  # waits for its preferred agent until the window ends
-            reason = why_not(agent, contact, needs, cost)
-            if reason is not None:
-                continue
-            pool.take(agent, contact.channel, cost, now)
-            pairs.append(
-                _pair(contact, agent, cost, policy, default_timeout, now, place, why, [], [])
-            )
-            continue
+        policy = policies.get(contact.queue) or plain
+        skills = contact.skills
+        need = needed.get(skills)
+        if need is None:
+            levels = required(skills)
+            need = needed[skills] = (levels, tuple(sorted(levels.items())))
+        needs, key_needs = need
+        channel = contact.channel
+        cost = costs[channel]
+        passed_over = contact.passed_over
         note: str | None = None
         if contact.preferred_agent is not None and contact.preferred_until is not None:
+            preferred = _preferred(contact, pool, now)
+            if preferred is not None:
+                agent, why = preferred
+                if agent is None:
+                    continue  # waits for its preferred agent until the window ends
+                if why_not(agent, contact, needs, cost) is not None:
+                    continue
+                pool.take(agent, channel, cost, now)
+                place = _place(contact, policy, cost, waited)
+                pairs.append(
+                    _pair(contact, agent, cost, policy, default_timeout, now, place, why, [], [])
+                )
+                continue
             note = _preferred_note(contact, pool, now)
-        key = (policy.mode, contact.channel, tuple(sorted(needs.items())))
-        if not contact.passed_over and key in impossible:
+        mode = policy.mode
+        key = (mode, channel, key_needs)
+        if not passed_over and key in impossible:
             continue
         passed: list[dict[str, Any]] = []
         counted: dict[str, int] = {}
         chosen: Agent | None = None
+        facts: dict[str, Any] = {}
         lower: list[dict[str, Any]] = []
-        ranked = pool.ranked(policy.mode)
-        try:
-            for agent in ranked:
-                reason = why_not(agent, contact, needs, cost)
-                if chosen is None:
-                    if reason is None:
-                        chosen = agent
-                        facts = agent.facts(needs, now)
-                    elif len(passed) < PASSED_SHOWN:
-                        passed.append({**agent.facts(needs, now), "why": reason})
-                    else:
-                        kind = reason.split(" (")[0].split(",")[0]
-                        counted[kind] = counted.get(kind, 0) + 1
-                elif reason is None:
-                    lower.append({**agent.facts(needs, now), "why": "ranked lower"})
-                    if len(lower) >= RANKED_LOWER_SHOWN:
+        heap = pool.heap(mode)
+        popped = []
+        # the useful agents best first (an entry whose version is the
+        # agent's is useful: presence does not change while choosing, and
+        # free units only when the version does); why_not's checks first
+        # inline, its reason read only for an agent that may not take it
+        while heap:
+            entry = heappop(heap)
+            agent = by_place[entry[-2]]
+            version = entry[-1]
+            if version != agent.version:
+                continue  # stale: a newer entry exists, or it is full
+            popped.append(entry)
+            fits = agent.agent_id not in passed_over and agent.load + cost <= agent.capacity
+            if fits:
+                held = agent.skills
+                for name, level in needs.items():
+                    if held.get(name, 0) < level:
+                        fits = False
                         break
-        finally:
-            ranked.close()
+            if fits and agent.channel_max:
+                top = agent.channel_max.get(channel)
+                fits = top is None or agent.by_channel.get(channel, 0) < top
+            if chosen is None:
+                if fits:
+                    chosen = agent
+                    facts = _facts(shown, agent, entry[-2], version, skills, needs, now)
+                    continue
+                reason = why_not(agent, contact, needs, cost)
+                assert reason is not None
+                if len(passed) < PASSED_SHOWN:
+                    seen = _facts(shown, agent, entry[-2], version, skills, needs, now)
+                    passed.append({**seen, "why": reason})
+                else:
+                    kind = reason.split(" (")[0].split(",")[0]
+                    counted[kind] = counted.get(kind, 0) + 1
+            elif fits:
+                seen = _facts(shown, agent, entry[-2], version, skills, needs, now)
+                lower.append({**seen, "why": "ranked lower"})
+                if len(lower) >= RANKED_LOWER_SHOWN:
+                    break
+        # the agents read are put back, but the one chosen: taking it makes
+        # a newer entry (its older one would only be skipped)
+        for entry in popped:
+            agent = by_place[entry[-2]]
+            if entry[-1] == agent.version and agent is not chosen:
+                heappush(heap, entry)
         if chosen is None:
-            if not contact.passed_over:
+            if not passed_over:
                 impossible.add(key)
             continue
-        pool.take(chosen, contact.channel, cost, now)
+        pool.take(chosen, channel, cost, now)
+        place = _place(contact, policy, cost, waited)
         pairs.append(
             _pair(
                 contact,
@@ -392,6 +447,38 @@ def choose(
             )
         )
     return pairs
+
+
+def _place(contact: Waiting, policy: Policy, cost: int, waited: float) -> dict[str, Any]:
+    """The contact's place in the order, as an explanation shows it."""
+    return {
+        "queue": contact.queue,
+        "mode": policy.mode,
+        "ranking": _RANKING[policy.mode],
+        "priority": contact.priority,
+        "effective_priority": policy.priority(contact.priority, waited),
+        "skills": list(contact.skills),
+        "channel": contact.channel,
+        "units": cost,
+        "waited_seconds": round(waited, 1),
+    }
+
+
+def _facts(
+    shown: dict[tuple[int, int, tuple[str, ...]], dict[str, Any]],
+    agent: Agent,
+    place: int,
+    version: int,
+    skills: tuple[str, ...],
+    needs: Mapping[str, int],
+    now: datetime,
+) -> dict[str, Any]:
+    """``agent.facts``, made once per state of the agent and list of skills."""
+    key = (place, version, skills)
+    facts = shown.get(key)
+    if facts is None:
+        facts = shown[key] = agent.facts(needs, now)
+    return facts
 
 
 def effective_priority(contact: Waiting, policies: Mapping[str, Policy], now: datetime) -> int:
