@@ -40,6 +40,8 @@ PASSED_SHOWN = 10
 #: Presences during which a contact waits for its preferred agent.
 WORTH_WAITING = ("available", "busy")
 
+_new = object.__new__
+
 
 def parse_skill(text: str) -> tuple[str, int]:
     """``"billing:3"`` -> ``("billing", 3)``; ``"billing"`` -> ``("billing", 1)``."""
@@ -123,6 +125,31 @@ class Waiting:
     passed_over: frozenset[str] = frozenset()
 
 
+#: the setters of Waiting's fields, in their order (its slots' descriptors)
+_WAITING_FIELDS = tuple(Waiting.__dict__[name].__set__ for name in Waiting.__dataclass_fields__)
+_NOBODY: frozenset[str] = frozenset()
+
+
+def waiting_from(row: Iterable[Any]) -> Waiting:
+    """A ``Waiting`` of its fields' values in their order (``skills`` and
+    ``passed_over`` any collections), equal to the one its constructor makes:
+    a round reads hundreds, and the constructor of a frozen class sets each
+    field through ``object.__setattr__``, a few times slower."""
+    contact_id, queue, channel, priority, skills, at, preferred, until, passed = row
+    c = _new(Waiting)
+    f = _WAITING_FIELDS
+    f[0](c, contact_id)
+    f[1](c, queue)
+    f[2](c, channel)
+    f[3](c, priority)
+    f[4](c, tuple(skills))
+    f[5](c, at)
+    f[6](c, preferred)
+    f[7](c, until)
+    f[8](c, frozenset(passed) if passed else _NOBODY)
+    return c
+
+
 @dataclass(slots=True)
 class Agent:
     """An agent as the choice sees it; ``load``, ``by_channel`` and
@@ -183,6 +210,9 @@ class Pair:
     units: int
     timeout: float
     explanation: dict[str, Any]
+
+
+_PAIR_FIELDS = tuple(Pair.__dict__[name].__set__ for name in Pair.__dataclass_fields__)
 
 
 def why_not(agent: Agent, contact: Waiting, needs: Mapping[str, int], units: int) -> str | None:
@@ -370,19 +400,21 @@ def choose(
             note = _preferred_note(contact, pool, now)
         mode = policy.mode
         key = (mode, channel, key_needs)
-        if not passed_over and key in impossible:
-            continue
-        passed: list[dict[str, Any]] = []
-        counted: dict[str, int] = {}
+        if key in impossible:
+            continue  # (fewer agents still for one that some passed over)
         chosen: Agent | None = None
         facts: dict[str, Any] = {}
         lower: list[dict[str, Any]] = []
+        # those ranked above the chosen one (their facts and reasons are
+        # read once one is chosen: they do not move until it is taken)
+        above: list[tuple[Agent, int, int]] = []
+        # whether an agent was left out for having passed this contact over
+        blocked = False
         heap = pool.heap(mode)
         popped = []
         # the useful agents best first (an entry whose version is the
         # agent's is useful: presence does not change while choosing, and
-        # free units only when the version does); why_not's checks first
-        # inline, its reason read only for an agent that may not take it
+        # free units only when the version does); why_not's checks inline
         while heap:
             entry = heappop(heap)
             agent = by_place[entry[-2]]
@@ -390,7 +422,10 @@ def choose(
             if version != agent.version:
                 continue  # stale: a newer entry exists, or it is full
             popped.append(entry)
-            fits = agent.agent_id not in passed_over and agent.load + cost <= agent.capacity
+            if agent.agent_id in passed_over:
+                fits, blocked = False, True
+            else:
+                fits = agent.load + cost <= agent.capacity
             if fits:
                 held = agent.skills
                 for name, level in needs.items():
@@ -404,15 +439,8 @@ def choose(
                 if fits:
                     chosen = agent
                     facts = _facts(shown, agent, entry[-2], version, skills, needs, now)
-                    continue
-                reason = why_not(agent, contact, needs, cost)
-                assert reason is not None
-                if len(passed) < PASSED_SHOWN:
-                    seen = _facts(shown, agent, entry[-2], version, skills, needs, now)
-                    passed.append({**seen, "why": reason})
                 else:
-                    kind = reason.split(" (")[0].split(",")[0]
-                    counted[kind] = counted.get(kind, 0) + 1
+                    above.append((agent, entry[-2], version))
             elif fits:
                 seen = _facts(shown, agent, entry[-2], version, skills, needs, now)
                 lower.append({**seen, "why": "ranked lower"})
@@ -425,9 +453,20 @@ def choose(
             if entry[-1] == agent.version and agent is not chosen:
                 heappush(heap, entry)
         if chosen is None:
-            if not passed_over:
+            if not blocked:  # what a contact nobody passed over would find
                 impossible.add(key)
             continue
+        passed: list[dict[str, Any]] = []
+        counted: dict[str, int] = {}
+        for agent, n, version in above:
+            reason = why_not(agent, contact, needs, cost)
+            assert reason is not None
+            if len(passed) < PASSED_SHOWN:
+                seen = _facts(shown, agent, n, version, skills, needs, now)
+                passed.append({**seen, "why": reason})
+            else:
+                kind = reason.split(" (")[0].split(",")[0]
+                counted[kind] = counted.get(kind, 0) + 1
         pool.take(chosen, channel, cost, now)
         place = _place(contact, policy, cost, waited)
         pairs.append(
@@ -544,4 +583,11 @@ def _pair(
         "ranked_lower": lower,
     }
     timeout = policy.offer_timeout if policy.offer_timeout is not None else default_timeout
-    return Pair(contact, agent.agent_id, cost, timeout, explanation)
+    pair = _new(Pair)  # Pair(contact, agent.agent_id, cost, timeout, explanation), faster
+    f = _PAIR_FIELDS
+    f[0](pair, contact)
+    f[1](pair, agent.agent_id)
+    f[2](pair, cost)
+    f[3](pair, timeout)
+    f[4](pair, explanation)
+    return pair

@@ -272,3 +272,25 @@ def test_a_hundred_agents_tied_but_for_their_ids() -> None:
     want = reference(waiting, copy.deepcopy(agents), **kw)
     assert [p.agent_id for p in got][:3] == ["g0", "g1", "g10"]
     assert [orjson.dumps(p.explanation) for p in got] == [orjson.dumps(p.explanation) for p in want]
+
+
+def test_waiting_from_a_row_is_the_constructors() -> None:
+    import dataclasses
+
+    import pytest
+
+    from router.assignment import waiting_from
+
+    until = NOW + timedelta(seconds=9)
+    for values in (
+        (uuid.UUID(int=1), "q", "chat", 50, ["a:2", "b"], NOW, "g01", until, ["g02", "g03"]),
+        (uuid.UUID(int=2), "r", "email", 10, [], NOW, None, None, []),
+    ):
+        made = waiting_from(values)
+        plain = Waiting(
+            *values[:4], tuple(values[4]), *values[5:8], passed_over=frozenset(values[8])
+        )
+        assert made == plain and hash(made) == hash(plain) and repr(made) == repr(plain)
+        assert type(made.skills) is tuple and type(made.passed_over) is frozenset
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            made.queue = "x"  # type: ignore[misc]
