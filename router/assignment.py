@@ -421,7 +421,6 @@ def choose(
             version = entry[-1]
             if version != agent.version:
                 continue  # stale: a newer entry exists, or it is full
-            popped.append(entry)
             if agent.agent_id in passed_over:
                 fits, blocked = False, True
             else:
@@ -435,23 +434,37 @@ def choose(
             if fits and agent.channel_max:
                 top = agent.channel_max.get(channel)
                 fits = top is None or agent.by_channel.get(channel, 0) < top
-            if chosen is None:
-                if fits:
-                    chosen = agent
-                    facts = _facts(shown, agent, entry[-2], version, skills, needs, now)
-                else:
-                    above.append((agent, entry[-2], version))
-            elif fits:
-                seen = _facts(shown, agent, entry[-2], version, skills, needs, now)
-                lower.append({**seen, "why": "ranked lower"})
-                if len(lower) >= RANKED_LOWER_SHOWN:
-                    break
-        # the agents read are put back, but the one chosen: taking it makes
-        # a newer entry (its older one would only be skipped)
+            if fits:
+                # (its entry is not put back: taking it makes a newer one)
+                chosen = agent
+                facts = _facts(shown, agent, entry[-2], version, skills, needs, now)
+                break
+            popped.append(entry)
+            above.append((agent, entry[-2], version))
+        if chosen is not None and heap:
+            # the next eligible ones, in order, read off the heap without
+            # taking them out: a frontier of the heap's entries whose
+            # parents were read (the smallest of them is the next)
+            size = len(heap)
+            frontier = [(heap[0], 0)]
+            while frontier:
+                entry, i = heappop(frontier)
+                i = 2 * i + 1
+                if i < size:
+                    heappush(frontier, (heap[i], i))
+                    if i + 1 < size:
+                        heappush(frontier, (heap[i + 1], i + 1))
+                agent = by_place[entry[-2]]
+                if entry[-1] != agent.version:
+                    continue  # stale
+                if _fits(agent, passed_over, needs, channel, cost):
+                    seen = _facts(shown, agent, entry[-2], entry[-1], skills, needs, now)
+                    lower.append({**seen, "why": "ranked lower"})
+                    if len(lower) >= RANKED_LOWER_SHOWN:
+                        break
+        # the agents read are put back
         for entry in popped:
-            agent = by_place[entry[-2]]
-            if entry[-1] == agent.version and agent is not chosen:
-                heappush(heap, entry)
+            heappush(heap, entry)
         if chosen is None:
             if not blocked:  # what a contact nobody passed over would find
                 impossible.add(key)
@@ -486,6 +499,20 @@ def choose(
             )
         )
     return pairs
+
+
+def _fits(
+    agent: Agent, passed_over: frozenset[str], needs: Mapping[str, int], channel: str, cost: int
+) -> bool:
+    """``why_not(...) is None`` for a useful agent (available), without the reason."""
+    if agent.agent_id in passed_over or agent.load + cost > agent.capacity:
+        return False
+    held = agent.skills
+    for name, level in needs.items():
+        if held.get(name, 0) < level:
+            return False
+    top = agent.channel_max.get(channel)
+    return top is None or agent.by_channel.get(channel, 0) < top
 
 
 def _place(contact: Waiting, policy: Policy, cost: int, waited: float) -> dict[str, Any]:
