@@ -259,6 +259,10 @@ _RANKING: dict[str, str] = {
 }
 
 
+#: why the chosen agent, when no preferred agent is
+_FIRST = {mode: f"first eligible by {text}" for mode, text in _RANKING.items()}
+
+
 def ranking(mode: Mode) -> str:
     return _RANKING[mode]
 
@@ -364,7 +368,7 @@ def choose(
     # the requirements of each list of skills: levels, and as a key
     needed: dict[tuple[str, ...], tuple[dict[str, int], tuple[tuple[str, int], ...]]] = {}
     # what an explanation shows of an agent, by (place, version, skills)
-    shown: dict[tuple[int, int, tuple[str, ...]], dict[str, Any]] = {}
+    shown = _Shown(now)
     # (mode, channel, requirements) nobody can take in this round: loads only
     # grow while choosing, so what is impossible once stays impossible
     impossible: set[tuple[Mode, str, tuple[tuple[str, int], ...]]] = set()
@@ -437,7 +441,7 @@ def choose(
             if fits:
                 # (its entry is not put back: taking it makes a newer one)
                 chosen = agent
-                facts = _facts(shown, agent, entry[-2], version, skills, needs, now)
+                facts = shown(agent, entry[-2], version, skills, needs, note or _FIRST[mode])
                 break
             popped.append(entry)
             above.append((agent, entry[-2], version))
@@ -457,9 +461,17 @@ def choose(
                 agent = by_place[entry[-2]]
                 if entry[-1] != agent.version:
                     continue  # stale
-                if _fits(agent, passed_over, needs, channel, cost):
-                    seen = _facts(shown, agent, entry[-2], entry[-1], skills, needs, now)
-                    lower.append({**seen, "why": "ranked lower"})
+                if agent.agent_id in passed_over or agent.load + cost > agent.capacity:
+                    continue
+                held = agent.skills
+                for name, level in needs.items():
+                    if held.get(name, 0) < level:
+                        break
+                else:
+                    top = agent.channel_max.get(channel) if agent.channel_max else None
+                    if top is not None and agent.by_channel.get(channel, 0) >= top:
+                        continue
+                    lower.append(shown(agent, entry[-2], entry[-1], skills, needs, "ranked lower"))
                     if len(lower) >= RANKED_LOWER_SHOWN:
                         break
         # the agents read are put back
@@ -475,8 +487,7 @@ def choose(
             reason = why_not(agent, contact, needs, cost)
             assert reason is not None
             if len(passed) < PASSED_SHOWN:
-                seen = _facts(shown, agent, n, version, skills, needs, now)
-                passed.append({**seen, "why": reason})
+                passed.append(shown(agent, n, version, skills, needs, reason))
             else:
                 kind = reason.split(" (")[0].split(",")[0]
                 counted[kind] = counted.get(kind, 0) + 1
@@ -501,20 +512,6 @@ def choose(
     return pairs
 
 
-def _fits(
-    agent: Agent, passed_over: frozenset[str], needs: Mapping[str, int], channel: str, cost: int
-) -> bool:
-    """``why_not(...) is None`` for a useful agent (available), without the reason."""
-    if agent.agent_id in passed_over or agent.load + cost > agent.capacity:
-        return False
-    held = agent.skills
-    for name, level in needs.items():
-        if held.get(name, 0) < level:
-            return False
-    top = agent.channel_max.get(channel)
-    return top is None or agent.by_channel.get(channel, 0) < top
-
-
 def _place(contact: Waiting, policy: Policy, cost: int, waited: float) -> dict[str, Any]:
     """The contact's place in the order, as an explanation shows it."""
     return {
@@ -530,21 +527,51 @@ def _place(contact: Waiting, policy: Policy, cost: int, waited: float) -> dict[s
     }
 
 
-def _facts(
-    shown: dict[tuple[int, int, tuple[str, ...]], dict[str, Any]],
-    agent: Agent,
-    place: int,
-    version: int,
-    skills: tuple[str, ...],
-    needs: Mapping[str, int],
-    now: datetime,
-) -> dict[str, Any]:
-    """``agent.facts``, made once per state of the agent and list of skills."""
-    key = (place, version, skills)
-    facts = shown.get(key)
-    if facts is None:
-        facts = shown[key] = agent.facts(needs, now)
-    return facts
+class _Shown:
+    """What an explanation shows of an agent (``Agent.facts`` and a reason,
+    in its order): its state read once per version, its levels once per
+    list of skills (they do not move while choosing)."""
+
+    __slots__ = ("_levels", "_now", "_state")
+
+    def __init__(self, now: datetime) -> None:
+        self._now = now
+        self._state: dict[tuple[int, int], tuple[int, int, int, dict[str, int], float]] = {}
+        self._levels: dict[tuple[int, tuple[str, ...]], dict[str, int]] = {}
+
+    def __call__(
+        self,
+        agent: Agent,
+        n: int,
+        version: int,
+        skills: tuple[str, ...],
+        needs: Mapping[str, int],
+        why: str,
+    ) -> dict[str, Any]:
+        state = self._state.get((n, version))
+        if state is None:
+            state = self._state[n, version] = (
+                agent.load,
+                agent.capacity,
+                agent.free(),
+                dict(agent.by_channel),
+                round(agent.idle_seconds(self._now), 1),
+            )
+        levels = self._levels.get((n, skills))
+        if levels is None:
+            held = agent.skills
+            levels = self._levels[n, skills] = {name: held.get(name, 0) for name in needs}
+        load, capacity, free, by_channel, idle = state
+        return {
+            "agent": agent.agent_id,
+            "skills": levels,
+            "load": load,
+            "capacity": capacity,
+            "free": free,
+            "by_channel": by_channel,
+            "idle_seconds": idle,
+            "why": why,
+        }
 
 
 def effective_priority(contact: Waiting, policies: Mapping[str, Policy], now: datetime) -> int:
@@ -600,11 +627,12 @@ def _pair(
     counted: Mapping[str, int] | None = None,
     facts: dict[str, Any] | None = None,
 ) -> Pair:
-    chosen = facts or agent.facts(required(contact.skills), now)
+    if facts is None:  # (with its reason)
+        facts = {**agent.facts(required(contact.skills), now), "why": note or _FIRST[policy.mode]}
     explanation = {
         "contact": place,
         "preferred": note,
-        "chosen": {**chosen, "why": note or f"first eligible by {ranking(policy.mode)}"},
+        "chosen": facts,
         "passed_over": passed,
         "passed_over_more": dict(counted or {}),
         "ranked_lower": lower,
