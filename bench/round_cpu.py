@@ -13,7 +13,8 @@ from PostgreSQL once, before counting: ``--database-url``, else
 DATABASE_URL, else the local server), the other answers as the database
 would give them. The round runs once to warm up (its answers recorded),
 then once more inside ``sys.call_tracing``, which valgrind's callgrind
-counts alone (as ``bench/pipeline_cpu.py --instructions``); hash
+counts alone (as ``bench/pipeline_cpu.py --instructions``), the heap
+settled before as ``serve`` settles it (``router.heap``); hash
 randomization is off, so that two runs of the same code agree closely.
 
 The shapes:

@@ -9,12 +9,14 @@ the same pairs, byte for byte the same explanations, the same loads after."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -30,6 +32,7 @@ from router.assignment import (
     choose,
     effective_priority,
     required,
+    waiting_from,
     why_not,
 )
 
@@ -275,12 +278,6 @@ def test_a_hundred_agents_tied_but_for_their_ids() -> None:
 
 
 def test_waiting_from_a_row_is_the_constructors() -> None:
-    import dataclasses
-
-    import pytest
-
-    from router.assignment import waiting_from
-
     until = NOW + timedelta(seconds=9)
     for values in (
         (uuid.UUID(int=1), "q", "chat", 50, ["a:2", "b"], NOW, "g01", until, ["g02", "g03"]),
