@@ -205,6 +205,8 @@ class Answers:
             self.at += 1
             if kind != sql:
                 raise RuntimeError("the replayed round asked another statement")
+            if sql.lstrip().startswith("WITH p AS"):  # the offers, under this run's ids
+                return [(offer_id, *row[1:]) for offer_id, row in zip(args[0], answer, strict=True)]
             return answer
         answer = self._compute(sql, args)
         self.recorded.append((sql, answer))
