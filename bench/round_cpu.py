@@ -187,6 +187,17 @@ class Answers:
         self.replaying = False
         self.at = 0
 
+    def rebind(self, agents: list[Any], waiting: list[Any]) -> None:
+        """Answer with these rows (read afresh: the round moves the decoded
+        JSON of the agents' rows it read) where it answered with the first."""
+        fresh = {id(a): b for a, b in zip(self.agents, agents, strict=True)}
+        fresh |= {id(a): b for a, b in zip(self.waiting, waiting, strict=True)}
+        self.recorded = [
+            (sql, [fresh.get(id(r), r) for r in answer] if isinstance(answer, list) else answer)
+            for sql, answer in self.recorded
+        ]
+        self.agents, self.waiting = agents, waiting
+
     def transaction(self) -> Any:
         return _nothing()
 
@@ -339,6 +350,7 @@ def child(name: str, url: str, instructions: bool) -> dict[str, Any]:
 
     one()
     con.replaying = True
+    con.rebind(*asyncio.run(_rows(url, data)))
     # as ``serve`` once it listens: start-up's objects frozen, the young
     # collections spaced out; and none pending
     from router import heap
