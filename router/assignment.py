@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import heapq
 import uuid
-from collections.abc import Callable, Generator, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -39,6 +39,8 @@ RANKED_LOWER_SHOWN = 3
 PASSED_SHOWN = 10
 #: Presences during which a contact waits for its preferred agent.
 WORTH_WAITING = ("available", "busy")
+
+_new = object.__new__
 
 
 def parse_skill(text: str) -> tuple[str, int]:
@@ -123,6 +125,31 @@ class Waiting:
     passed_over: frozenset[str] = frozenset()
 
 
+#: the setters of Waiting's fields, in their order (its slots' descriptors)
+_WAITING_FIELDS = tuple(Waiting.__dict__[name].__set__ for name in Waiting.__dataclass_fields__)
+_NOBODY: frozenset[str] = frozenset()
+
+
+def waiting_from(row: Iterable[Any]) -> Waiting:
+    """A ``Waiting`` of its fields' values in their order (``skills`` and
+    ``passed_over`` any collections), equal to the one its constructor makes:
+    a round reads hundreds, and the constructor of a frozen class sets each
+    field through ``object.__setattr__``, a few times slower."""
+    contact_id, queue, channel, priority, skills, at, preferred, until, passed = row
+    c = _new(Waiting)
+    f = _WAITING_FIELDS
+    f[0](c, contact_id)
+    f[1](c, queue)
+    f[2](c, channel)
+    f[3](c, priority)
+    f[4](c, tuple(skills))
+    f[5](c, at)
+    f[6](c, preferred)
+    f[7](c, until)
+    f[8](c, frozenset(passed) if passed else _NOBODY)
+    return c
+
+
 @dataclass(slots=True)
 class Agent:
     """An agent as the choice sees it; ``load``, ``by_channel`` and
@@ -185,6 +212,9 @@ class Pair:
     explanation: dict[str, Any]
 
 
+_PAIR_FIELDS = tuple(Pair.__dict__[name].__set__ for name in Pair.__dataclass_fields__)
+
+
 def why_not(agent: Agent, contact: Waiting, needs: Mapping[str, int], units: int) -> str | None:
     """Why ``agent`` may not take ``contact`` now (``None``: it may)."""
     if agent.presence != "available":
@@ -222,62 +252,84 @@ def channels_with_room(
     return [c for c in channels if any(has_room(a, c, units(c)) for a in crowd)]
 
 
+_RANKING: dict[str, str] = {
+    "most_available": "most free units, then longest idle",
+    "longest_idle": "longest without work",
+    "round_robin": "longest since its last offer",
+}
+
+
+#: why the chosen agent, when no preferred agent is
+_FIRST = {mode: f"first eligible by {text}" for mode, text in _RANKING.items()}
+
+
 def ranking(mode: Mode) -> str:
-    return {
-        "most_available": "most free units, then longest idle",
-        "longest_idle": "longest without work",
-        "round_robin": "longest since its last offer",
-    }[mode]
+    return _RANKING[mode]
+
+
+_EPOCH = datetime(1970, 1, 1)
+
+
+def _seconds(at: datetime) -> float:
+    """``at`` as a number ordered as ``at`` is: seconds since the epoch,
+    distinct for distinct microseconds (a double's step there is under a
+    microsecond until 2106)."""
+    if at.utcoffset() is None:
+        return (at - _EPOCH).total_seconds()
+    return at.timestamp()
 
 
 class _Pool:
-    """The agents that may take work, a heap per mode (stale entries skipped)."""
+    """The agents that may take work, a heap per mode (stale entries
+    skipped). An entry is the agent's rank as numbers (``Agent.rank`` with
+    its times as seconds and its id as its place in id order, so that
+    comparing two never reaches a datetime or a string), the agent's place,
+    and its version."""
 
-    def __init__(self, agents: Sequence[Agent], smallest: int) -> None:
+    def __init__(self, agents: Sequence[Agent], smallest: int, now: datetime) -> None:
         self.agents = {a.agent_id: a for a in agents}
         self._smallest = smallest
-        self._heaps: dict[Mode, list[tuple[tuple[Any, ...], int, str]]] = {}
+        self._now = _seconds(now)
+        self.by_place = [self.agents[name] for name in sorted(self.agents)]
+        self._place = {a.agent_id: n for n, a in enumerate(self.by_place)}
+        self._idle = [_seconds(a.idle_since) for a in self.by_place]
+        self._last = [
+            None if a.last_offer_at is None else _seconds(a.last_offer_at) for a in self.by_place
+        ]
+        self._heaps: dict[Mode, list[tuple[Any, ...]]] = {}
 
-    def heap(self, mode: Mode) -> list[tuple[tuple[Any, ...], int, str]]:
-        if mode not in self._heaps:
-            self._heaps[mode] = [
-                (a.rank(mode), a.version, a.agent_id)
-                for a in self.agents.values()
-                if self.useful(a)
+    def entry(self, agent: Agent, n: int, mode: Mode) -> tuple[Any, ...]:
+        busy = agent.load > 0
+        if mode == "most_available":
+            return (agent.load - agent.capacity, busy, self._idle[n], n, agent.version)
+        last = self._last[n]
+        if mode == "longest_idle":
+            since = self._idle[n] if agent.load == 0 or last is None else last
+            return (busy, since, n, agent.version)
+        return (last is not None, self._idle[n] if last is None else last, n, agent.version)
+
+    def heap(self, mode: Mode) -> list[tuple[Any, ...]]:
+        heap = self._heaps.get(mode)
+        if heap is None:
+            heap = self._heaps[mode] = [
+                self.entry(a, n, mode) for n, a in enumerate(self.by_place) if self.useful(a)
             ]
-            heapq.heapify(self._heaps[mode])
-        return self._heaps[mode]
+            heapq.heapify(heap)
+        return heap
 
     def useful(self, agent: Agent) -> bool:
-        return agent.presence == "available" and agent.free() >= self._smallest
+        return agent.presence == "available" and agent.capacity - agent.load >= self._smallest
 
     def take(self, agent: Agent, channel: str, units: int, now: datetime) -> None:
         agent.load += units
         agent.by_channel[channel] = agent.by_channel.get(channel, 0) + 1
         agent.last_offer_at = now
         agent.version += 1
+        n = self._place[agent.agent_id]
+        self._last[n] = self._now
         if self.useful(agent):
             for mode, heap in self._heaps.items():
-                heapq.heappush(heap, (agent.rank(mode), agent.version, agent.agent_id))
-
-    def ranked(self, mode: Mode) -> Generator[Agent, None, None]:
-        """The useful agents best first; those not taken are put back when
-        the iteration ends (``close``)."""
-        heap = self.heap(mode)
-        popped: list[tuple[tuple[Any, ...], int, str]] = []
-        try:
-            while heap:
-                entry = heapq.heappop(heap)
-                agent = self.agents[entry[2]]
-                if entry[1] != agent.version or not self.useful(agent):
-                    continue  # stale: a newer entry exists, or it is full
-                popped.append(entry)
-                yield agent
-        finally:
-            for entry in popped:
-                agent = self.agents[entry[2]]
-                if entry[1] == agent.version:
-                    heapq.heappush(heap, entry)
+                heapq.heappush(heap, self.entry(agent, n, mode))
 
 
 def choose(
@@ -296,85 +348,151 @@ def choose(
     work is handed out."""
     if not waiting or not agents:
         return []
-    order = sorted(
-        waiting,
-        key=lambda c: (
-            -effective_priority(c, policies, now),
-            c.received_at,
-            c.contact_id,
-        ),
-    )
-    smallest = min(units(c.channel) for c in waiting)
-    pool = _Pool(agents, smallest)
+    plain = Policy()
+    costs: dict[str, int] = {}
+    # each contact with what its place in the order needs (its policy, how
+    # long it waited, its priority with aging), sorted by (priority with
+    # aging, arrival, id); n keeps equal keys in their order, as sorted does
+    decorated = []
+    for n, contact in enumerate(waiting):
+        policy = policies.get(contact.queue)
+        waited = (now - contact.received_at).total_seconds()
+        grown = contact.priority if policy is None else policy.priority(contact.priority, waited)
+        decorated.append((-grown, contact.received_at, contact.contact_id, n, contact, waited))
+        if contact.channel not in costs:
+            costs[contact.channel] = units(contact.channel)
+    decorated.sort()
+    pool = _Pool(agents, min(costs.values()), now)
+    by_place = pool.by_place
+    heappop, heappush = heapq.heappop, heapq.heappush
+    # the requirements of each list of skills: levels, and as a key
+    needed: dict[tuple[str, ...], tuple[dict[str, int], tuple[tuple[str, int], ...]]] = {}
+    # what an explanation shows of an agent, by (place, version, skills)
+    shown = _Shown(now)
     # (mode, channel, requirements) nobody can take in this round: loads only
     # grow while choosing, so what is impossible once stays impossible
     impossible: set[tuple[Mode, str, tuple[tuple[str, int], ...]]] = set()
     pairs: list[Pair] = []
-    for contact in order:
+    for _, _, _, _, contact, waited in decorated:
         if most is not None and len(pairs) >= most:
             break
-        policy = policies.get(contact.queue) or Policy()
-        needs = required(contact.skills)
-        cost = units(contact.channel)
-        waited = (now - contact.received_at).total_seconds()
-        place = {
-            "queue": contact.queue,
-            "mode": policy.mode,
-            "ranking": ranking(policy.mode),
-            "priority": contact.priority,
-            "effective_priority": policy.priority(contact.priority, waited),
-            "skills": list(contact.skills),
-            "channel": contact.channel,
-            "units": cost,
-            "waited_seconds": round(waited, 1),
-        }
-        preferred = _preferred(contact, pool, now)
-        if preferred is not None:
-            agent, why = preferred
-            if agent is None:
-                continue  # waits for its preferred agent until the window ends
-            reason = why_not(agent, contact, needs, cost)
-            if reason is not None:
-                continue
-            pool.take(agent, contact.channel, cost, now)
-            pairs.append(
-                _pair(contact, agent, cost, policy, default_timeout, now, place, why, [], [])
-            )
-            continue
+        policy = policies.get(contact.queue) or plain
+        skills = contact.skills
+        need = needed.get(skills)
+        if need is None:
+            levels = required(skills)
+            need = needed[skills] = (levels, tuple(sorted(levels.items())))
+        needs, key_needs = need
+        channel = contact.channel
+        cost = costs[channel]
+        passed_over = contact.passed_over
         note: str | None = None
         if contact.preferred_agent is not None and contact.preferred_until is not None:
+            preferred = _preferred(contact, pool, now)
+            if preferred is not None:
+                agent, why = preferred
+                if agent is None:
+                    continue  # waits for its preferred agent until the window ends
+                if why_not(agent, contact, needs, cost) is not None:
+                    continue
+                pool.take(agent, channel, cost, now)
+                place = _place(contact, policy, cost, waited)
+                pairs.append(
+                    _pair(contact, agent, cost, policy, default_timeout, now, place, why, [], [])
+                )
+                continue
             note = _preferred_note(contact, pool, now)
-        key = (policy.mode, contact.channel, tuple(sorted(needs.items())))
-        if not contact.passed_over and key in impossible:
+        mode = policy.mode
+        key = (mode, channel, key_needs)
+        if key in impossible:
+            continue  # (fewer agents still for one that some passed over)
+        chosen: Agent | None = None
+        facts: dict[str, Any] = {}
+        lower: list[dict[str, Any]] = []
+        # those ranked above the chosen one (their facts and reasons are
+        # read once one is chosen: they do not move until it is taken)
+        above: list[tuple[Agent, int, int]] = []
+        # whether an agent was left out for having passed this contact over
+        blocked = False
+        heap = pool.heap(mode)
+        popped = []
+        # the useful agents best first (an entry whose version is the
+        # agent's is useful: presence does not change while choosing, and
+        # free units only when the version does); why_not's checks inline
+        while heap:
+            entry = heappop(heap)
+            agent = by_place[entry[-2]]
+            version = entry[-1]
+            if version != agent.version:
+                continue  # stale: a newer entry exists, or it is full
+            if agent.agent_id in passed_over:
+                fits, blocked = False, True
+            else:
+                fits = agent.load + cost <= agent.capacity
+            if fits:
+                held = agent.skills
+                for name, level in needs.items():
+                    if held.get(name, 0) < level:
+                        fits = False
+                        break
+            if fits and agent.channel_max:
+                top = agent.channel_max.get(channel)
+                fits = top is None or agent.by_channel.get(channel, 0) < top
+            if fits:
+                # (its entry is not put back: taking it makes a newer one)
+                chosen = agent
+                facts = shown(agent, entry[-2], version, skills, needs, note or _FIRST[mode])
+                break
+            popped.append(entry)
+            above.append((agent, entry[-2], version))
+        if chosen is not None and heap:
+            # the next eligible ones, in order, read off the heap without
+            # taking them out: a frontier of the heap's entries whose
+            # parents were read (the smallest of them is the next)
+            size = len(heap)
+            frontier = [(heap[0], 0)]
+            while frontier:
+                entry, i = heappop(frontier)
+                i = 2 * i + 1
+                if i < size:
+                    heappush(frontier, (heap[i], i))
+                    if i + 1 < size:
+                        heappush(frontier, (heap[i + 1], i + 1))
+                agent = by_place[entry[-2]]
+                if entry[-1] != agent.version:
+                    continue  # stale
+                if agent.agent_id in passed_over or agent.load + cost > agent.capacity:
+                    continue
+                held = agent.skills
+                for name, level in needs.items():
+                    if held.get(name, 0) < level:
+                        break
+                else:
+                    top = agent.channel_max.get(channel) if agent.channel_max else None
+                    if top is not None and agent.by_channel.get(channel, 0) >= top:
+                        continue
+                    lower.append(shown(agent, entry[-2], entry[-1], skills, needs, "ranked lower"))
+                    if len(lower) >= RANKED_LOWER_SHOWN:
+                        break
+        # the agents read are put back
+        for entry in popped:
+            heappush(heap, entry)
+        if chosen is None:
+            if not blocked:  # what a contact nobody passed over would find
+                impossible.add(key)
             continue
         passed: list[dict[str, Any]] = []
         counted: dict[str, int] = {}
-        chosen: Agent | None = None
-        lower: list[dict[str, Any]] = []
-        ranked = pool.ranked(policy.mode)
-        try:
-            for agent in ranked:
-                reason = why_not(agent, contact, needs, cost)
-                if chosen is None:
-                    if reason is None:
-                        chosen = agent
-                        facts = agent.facts(needs, now)
-                    elif len(passed) < PASSED_SHOWN:
-                        passed.append({**agent.facts(needs, now), "why": reason})
-                    else:
-                        kind = reason.split(" (")[0].split(",")[0]
-                        counted[kind] = counted.get(kind, 0) + 1
-                elif reason is None:
-                    lower.append({**agent.facts(needs, now), "why": "ranked lower"})
-                    if len(lower) >= RANKED_LOWER_SHOWN:
-                        break
-        finally:
-            ranked.close()
-        if chosen is None:
-            if not contact.passed_over:
-                impossible.add(key)
-            continue
-        pool.take(chosen, contact.channel, cost, now)
+        for agent, n, version in above:
+            reason = why_not(agent, contact, needs, cost)
+            assert reason is not None
+            if len(passed) < PASSED_SHOWN:
+                passed.append(shown(agent, n, version, skills, needs, reason))
+            else:
+                kind = reason.split(" (")[0].split(",")[0]
+                counted[kind] = counted.get(kind, 0) + 1
+        pool.take(chosen, channel, cost, now)
+        place = _place(contact, policy, cost, waited)
         pairs.append(
             _pair(
                 contact,
@@ -392,6 +510,68 @@ def choose(
             )
         )
     return pairs
+
+
+def _place(contact: Waiting, policy: Policy, cost: int, waited: float) -> dict[str, Any]:
+    """The contact's place in the order, as an explanation shows it."""
+    return {
+        "queue": contact.queue,
+        "mode": policy.mode,
+        "ranking": _RANKING[policy.mode],
+        "priority": contact.priority,
+        "effective_priority": policy.priority(contact.priority, waited),
+        "skills": list(contact.skills),
+        "channel": contact.channel,
+        "units": cost,
+        "waited_seconds": round(waited, 1),
+    }
+
+
+class _Shown:
+    """What an explanation shows of an agent (``Agent.facts`` and a reason,
+    in its order): its state read once per version, its levels once per
+    list of skills (they do not move while choosing)."""
+
+    __slots__ = ("_levels", "_now", "_state")
+
+    def __init__(self, now: datetime) -> None:
+        self._now = now
+        self._state: dict[tuple[int, int], tuple[int, int, int, dict[str, int], float]] = {}
+        self._levels: dict[tuple[int, tuple[str, ...]], dict[str, int]] = {}
+
+    def __call__(
+        self,
+        agent: Agent,
+        n: int,
+        version: int,
+        skills: tuple[str, ...],
+        needs: Mapping[str, int],
+        why: str,
+    ) -> dict[str, Any]:
+        state = self._state.get((n, version))
+        if state is None:
+            state = self._state[n, version] = (
+                agent.load,
+                agent.capacity,
+                agent.free(),
+                dict(agent.by_channel),
+                round(agent.idle_seconds(self._now), 1),
+            )
+        levels = self._levels.get((n, skills))
+        if levels is None:
+            held = agent.skills
+            levels = self._levels[n, skills] = {name: held.get(name, 0) for name in needs}
+        load, capacity, free, by_channel, idle = state
+        return {
+            "agent": agent.agent_id,
+            "skills": levels,
+            "load": load,
+            "capacity": capacity,
+            "free": free,
+            "by_channel": by_channel,
+            "idle_seconds": idle,
+            "why": why,
+        }
 
 
 def effective_priority(contact: Waiting, policies: Mapping[str, Policy], now: datetime) -> int:
@@ -447,14 +627,22 @@ def _pair(
     counted: Mapping[str, int] | None = None,
     facts: dict[str, Any] | None = None,
 ) -> Pair:
-    chosen = facts or agent.facts(required(contact.skills), now)
+    if facts is None:  # (with its reason)
+        facts = {**agent.facts(required(contact.skills), now), "why": note or _FIRST[policy.mode]}
     explanation = {
         "contact": place,
         "preferred": note,
-        "chosen": {**chosen, "why": note or f"first eligible by {ranking(policy.mode)}"},
+        "chosen": facts,
         "passed_over": passed,
         "passed_over_more": dict(counted or {}),
         "ranked_lower": lower,
     }
     timeout = policy.offer_timeout if policy.offer_timeout is not None else default_timeout
-    return Pair(contact, agent.agent_id, cost, timeout, explanation)
+    pair = _new(Pair)  # Pair(contact, agent.agent_id, cost, timeout, explanation), faster
+    f = _PAIR_FIELDS
+    f[0](pair, contact)
+    f[1](pair, agent.agent_id)
+    f[2](pair, cost)
+    f[3](pair, timeout)
+    f[4](pair, explanation)
+    return pair

@@ -35,7 +35,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from router.assignment import Agent, Pair, Policy, Waiting, channels_with_room
+from router.assignment import Agent, Pair, Policy, Waiting, channels_with_room, waiting_from
 from router.models import CHANNELS, uuid7
 from router.store import agent_work, deliveries, events, lifecycle
 from router.store.deliveries import Outgoing
@@ -270,17 +270,7 @@ def _agent(row: asyncpg.Record) -> Agent:
 
 
 def _waiting(row: asyncpg.Record) -> Waiting:
-    return Waiting(
-        contact_id=row["contact_id"],
-        queue=row["queue"],
-        channel=row["channel"],
-        priority=row["priority"],
-        skills=tuple(row["skills"]),
-        received_at=row["received_at"],
-        preferred_agent=row["preferred_agent"],
-        preferred_until=row["preferred_until"],
-        passed_over=frozenset(row["passed_over"]),
-    )
+    return waiting_from(row)  # (its columns in the order of Waiting's fields)
 
 
 async def assign_round(
@@ -309,7 +299,8 @@ async def assign_round(
             free = await con.fetch(_FREE_NAMED, smallest, list(agents))
         # the channels these agents have room for: the others' contacts
         # cannot be offered to any of them
-        channels = channels_with_room(map(_agent, free), CHANNELS, units)
+        first = [_agent(r) for r in free]
+        channels = channels_with_room(first, CHANNELS, units)
         if not channels or not policies:
             return Round([], 0, len(free), 0)
         now: datetime = await con.fetchval("SELECT clock_timestamp()")
@@ -338,7 +329,11 @@ async def assign_round(
             if missing:
                 rows += await con.fetch(_NAMED_AGENTS, missing)
             # the first offers (in the choice's order); the next round makes the rest
-            candidates = [_agent(r) for r in rows]
+            # (those read first, until the choice moves their loads)
+            candidates = (first or [_agent(r) for r in free]) + [
+                _agent(r) for r in rows[len(free) :]
+            ]
+            first = []
             pairs = choose(waiting, candidates, now, OFFERS_PER_ROUND)
             # agents left with room for a channel of which more contacts wait
             # unread (e.g. all those read need a skill they lack): read further
