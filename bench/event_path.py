@@ -35,7 +35,6 @@ import asyncio
 import base64
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import types
@@ -44,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import callgrind
 from sources import source_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -288,34 +288,9 @@ def child(count: int) -> None:
 
 def counted(source: Path, args: argparse.Namespace, workdir: Path) -> dict[str, float]:
     """Instructions per event of each piece of the code in ``source``."""
+    argv = [sys.executable, __file__, "--child", str(source), "--events", str(args.events)]
     out = workdir / f"callgrind-{source.name}.out"
-    subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--collect-atstart=no",
-            "--toggle-collect=sys_call_tracing",
-            "--dump-after=sys_call_tracing",
-            f"--callgrind-out-file={out}",
-            sys.executable,
-            __file__,
-            "--child",
-            str(source),
-            "--events",
-            str(args.events),
-        ],
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-        capture_output=True,
-        check=True,
-    )
-    figures = {}
-    for n, piece in enumerate(PIECES, start=1):
-        dump = Path(f"{out}.{n}")
-        total = next(line for line in dump.read_text().splitlines() if line.startswith("totals:"))
-        figures[piece] = int(total.split()[1]) / args.events
-        if args.keep:
-            dump.replace(args.keep / f"callgrind-{source.name}-{piece}.out")
-    return figures
+    return callgrind.per_piece(argv, out, PIECES, args.events, args.keep, source.name)
 
 
 def main() -> None:

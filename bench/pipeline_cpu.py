@@ -59,6 +59,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import callgrind
 from sources import source_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -551,29 +552,8 @@ def counted(source: Path, args: argparse.Namespace, workdir: Path) -> dict[str, 
     after each such call. Hash randomization is off, so that two runs of the
     same code count within a few tenths of a per cent."""
     out = workdir / f"callgrind-{source.name}.out"
-    subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--collect-atstart=no",
-            "--toggle-collect=sys_call_tracing",
-            "--dump-after=sys_call_tracing",
-            f"--callgrind-out-file={out}",
-            *_child(source, args, "--instructions"),
-        ],
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-        capture_output=True,
-        check=True,
-    )
-    figures = {}
-    for n, stage in enumerate(STAGES, start=1):
-        dump = Path(f"{out}.{n}").read_text()
-        total = next(line for line in dump.splitlines() if line.startswith("totals:"))
-        figures[stage] = int(total.split()[1]) / args.contacts
-    if args.keep:
-        for n, stage in enumerate(STAGES, start=1):
-            Path(f"{out}.{n}").replace(args.keep / f"callgrind-{source.name}-{stage}.out")
-    return figures
+    argv = _child(source, args, "--instructions")
+    return callgrind.per_piece(argv, out, STAGES, args.contacts, args.keep, source.name)
 
 
 def side(source: Path, args: argparse.Namespace) -> dict[str, float]:

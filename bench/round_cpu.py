@@ -38,7 +38,6 @@ import gc
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import uuid
@@ -47,6 +46,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import callgrind
 from sources import source_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -367,30 +367,10 @@ def child(name: str, url: str, instructions: bool) -> dict[str, Any]:
 
 def counted(source: Path, name: str, url: str, workdir: Path) -> dict[str, Any]:
     out = workdir / f"callgrind-{source.name}-{name}.out"
-    run = subprocess.run(
-        [
-            "valgrind",
-            "--tool=callgrind",
-            "--collect-atstart=no",
-            "--toggle-collect=sys_call_tracing",
-            f"--callgrind-out-file={out}",
-            sys.executable,
-            __file__,
-            "--child",
-            str(source),
-            "--shape",
-            name,
-            "--database-url",
-            url,
-        ],
-        env={**os.environ, "PYTHONHASHSEED": "0"},
-        capture_output=True,
-        check=True,
-        text=True,
-    )
+    argv = [sys.executable, __file__, "--child", str(source), "--shape", name]
+    run = callgrind.run([*argv, "--database-url", url], out, dumps=False)
     figures: dict[str, Any] = json.loads(run.stdout.strip().splitlines()[-1])
-    total = next(line for line in out.read_text().splitlines() if line.startswith("totals:"))
-    figures["instructions"] = int(total.split()[1])
+    figures["instructions"] = callgrind.total(out)
     return figures
 
 
